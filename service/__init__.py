@@ -1,0 +1,50 @@
+"""alrank's HTTP edge: the Flask app factory.
+
+``create_app`` reads its defaults, then ``ALRANK_*`` environment variables (and
+``REDIS_URL``), then the ``config`` mapping a caller (a test) passes.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from flask import Flask
+
+from workers import defaults
+
+API_VERSION = "1.0.0"
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    app = Flask(__name__)
+    app.config.from_mapping(
+        REDIS_URL=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        API_TITLE="alrank",
+        API_VERSION=API_VERSION,
+        OPENAPI_VERSION="3.1.0",
+        API_SPEC_OPTIONS={
+            "info": {
+                "description": (
+                    "Active-learning ranking for data annotation: send the pool and the "
+                    "labels, ask for the items most worth labelling next."
+                )
+            }
+        },
+        MAX_CONTENT_LENGTH=256 * 1024 * 1024,
+        DEFAULT_BATCH_SIZE=defaults.BATCH_SIZE,
+    )
+    app.config.from_prefixed_env("ALRANK")
+    if config:
+        app.config.from_mapping(config)
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+
+    from service import batches, errors, health, items, jobs, labels, projects
+    from service.extensions import api, init_backend
+
+    init_backend(app)
+    api.init_app(app)
+    errors.init_app(app)
+    for module in (projects, items, labels, batches, jobs, health):
+        module.init_app(app)
+    return app

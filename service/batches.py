@@ -1,0 +1,155 @@
+"""Batches: the next items to label, leased to the annotator who asked."""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+
+import marshmallow as ma
+from flask import Flask
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from service.common import annotator_field, load_project, load_schema
+from service.extensions import api, backend
+from workers import defaults
+
+blp = Blueprint("batches", __name__, url_prefix="/v1/projects", description="Next batches and leases")
+
+
+class NextQuery(ma.Schema):
+    schema = ma.fields.String(required=True, metadata={"description": "Label schema name"})
+    annotator = annotator_field(required=True)
+    size = ma.fields.Integer(
+        load_default=defaults.BATCH_SIZE,
+        validate=ma.validate.Range(
+            1, defaults.MAX_BATCH_SIZE, error=f"size must be between 1 and {defaults.MAX_BATCH_SIZE}"
+        ),
+    )
+
+
+class PredictionSchema(ma.Schema):
+    label = ma.fields.Raw(metadata={"description": "Predicted label (a list for multi-label)"})
+    confidence = ma.fields.Float()
+
+
+class BatchItemSchema(ma.Schema):
+    id = ma.fields.String()
+    text = ma.fields.String(allow_none=True)
+    metadata = ma.fields.Dict()
+    score = ma.fields.Float(
+        allow_none=True, metadata={"description": "Strategy score (higher: more informative)"}
+    )
+    rank = ma.fields.Integer(allow_none=True, metadata={"description": "Position in the published ranking"})
+    source = ma.fields.String(
+        metadata={
+            "description": "lease (held already), ranking, random (exploration) or fallback (no ranking yet)"
+        }
+    )
+    prediction = ma.fields.Nested(PredictionSchema, allow_none=True)
+
+
+class BatchSchema(ma.Schema):
+    project = ma.fields.String()
+    schema = ma.fields.String()
+    annotator = ma.fields.String()
+    strategy = ma.fields.String(allow_none=True)
+    model_version = ma.fields.Integer(allow_none=True)
+    ranking_id = ma.fields.String(allow_none=True)
+    lease_expires_at = ma.fields.String(metadata={"description": "When the batch's leases lapse (UTC)"})
+    items = ma.fields.List(ma.fields.Nested(BatchItemSchema))
+
+
+class ReleaseSchema(ma.Schema):
+    schema = ma.fields.String(required=True)
+    annotator = annotator_field(required=True)
+    items = ma.fields.List(
+        ma.fields.String(),
+        load_default=None,
+        allow_none=True,
+        validate=ma.validate.Length(max=defaults.MAX_BATCH_SIZE * 10),
+        metadata={"description": "Items to give back (default: all the annotator holds)"},
+    )
+
+
+class ReleaseResultSchema(ma.Schema):
+    released = ma.fields.Integer()
+
+
+def explore_count(size: int, fraction: float) -> int:
+    """Items of a batch drawn at random: size x fraction, rounded at random so the
+    expected share is exact even for small batches."""
+    exact = size * fraction
+    base = math.floor(exact)
+    return base + (1 if random.random() < exact - base else 0)
+
+
+@blp.route("/<project>/next")
+class Next(MethodView):
+    @blp.arguments(NextQuery, location="query")
+    @blp.response(200, BatchSchema)
+    def get(self, query, project):
+        """The next batch for an annotator, from the latest ranking; never waits for training."""
+        proj = load_project(project)
+        schema = load_schema(proj, query["schema"])["name"]
+        al = proj["active_learning"]
+        store = backend().store
+        size = query["size"]
+        batch = store.next_batch(
+            project,
+            schema,
+            query["annotator"],
+            size,
+            proj["lease_seconds"],
+            explore_count(size, al["random_sample_percent"]),
+            al["min_annotations_per_instance"],
+        )
+        docs = store.get_items(project, batch.ids)
+        infos = store.ranking_info(project, schema, batch.ranking_id, batch.ids)
+        meta = store.ranking_meta(project, schema, batch.ranking_id) if batch.ranking_id else None
+        items = []
+        for item_id, source, doc, info in zip(batch.ids, batch.sources, docs, infos, strict=True):
+            if doc is None:  # deleted between leasing and reading
+                continue
+            prediction = None
+            if info is not None and info[2] is not None:
+                prediction = {"label": info[2], "confidence": info[3]}
+            items.append(
+                {
+                    "id": item_id,
+                    "text": doc.get("text"),
+                    "metadata": doc.get("metadata", {}),
+                    "score": info[0] if info else None,
+                    "rank": info[1] if info else None,
+                    "source": source,
+                    "prediction": prediction,
+                }
+            )
+        expires = time.gmtime(time.time() + proj["lease_seconds"])
+        return {
+            "project": project,
+            "schema": schema,
+            "annotator": query["annotator"],
+            "strategy": meta["strategy"] if meta else "random",
+            "model_version": meta["model_version"] if meta else None,
+            "ranking_id": batch.ranking_id or None,
+            "lease_expires_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", expires),
+            "items": items,
+        }
+
+
+@blp.route("/<project>/leases/release")
+class Release(MethodView):
+    @blp.arguments(ReleaseSchema)
+    @blp.response(200, ReleaseResultSchema)
+    def post(self, body, project):
+        """Give leased items back to the pool (skipped, or the annotator is leaving)."""
+        proj = load_project(project)
+        schema = load_schema(proj, body["schema"])["name"]
+        released = backend().store.release(project, schema, body["annotator"], body["items"])
+        return {"released": released}
+
+
+def init_app(app: Flask) -> None:
+    api.register_blueprint(blp)

@@ -1,0 +1,43 @@
+"""Helpers shared by the resource modules."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+
+from service.extensions import backend
+from workers import defaults
+from workers.settings import find_schema
+
+
+def load_project(name: str) -> dict:
+    return backend().store.get_project(name)
+
+
+def load_schema(project: dict, name: str) -> dict:
+    return find_schema(project, name)
+
+
+class SchemaQuery(ma.Schema):
+    schema = ma.fields.String(required=True, metadata={"description": "Label schema name"})
+
+
+Name = ma.fields.String(
+    required=True,
+    validate=ma.validate.Regexp(defaults.NAME_PATTERN, error="use 1-64 letters, digits, '_', '.' or '-'"),
+)
+
+
+def annotator_field(description: str = "Annotator name", **kwargs) -> ma.fields.String:
+    return ma.fields.String(
+        validate=ma.validate.Length(min=1, max=defaults.MAX_ID_CHARS),
+        metadata={"description": description},
+        **kwargs,
+    )
+
+
+def trigger_refresh(project: str, schema: str, reason: str) -> str:
+    """Ask a worker to retrain and re-rank; returns the job that will do it."""
+    from workers.queueing import request_refresh
+
+    b = backend()
+    return request_refresh(b.store, b.queue, project, schema, reason)

@@ -1,0 +1,42 @@
+"""Extensions created unbound and bound to an app in ``create_app``."""
+
+from __future__ import annotations
+
+from flask import Flask, current_app
+from flask_smorest import Api
+from redis import Redis
+from rq import Queue
+from rq.serializers import JSONSerializer
+
+from service.errors import ProblemSchema, handle_http_exception
+from workers import defaults
+from workers.store import Store
+
+
+class ProblemApi(Api):
+    """flask-smorest's Api, documenting and sending errors as RFC 9457 problems."""
+
+    ERROR_SCHEMA = ProblemSchema
+
+    def handle_http_exception(self, error):  # type: ignore[override]
+        return handle_http_exception(error)
+
+
+api = ProblemApi()
+
+
+class Backend:
+    """The Redis connection, the data layer over it and the job queue, for one app."""
+
+    def __init__(self, redis_url: str) -> None:
+        self.redis = Redis.from_url(redis_url, health_check_interval=30)
+        self.store = Store(self.redis)
+        self.queue = Queue(defaults.QUEUE_NAME, connection=self.redis, serializer=JSONSerializer)
+
+
+def init_backend(app: Flask) -> None:
+    app.extensions["alrank"] = Backend(app.config["REDIS_URL"])
+
+
+def backend() -> Backend:
+    return current_app.extensions["alrank"]

@@ -1,0 +1,53 @@
+"""Liveness and readiness probes."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+from flask import Flask
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from redis.exceptions import RedisError
+from rq import Worker
+
+from service.errors import problem_response
+from service.extensions import api, backend
+
+blp = Blueprint("health", __name__, description="Probes for orchestrators")
+
+
+class HealthSchema(ma.Schema):
+    status = ma.fields.String()
+    workers = ma.fields.Integer(allow_none=True)
+
+
+@blp.route("/healthz")
+class Health(MethodView):
+    @blp.response(200, HealthSchema)
+    def get(self):
+        """The process is up (it does not touch Redis)."""
+        return {"status": "ok", "workers": None}
+
+
+@blp.route("/readyz")
+class Ready(MethodView):
+    @blp.response(200, HealthSchema)
+    @blp.alt_response(503, description="Redis unreachable or no worker listening")
+    def get(self):
+        """Redis answers and at least one worker listens on the queue."""
+        b = backend()
+        try:
+            b.redis.ping()
+            n = len(Worker.all(queue=b.queue))
+        except RedisError as exc:
+            return problem_response(503, "Service Unavailable", f"Redis is unreachable: {exc}")
+        if n == 0:
+            return problem_response(
+                503,
+                "Service Unavailable",
+                "no worker is listening on the queue; start one with 'alrank worker'",
+            )
+        return {"status": "ready", "workers": n}
+
+
+def init_app(app: Flask) -> None:
+    api.register_blueprint(blp)

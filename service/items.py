@@ -1,0 +1,122 @@
+"""Items: the pool, uploaded in bulk and upserted by id."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+from flask import Flask
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from service.common import load_project, trigger_refresh
+from service.extensions import api, backend
+from workers import defaults
+from workers.exceptions import InvalidInput, NotFound
+
+blp = Blueprint("items", __name__, url_prefix="/v1/projects", description="The pool of items")
+
+
+class ItemSchema(ma.Schema):
+    id = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=defaults.MAX_ID_CHARS))
+    text = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=defaults.MAX_TEXT_CHARS))
+    vector = ma.fields.List(
+        ma.fields.Float(allow_nan=False),
+        allow_none=True,
+        validate=ma.validate.Length(min=1, max=defaults.MAX_VECTOR_DIM),
+    )
+    metadata = ma.fields.Dict(load_default=dict, metadata={"description": "Free metadata, returned as given"})
+
+    @ma.validates_schema
+    def text_or_vector(self, data, **kwargs):
+        if data.get("text") is None and data.get("vector") is None:
+            raise ma.ValidationError("an item needs a text, a vector, or both", "_item")
+
+
+class ItemsUploadSchema(ma.Schema):
+    items = ma.fields.List(
+        ma.fields.Nested(ItemSchema),
+        required=True,
+        validate=ma.validate.Length(min=1, max=defaults.MAX_ITEMS_PER_REQUEST),
+    )
+
+
+class ItemsUploadResultSchema(ma.Schema):
+    created = ma.fields.Integer()
+    updated = ma.fields.Integer()
+    pool_size = ma.fields.Integer()
+
+
+class ItemOutSchema(ma.Schema):
+    id = ma.fields.String()
+    text = ma.fields.String(allow_none=True)
+    metadata = ma.fields.Dict()
+    labels = ma.fields.Dict(metadata={"description": "Per schema, each annotator's label"})
+
+
+def check_vectors(project: dict, items: list[dict]) -> dict:
+    """All vectors share the project's length; the first upload fixes it when unset."""
+    dims = {len(i["vector"]) for i in items if i.get("vector") is not None}
+    expected = project.get("vector_dim")
+    if expected is None and len(dims) > 1:
+        raise InvalidInput(f"vectors in one upload must have one length; got lengths {sorted(dims)}")
+    if expected is not None:
+        bad = {
+            i["id"]: len(i["vector"])
+            for i in items
+            if i.get("vector") is not None and len(i["vector"]) != expected
+        }
+        if bad:
+            first = next(iter(bad.items()))
+            raise InvalidInput(
+                f"vectors in project {project['name']!r} have length {expected}; item "
+                f"{first[0]!r} has {first[1]} ({len(bad)} item(s) refused)",
+                {"wrong_length": bad},
+            )
+    elif dims:
+        project = backend().store.save_project({**project, "vector_dim": dims.pop()})
+    return project
+
+
+@blp.route("/<project>/items")
+class Items(MethodView):
+    @blp.arguments(ItemsUploadSchema)
+    @blp.response(200, ItemsUploadResultSchema)
+    def post(self, body, project):
+        """Insert or replace items by id (thousands per request)."""
+        proj = load_project(project)
+        ids = [i["id"] for i in body["items"]]
+        if len(set(ids)) != len(ids):
+            seen, dup = set(), []
+            for i in ids:
+                if i in seen:
+                    dup.append(i)
+                seen.add(i)
+            raise InvalidInput(f"item ids repeat within the upload: {dup[:10]}")
+        proj = check_vectors(proj, body["items"])
+        store = backend().store
+        result = store.upsert_items(proj, body["items"])
+        for schema in proj["schemas"]:
+            trigger_refresh(project, schema["name"], "items uploaded")
+        return {**result, "pool_size": store.item_count(project)}
+
+
+@blp.route("/<project>/items/<item>")
+class Item(MethodView):
+    @blp.response(200, ItemOutSchema)
+    def get(self, project, item):
+        """One item with its labels."""
+        proj = load_project(project)
+        store = backend().store
+        (doc,) = store.get_items(project, [item])
+        if doc is None:
+            raise NotFound(f"no item {item!r} in project {project!r}")
+        labels = {s["name"]: store.item_labels(project, s["name"], item) for s in proj["schemas"]}
+        return {"id": item, **doc, "labels": labels}
+
+    @blp.response(204)
+    def delete(self, project, item):
+        """Delete an item and its labels; it leaves every ranking at once."""
+        backend().store.delete_item(load_project(project), item)
+
+
+def init_app(app: Flask) -> None:
+    api.register_blueprint(blp)

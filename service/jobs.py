@@ -1,0 +1,124 @@
+"""Training jobs and model versions."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+from flask import Flask, url_for
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from rq.exceptions import NoSuchJobError
+from rq.job import Job
+from rq.serializers import JSONSerializer
+
+from service.common import SchemaQuery, load_project, load_schema, trigger_refresh
+from service.extensions import api, backend
+from workers.exceptions import NotFound
+
+blp = Blueprint("jobs", __name__, url_prefix="/v1", description="Training jobs and model versions")
+
+
+class JobRefSchema(ma.Schema):
+    job = ma.fields.String()
+    status_url = ma.fields.String()
+
+
+class JobSchema(ma.Schema):
+    id = ma.fields.String()
+    status = ma.fields.String(
+        metadata={
+            "description": "queued, deferred (waits for a running job), "
+            "started, finished, failed, stopped or canceled"
+        }
+    )
+    project = ma.fields.String(allow_none=True)
+    schema = ma.fields.String(allow_none=True)
+    reason = ma.fields.String(allow_none=True)
+    progress = ma.fields.Dict(allow_none=True)
+    enqueued_at = ma.fields.String(allow_none=True)
+    started_at = ma.fields.String(allow_none=True)
+    ended_at = ma.fields.String(allow_none=True)
+    result = ma.fields.Dict(allow_none=True)
+    error = ma.fields.String(allow_none=True)
+
+
+class ModelSchema(ma.Schema):
+    version = ma.fields.Integer()
+    created_at = ma.fields.String()
+    training_size = ma.fields.Integer()
+    train_seconds = ma.fields.Float()
+    classes = ma.fields.List(ma.fields.String())
+    class_counts = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Integer())
+    temperature = ma.fields.Float()
+    metrics = ma.fields.Dict()
+
+
+class ModelListSchema(ma.Schema):
+    schema = ma.fields.String()
+    models = ma.fields.List(ma.fields.Nested(ModelSchema))
+
+
+def _iso(dt) -> str | None:
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ") if dt is not None else None
+
+
+def _error_line(job: Job) -> str | None:
+    result = job.latest_result()
+    text = getattr(result, "exc_string", None) if result is not None else None
+    if not text:
+        return None
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else None
+
+
+@blp.route("/projects/<project>/train")
+class Train(MethodView):
+    @blp.arguments(SchemaQuery, location="query")
+    @blp.response(202, JobRefSchema)
+    def post(self, query, project):
+        """Retrain and re-rank a schema now; joins a job already waiting, if any."""
+        proj = load_project(project)
+        schema = load_schema(proj, query["schema"])["name"]
+        job_id = trigger_refresh(project, schema, "requested")
+        location = url_for("jobs.JobStatus", job=job_id)
+        return {"job": job_id, "status_url": location}, {"Location": location}
+
+
+@blp.route("/jobs/<job>")
+class JobStatus(MethodView):
+    @blp.response(200, JobSchema)
+    def get(self, job):
+        """A job's status, progress and result."""
+        try:
+            j = Job.fetch(job, connection=backend().redis, serializer=JSONSerializer)
+        except NoSuchJobError:
+            raise NotFound(f"no job {job!r} (finished jobs are kept for a week)") from None
+        status = j.get_status()
+        status_name = status.value if status is not None else "unknown"
+        return {
+            "id": j.id,
+            "status": status_name,
+            "project": j.meta.get("project"),
+            "schema": j.meta.get("schema"),
+            "reason": j.meta.get("reason"),
+            "progress": j.meta.get("progress"),
+            "enqueued_at": _iso(j.enqueued_at),
+            "started_at": _iso(j.started_at),
+            "ended_at": _iso(j.ended_at),
+            "result": j.return_value() if status_name == "finished" else None,
+            "error": _error_line(j) if status_name == "failed" else None,
+        }
+
+
+@blp.route("/projects/<project>/models")
+class Models(MethodView):
+    @blp.arguments(SchemaQuery, location="query")
+    @blp.response(200, ModelListSchema)
+    def get(self, query, project):
+        """The schema's model versions, oldest first."""
+        proj = load_project(project)
+        schema = load_schema(proj, query["schema"])["name"]
+        return {"schema": schema, "models": backend().store.list_models(project, schema)}
+
+
+def init_app(app: Flask) -> None:
+    api.register_blueprint(blp)

@@ -1,0 +1,180 @@
+"""Projects: label schemas and active-learning settings."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+from flask import Flask
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from service.common import Name, load_project, trigger_refresh
+from service.extensions import api, backend
+from workers import defaults
+from workers.settings import check_schemas, resolve_active_learning
+from workers.store import check_name
+from workers.strategies import STRATEGIES
+from workers.strategies.uncertainty import MEASURES
+
+blp = Blueprint("projects", __name__, url_prefix="/v1/projects", description="Projects and their settings")
+
+
+class LabelSchemaSchema(ma.Schema):
+    name = Name
+    labels = ma.fields.List(
+        ma.fields.String(validate=ma.validate.Length(min=1, max=200)),
+        required=True,
+        validate=ma.validate.Length(min=1, max=1000),
+        metadata={"description": "The values a label may take"},
+    )
+    multi_label = ma.fields.Boolean(load_default=False, metadata={"description": "Several labels per item"})
+
+
+class BaldParamsSchema(ma.Schema):
+    n_estimators = ma.fields.Integer(validate=ma.validate.Range(2, 50))
+    bootstrap_fraction = ma.fields.Float(validate=ma.validate.Range(0.1, 1.0))
+
+
+class ActiveLearningSchema(ma.Schema):
+    """Active-learning settings; key names follow Potato's ``active_learning`` block."""
+
+    enabled = ma.fields.Boolean()
+    schema_names = ma.fields.List(ma.fields.String(), allow_none=True)
+    query_strategy = ma.fields.String(validate=ma.validate.OneOf(STRATEGIES))
+    uncertainty_measure = ma.fields.String(validate=ma.validate.OneOf(MEASURES))
+    min_instances_for_training = ma.fields.Integer(validate=ma.validate.Range(2, 1_000_000))
+    update_frequency = ma.fields.Integer(validate=ma.validate.Range(1, 1_000_000))
+    random_sample_percent = ma.fields.Float(
+        validate=ma.validate.Range(0.0, 1.0, error="a fraction between 0 and 1 (20% is 0.2)"),
+        metadata={"description": "Fraction of each batch drawn at random, for exploration"},
+    )
+    min_annotations_per_instance = ma.fields.Integer(validate=ma.validate.Range(1, 100))
+    resolution_strategy = ma.fields.String(validate=ma.validate.OneOf(["majority_vote"]))
+    hybrid_weights = ma.fields.Dict(
+        keys=ma.fields.String(),
+        values=ma.fields.Float(validate=ma.validate.Range(0.0)),
+        allow_none=True,
+    )
+    bald_params = ma.fields.Nested(BaldParamsSchema, allow_none=True)
+
+
+class ProjectCreateSchema(ma.Schema):
+    name = Name
+    description = ma.fields.String(load_default="", validate=ma.validate.Length(max=10_000))
+    schemas = ma.fields.List(
+        ma.fields.Nested(LabelSchemaSchema), required=True, validate=ma.validate.Length(min=1, max=100)
+    )
+    active_learning = ma.fields.Nested(ActiveLearningSchema, load_default=dict)
+    lease_seconds = ma.fields.Integer(
+        load_default=defaults.LEASE_SECONDS, validate=ma.validate.Range(1, defaults.MAX_LEASE_SECONDS)
+    )
+    vector_dim = ma.fields.Integer(
+        load_default=None,
+        allow_none=True,
+        validate=ma.validate.Range(1, defaults.MAX_VECTOR_DIM),
+        metadata={"description": "Length of item vectors; fixed by the first vector uploaded when not given"},
+    )
+
+
+class ProjectPatchSchema(ma.Schema):
+    description = ma.fields.String(validate=ma.validate.Length(max=10_000))
+    active_learning = ma.fields.Nested(ActiveLearningSchema)
+    lease_seconds = ma.fields.Integer(validate=ma.validate.Range(1, defaults.MAX_LEASE_SECONDS))
+
+
+class SchemaCountsSchema(ma.Schema):
+    labelled = ma.fields.Integer(metadata={"description": "Items out of the pool (enough labels)"})
+    with_any_label = ma.fields.Integer()
+    leased = ma.fields.Integer(metadata={"description": "Items under an unexpired lease"})
+    unlabelled = ma.fields.Integer()
+    model_version = ma.fields.Integer(allow_none=True)
+    ranking = ma.fields.Dict(allow_none=True, metadata={"description": "The published ranking"})
+
+
+class ProjectSchema(ma.Schema):
+    name = ma.fields.String()
+    description = ma.fields.String()
+    schemas = ma.fields.List(ma.fields.Nested(LabelSchemaSchema))
+    active_learning = ma.fields.Dict()
+    lease_seconds = ma.fields.Integer()
+    vector_dim = ma.fields.Integer(allow_none=True)
+    created_at = ma.fields.String()
+    items = ma.fields.Integer(metadata={"description": "Items in the pool"})
+    counts = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Nested(SchemaCountsSchema))
+
+
+class ProjectListSchema(ma.Schema):
+    projects = ma.fields.List(ma.fields.String())
+
+
+def describe(project: dict) -> dict:
+    """The project as the API shows it, with counts per schema."""
+    store = backend().store
+    n_items = store.item_count(project["name"])
+    counts = {}
+    for schema in project["schemas"]:
+        c = store.counts(project, schema["name"])
+        latest = store.latest_model(project["name"], schema["name"])
+        ranking = store.ranking_meta(project["name"], schema["name"])
+        if ranking is not None:
+            ranking = {
+                k: ranking[k]
+                for k in ("ranking_id", "strategy", "model_version", "published_at", "ranked")
+                if k in ranking
+            }
+        counts[schema["name"]] = {
+            **c,
+            "unlabelled": max(n_items - c["labelled"], 0),
+            "model_version": latest["version"] if latest else None,
+            "ranking": ranking,
+        }
+    return {**project, "items": n_items, "counts": counts}
+
+
+@blp.route("")
+class Projects(MethodView):
+    @blp.arguments(ProjectCreateSchema)
+    @blp.response(201, ProjectSchema)
+    def post(self, body):
+        """Create a project with its label schemas and active-learning settings."""
+        check_name("project", body["name"])
+        check_schemas(body["schemas"])
+        body["active_learning"] = resolve_active_learning(body["schemas"], body["active_learning"])
+        project = backend().store.create_project(body)
+        return describe(project)
+
+    @blp.response(200, ProjectListSchema)
+    def get(self):
+        """List project names."""
+        return {"projects": backend().store.list_projects()}
+
+
+@blp.route("/<project>")
+class Project(MethodView):
+    @blp.response(200, ProjectSchema)
+    def get(self, project):
+        """A project's settings and its counts per schema."""
+        return describe(load_project(project))
+
+    @blp.arguments(ProjectPatchSchema)
+    @blp.response(200, ProjectSchema)
+    def patch(self, body, project):
+        """Change settings; active-learning keys not given keep their values."""
+        current = load_project(project)
+        if "active_learning" in body:
+            body["active_learning"] = resolve_active_learning(
+                current["schemas"], body["active_learning"], current["active_learning"]
+            )
+        saved = backend().store.save_project({**current, **body})
+        if "active_learning" in body:
+            for schema in saved["schemas"]:
+                trigger_refresh(project, schema["name"], "settings changed")
+        return describe(saved)
+
+    @blp.response(204)
+    def delete(self, project):
+        """Delete a project with its items, labels, models and rankings."""
+        backend().store.delete_project(project)
+
+
+def init_app(app: Flask) -> None:
+    api.register_blueprint(blp)

@@ -1,0 +1,91 @@
+"""Every default and limit of the engine, in one place.
+
+The HTTP edge reads the same constants, so a limit is stated once.
+"""
+
+KEY_PREFIX = "alrank"
+"""Namespace of every Redis key the service writes."""
+
+QUEUE_NAME = "alrank"
+"""Name of the RQ queue that carries train-and-rank jobs."""
+
+JOB_TIMEOUT = 3600
+"""Seconds a train-and-rank job may run before RQ stops it."""
+
+JOB_RESULT_TTL = 7 * 24 * 3600
+"""Seconds a finished job's status and result stay readable."""
+
+JOB_STATE_TTL = JOB_TIMEOUT + 600
+"""Seconds the per-schema queued/running marker survives a worker that died mid-job."""
+
+MIN_INSTANCES_FOR_TRAINING = 10
+"""Labelled items a schema needs before a model is trained (Potato's default)."""
+
+UPDATE_FREQUENCY = 10
+"""New labels on a schema that trigger a retrain."""
+
+RANDOM_SAMPLE_PERCENT = 0.0
+"""Fraction of every batch drawn uniformly at random, for exploration."""
+
+MIN_ANNOTATIONS_PER_INSTANCE = 1
+"""Labels (from distinct annotators) an item needs before it leaves the pool."""
+
+QUERY_STRATEGY = "uncertainty"
+"""Strategy a schema ranks its pool with unless the project says otherwise."""
+
+UNCERTAINTY_MEASURE = "margin"
+"""Uncertainty variant: least_confidence, margin or entropy."""
+
+LEASE_SECONDS = 600
+"""How long the items of a batch stay reserved for the annotator who got them."""
+
+MAX_LEASE_SECONDS = 7 * 24 * 3600
+"""Longest lease a project may configure."""
+
+BATCH_SIZE = 10
+"""Items in a batch when the client does not say."""
+
+MAX_BATCH_SIZE = 500
+"""Largest batch a client may ask for."""
+
+MAX_ITEMS_PER_REQUEST = 10_000
+"""Largest number of items in one bulk upload."""
+
+MAX_LABELS_PER_REQUEST = 10_000
+"""Largest number of labels in one bulk upload."""
+
+MAX_TEXT_CHARS = 100_000
+"""Longest item text accepted."""
+
+MAX_VECTOR_DIM = 16_384
+"""Longest feature vector accepted."""
+
+MAX_ID_CHARS = 256
+"""Longest item id or annotator name accepted."""
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
+"""What a project or schema name may look like (it becomes part of Redis keys and URLs)."""
+
+COLD_START_DEPTH = 1000
+"""Items a cold-start ranking orders by k-center greedy; the rest of the pool follows at random."""
+
+BATCH_AWARE_DEPTH = 1000
+"""Items a batch-aware strategy orders one pick at a time; the rest follow by score."""
+
+EXPLORE_DEPTH = 20_000
+"""Length of the random exploration list published with every ranking."""
+
+RANKING_GRACE_SECONDS = 300
+"""Seconds a replaced ranking stays readable for requests that started before the swap."""
+
+CALIBRATION_MIN_PER_CLASS = 3
+"""Labelled items each class needs before probabilities are calibrated by cross-validation."""
+
+CALIBRATION_FOLDS = 3
+"""Cross-validation folds used to fit the calibration temperature."""
+
+TFIDF_MAX_FEATURES = 2**18
+"""Largest TF-IDF vocabulary fitted on a pool."""
+
+LOGREG_C = 1.0
+"""Inverse regularisation strength of the default logistic regression."""

@@ -1,0 +1,207 @@
+"""RQ job functions: train a schema's model, score its pool, publish a ranking.
+
+Jobs take plain values (project and schema names), load their state from Redis, and are
+idempotent: a run whose inputs (pool, labels, settings) match the published ranking's does
+nothing, and every random choice is seeded from those inputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import Counter
+from typing import Any
+
+import numpy as np
+from redis import Redis
+from rq import get_current_job
+
+from workers import defaults
+from workers.exceptions import NotTrainable
+from workers.features import pool_features
+from workers.models import LinearModel, predictions, train_multi_label, train_single_label
+from workers.settings import active_schemas, find_schema
+from workers.store import Store
+from workers.strategies import NEEDS_MODEL, select
+
+
+def aggregate(by_annotator: dict[str, Any], labels: list[str], multi_label: bool):
+    """Majority vote over annotators; ties go to the label listed first in the schema.
+
+    Multi-label: a label is on when more than half of the annotators chose it.
+    """
+    values = list(by_annotator.values())
+    if multi_label:
+        counts = Counter(v for value in values for v in value)
+        return [lab for lab in labels if counts[lab] * 2 > len(values)]
+    counts = Counter(values)
+    return max(labels, key=lambda lab: (counts[lab], -labels.index(lab)))
+
+
+def _report(stage: str, fraction: float) -> None:
+    job = get_current_job()
+    if job is not None:
+        job.meta["progress"] = {"stage": stage, "fraction": round(fraction, 3)}
+        job.save_meta()
+
+
+def refresh_schema(project_name: str, schema_name: str) -> dict:
+    """The RQ entry point: retrain and re-rank one schema of one project."""
+    job = get_current_job()
+    conn: Redis = job.connection if job is not None else Redis()
+    store = Store(conn)
+    job_id = job.id if job is not None else "inline"
+    store.job_started(project_name, schema_name, job_id)
+    try:
+        return refresh(store, project_name, schema_name)
+    finally:
+        store.job_ended(project_name, schema_name, job_id)
+
+
+def refresh(store: Store, project_name: str, schema_name: str) -> dict:
+    """Train (when the schema has enough labels) and publish a ranking of its unlabelled pool."""
+    started = time.perf_counter()
+    project = store.get_project(project_name)
+    schema = find_schema(project, schema_name)
+    al = project["active_learning"]
+    fingerprint = {
+        "pool": store.pool_generation(project_name),
+        "labels": store.label_revision(project_name, schema_name),
+        "settings": project["settings_rev"],
+    }
+    current = store.ranking_meta(project_name, schema_name)
+    if current is not None and current.get("fingerprint") == fingerprint:
+        return {
+            "status": "up_to_date",
+            "ranking_id": current["ranking_id"],
+            "model_version": current["model_version"],
+        }
+    seed = int(hashlib.sha256(json.dumps(fingerprint).encode()).hexdigest()[:8], 16)
+    rng = np.random.default_rng(seed)
+
+    _report("loading", 0.05)
+    ids: list[str] = []
+    texts: list[str] = []
+    for item_id, doc in store.iter_items(project_name):
+        ids.append(item_id)
+        texts.append(doc.get("text") or "")
+    vectors = store.load_vectors(project_name, ids, project.get("vector_dim"))
+    raw_labels = store.load_labels(project_name, schema_name)
+
+    _report("features", 0.2)
+    x = pool_features(texts, vectors)
+    index = {item_id: i for i, item_id in enumerate(ids)}
+    needed = al["min_annotations_per_instance"]
+    labelled_rows, targets, done = [], [], np.zeros(len(ids), dtype=bool)
+    for item_id, by_annotator in raw_labels.items():
+        row = index.get(item_id)
+        if row is None or not by_annotator:
+            continue
+        labelled_rows.append(row)
+        targets.append(aggregate(by_annotator, schema["labels"], schema["multi_label"]))
+        done[row] = len(by_annotator) >= needed
+    candidates = np.flatnonzero(~done)
+
+    active = schema_name in active_schemas(project)
+    model_meta = None
+    model: LinearModel | None = None
+    if active and len(labelled_rows) >= al["min_instances_for_training"]:
+        _report("training", 0.4)
+        t0 = time.perf_counter()
+        xl = x[np.array(labelled_rows)]
+        try:
+            if schema["multi_label"]:
+                model = train_multi_label(xl, targets, schema["labels"], seed)
+            else:
+                model = train_single_label(xl, targets, seed)
+        except NotTrainable:
+            model = None
+        if model is not None:
+            model_meta = store.add_model(
+                project_name,
+                schema_name,
+                {
+                    "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "training_size": len(labelled_rows),
+                    "class_counts": dict(
+                        Counter(v for t in targets for v in (t if schema["multi_label"] else [t]))
+                    ),
+                    "train_seconds": round(time.perf_counter() - t0, 3),
+                    "temperature": model.temperature,
+                    "metrics": model.metrics,
+                    "classes": model.classes,
+                },
+                model.to_bytes(),
+            )
+
+    _report("scoring", 0.6)
+    xc = x[candidates]
+    strategy = al["query_strategy"] if active else "random"
+    proba = model.predict_proba(xc) if model is not None else None
+    if strategy in NEEDS_MODEL and model is None:
+        strategy = "cold_start" if active else "random"
+    if strategy == "cold_start" or strategy == "diversity":
+        labelled_x = x[np.array(labelled_rows)] if labelled_rows else None
+        depth = defaults.COLD_START_DEPTH if strategy == "cold_start" else defaults.BATCH_AWARE_DEPTH
+        chosen = select(
+            "diversity",
+            batch_size=depth,
+            features=xc,
+            labelled_features=labelled_x,
+            params={"metric": "cosine"},
+        )
+        rest = np.setdiff1d(np.arange(len(candidates)), chosen.indices)
+        order = np.concatenate([chosen.indices, rng.permutation(rest)])
+        scores = np.zeros(len(candidates))
+        scores[chosen.indices] = chosen.scores
+    else:
+        chosen = select(
+            strategy,
+            batch_size=len(candidates),
+            probabilities=proba,
+            features=xc,
+            random_state=rng,
+            multi_label=schema["multi_label"],
+            params={"measure": al["uncertainty_measure"]},
+        )
+        order, scores = chosen.indices, np.zeros(len(candidates))
+        scores[order] = chosen.scores
+
+    _report("publishing", 0.8)
+    preds, conf = predictions(model, proba) if model is not None and proba is not None else (None, None)
+    info = {}
+    for rank, c in enumerate(order):
+        entry = [
+            float(scores[c]),
+            rank + 1,
+            preds[c] if preds is not None else None,
+            float(conf[c]) if conf is not None else None,
+        ]
+        info[ids[candidates[c]]] = json.dumps(entry)
+    explore = rng.permutation(len(candidates))[: defaults.EXPLORE_DEPTH]
+    meta = {
+        "strategy": strategy,
+        "model_version": model_meta["version"] if model_meta else None,
+        "fingerprint": fingerprint,
+        "pool_size": len(ids),
+        "ranked": len(order),
+        "labelled": len(labelled_rows),
+    }
+    rid = store.publish_ranking(
+        project_name,
+        schema_name,
+        [ids[candidates[c]] for c in order],
+        [ids[candidates[c]] for c in explore],
+        info,
+        meta,
+    )
+    _report("done", 1.0)
+    return {
+        "status": "published",
+        "ranking_id": rid,
+        "strategy": strategy,
+        "model_version": meta["model_version"],
+        "ranked": len(order),
+        "seconds": round(time.perf_counter() - started, 3),
+    }

@@ -1,0 +1,142 @@
+"""The schema model: logistic regression with temperature-calibrated probabilities.
+
+Model state is plain numpy arrays (coefficients, intercepts, class names, temperature)
+stored as an ``.npz`` read with ``allow_pickle=False``: loading a model never runs code.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import minimize_scalar
+from scipy.special import expit, log_softmax, softmax
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+from workers import defaults
+from workers.exceptions import NotTrainable
+
+
+@dataclass
+class LinearModel:
+    """A linear classifier's learned state; probabilities via softmax (or sigmoid) of z / T."""
+
+    classes: list[str]
+    coef: np.ndarray
+    intercept: np.ndarray
+    multi_label: bool = False
+    temperature: float = 1.0
+    metrics: dict = field(default_factory=dict)
+
+    def decision(self, x) -> np.ndarray:
+        z = x @ self.coef.T
+        return np.asarray(z, dtype=np.float64) + self.intercept
+
+    def predict_proba(self, x) -> np.ndarray:
+        z = self.decision(x) / self.temperature
+        return expit(z) if self.multi_label else softmax(z, axis=1)
+
+    def to_bytes(self) -> bytes:
+        buf = io.BytesIO()
+        np.savez(
+            buf,
+            classes=np.array(self.classes, dtype=np.str_),
+            coef=self.coef.astype(np.float32),
+            intercept=self.intercept.astype(np.float64),
+            multi_label=np.array(self.multi_label),
+            temperature=np.array(self.temperature),
+        )
+        return buf.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> LinearModel:
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            return cls(
+                classes=[str(c) for c in z["classes"]],
+                coef=z["coef"],
+                intercept=z["intercept"],
+                multi_label=bool(z["multi_label"]),
+                temperature=float(z["temperature"]),
+            )
+
+
+def _logreg(random_state: int) -> LogisticRegression:
+    return LogisticRegression(C=defaults.LOGREG_C, max_iter=1000, random_state=random_state)
+
+
+def _fit_temperature(z: np.ndarray, y: np.ndarray) -> float:
+    """The T minimising the negative log-likelihood of softmax(z / T) (Guo et al. 2017)."""
+
+    def nll(log_t: float) -> float:
+        return float(-log_softmax(z / np.exp(log_t), axis=1)[np.arange(len(y)), y].mean())
+
+    res = minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
+    return float(np.exp(res.x))
+
+
+def _as_two_columns(z: np.ndarray) -> np.ndarray:
+    """Binary logistic regression gives one logit; softmax over [-z/2, z/2] equals sigmoid(z)."""
+    return np.hstack([-z / 2.0, z / 2.0]) if z.shape[1] == 1 else z
+
+
+def train_single_label(x, y: list[str], random_state: int = 0) -> LinearModel:
+    """Multinomial logistic regression over the classes present in ``y``."""
+    classes = sorted(set(y))
+    if len(classes) < 2:
+        raise NotTrainable("training needs labels of at least two classes")
+    index = {c: i for i, c in enumerate(classes)}
+    yi = np.array([index[v] for v in y])
+    clf = _logreg(random_state).fit(x, yi)
+    coef = clf.coef_
+    intercept = clf.intercept_
+    if coef.shape[0] == 1:
+        coef = np.vstack([-coef / 2.0, coef / 2.0])
+        intercept = np.array([-intercept[0] / 2.0, intercept[0] / 2.0])
+    model = LinearModel(classes, coef.astype(np.float32), intercept.astype(np.float64))
+
+    counts = np.bincount(yi, minlength=len(classes))
+    if counts.min() >= defaults.CALIBRATION_MIN_PER_CLASS:
+        folds = StratifiedKFold(
+            n_splits=min(defaults.CALIBRATION_FOLDS, int(counts.min())),
+            shuffle=True,
+            random_state=random_state,
+        )
+        z = cross_val_predict(_logreg(random_state), x, yi, cv=folds, method="decision_function")
+        z = _as_two_columns(z.reshape(len(yi), -1))
+        model.temperature = _fit_temperature(z, yi)
+        model.metrics["cv_accuracy"] = float((z.argmax(axis=1) == yi).mean())
+    return model
+
+
+def train_multi_label(x, y: list[list[str]], labels: list[str], random_state: int = 0) -> LinearModel:
+    """One logistic regression per label; a label seen with one value only gets its prevalence."""
+    n_features = x.shape[1]
+    coef = np.zeros((len(labels), n_features), dtype=np.float32)
+    intercept = np.zeros(len(labels))
+    trained = 0
+    for j, label in enumerate(labels):
+        t = np.array([label in v for v in y], dtype=int)
+        if 0 < t.sum() < len(t):
+            clf = _logreg(random_state).fit(x, t)
+            coef[j] = clf.coef_[0]
+            intercept[j] = clf.intercept_[0]
+            trained += 1
+        else:
+            prevalence = np.clip(t.mean(), 1e-3, 1 - 1e-3)
+            intercept[j] = np.log(prevalence / (1 - prevalence))
+    if trained == 0:
+        raise NotTrainable("training needs at least one label seen both present and absent")
+    return LinearModel(list(labels), coef, intercept, multi_label=True)
+
+
+def predictions(model: LinearModel, proba: np.ndarray) -> tuple[list, np.ndarray]:
+    """Pre-annotations: the predicted label(s) of each row and the model's confidence in it."""
+    if model.multi_label:
+        chosen = proba >= 0.5
+        preds = [[model.classes[j] for j in np.flatnonzero(row)] for row in chosen]
+        conf = np.where(chosen, proba, 1.0 - proba).min(axis=1, initial=1.0)
+        return preds, conf
+    top = proba.argmax(axis=1)
+    return [model.classes[j] for j in top], proba[np.arange(len(top)), top]

@@ -1,0 +1,80 @@
+"""A project's settings: defaults filled in and cross-field rules checked.
+
+The HTTP edge checks each field's type and range; the rules here span fields (a schema
+named in ``schema_names`` must exist, hybrid weights must name strategies).
+"""
+
+from __future__ import annotations
+
+from workers import defaults
+from workers.exceptions import InvalidInput
+from workers.strategies import STRATEGIES
+from workers.strategies.uncertainty import MEASURES
+
+AL_DEFAULTS: dict = {
+    "enabled": True,
+    "schema_names": None,
+    "query_strategy": defaults.QUERY_STRATEGY,
+    "uncertainty_measure": defaults.UNCERTAINTY_MEASURE,
+    "min_instances_for_training": defaults.MIN_INSTANCES_FOR_TRAINING,
+    "update_frequency": defaults.UPDATE_FREQUENCY,
+    "random_sample_percent": defaults.RANDOM_SAMPLE_PERCENT,
+    "min_annotations_per_instance": defaults.MIN_ANNOTATIONS_PER_INSTANCE,
+    "resolution_strategy": "majority_vote",
+    "hybrid_weights": None,
+    "bald_params": None,
+}
+"""Every active-learning setting and its default; Potato's key names where Potato has one."""
+
+
+def resolve_active_learning(schemas: list[dict], given: dict, current: dict | None = None) -> dict:
+    """Merge ``given`` over ``current`` (or the defaults) and check the rules between fields."""
+    al = {**AL_DEFAULTS, **(current or {}), **given}
+    names = [s["name"] for s in schemas]
+    if al["schema_names"] is not None:
+        unknown = [n for n in al["schema_names"] if n not in names]
+        if unknown:
+            raise InvalidInput(
+                f"active_learning.schema_names names schemas the project does not have: "
+                f"{unknown}; its schemas are {names}"
+            )
+    if al["query_strategy"] not in STRATEGIES:
+        raise InvalidInput(
+            f"query_strategy {al['query_strategy']!r} is not available; use one of {list(STRATEGIES)}"
+        )
+    if al["uncertainty_measure"] not in MEASURES:
+        raise InvalidInput(f"uncertainty_measure must be one of {list(MEASURES)}")
+    if al["min_instances_for_training"] < 2:
+        raise InvalidInput("min_instances_for_training must be at least 2")
+    return al
+
+
+def active_schemas(project: dict) -> list[str]:
+    """Schemas that active learning ranks (the rest are served in random order)."""
+    al = project["active_learning"]
+    if not al["enabled"]:
+        return []
+    names = al["schema_names"]
+    return [s["name"] for s in project["schemas"] if names is None or s["name"] in names]
+
+
+def find_schema(project: dict, name: str) -> dict:
+    for schema in project["schemas"]:
+        if schema["name"] == name:
+            return schema
+    raise InvalidInput(
+        f"project {project['name']!r} has no schema {name!r}; "
+        f"its schemas are {[s['name'] for s in project['schemas']]}"
+    )
+
+
+def check_schemas(schemas: list[dict]) -> None:
+    seen = set()
+    for s in schemas:
+        if s["name"] in seen:
+            raise InvalidInput(f"schema {s['name']!r} is given twice")
+        seen.add(s["name"])
+        if len(set(s["labels"])) != len(s["labels"]):
+            raise InvalidInput(f"schema {s['name']!r} lists a label twice")
+        if len(s["labels"]) < 2 and not s.get("multi_label"):
+            raise InvalidInput(f"schema {s['name']!r} needs at least two labels")

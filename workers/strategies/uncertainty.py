@@ -1,0 +1,81 @@
+"""Uncertainty sampling (Lewis & Gale 1994; margin: Scheffer et al. 2001).
+
+The score is larger for items the model is less sure about; the batch is the top scores.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from workers.exceptions import InvalidInput
+from workers.strategies._validation import (
+    Selection,
+    check_batch_size,
+    check_probabilities,
+    empty_selection,
+    top_k,
+)
+
+MEASURES = ("least_confidence", "margin", "entropy")
+
+
+def least_confidence(p: np.ndarray) -> np.ndarray:
+    """1 - max_c p(c|x)."""
+    return 1.0 - p.max(axis=1)
+
+
+def margin(p: np.ndarray) -> np.ndarray:
+    """1 - (p_top1 - p_top2): the two most likely classes are close."""
+    if p.shape[1] < 2:
+        return np.zeros(p.shape[0])
+    top2 = np.partition(p, p.shape[1] - 2, axis=1)[:, -2:]
+    return 1.0 - (top2[:, 1] - top2[:, 0])
+
+
+def entropy(p: np.ndarray) -> np.ndarray:
+    """-sum_c p(c|x) log p(c|x), natural log; 0 log 0 = 0."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(p > 0, p * np.log(p), 0.0)
+    return -terms.sum(axis=1)
+
+
+def binary_entropy(p: np.ndarray) -> np.ndarray:
+    """Element-wise entropy of independent Bernoulli probabilities."""
+    q = 1.0 - p
+    with np.errstate(divide="ignore", invalid="ignore"):
+        h = -(np.where(p > 0, p * np.log(p), 0.0) + np.where(q > 0, q * np.log(q), 0.0))
+    return h
+
+
+def uncertainty_scores(
+    probabilities: np.ndarray, measure: str = "margin", multi_label: bool = False
+) -> np.ndarray:
+    """Uncertainty of each row.
+
+    Multi-label rows hold one independent probability per label: ``entropy`` is the mean
+    binary entropy over labels; ``margin`` and ``least_confidence`` score the label closest
+    to 0.5 (1 - 2|p - 0.5|, largest over labels).
+    """
+    p = check_probabilities(probabilities)
+    if measure not in MEASURES:
+        raise InvalidInput(f"unknown uncertainty measure {measure!r}; use one of {MEASURES}")
+    if multi_label:
+        if measure == "entropy":
+            return binary_entropy(p).mean(axis=1) if p.shape[1] else np.zeros(p.shape[0])
+        return (1.0 - 2.0 * np.abs(p - 0.5)).max(axis=1, initial=0.0)
+    return {"least_confidence": least_confidence, "margin": margin, "entropy": entropy}[measure](p)
+
+
+def uncertainty_sampling(
+    probabilities: np.ndarray,
+    batch_size: int,
+    measure: str = "margin",
+    multi_label: bool = False,
+) -> Selection:
+    """The ``batch_size`` most uncertain items, most uncertain first."""
+    check_batch_size(batch_size)
+    scores = uncertainty_scores(probabilities, measure, multi_label)
+    if scores.shape[0] == 0:
+        return empty_selection()
+    idx = top_k(scores, batch_size)
+    return Selection(idx, scores[idx])
