@@ -23,6 +23,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         API_TITLE="alrank",
         API_VERSION=API_VERSION,
         OPENAPI_VERSION="3.1.0",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
         API_SPEC_OPTIONS={
             "info": {
                 "description": (

@@ -1,0 +1,269 @@
+"""Resources one by one: projects, items, labels, leases, jobs, errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from workers.store import Store
+
+PROJECT = {
+    "name": "news",
+    "schemas": [
+        {"name": "topic", "labels": ["sport", "politics", "tech"]},
+        {"name": "tags", "labels": ["local", "breaking", "opinion"], "multi_label": True},
+    ],
+    "active_learning": {"min_instances_for_training": 4, "update_frequency": 3},
+}
+
+TEXTS = [
+    "the striker scored twice in the final",
+    "parliament passed the budget bill",
+    "a new phone chip doubles battery life",
+    "the coach praised the defence",
+    "the senate debated the tax reform",
+    "the startup released an open source compiler",
+    "fans celebrated the league title",
+    "the minister resigned after the vote",
+    "researchers built a faster database",
+    "the goalkeeper saved a penalty",
+]
+
+
+@pytest.fixture
+def project(client):
+    r = client.post("/v1/projects", json=PROJECT)
+    assert r.status_code == 201, r.json
+    items = [{"id": f"n{i}", "text": t} for i, t in enumerate(TEXTS)]
+    assert client.post("/v1/projects/news/items", json={"items": items}).status_code == 200
+    return r.json
+
+
+def problem(r, status):
+    assert r.status_code == status, r.json
+    assert r.headers["Content-Type"] == "application/problem+json"
+    body = r.json
+    assert body["status"] == status and body["title"] and body["detail"]
+    assert "Traceback" not in r.get_data(as_text=True)
+    return body
+
+
+def test_create_project_fills_defaults(project):
+    al = project["active_learning"]
+    assert al["query_strategy"] == "uncertainty" and al["uncertainty_measure"] == "margin"
+    assert al["min_instances_for_training"] == 4 and al["update_frequency"] == 3
+    assert al["random_sample_percent"] == 0.0 and al["enabled"] is True
+    assert project["lease_seconds"] == 600
+
+
+def test_potato_keys_accepted(client):
+    body = {
+        **PROJECT,
+        "name": "potato",
+        "active_learning": {
+            "enabled": True,
+            "schema_names": ["topic"],
+            "query_strategy": "random",
+            "min_instances_for_training": 20,
+            "update_frequency": 10,
+            "random_sample_percent": 0.2,
+            "hybrid_weights": {"uncertainty": 0.7, "diversity": 0.3},
+            "bald_params": {"n_estimators": 5, "bootstrap_fraction": 0.8},
+        },
+    }
+    r = client.post("/v1/projects", json=body)
+    assert r.status_code == 201, r.json
+    assert r.json["active_learning"]["schema_names"] == ["topic"]
+
+
+def test_unknown_keys_are_named(client):
+    body = {**PROJECT, "active_learning": {"update_frequncy": 3}, "colour": "red"}
+    p = problem(client.post("/v1/projects", json=body), 422)
+    assert "update_frequncy" in p["detail"] and "colour" in p["detail"]
+
+
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        ({"schemas": []}, "schemas"),
+        ({"name": "bad name!"}, "name"),
+        ({"active_learning": {"random_sample_percent": 20}}, "0.2"),
+        ({"active_learning": {"query_strategy": "magic"}}, "query_strategy"),
+        ({"active_learning": {"schema_names": ["nope"]}}, "nope"),
+        ({"schemas": [{"name": "a", "labels": ["x", "x"]}]}, "twice"),
+    ],
+)
+def test_bad_projects_refused(client, change, words):
+    p = problem(client.post("/v1/projects", json={**PROJECT, **change}), 422)
+    assert words in p["detail"]
+
+
+def test_duplicate_project_conflicts(client, project):
+    problem(client.post("/v1/projects", json=PROJECT), 409)
+
+
+def test_malformed_json(client, project):
+    r = client.post("/v1/projects/news/items", data="{not json", content_type="application/json")
+    assert "JSON" in problem(r, 400)["detail"]
+
+
+def test_unknown_project_and_route(client):
+    assert "nope" in problem(client.get("/v1/projects/nope"), 404)["detail"]
+    problem(client.get("/v1/nothing"), 404)
+    problem(client.put("/v1/projects"), 405)
+
+
+def test_items_upsert_and_delete(client, project, redis_conn):
+    r = client.post(
+        "/v1/projects/news/items",
+        json={
+            "items": [
+                {"id": "n0", "text": "changed text", "metadata": {"src": "x"}},
+                {"id": "n99", "text": "brand new"},
+            ]
+        },
+    )
+    assert r.json == {"created": 1, "updated": 1, "pool_size": 11}
+    item = client.get("/v1/projects/news/items/n0").json
+    assert item["text"] == "changed text" and item["metadata"] == {"src": "x"}
+    assert client.delete("/v1/projects/news/items/n99").status_code == 204
+    problem(client.delete("/v1/projects/news/items/n99"), 404)
+    assert client.get("/v1/projects/news").json["items"] == 10
+
+
+def test_item_needs_text_or_vector(client, project):
+    p = problem(client.post("/v1/projects/news/items", json={"items": [{"id": "x"}]}), 422)
+    assert "text, a vector" in p["detail"]
+
+
+def test_vector_length_enforced(client, project):
+    ok = client.post("/v1/projects/news/items", json={"items": [{"id": "v1", "vector": [1, 2, 3]}]})
+    assert ok.status_code == 200
+    p = problem(client.post("/v1/projects/news/items", json={"items": [{"id": "v2", "vector": [1, 2]}]}), 422)
+    assert "length 3" in p["detail"] and "'v2' has 2" in p["detail"]
+
+
+def test_labels_upsert_never_count_twice(client, project, redis_conn):
+    lab = {"item": "n0", "schema": "topic", "value": "sport", "annotator": "ann"}
+    assert client.post("/v1/projects/news/labels", json={"labels": [lab]}).json["new"] == 1
+    again = client.post("/v1/projects/news/labels", json={"labels": [{**lab, "value": "tech"}]}).json
+    assert again["new"] == 0
+    assert Store(redis_conn).item_labels("news", "topic", "n0") == {"ann": "tech"}
+    counts = client.get("/v1/projects/news").json["counts"]["topic"]
+    assert counts["labelled"] == 1
+
+
+def test_label_validation(client, project):
+    def post(**kw):
+        lab = {"item": "n0", "schema": "topic", "value": "sport", "annotator": "ann", **kw}
+        return client.post("/v1/projects/news/labels", json={"labels": [lab]})
+
+    assert "'weather' is not a label" in problem(post(value="weather"), 422)["detail"]
+    assert "no schema 'colour'" in problem(post(schema="colour"), 422)["detail"]
+    assert "not in the project" in problem(post(item="zzz"), 422)["detail"]
+    assert "list" in problem(post(schema="tags", value="local"), 422)["detail"]
+    assert "not a list" in problem(post(value=["sport"]), 422)["detail"]
+    assert post(schema="tags", value=["local", "breaking"]).status_code == 200
+
+
+def test_delete_label(client, project, redis_conn):
+    labels = [{"item": "n1", "schema": "topic", "value": "politics", "annotator": a} for a in ("a", "b")]
+    client.post("/v1/projects/news/labels", json={"labels": labels})
+    assert client.delete("/v1/projects/news/labels/topic/n1?annotator=a").status_code == 204
+    assert Store(redis_conn).item_labels("news", "topic", "n1") == {"b": "politics"}
+    assert client.delete("/v1/projects/news/labels/topic/n1").status_code == 204
+    problem(client.delete("/v1/projects/news/labels/topic/n1"), 404)
+
+
+def test_batch_size_limits(client, project):
+    for size in (0, 10_000, "ten"):
+        p = problem(client.get(f"/v1/projects/news/next?schema=topic&annotator=a&size={size}"), 422)
+        assert "size" in p["detail"]
+    problem(client.get("/v1/projects/news/next?schema=topic"), 422)
+
+
+def test_next_before_any_ranking_still_answers(client, project):
+    r = client.get("/v1/projects/news/next?schema=topic&annotator=a&size=4").json
+    assert len(r["items"]) == 4 and {it["source"] for it in r["items"]} == {"fallback"}
+
+
+def test_release_gives_items_back(client, project, run_jobs):
+    run_jobs()
+    a = client.get("/v1/projects/news/next?schema=topic&annotator=a&size=10").json
+    assert len(a["items"]) == 10
+    b = client.get("/v1/projects/news/next?schema=topic&annotator=b&size=10").json
+    assert b["items"] == []
+    r = client.post(
+        "/v1/projects/news/leases/release", json={"schema": "topic", "annotator": "a", "items": ["n3", "n4"]}
+    )
+    assert r.json == {"released": 2}
+    b = client.get("/v1/projects/news/next?schema=topic&annotator=b&size=10").json
+    assert sorted(it["id"] for it in b["items"]) == ["n3", "n4"]
+
+
+def test_expired_lease_goes_to_someone_else(client, project, run_jobs):
+    client.patch("/v1/projects/news", json={"lease_seconds": 1})
+    run_jobs()
+    a = client.get("/v1/projects/news/next?schema=topic&annotator=a&size=10").json
+    assert len(a["items"]) == 10
+    import time
+
+    time.sleep(1.1)
+    b = client.get("/v1/projects/news/next?schema=topic&annotator=b&size=10").json
+    assert len(b["items"]) == 10
+
+
+def test_train_job_and_status(client, project, run_jobs):
+    labels = [
+        {"item": f"n{i}", "schema": "topic", "value": v, "annotator": "a"}
+        for i, v in enumerate(["sport", "politics", "tech", "sport", "politics", "tech"])
+    ]
+    client.post("/v1/projects/news/labels", json={"labels": labels})
+    r = client.post("/v1/projects/news/train?schema=topic")
+    assert r.status_code == 202
+    job = r.json["job"]
+    assert r.headers["Location"].endswith(f"/v1/jobs/{job}")
+    assert client.get(f"/v1/jobs/{job}").json["status"] in ("queued", "deferred")
+    run_jobs()
+    status = client.get(f"/v1/jobs/{job}").json
+    assert status["status"] == "finished", status
+    assert status["result"]["model_version"] >= 1 and status["progress"]["stage"] == "done"
+    problem(client.get("/v1/jobs/nope"), 404)
+
+
+def test_triggers_coalesce(client, project, redis_conn):
+    jobs = {client.post("/v1/projects/news/train?schema=topic").json["job"] for _ in range(5)}
+    assert len(jobs) == 1
+    from workers.worker import make_queue
+
+    assert make_queue(redis_conn).count == 2  # one per schema, from the item upload
+
+
+def test_job_rerun_is_idempotent(client, project, redis_conn, run_jobs):
+    from workers.jobs import refresh
+
+    run_jobs()
+    store = Store(redis_conn)
+    before = store.ranking_meta("news", "topic")
+    assert refresh(store, "news", "topic")["status"] == "up_to_date"
+    assert store.ranking_meta("news", "topic") == before
+
+
+def test_multi_label_schema_trains(client, project, run_jobs):
+    values = [["local"], ["breaking"], ["local", "opinion"], [], ["breaking", "local"], ["opinion"]]
+    labels = [{"item": f"n{i}", "schema": "tags", "value": v, "annotator": "a"} for i, v in enumerate(values)]
+    client.post("/v1/projects/news/labels", json={"labels": labels})
+    run_jobs()
+    batch = client.get("/v1/projects/news/next?schema=tags&annotator=a&size=3").json
+    assert batch["model_version"] == 1
+    assert all(isinstance(it["prediction"]["label"], list) for it in batch["items"])
+
+
+def test_delete_project(client, project, redis_conn):
+    assert client.delete("/v1/projects/news").status_code == 204
+    problem(client.get("/v1/projects/news"), 404)
+    assert not list(redis_conn.scan_iter(match="alrank:p:news:*"))
+
+
+def test_health(client, run_jobs):
+    assert client.get("/healthz").json["status"] == "ok"
+    problem(client.get("/readyz"), 503)  # no worker is listening
