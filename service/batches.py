@@ -105,27 +105,24 @@ class Next(MethodView):
             explore_count(size, al["random_sample_percent"]),
             al["min_annotations_per_instance"],
         )
-        docs = store.get_items(project, batch.ids)
-        infos = store.ranking_info(project, schema, batch.ranking_id, batch.ids)
-        meta = store.ranking_meta(project, schema, batch.ranking_id) if batch.ranking_id else None
         items = []
-        for item_id, source, doc, info in zip(batch.ids, batch.sources, docs, infos, strict=True):
-            if doc is None:  # deleted between leasing and reading
-                continue
+        for it in batch.items:
+            info = it.info
             prediction = None
             if info is not None and info[2] is not None:
                 prediction = {"label": info[2], "confidence": info[3]}
             items.append(
                 {
-                    "id": item_id,
-                    "text": doc.get("text"),
-                    "metadata": doc.get("metadata", {}),
+                    "id": it.id,
+                    "text": it.doc.get("text"),
+                    "metadata": it.doc.get("metadata", {}),
                     "score": info[0] if info else None,
                     "rank": info[1] if info else None,
-                    "source": source,
+                    "source": it.source,
                     "prediction": prediction,
                 }
             )
+        meta = batch.ranking_meta
         expires = time.gmtime(time.time() + proj["lease_seconds"])
         return {
             "project": project,

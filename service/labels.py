@@ -97,7 +97,8 @@ class Labels(MethodView):
             check_value(load_schema(proj, label["schema"]), label["value"], i)
             by_schema[label["schema"]].append(label)
         store = backend().store
-        store.check_items_exist(project, [lab["item"] for lab in body["labels"]])
+        if len(by_schema) > 1:  # all or nothing across schemas (one schema checks atomically)
+            store.check_items_exist(project, [lab["item"] for lab in body["labels"]])
         al = proj["active_learning"]
         active = active_schemas(proj)
         new_total, jobs = 0, {}

@@ -11,8 +11,11 @@ REQUESTS_PER_THREAD = 25
 
 
 def test_concurrent_annotators_never_share_an_item(app, client, run_jobs):
-    body = {"name": "race", "schemas": [{"name": "s", "labels": ["a", "b"]}],
-            "active_learning": {"update_frequency": 1_000_000}}
+    body = {
+        "name": "race",
+        "schemas": [{"name": "s", "labels": ["a", "b"]}],
+        "active_learning": {"update_frequency": 1_000_000},
+    }
     assert client.post("/v1/projects", json=body).status_code == 201
     items = [{"id": f"i{i}", "vector": [float(i % 97), float(i % 13)]} for i in range(N_ITEMS)]
     assert client.post("/v1/projects/race/items", json={"items": items}).status_code == 200
@@ -27,7 +30,7 @@ def test_concurrent_annotators_never_share_an_item(app, client, run_jobs):
         c = app.test_client()
         annotator = f"ann{t}"
         start.wait()
-        for k in range(REQUESTS_PER_THREAD):
+        for _ in range(REQUESTS_PER_THREAD):
             r = c.get(f"/v1/projects/race/next?schema=s&annotator={annotator}&size=5")
             if r.status_code != 200:
                 errors.append(f"{r.status_code}: {r.get_data(as_text=True)}")

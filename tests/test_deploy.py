@@ -15,7 +15,9 @@ COMPOSE = os.path.join(ROOT, "docker-compose.yml")
 def test_compose_file_is_valid_against_the_spec():
     result = subprocess.run(
         [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.compose-spec", COMPOSE],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 

@@ -85,8 +85,11 @@ def test_loop_through_gunicorn_and_worker(stack):
     wait_until(lambda: requests.get(base + "/readyz").status_code == 200, 30, "a worker")
     x, y = load_breast_cancer(return_X_y=True)
     names = ["malignant", "benign"]
-    body = {"name": "cancer", "schemas": [{"name": "diagnosis", "labels": names}],
-            "active_learning": {"min_instances_for_training": 20, "update_frequency": 20}}
+    body = {
+        "name": "cancer",
+        "schemas": [{"name": "diagnosis", "labels": names}],
+        "active_learning": {"min_instances_for_training": 20, "update_frequency": 20},
+    }
     assert requests.post(base + "/v1/projects", json=body).status_code == 201
     items = [{"id": f"c{i}", "vector": row.tolist()} for i, row in enumerate(x)]
     assert requests.post(base + "/v1/projects/cancer/items", json={"items": items}).status_code == 200
@@ -96,19 +99,25 @@ def test_loop_through_gunicorn_and_worker(stack):
         return p["counts"]["diagnosis"]["ranking"]
 
     wait_until(ranked, 60, "the cold-start ranking")
-    batch = requests.get(base + "/v1/projects/cancer/next",
-                         params={"schema": "diagnosis", "annotator": "ann", "size": 20}).json()
+    batch = requests.get(
+        base + "/v1/projects/cancer/next", params={"schema": "diagnosis", "annotator": "ann", "size": 20}
+    ).json()
     assert batch["strategy"] == "cold_start" and len(batch["items"]) == 20
-    labels = [{"item": it["id"], "schema": "diagnosis", "value": names[y[int(it["id"][1:])]],
-               "annotator": "ann"} for it in batch["items"]]
+    labels = [
+        {"item": it["id"], "schema": "diagnosis", "value": names[y[int(it["id"][1:])]], "annotator": "ann"}
+        for it in batch["items"]
+    ]
     r = requests.post(base + "/v1/projects/cancer/labels", json={"labels": labels}).json()
     job = r["training_jobs"]["diagnosis"]
 
     status = wait_until(
         lambda: (s := requests.get(f"{base}/v1/jobs/{job}").json())["status"] in ("finished", "failed") and s,
-        60, "the training job")
+        60,
+        "the training job",
+    )
     assert status["status"] == "finished", status
-    batch = requests.get(base + "/v1/projects/cancer/next",
-                         params={"schema": "diagnosis", "annotator": "ann", "size": 5}).json()
+    batch = requests.get(
+        base + "/v1/projects/cancer/next", params={"schema": "diagnosis", "annotator": "ann", "size": 5}
+    ).json()
     assert batch["model_version"] == 1 and batch["strategy"] == "uncertainty"
     assert not {it["id"] for it in batch["items"]} & {lab["item"] for lab in labels}

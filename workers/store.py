@@ -92,7 +92,8 @@ local since = redis.call('INCRBY', KEYS[5], new)
 return {new, since, redis.call('HLEN', KEYS[2])}
 """
 
-# KEYS: labels, nlab, rev ; ARGV: item, annotator ('' for all) -> number of labels removed
+# KEYS: labels, nlab, rev ; ARGV: item, annotator ('' for all), schema prefix.
+# Returns the number of labels removed; the item rejoins the ranking at its rank.
 _DELETE_LABEL = """
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
 if not raw then return 0 end
@@ -115,13 +116,26 @@ else
   end
 end
 redis.call('INCR', KEYS[3])
+local rid = redis.call('GET', ARGV[3] .. 'ranking')
+if rid then
+  local p = redis.call('HGET', ARGV[3] .. 'r:' .. rid .. ':pos', ARGV[1])
+  if p then redis.call('ZADD', ARGV[3] .. 'r:' .. rid .. ':returned', p, ARGV[1]) end
+end
 return removed
 """
 
 # Lease a batch. ARGV: schema prefix, items key, annotator, size, lease ms, explore count,
 # labels needed per item, fallback sample size.
-# Returns {ranking id or '', item, source, item, source, ...}; sources: 'lease' (already
-# held), 'ranking', 'random' (exploration), 'fallback' (no ranking published yet).
+#
+# Each list of the published ranking has a frontier: items before it have been handed out
+# (or were done) once already. An item handed out comes back through the ranking's
+# ``returned`` ZSET (scored by rank) when its lease is released or lapses, so a request
+# looks at the few returned items and then at the frontier, never rescanning the leased
+# head of the ranking.
+#
+# Returns {ranking id or '', ranking meta or '', then per item: id, source, item JSON,
+# ranking info JSON or ''}; sources: 'lease' (already held), 'ranking', 'random'
+# (exploration), 'fallback' (no ranking published yet).
 _NEXT_BATCH = """
 local pre, items, annot = ARGV[1], ARGV[2], ARGV[3]
 local size, lease_ms = tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -130,7 +144,20 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local nlab, leases, owner = pre .. 'nlab', pre .. 'leases', pre .. 'owner'
 local mine = pre .. 'lease:' .. annot
+local rid = redis.call('GET', pre .. 'ranking') or ''
+local r = pre .. 'r:' .. rid .. ':'
+local returned, pos = r .. 'returned', r .. 'pos'
 local out, chosen, taken = {}, {}, 0
+
+-- 0. lapsed leases: their items return to the pool at their rank
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', leases, '-inf', now, 'LIMIT', 0, 1000)) do
+  redis.call('ZREM', leases, id)
+  redis.call('HDEL', owner, id)
+  if rid ~= '' then
+    local p = redis.call('HGET', pos, id)
+    if p then redis.call('ZADD', returned, p, id) end
+  end
+end
 
 local function done(id)
   return tonumber(redis.call('HGET', nlab, id) or '0') >= needed
@@ -138,9 +165,7 @@ local function done(id)
 end
 local function free(id)
   if chosen[id] then return false end
-  local exp = redis.call('ZSCORE', leases, id)
-  if exp and tonumber(exp) > now and redis.call('HGET', owner, id) ~= annot then return false end
-  return true
+  return not redis.call('ZSCORE', leases, id) or redis.call('HGET', owner, id) == annot
 end
 local function take(id, source)
   chosen[id] = true
@@ -160,37 +185,48 @@ for _, id in ipairs(redis.call('ZRANGE', mine, 0, -1)) do
   end
 end
 
--- 2. walk a published list from its head, skipping labelled and leased items
-local function walk(list, head_key, want, source)
+-- 2. walk a published list from its frontier
+local function walk(list, want, source)
+  local head_key = r .. 'head:' .. list
   local head = tonumber(redis.call('GET', head_key) or '0')
-  local pos, advancing, got = head, true, 0
-  local len = redis.call('LLEN', list)
-  while got < want and pos < len do
-    local chunk = redis.call('LRANGE', list, pos, pos + 199)
-    for i, id in ipairs(chunk) do
-      if done(id) then
-        if advancing then head = pos + i end
-      else
-        advancing = false
-        if free(id) then
-          take(id, source)
-          got = got + 1
-          if got >= want then break end
-        end
+  local len = redis.call('LLEN', r .. list)
+  local got = 0
+  while got < want and head < len do
+    local chunk = redis.call('LRANGE', r .. list, head, head + 2 * (want - got) + 8)
+    for _, id in ipairs(chunk) do
+      head = head + 1
+      if not done(id) and free(id) then
+        take(id, source)
+        got = got + 1
+        if got >= want then break end
       end
     end
-    pos = pos + #chunk
   end
   redis.call('SET', head_key, head)
 end
 
-local rid = redis.call('GET', pre .. 'ranking') or ''
+-- 3. items handed out before and given back, best rank first
+local function from_returned(want)
+  local got = 0
+  while got < want do
+    local ids = redis.call('ZRANGE', returned, 0, want - got - 1)
+    if #ids == 0 then break end
+    for _, id in ipairs(ids) do
+      redis.call('ZREM', returned, id)
+      if not done(id) and free(id) then
+        take(id, 'ranking')
+        got = got + 1
+      end
+    end
+  end
+end
+
 if rid ~= '' then
-  local r = pre .. 'r:' .. rid .. ':'
   local explore = math.min(n_explore, size - taken)
-  if explore > 0 then walk(r .. 'explore', r .. 'head:explore', explore, 'random') end
-  if size - taken > 0 then walk(r .. 'order', r .. 'head:order', size - taken, 'ranking') end
-  if size - taken > 0 then walk(r .. 'explore', r .. 'head:explore', size - taken, 'random') end
+  if explore > 0 then walk('explore', explore, 'random') end
+  if size - taken > 0 then from_returned(size - taken) end
+  if size - taken > 0 then walk('order', size - taken, 'ranking') end
+  if size - taken > 0 then walk('explore', size - taken, 'random') end
 end
 if size - taken > 0 then
   -- no ranking yet, or it ran dry (items added since): sample the pool at random
@@ -211,15 +247,26 @@ for i = 1, #out, 2 do
   redis.call('ZADD', mine, exp + (i - 1) / 2, id)
 end
 if #out > 0 then redis.call('PEXPIRE', mine, lease_ms + #out) end
-local reply = {rid}
-for i = 1, #out do reply[#reply + 1] = out[i] end
+
+-- reply with everything the response needs, saving the caller a round trip
+local meta = rid ~= '' and redis.call('GET', r .. 'meta') or ''
+local reply = {rid, meta or ''}
+for i = 1, #out, 2 do
+  local id = out[i]
+  reply[#reply + 1] = id
+  reply[#reply + 1] = out[i + 1]
+  reply[#reply + 1] = redis.call('HGET', items, id) or ''
+  reply[#reply + 1] = rid ~= '' and redis.call('HGET', r .. 'info', id) or ''
+end
 return reply
 """
 
 # ARGV: schema prefix, annotator, then item ids (none: all of the annotator's leases).
+# Released items return to the pool at their rank.
 _RELEASE = """
 local pre, annot = ARGV[1], ARGV[2]
 local mine = pre .. 'lease:' .. annot
+local rid = redis.call('GET', pre .. 'ranking')
 local ids = {}
 if #ARGV > 2 then
   for i = 3, #ARGV do ids[#ids + 1] = ARGV[i] end
@@ -232,6 +279,10 @@ for _, id in ipairs(ids) do
     redis.call('ZREM', pre .. 'leases', id)
     redis.call('HDEL', pre .. 'owner', id)
     released = released + 1
+    if rid then
+      local p = redis.call('HGET', pre .. 'r:' .. rid .. ':pos', id)
+      if p then redis.call('ZADD', pre .. 'r:' .. rid .. ':returned', p, id) end
+    end
   end
   redis.call('ZREM', mine, id)
 end
@@ -264,12 +315,22 @@ return 1
 
 
 @dataclass
+class BatchItem:
+    """One leased item: its stored document and its entry in the ranking (if any)."""
+
+    id: str
+    source: str
+    doc: dict
+    info: list | None
+
+
+@dataclass
 class Batch:
-    """Items leased to one annotator, in order, with where each came from."""
+    """Items leased to one annotator, in order, with the ranking they came from."""
 
     ranking_id: str
-    ids: list[str]
-    sources: list[str]
+    ranking_meta: dict | None
+    items: list[BatchItem]
 
 
 class Store:
@@ -417,7 +478,7 @@ class Store:
     def delete_label(self, project: str, schema: str, item: str, annotator: str | None) -> int:
         sp = schema_prefix(project, schema)
         keys = [sp + "labels", sp + "nlab", sp + "rev"]
-        return int(self._delete_label(keys=keys, args=[item, annotator or ""]))
+        return int(self._delete_label(keys=keys, args=[item, annotator or "", sp]))
 
     def load_labels(self, project: str, schema: str) -> dict[str, dict[str, Any]]:
         key = schema_prefix(project, schema) + "labels"
@@ -458,15 +519,18 @@ class Store:
                 max(4 * size, 50),
             ],
         )
-        rid = reply[0].decode()
-        flat = [r.decode() for r in reply[1:]]
-        return Batch(rid, flat[0::2], flat[1::2])
-
-    def ranking_info(self, project: str, schema: str, rid: str, ids: list[str]) -> list[list | None]:
-        if not rid or not ids:
-            return [None] * len(ids)
-        raws = self.redis.hmget(schema_prefix(project, schema) + f"r:{rid}:info", ids)
-        return [json.loads(r) if r is not None else None for r in raws]
+        rid, meta = _text(reply[0]), _text(reply[1])
+        items = [
+            BatchItem(
+                _text(reply[k]),
+                _text(reply[k + 1]),
+                json.loads(reply[k + 2]),
+                json.loads(reply[k + 3]) if reply[k + 3] else None,
+            )
+            for k in range(2, len(reply), 4)
+            if reply[k + 2]  # deleted while being leased
+        ]
+        return Batch(rid, json.loads(meta) if meta else None, items)
 
     def ranking_meta(self, project: str, schema: str, rid: str | None = None) -> dict | None:
         sp = schema_prefix(project, schema)
@@ -515,13 +579,16 @@ class Store:
         fields = list(info.items())
         for start in range(0, len(fields), 10_000):
             self.redis.hset(r + "info", mapping=dict(fields[start : start + 10_000]))
+        for start in range(0, len(order), 10_000):
+            chunk = order[start : start + 10_000]
+            self.redis.hset(r + "pos", mapping={item: start + k for k, item in enumerate(chunk)})
         meta = {**meta, "ranking_id": rid, "published_at": now_iso()}
         self.redis.set(r + "meta", json.dumps(meta))
         old = self.redis.getset(sp + "ranking", rid)
         if old is not None:
             o = sp + f"r:{_text(old)}:"
             pipe = self.redis.pipeline(transaction=False)
-            for key in ("order", "explore", "info", "meta", "head:order", "head:explore"):
+            for key in ("order", "explore", "info", "pos", "returned", "meta", "head:order", "head:explore"):
                 pipe.expire(o + key, defaults.RANKING_GRACE_SECONDS)
             pipe.execute()
         return rid

