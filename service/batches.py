@@ -7,7 +7,7 @@ import random
 import time
 
 import marshmallow as ma
-from flask import Flask
+from flask import Flask, jsonify
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -124,16 +124,20 @@ class Next(MethodView):
             )
         meta = batch.ranking_meta
         expires = time.gmtime(time.time() + proj["lease_seconds"])
-        return {
-            "project": project,
-            "schema": schema,
-            "annotator": query["annotator"],
-            "strategy": meta["strategy"] if meta else "random",
-            "model_version": meta["model_version"] if meta else None,
-            "ranking_id": batch.ranking_id or None,
-            "lease_expires_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", expires),
-            "items": items,
-        }
+        # Built in BatchSchema's shape (a test holds it to that) and sent as is: dumping it
+        # through marshmallow would cost a third of this hot path's CPU.
+        return jsonify(
+            {
+                "project": project,
+                "schema": schema,
+                "annotator": query["annotator"],
+                "strategy": meta["strategy"] if meta else "random",
+                "model_version": meta["model_version"] if meta else None,
+                "ranking_id": batch.ranking_id or None,
+                "lease_expires_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", expires),
+                "items": items,
+            }
+        )
 
 
 @blp.route("/<project>/leases/release")

@@ -267,3 +267,17 @@ def test_delete_project(client, project, redis_conn):
 def test_health(client, run_jobs):
     assert client.get("/healthz").json["status"] == "ok"
     problem(client.get("/readyz"), 503)  # no worker is listening
+
+
+def test_batch_response_matches_its_documented_schema(client, project, run_jobs):
+    from service.batches import BatchSchema
+
+    labels = [
+        {"item": f"n{i}", "schema": "topic", "value": v, "annotator": "a"}
+        for i, v in enumerate(["sport", "politics", "tech", "sport", "politics"])
+    ]
+    client.post("/v1/projects/news/labels", json={"labels": labels})
+    run_jobs()
+    body = client.get("/v1/projects/news/next?schema=topic&annotator=b&size=3").json
+    assert body["model_version"] == 1 and len(body["items"]) == 3
+    assert BatchSchema().dump(body) == body
