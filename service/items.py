@@ -99,7 +99,7 @@ class Items(MethodView):
         return {**result, "pool_size": store.item_count(project)}
 
 
-@blp.route("/<project>/items/<item>")
+@blp.route("/<project>/items/<path:item>")
 class Item(MethodView):
     @blp.response(200, ItemOutSchema)
     def get(self, project, item):

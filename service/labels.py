@@ -113,7 +113,7 @@ class Labels(MethodView):
         return {"received": len(body["labels"]), "new": new_total, "training_jobs": jobs}
 
 
-@blp.route("/<project>/labels/<schema>/<item>")
+@blp.route("/<project>/labels/<schema>/<path:item>")
 class Label(MethodView):
     @blp.arguments(DeleteLabelQuery, location="query")
     @blp.response(204)

@@ -281,3 +281,38 @@ def test_batch_response_matches_its_documented_schema(client, project, run_jobs)
     body = client.get("/v1/projects/news/next?schema=topic&annotator=b&size=3").json
     assert body["model_version"] == 1 and len(body["items"]) == 3
     assert BatchSchema().dump(body) == body
+
+
+def test_item_ids_with_slashes(client, project):
+    client.post("/v1/projects/news/items", json={"items": [{"id": "docs/a/1.txt", "text": "hello"}]})
+    lab = {"item": "docs/a/1.txt", "schema": "topic", "value": "tech", "annotator": "a"}
+    client.post("/v1/projects/news/labels", json={"labels": [lab]})
+    assert client.get("/v1/projects/news/items/docs/a/1.txt").json["labels"]["topic"] == {"a": "tech"}
+    assert client.delete("/v1/projects/news/labels/topic/docs/a/1.txt").status_code == 204
+    assert client.delete("/v1/projects/news/items/docs/a/1.txt").status_code == 204
+
+
+def test_nan_in_vector_refused(client, project):
+    r = client.post(
+        "/v1/projects/news/items",
+        data='{"items": [{"id": "v", "vector": [1.0, NaN]}]}',
+        content_type="application/json",
+    )
+    assert r.status_code in (400, 422) and r.headers["Content-Type"] == "application/problem+json"
+
+
+def test_trigger_while_running_queues_one_follow_up(client, project, redis_conn, run_jobs):
+    from rq.job import Job
+    from rq.serializers import JSONSerializer
+
+    store = Store(redis_conn)
+    first = client.post("/v1/projects/news/train?schema=topic").json["job"]
+    store.job_started("news", "topic", first)  # as a worker does when it picks the job up
+    follow = {client.post("/v1/projects/news/train?schema=topic").json["job"] for _ in range(4)}
+    assert len(follow) == 1 and first not in follow
+    (second,) = follow
+    job = Job.fetch(second, connection=redis_conn, serializer=JSONSerializer)
+    assert job.get_status().value == "deferred"  # waits for the running job
+    run_jobs()
+    for jid in (first, second):
+        assert client.get(f"/v1/jobs/{jid}").json["status"] == "finished"
