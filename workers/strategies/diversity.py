@@ -3,57 +3,19 @@
 Each pick is the pool item farthest from its nearest centre, where the centres are the
 labelled items and the items picked so far. With nothing labelled, the first pick is the
 item nearest the pool's mean, so a cold-start batch begins at the pool's centre and then
-spreads out.
+spreads out. Distances are kept exact without rescanning the pool at every pick
+(``_geometry.NearestCentre``).
 """
 
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
-from sklearn.preprocessing import normalize
 
 from workers.exceptions import InvalidInput
-from workers.strategies._validation import (
-    Selection,
-    check_batch_size,
-    check_features,
-    empty_selection,
-)
+from workers.strategies._geometry import FeatureSpace, NearestCentre
+from workers.strategies._validation import Selection, check_batch_size, check_features, empty_selection
 
 METRICS = ("euclidean", "cosine")
-_CHUNK = 256
-
-
-def _row_sq_norms(x) -> np.ndarray:
-    if sp.issparse(x):
-        return np.asarray(x.multiply(x).sum(axis=1)).ravel().astype(np.float64)
-    return np.einsum("ij,ij->i", x, x, dtype=np.float64)
-
-
-def _dot_rows(x, rows) -> np.ndarray:
-    """x @ rows.T as a dense (n, len(rows)) float64 array."""
-    prod = x @ rows.T
-    if sp.issparse(prod):
-        prod = prod.toarray()
-    return np.asarray(prod, dtype=np.float64)
-
-
-def _prepare(x, metric: str):
-    if metric not in METRICS:
-        raise InvalidInput(f"unknown distance {metric!r}; use one of {METRICS}")
-    if metric == "cosine":
-        x = normalize(x, norm="l2", copy=True)
-    return x
-
-
-def squared_distances_to(x, x_sq: np.ndarray, centres, centres_sq: np.ndarray) -> np.ndarray:
-    """Squared euclidean distance of every row of x to its nearest row of ``centres``."""
-    best = np.full(x.shape[0], np.inf)
-    for start in range(0, centres.shape[0], _CHUNK):
-        c = centres[start : start + _CHUNK]
-        d = x_sq[:, None] - 2.0 * _dot_rows(x, c) + centres_sq[start : start + _CHUNK][None, :]
-        np.minimum(best, d.min(axis=1), out=best)
-    return np.maximum(best, 0.0)
 
 
 def kcenter_greedy(
@@ -61,48 +23,50 @@ def kcenter_greedy(
     batch_size: int,
     labelled_features=None,
     metric: str = "euclidean",
+    initial_centres: np.ndarray | None = None,
 ) -> Selection:
-    """Farthest-first traversal; scores are each pick's distance to its nearest centre.
+    """Farthest-first traversal; each score is the pick's distance to its nearest centre.
 
-    Cosine distance is 1 - cos, computed on L2-normalised rows (||a - b||^2 / 2).
+    Euclidean distance, or cosine distance 1 - cos(a, b). Ties go to the lower index.
+    ``initial_centres`` are pool rows already chosen (by another strategy of a blend):
+    centres from the start, never picked again.
     """
     check_batch_size(batch_size)
+    if metric not in METRICS:
+        raise InvalidInput(f"unknown distance {metric!r}; use one of {METRICS}")
     x = check_features(features)
     n = x.shape[0]
     k = min(batch_size, n)
     if k == 0:
         return empty_selection()
-    x = _prepare(x, metric)
-    x_sq = _row_sq_norms(x)
-
-    first = -1
+    space = FeatureSpace(x, metric)
+    external = None
     if labelled_features is not None and labelled_features.shape[0] > 0:
-        lab = _prepare(check_features(labelled_features, "labelled_features"), metric)
+        lab = check_features(labelled_features, "labelled_features")
         if lab.shape[1] != x.shape[1]:
             raise InvalidInput("labelled_features and features differ in width")
-        min_sq = squared_distances_to(x, x_sq, lab, _row_sq_norms(lab))
-    else:
-        # No centre yet: start at the item nearest the mean (the most central item, not
-        # an outlier); its score is its distance to that mean.
-        mean = np.asarray(x.mean(axis=0), dtype=np.float64).reshape(1, -1)
-        min_sq = squared_distances_to(x, x_sq, mean, _row_sq_norms(mean))
-        first = int(np.argmin(min_sq))
+        external = space.external(lab)
+    tracker = NearestCentre(space, external)
+    picked = np.zeros(n, dtype=bool)
+    if initial_centres is not None and len(initial_centres):
+        tracker.add_many(initial_centres)
+        picked[initial_centres] = True
+        k = min(k, n - int(picked.sum()))
 
     picks = np.empty(k, dtype=np.int64)
-    scores = np.empty(k, dtype=np.float64)
-    for t in range(k):
-        if t == 0 and first >= 0:
-            i = first
-            scores[t] = min_sq[i]
-            min_sq = np.full(n, np.inf)
-        else:
-            i = int(np.argmax(min_sq))
-            scores[t] = min_sq[i]
-        picks[t] = i
-        d = x_sq - 2.0 * _dot_rows(x, x[i : i + 1]).ravel() + x_sq[i]
-        np.minimum(min_sq, np.maximum(d, 0.0), out=min_sq)
-        min_sq[i] = -1.0  # never picked again
-    dist = np.sqrt(scores)
-    if metric == "cosine":
-        dist = dist**2 / 2.0
-    return Selection(picks, dist)
+    sq_scores = np.empty(k, dtype=np.float64)
+    start = 0
+    if k and external is None and not picked.any():
+        to_mean = space.sq_dist_to_mean()
+        first = int(np.argmin(to_mean))
+        picks[0], sq_scores[0] = first, to_mean[first]
+        tracker.add(first)
+        picked[first] = True
+        start = 1
+    for t in range(start, k):
+        i = int(np.argmax(np.where(picked, -1.0, tracker.min_sq)))
+        picks[t], sq_scores[t] = i, tracker.min_sq[i]
+        tracker.add(i)
+        picked[i] = True
+    scores = sq_scores / 2.0 if metric == "cosine" else np.sqrt(sq_scores)
+    return Selection(picks, scores)

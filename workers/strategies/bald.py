@@ -1,0 +1,43 @@
+"""BALD: Bayesian Active Learning by Disagreement (Houlsby et al. 2011, arXiv:1112.5745;
+Gal et al. 2017).
+
+The score is the mutual information between an item's label and the model,
+H[mean_m p_m] - mean_m H[p_m], estimated over an ensemble of members (here bootstrap
+replicates of the model). It is zero when every member predicts the same distribution,
+and largest when members are each confident but disagree.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from workers.exceptions import InvalidInput
+from workers.strategies._validation import Selection, check_batch_size, empty_selection, top_k
+
+
+def _entropy(p: np.ndarray, axis: int = -1) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return -np.where(p > 0, p * np.log(p), 0.0).sum(axis=axis)
+
+
+def bald_scores(member_probabilities: np.ndarray) -> np.ndarray:
+    """Mutual information per item from an array (members, items, classes), in nats."""
+    pm = np.asarray(member_probabilities, dtype=np.float64)
+    if pm.ndim != 3:
+        raise InvalidInput(
+            f"BALD needs member probabilities shaped (members, items, classes), got {pm.shape}"
+        )
+    if pm.shape[1] == 0:
+        return np.zeros(0)
+    mi = _entropy(pm.mean(axis=0)) - _entropy(pm).mean(axis=0)
+    return np.maximum(mi, 0.0)  # rounding can leave a tiny negative
+
+
+def bald(member_probabilities: np.ndarray, batch_size: int) -> Selection:
+    """The ``batch_size`` items of largest mutual information, largest first."""
+    check_batch_size(batch_size)
+    scores = bald_scores(member_probabilities)
+    if scores.shape[0] == 0:
+        return empty_selection()
+    idx = top_k(scores, batch_size)
+    return Selection(idx, scores[idx])
