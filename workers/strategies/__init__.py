@@ -121,7 +121,8 @@ def with_exploration(
     """Replace the tail ``fraction`` of a batch with items drawn uniformly from the rest of
     the pool (never duplicating one); their scores are NaN."""
     k = len(selection.indices)
-    n_random = min(int(round(k * fraction)), n_items - k + int(round(k * fraction)))
+    n_random = round(k * fraction)
+    n_random = min(n_random, n_items - (k - n_random))  # what the pool has left to draw
     if n_random <= 0:
         return selection
     keep = selection.indices[: k - n_random]
