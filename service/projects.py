@@ -53,6 +53,19 @@ class ActiveLearningSchema(ma.Schema):
         keys=ma.fields.String(),
         values=ma.fields.Float(validate=ma.validate.Range(0.0)),
         allow_none=True,
+        metadata={
+            "description": "hybrid: weights of a blend of normalised scores, "
+            "e.g. {uncertainty: 0.7, diversity: 0.3}"
+        },
+    )
+    hybrid_shares = ma.fields.Dict(
+        keys=ma.fields.String(),
+        values=ma.fields.Float(validate=ma.validate.Range(0.0)),
+        allow_none=True,
+        metadata={
+            "description": "hybrid: shares of each batch per strategy, "
+            "e.g. {badge: 0.7, diversity: 0.2, random: 0.1}"
+        },
     )
     bald_params = ma.fields.Nested(BaldParamsSchema, allow_none=True)
 

@@ -316,3 +316,23 @@ def test_trigger_while_running_queues_one_follow_up(client, project, redis_conn,
     run_jobs()
     for jid in (first, second):
         assert client.get(f"/v1/jobs/{jid}").json["status"] == "finished"
+
+
+@pytest.mark.parametrize(
+    "al, words",
+    [
+        ({"query_strategy": "badge"}, "multi-label"),
+        ({"query_strategy": "hybrid", "hybrid_shares": {"bald": 1.0}}, "multi-label"),
+        ({"query_strategy": "hybrid", "hybrid_weights": {"badge": 1.0}}, "hybrid_weights names"),
+        ({"hybrid_weights": {"uncertainty": 1.0}, "hybrid_shares": {"random": 1.0}}, "not both"),
+        ({"hybrid_shares": {"random": 0.0}}, "above 0"),
+    ],
+)
+def test_strategy_settings_checked(client, al, words):
+    p = problem(client.post("/v1/projects", json={**PROJECT, "active_learning": al}), 422)
+    assert words in p["detail"]
+
+
+def test_badge_allowed_when_multi_label_schemas_are_left_out(client):
+    al = {"query_strategy": "badge", "schema_names": ["topic"]}
+    assert client.post("/v1/projects", json={**PROJECT, "active_learning": al}).status_code == 201

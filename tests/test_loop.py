@@ -121,3 +121,29 @@ def test_full_loop(client, redis_conn, run_jobs, digits):
     assert counts["labelled"] == 60
     assert counts["leased"] == 55
     assert counts["model_version"] == 2
+
+
+@pytest.mark.parametrize(
+    "al",
+    [
+        {"query_strategy": "diversity"},
+        {"query_strategy": "badge"},
+        {"query_strategy": "bald", "bald_params": {"n_estimators": 3, "bootstrap_fraction": 0.7}},
+        {"query_strategy": "hybrid", "hybrid_weights": {"uncertainty": 0.6, "diversity": 0.4}},
+        {"query_strategy": "hybrid", "hybrid_shares": {"badge": 0.5, "bald": 0.3, "random": 0.2}},
+        {"query_strategy": "random"},
+    ],
+)
+def test_every_strategy_ranks_through_the_service(client, run_jobs, digits, al):
+    x, y = digits
+    create(client, **al)
+    upload(client, x[:600], y[:600])
+    run_jobs()
+    seed = next_batch(client, "ann", size=40)
+    label(client, [it["id"] for it in seed["items"]], y)
+    run_jobs()
+    batch = next_batch(client, "ann", size=10)
+    assert batch["model_version"] == 1
+    assert batch["strategy"] == al["query_strategy"]
+    ids = [it["id"] for it in batch["items"]]
+    assert len(set(ids)) == 10 and not set(ids) & {it["id"] for it in seed["items"]}

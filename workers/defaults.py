@@ -33,6 +33,15 @@ MIN_ANNOTATIONS_PER_INSTANCE = 1
 QUERY_STRATEGY = "uncertainty"
 """Strategy a schema ranks its pool with unless the project says otherwise."""
 
+BALD_N_ESTIMATORS = 5
+"""Bootstrap members of the BALD ensemble."""
+
+BALD_BOOTSTRAP_FRACTION = 0.8
+"""Size of each BALD member's bootstrap sample, as a fraction of the labelled items."""
+
+HYBRID_WEIGHTS = {"uncertainty": 0.7, "diversity": 0.3}
+"""Blend used by the hybrid strategy when the project gives neither weights nor shares."""
+
 UNCERTAINTY_MEASURE = "margin"
 """Uncertainty variant: least_confidence, margin or entropy."""
 

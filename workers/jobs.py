@@ -20,10 +20,17 @@ from rq import get_current_job
 from workers import defaults
 from workers.exceptions import NotTrainable
 from workers.features import pool_features
-from workers.models import LinearModel, predictions, train_multi_label, train_single_label
+from workers.models import (
+    LinearModel,
+    aligned_proba,
+    predictions,
+    train_ensemble,
+    train_multi_label,
+    train_single_label,
+)
+from workers.ranking import rank_pool, uses_bald
 from workers.settings import active_schemas, find_schema
 from workers.store import Store
-from workers.strategies import NEEDS_MODEL, select
 
 
 def aggregate(by_annotator: dict[str, Any], labels: list[str], multi_label: bool):
@@ -139,34 +146,20 @@ def refresh(store: Store, project_name: str, schema_name: str) -> dict:
     xc = x[candidates]
     strategy = al["query_strategy"] if active else "random"
     proba = model.predict_proba(xc) if model is not None else None
-    if strategy in NEEDS_MODEL and model is None:
-        strategy = "cold_start" if active else "random"
-    if strategy == "cold_start" or strategy == "diversity":
-        labelled_x = x[np.array(labelled_rows)] if labelled_rows else None
-        depth = defaults.COLD_START_DEPTH if strategy == "cold_start" else defaults.BATCH_AWARE_DEPTH
-        chosen = select(
-            "diversity",
-            batch_size=depth,
-            features=xc,
-            labelled_features=labelled_x,
-            params={"metric": "cosine"},
+    member_proba = None
+    if model is not None and not schema["multi_label"] and uses_bald(al):
+        _report("training ensemble", 0.65)
+        members = train_ensemble(
+            x[np.array(labelled_rows)],
+            targets,
+            al["bald_params"]["n_estimators"],
+            al["bald_params"]["bootstrap_fraction"],
+            seed,
         )
-        rest = np.setdiff1d(np.arange(len(candidates)), chosen.indices)
-        order = np.concatenate([chosen.indices, rng.permutation(rest)])
-        scores = np.zeros(len(candidates))
-        scores[chosen.indices] = chosen.scores
-    else:
-        chosen = select(
-            strategy,
-            batch_size=len(candidates),
-            probabilities=proba,
-            features=xc,
-            random_state=rng,
-            multi_label=schema["multi_label"],
-            params={"measure": al["uncertainty_measure"]},
-        )
-        order, scores = chosen.indices, np.zeros(len(candidates))
-        scores[order] = chosen.scores
+        member_proba = np.stack([aligned_proba(m, xc, model.classes) for m in members])
+    labelled_x = x[np.array(labelled_rows)] if labelled_rows else None
+    ranking = rank_pool(strategy, xc, labelled_x, al, rng, proba, member_proba, schema["multi_label"])
+    order, scores, strategy = ranking.order, ranking.scores, ranking.strategy
 
     _report("publishing", 0.8)
     preds, conf = predictions(model, proba) if model is not None and proba is not None else (None, None)

@@ -140,3 +140,39 @@ def predictions(model: LinearModel, proba: np.ndarray) -> tuple[list, np.ndarray
         return preds, conf
     top = proba.argmax(axis=1)
     return [model.classes[j] for j in top], proba[np.arange(len(top)), top]
+
+
+def train_ensemble(
+    x, y: list[str], n_estimators: int, bootstrap_fraction: float, random_state: int = 0
+) -> list[LinearModel]:
+    """Bootstrap replicates of the single-label model, for BALD.
+
+    Each member trains on a sample drawn with replacement; a draw that misses every class
+    but one is drawn again (a one-class model has no disagreement to offer).
+    """
+    rng = np.random.default_rng(random_state)
+    y_arr = np.asarray(y)
+    n = len(y_arr)
+    size = max(2, round(bootstrap_fraction * n))
+    members: list[LinearModel] = []
+    for m in range(n_estimators):
+        for _ in range(20):
+            rows = rng.integers(0, n, size)
+            if len(set(y_arr[rows])) >= 2:
+                break
+        else:
+            rows = np.arange(n)
+        member = train_single_label(x[rows], y_arr[rows].tolist(), random_state + m + 1)
+        member.metrics = {}
+        members.append(member)
+    return members
+
+
+def aligned_proba(model: LinearModel, x, classes: list[str]) -> np.ndarray:
+    """The model's probabilities on the full class list (0 for classes it never saw)."""
+    proba = model.predict_proba(x)
+    out = np.zeros((proba.shape[0], len(classes)))
+    index = {c: i for i, c in enumerate(classes)}
+    for j, c in enumerate(model.classes):
+        out[:, index[c]] = proba[:, j]
+    return out

@@ -9,6 +9,7 @@ from __future__ import annotations
 from workers import defaults
 from workers.exceptions import InvalidInput
 from workers.strategies import STRATEGIES
+from workers.strategies.hybrid import SHARED, WEIGHTED
 from workers.strategies.uncertainty import MEASURES
 
 AL_DEFAULTS: dict = {
@@ -22,6 +23,7 @@ AL_DEFAULTS: dict = {
     "min_annotations_per_instance": defaults.MIN_ANNOTATIONS_PER_INSTANCE,
     "resolution_strategy": "majority_vote",
     "hybrid_weights": None,
+    "hybrid_shares": None,
     "bald_params": None,
 }
 """Every active-learning setting and its default; Potato's key names where Potato has one."""
@@ -46,6 +48,36 @@ def resolve_active_learning(schemas: list[dict], given: dict, current: dict | No
         raise InvalidInput(f"uncertainty_measure must be one of {list(MEASURES)}")
     if al["min_instances_for_training"] < 2:
         raise InvalidInput("min_instances_for_training must be at least 2")
+    for key, allowed in (("hybrid_weights", WEIGHTED), ("hybrid_shares", SHARED)):
+        blend = al[key] or {}
+        unknown = sorted(set(blend) - set(allowed))
+        if unknown:
+            raise InvalidInput(f"active_learning.{key} names {unknown}; it takes {list(allowed)}")
+        if blend and not any(v > 0 for v in blend.values()):
+            raise InvalidInput(f"active_learning.{key} needs at least one value above 0")
+    if al["hybrid_weights"] and al["hybrid_shares"]:
+        raise InvalidInput(
+            "give hybrid_weights (a blend of scores) or hybrid_shares (a split of the batch), not both"
+        )
+    used = {al["query_strategy"]}
+    if al["query_strategy"] == "hybrid":
+        used |= set(al["hybrid_shares"] or {}) | set(al["hybrid_weights"] or {})
+    needs_single = used & {"badge", "bald"}
+    multi = [
+        s["name"]
+        for s in schemas
+        if s.get("multi_label") and (al["schema_names"] is None or s["name"] in al["schema_names"])
+    ]
+    if needs_single and multi:
+        raise InvalidInput(
+            f"{sorted(needs_single)} rank single-label schemas only; {multi} "
+            "are multi-label: leave them out of schema_names or use uncertainty"
+        )
+    al["bald_params"] = {
+        "n_estimators": defaults.BALD_N_ESTIMATORS,
+        "bootstrap_fraction": defaults.BALD_BOOTSTRAP_FRACTION,
+        **(al["bald_params"] or {}),
+    }
     return al
 
 

@@ -1,0 +1,98 @@
+"""From a trained model (or none yet) to a ranking of the whole unlabelled pool.
+
+Score-based strategies order the whole pool by score. Batch-aware ones (diversity,
+BADGE, hybrid) choose the head of the ranking one pick at a time, as a batch would be
+chosen, for ``BATCH_AWARE_DEPTH`` items; the rest of the pool follows by uncertainty (or
+at random when there is no model). Before the first model, the head is a k-center
+cold-start selection over the features.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from workers import defaults
+from workers.strategies import BATCH_AWARE, NEEDS_MODEL, select
+from workers.strategies.uncertainty import uncertainty_scores
+
+
+@dataclass
+class Ranking:
+    """Candidate rows in rank order, each row's score, and the strategy that produced them."""
+
+    order: np.ndarray
+    scores: np.ndarray
+    strategy: str
+
+
+def uses_bald(al: dict) -> bool:
+    return al["query_strategy"] == "bald" or (
+        al["query_strategy"] == "hybrid"
+        and "bald" in set(al.get("hybrid_shares") or {}) | set(al.get("hybrid_weights") or {})
+    )
+
+
+def strategy_params(al: dict, features) -> dict:
+    params: dict = {
+        "measure": al["uncertainty_measure"],
+        # TF-IDF rows differ in length for reasons unrelated to content: compare angles
+        "metric": "cosine" if sp.issparse(features) else "euclidean",
+    }
+    if al.get("hybrid_shares"):
+        params["hybrid_shares"] = al["hybrid_shares"]
+    else:
+        params["hybrid_weights"] = al.get("hybrid_weights") or defaults.HYBRID_WEIGHTS
+    return params
+
+
+def rank_pool(
+    strategy: str,
+    features,
+    labelled_features,
+    al: dict,
+    rng: np.random.Generator,
+    probabilities: np.ndarray | None = None,
+    member_probabilities: np.ndarray | None = None,
+    multi_label: bool = False,
+) -> Ranking:
+    n = features.shape[0]
+    params = strategy_params(al, features)
+    if strategy in NEEDS_MODEL and probabilities is None:
+        strategy = "cold_start"
+    scores = np.zeros(n)
+    if strategy in ("cold_start", "diversity") or strategy in BATCH_AWARE:
+        depth = defaults.COLD_START_DEPTH if strategy == "cold_start" else defaults.BATCH_AWARE_DEPTH
+        head = select(
+            "diversity" if strategy == "cold_start" else strategy,
+            batch_size=min(depth, n),
+            probabilities=probabilities,
+            member_probabilities=member_probabilities,
+            features=features,
+            labelled_features=labelled_features,
+            random_state=rng,
+            multi_label=multi_label,
+            params=params,
+        )
+        rest = np.setdiff1d(np.arange(n), head.indices)
+        if probabilities is not None:
+            u = uncertainty_scores(probabilities, params["measure"], multi_label)[rest]
+            rest = rest[np.argsort(-u, kind="stable")]
+        else:
+            rest = rng.permutation(rest)
+        scores[head.indices] = np.nan_to_num(head.scores)
+        return Ranking(np.concatenate([head.indices, rest]).astype(np.int64), scores, strategy)
+    chosen = select(
+        strategy,
+        batch_size=n,
+        probabilities=probabilities,
+        member_probabilities=member_probabilities,
+        features=features,
+        random_state=rng,
+        multi_label=multi_label,
+        params=params,
+    )
+    scores[chosen.indices] = chosen.scores
+    return Ranking(chosen.indices, scores, strategy)
