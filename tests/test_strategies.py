@@ -8,7 +8,7 @@ import scipy.sparse as sp
 
 from workers.exceptions import InvalidInput
 from workers.strategies import STRATEGIES, select, with_exploration
-from workers.strategies._geometry import FeatureSpace, NearestCentre
+from workers.strategies._geometry import FeatureSpace, LazyNearest, NearestCentre
 from workers.strategies.bald import bald_scores
 from workers.strategies.hybrid import allocate
 from workers.strategies.uncertainty import entropy, least_confidence, margin, uncertainty_scores
@@ -97,15 +97,28 @@ def test_kcenter_equals_reference(seed, sparse, metric, n_labelled):
     assert np.allclose(sel.scores, want_scores, atol=1e-9)
 
 
-def test_kcenter_pruning_measures_few_points_on_clustered_data():
-    rng = np.random.default_rng(0)
+def clustered(seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
     centres = rng.normal(scale=10, size=(40, 16))
-    x = centres[rng.integers(0, 40, 20_000)] + rng.normal(size=(20_000, 16))
+    return centres[rng.integers(0, 40, 20_000)] + rng.normal(size=(20_000, 16))
+
+
+def test_nearest_centre_pruning_measures_few_points_on_clustered_data():
+    x = clustered()
+    tracker = NearestCentre(FeatureSpace(x))
+    tracker.add_many(select("diversity", batch_size=60, features=x).indices)
+    assert tracker.measured < 0.5 * 60 * len(x)  # a rescan per centre would measure them all
+
+
+def test_lazy_kcenter_measures_few_points_in_high_dimension():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(10, 64))[rng.integers(0, 10, 20_000)] + rng.normal(size=(20_000, 64))
     space = FeatureSpace(x)
-    tracker = NearestCentre(space)
-    sel = select("diversity", batch_size=60, features=x)
-    tracker.add_many(sel.indices)
-    assert tracker.measured < 0.5 * 60 * len(x)  # a rescan per pick would measure them all
+    lazy = LazyNearest(space, None, np.array([0]))
+    for _ in range(60):
+        i, _ = lazy.pick()
+        lazy.add(i)
+    assert lazy.measured < 0.35 * 60 * len(x)  # where pruning by geometry gets nowhere
 
 
 # --- BADGE: against a reference that builds the gradient embeddings -----------------------

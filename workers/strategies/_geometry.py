@@ -19,6 +19,12 @@ import scipy.sparse as sp
 
 # Relative slack on the pruning tests, so rounding can only make them measure more.
 _SLACK = 1e-6
+# Above this share of points to measure, one pass over all rows beats gathering them.
+_FULL_PASS_FRACTION = 0.3
+# When the tests keep nearly every point, the next few centres skip them and go straight
+# to full passes (exact all the same).
+_HOPELESS_FRACTION = 0.8
+_SKIP_AFTER_FULL_PASS = 4
 
 
 def _rows_dot(x, rows: np.ndarray | slice, c: int) -> np.ndarray:
@@ -57,6 +63,15 @@ class FeatureSpace:
         if self.scale is not None:
             d *= self.scale[rows] * self.scale[c]
         return d
+
+    def block_sq_dist(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """Squared distances between pool rows and pool rows, as a (rows, cols) array."""
+        prod = self.x[rows] @ self.x[cols].T
+        d = np.asarray(prod.toarray() if sp.issparse(prod) else prod, dtype=np.float64)
+        if self.scale is not None:
+            d *= self.scale[rows][:, None] * self.scale[cols][None, :]
+        out = self.sq_norms[rows][:, None] + self.sq_norms[cols][None, :] - 2.0 * d
+        return np.maximum(out, 0.0)
 
     def sq_dist_to_mean(self) -> np.ndarray:
         """Squared distance of every row to the mean of the (scaled) rows."""
@@ -158,14 +173,18 @@ class NearestCentre:
         self.external = external if external is not None and external.n > 0 else None
         self.n_external = self.external.n if self.external is not None else 0
         self.measured = 0  # point-to-centre distances computed, for the benchmark's report
+        self._skip_tests = 0
         if self.external is not None:
             self.min_sq, self.assign = self.external.nearest()
             self.measured += space.n * self.n_external
 
     def _sq_dist(self, rows, c: int) -> np.ndarray:
         sq = self.space.sq_norms
-        d = sq[rows] + sq[c] - 2.0 * self.space.dot(rows, c)
-        return np.maximum(d, 0.0)
+        d = self.space.dot(rows, c)
+        d *= -2.0
+        d += sq[rows]
+        d += sq[c]
+        return np.maximum(d, 0.0, out=d)
 
     def add(self, c: int) -> None:
         """Make pool row ``c`` a centre."""
@@ -174,6 +193,10 @@ class NearestCentre:
             self.min_sq = self._sq_dist(slice(None), c)
             self.assign[:] = 0
             self.measured += self.space.n
+        elif self._skip_tests > 0:
+            # the tests kept most points lately (no structure to exploit): measure all
+            self._skip_tests -= 1
+            self._full_pass(c, k)
         else:
             parts = []
             if self.external is not None:
@@ -184,18 +207,94 @@ class NearestCentre:
             radius = np.sqrt(self.min_sq)
             reach = 2.0 * radius * (1.0 + _SLACK) + _SLACK
             gap = np.abs(self.norms - self.norms[c])
-            cand = np.flatnonzero((dcc[self.assign] < reach) & (gap < radius * (1.0 + _SLACK) + _SLACK))
-            if cand.size:
+            mask = (dcc[self.assign] < reach) & (gap < radius * (1.0 + _SLACK) + _SLACK)
+            cand = np.flatnonzero(mask)
+            if len(cand) > _FULL_PASS_FRACTION * self.space.n:
+                # gathering most rows costs more than one straight pass over all of them
+                self._full_pass(c, k)
+                if len(cand) > _HOPELESS_FRACTION * self.space.n:
+                    self._skip_tests = _SKIP_AFTER_FULL_PASS
+            elif len(cand):
                 d = self._sq_dist(cand, c)
                 closer = d < self.min_sq[cand]
                 upd = cand[closer]
                 self.min_sq[upd] = d[closer]
                 self.assign[upd] = k
-            self.measured += cand.size
+                self.measured += len(cand)
         self.min_sq[c] = 0.0
         self.assign[c] = k
         self.centres.append(c)
 
+    def _full_pass(self, c: int, k: int) -> None:
+        d = self._sq_dist(slice(None), c)
+        closer = d < self.min_sq
+        np.minimum(self.min_sq, d, out=self.min_sq)
+        self.assign[closer] = k
+        self.measured += self.space.n
+
     def add_many(self, rows: np.ndarray) -> None:
         for c in rows:
             self.add(int(c))
+
+
+class LazyNearest:
+    """Greedy argmax of a score that can only fall as centres are added, with lazy updates.
+
+    k-center greedy picks the point farthest from its nearest centre. Adding a centre can
+    only lower distances, so a distance computed before the last few centres arrived is an
+    upper bound of the current one. The pick is the point of largest bound whose bound is
+    up to date; only points whose stale bound tops the pool are measured against the
+    centres they have not seen (lazy greedy evaluation, Minoux 1978). The picks are
+    exactly those of a full update after every pick, at a fraction of the cost, in any
+    geometry: no pruning test is needed.
+    """
+
+    _BLOCK = 64
+
+    def __init__(
+        self, space: FeatureSpace, external: ExternalCentres | None = None, initial: np.ndarray | None = None
+    ) -> None:
+        self.space = space
+        n = space.n
+        self.centres: list[int] = [int(c) for c in (initial if initial is not None else [])]
+        self.bound = np.full(n, np.inf)
+        if external is not None and external.n > 0:
+            self.bound, _ = external.nearest()
+        if self.centres:
+            cols = np.array(self.centres)
+            for start in range(0, n, 8192):
+                rows = np.arange(start, min(start + 8192, n))
+                d = self.space.block_sq_dist(rows, cols).min(axis=1)
+                np.minimum(self.bound[rows], d, out=d)
+                self.bound[rows] = d
+            self.bound[cols] = -np.inf
+        self.seen = np.full(n, len(self.centres), dtype=np.int64)
+        self.measured = 0
+
+    def _refresh(self, rows: np.ndarray) -> None:
+        m = len(self.centres)
+        lo = int(self.seen[rows].min())
+        cols = np.array(self.centres[lo:m])
+        d = self.space.block_sq_dist(rows, cols).min(axis=1)
+        self.bound[rows] = np.minimum(self.bound[rows], d)
+        self.seen[rows] = m
+        self.measured += len(rows) * len(cols)
+
+    def pick(self, objective=None) -> tuple[int, float]:
+        """The argmax of ``objective(bound)`` (the bound itself by default) over points
+        not yet picked, with its exact squared distance; ties go to the lower index.
+        ``objective`` must be non-decreasing in the distance for each point."""
+        m = len(self.centres)
+        while True:
+            values = self.bound if objective is None else objective(self.bound)
+            i = int(np.argmax(values))
+            if self.seen[i] == m:
+                return i, float(self.bound[i])
+            block = min(self._BLOCK, len(values) - 1)
+            top = np.argpartition(-values, block)[: block + 1] if block > 0 else np.array([i])
+            top = top[self.seen[top] < m]
+            self._refresh(top if i in top else np.append(top, i))
+
+    def add(self, c: int) -> None:
+        self.centres.append(int(c))
+        self.bound[c] = -np.inf

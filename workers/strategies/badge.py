@@ -75,12 +75,11 @@ def badge(
 def draw_proportional(weights: np.ndarray, picked: np.ndarray, rng: np.random.Generator) -> int:
     """One index drawn with probability proportional to ``weights`` (inverse CDF on one
     uniform draw); uniform over the unpicked items when every weight is zero."""
-    w = np.where(picked, 0.0, weights)
-    total = w.sum()
-    if not total > 0:
+    w = weights  # zero at every pick already (distance to itself)
+    cdf = np.cumsum(w)
+    if not cdf[-1] > 0:
         free = np.flatnonzero(~picked)
         return int(free[int(rng.random() * len(free))])
-    cdf = np.cumsum(w)
     i = int(np.searchsorted(cdf, rng.random() * cdf[-1], side="right"))
     i = min(i, len(w) - 1)
     while w[i] == 0:  # only reachable through rounding at the very top of the CDF

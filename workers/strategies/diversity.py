@@ -3,8 +3,8 @@
 Each pick is the pool item farthest from its nearest centre, where the centres are the
 labelled items and the items picked so far. With nothing labelled, the first pick is the
 item nearest the pool's mean, so a cold-start batch begins at the pool's centre and then
-spreads out. Distances are kept exact without rescanning the pool at every pick
-(``_geometry.NearestCentre``).
+spreads out. Picks are exact without rescanning the pool at every pick
+(``_geometry.LazyNearest``).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from workers.exceptions import InvalidInput
-from workers.strategies._geometry import FeatureSpace, NearestCentre
+from workers.strategies._geometry import FeatureSpace, LazyNearest
 from workers.strategies._validation import Selection, check_batch_size, check_features, empty_selection
 
 METRICS = ("euclidean", "cosine")
@@ -46,27 +46,21 @@ def kcenter_greedy(
         if lab.shape[1] != x.shape[1]:
             raise InvalidInput("labelled_features and features differ in width")
         external = space.external(lab)
-    tracker = NearestCentre(space, external)
-    picked = np.zeros(n, dtype=bool)
-    if initial_centres is not None and len(initial_centres):
-        tracker.add_many(initial_centres)
-        picked[initial_centres] = True
-        k = min(k, n - int(picked.sum()))
-
+    taken = np.asarray(initial_centres if initial_centres is not None else [], dtype=np.int64)
+    k = min(k, n - len(np.unique(taken)))
     picks = np.empty(k, dtype=np.int64)
     sq_scores = np.empty(k, dtype=np.float64)
     start = 0
-    if k and external is None and not picked.any():
+    if k and external is None and not len(taken):
         to_mean = space.sq_dist_to_mean()
         first = int(np.argmin(to_mean))
         picks[0], sq_scores[0] = first, to_mean[first]
-        tracker.add(first)
-        picked[first] = True
+        taken = np.array([first])
         start = 1
+    lazy = LazyNearest(space, external, taken)
     for t in range(start, k):
-        i = int(np.argmax(np.where(picked, -1.0, tracker.min_sq)))
-        picks[t], sq_scores[t] = i, tracker.min_sq[i]
-        tracker.add(i)
-        picked[i] = True
+        i, sq = lazy.pick()
+        picks[t], sq_scores[t] = i, sq
+        lazy.add(i)
     scores = sq_scores / 2.0 if metric == "cosine" else np.sqrt(sq_scores)
     return Selection(picks, scores)

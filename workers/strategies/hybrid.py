@@ -18,7 +18,7 @@ from collections.abc import Callable
 import numpy as np
 
 from workers.exceptions import InvalidInput
-from workers.strategies._geometry import FeatureSpace, NearestCentre
+from workers.strategies._geometry import FeatureSpace, LazyNearest
 from workers.strategies._validation import RandomState, Selection, check_batch_size, rng_from, top_k
 from workers.strategies.bald import bald_scores
 from workers.strategies.uncertainty import uncertainty_scores
@@ -96,22 +96,28 @@ def hybrid_weighted(
     external = None
     if labelled_features is not None and labelled_features.shape[0] > 0:
         external = space.external(labelled_features)
-    tracker = NearestCentre(space, external)
-    picked = np.zeros(n, dtype=bool)
-    scale = None
-    for t in range(k):
-        if external is None and t == 0:
-            div = np.ones(n)  # nothing to be far from yet
-        else:
-            dist = np.sqrt(tracker.min_sq)
-            if scale is None:
-                scale = float(dist.max()) or 1.0
-            div = dist / scale
-        blend = np.where(picked, -np.inf, static + w_div * div)
-        i = int(np.argmax(blend))
-        picks[t], scores[t] = i, blend[i]
-        tracker.add(i)
-        picked[i] = True
+    start = 0
+    if external is None:
+        # nothing to be far from yet: the first pick is by the other terms alone
+        first = int(np.argmax(static))
+        picks[0], scores[0] = first, static[first] + w_div
+        start = 1
+        lazy = LazyNearest(space, None, np.array([first]))
+    else:
+        lazy = LazyNearest(space, external)
+    finite = lazy.bound[np.isfinite(lazy.bound)]
+    scale = float(np.sqrt(finite.max())) if finite.size and finite.max() > 0 else 1.0
+
+    def blend(bound: np.ndarray) -> np.ndarray:
+        with np.errstate(invalid="ignore"):
+            return np.where(
+                np.isneginf(bound), -np.inf, static + w_div * np.sqrt(np.maximum(bound, 0)) / scale
+            )
+
+    for t in range(start, k):
+        i, _ = lazy.pick(blend)
+        picks[t], scores[t] = i, blend(lazy.bound[i : i + 1])[0]
+        lazy.add(i)
     return Selection(picks, scores)
 
 
