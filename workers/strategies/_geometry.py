@@ -114,21 +114,28 @@ class ExternalCentres:
             d *= self.space.scale[rows_x][:, None] * self.scale[rows_y][None, :]
         return d
 
-    def nearest(self, block: int = 256) -> tuple[np.ndarray, np.ndarray]:
-        """Squared distance of every pool row to its nearest external row, and which row."""
+    def nearest(self, block: int = 256, row_block: int = 32_768) -> tuple[np.ndarray, np.ndarray]:
+        """Squared distance of every pool row to its nearest external row, and which row.
+
+        Worked in tiles of pool rows by external rows, so memory stays small on any pool.
+        """
         n = self.space.n
         best = np.full(n, np.inf)
         arg = np.zeros(n, dtype=np.int64)
         xsq = self.space.sq_norms
-        rows = np.arange(n)
-        for start in range(0, self.n, block):
-            cols = np.arange(start, min(start + block, self.n))
-            d = xsq[:, None] - 2.0 * self._dots(rows, cols) + self.sq_norms[cols][None, :]
-            j = d.argmin(axis=1)
-            v = d[rows, j]
-            better = v < best
-            best[better] = v[better]
-            arg[better] = cols[j[better]]
+        for r0 in range(0, n, row_block):
+            rows = np.arange(r0, min(r0 + row_block, n))
+            for start in range(0, self.n, block):
+                cols = np.arange(start, min(start + block, self.n))
+                d = self._dots(rows, cols)
+                d *= -2.0
+                d += xsq[rows][:, None]
+                d += self.sq_norms[cols][None, :]
+                j = d.argmin(axis=1)
+                v = d[np.arange(len(rows)), j]
+                better = v < best[rows]
+                best[rows[better]] = v[better]
+                arg[rows[better]] = cols[j[better]]
         return np.maximum(best, 0.0), arg
 
     def sq_dist_to(self, c: int) -> np.ndarray:
