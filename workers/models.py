@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import minimize_scalar
-from scipy.special import expit, log_softmax, softmax
+from scipy.special import expit, log_softmax
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
@@ -35,8 +35,15 @@ class LinearModel:
         return np.asarray(z, dtype=np.float64) + self.intercept
 
     def predict_proba(self, x) -> np.ndarray:
-        z = self.decision(x) / self.temperature
-        return expit(z) if self.multi_label else softmax(z, axis=1)
+        z = self.decision(x)
+        z /= self.temperature
+        if self.multi_label:
+            return expit(z, out=z)
+        # softmax in place: this runs over the whole pool at every retrain
+        z -= z.max(axis=1, keepdims=True)
+        np.exp(z, out=z)
+        z /= z.sum(axis=1, keepdims=True)
+        return z
 
     def to_bytes(self) -> bytes:
         buf = io.BytesIO()

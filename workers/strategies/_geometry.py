@@ -29,12 +29,12 @@ _SKIP_AFTER_FULL_PASS = 4
 
 def _rows_dot(x, rows: np.ndarray | slice, c: int) -> np.ndarray:
     """<x_r, x_c> for the given rows, as float64."""
-    sub = x[rows]
-    v = x[c]
+    sub = x if isinstance(rows, slice) and rows == slice(None) else x[rows]
     if sp.issparse(x):
-        out = sub @ v.T
-        return np.asarray(out.toarray() if sp.issparse(out) else out, dtype=np.float64).ravel()
-    return np.asarray(sub @ v, dtype=np.float64).ravel()
+        # one centre row made dense: a CSR matrix-vector product beats sparse x sparse
+        v = np.asarray(x[c].toarray(), dtype=x.dtype).ravel()
+        return np.asarray(sub @ v, dtype=np.float64).ravel()
+    return np.asarray(sub @ x[c], dtype=np.float64).ravel()
 
 
 def row_sq_norms(x) -> np.ndarray:
@@ -107,7 +107,10 @@ class ExternalCentres:
 
     def _dots(self, rows_x, rows_y) -> np.ndarray:
         """<x_r, y_s> for a block of pool rows and external rows (scaled for cosine)."""
-        prod = self.space.x[rows_x] @ self.y[rows_y].T
+        block = self.y[rows_y]
+        if sp.issparse(block):
+            block = block.toarray()  # a block of centres, never the pool
+        prod = self.space.x[rows_x] @ block.T
         d = np.asarray(prod.toarray() if sp.issparse(prod) else prod, dtype=np.float64)
         if self.scale is not None:
             assert self.space.scale is not None

@@ -10,19 +10,22 @@ and largest when members are each confident but disagree.
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import entr
 
 from workers.exceptions import InvalidInput
 from workers.strategies._validation import Selection, check_batch_size, empty_selection, top_k
 
 
 def _entropy(p: np.ndarray, axis: int = -1) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return -np.where(p > 0, p * np.log(p), 0.0).sum(axis=axis)
+    """Shannon entropy in nats along ``axis``, with 0 log 0 = 0."""
+    return entr(p).sum(axis=axis)
 
 
 def bald_scores(member_probabilities: np.ndarray) -> np.ndarray:
     """Mutual information per item from an array (members, items, classes), in nats."""
-    pm = np.asarray(member_probabilities, dtype=np.float64)
+    pm = np.asarray(member_probabilities)
+    if not np.issubdtype(pm.dtype, np.floating):
+        pm = pm.astype(np.float64)
     if pm.ndim != 3:
         raise InvalidInput(
             f"BALD needs member probabilities shaped (members, items, classes), got {pm.shape}"

@@ -6,6 +6,7 @@ The score is larger for items the model is less sure about; the batch is the top
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import entr
 
 from workers.exceptions import InvalidInput
 from workers.strategies._validation import (
@@ -34,17 +35,12 @@ def margin(p: np.ndarray) -> np.ndarray:
 
 def entropy(p: np.ndarray) -> np.ndarray:
     """-sum_c p(c|x) log p(c|x), natural log; 0 log 0 = 0."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.where(p > 0, p * np.log(p), 0.0)
-    return -terms.sum(axis=1)
+    return entr(p).sum(axis=1)
 
 
 def binary_entropy(p: np.ndarray) -> np.ndarray:
     """Element-wise entropy of independent Bernoulli probabilities."""
-    q = 1.0 - p
-    with np.errstate(divide="ignore", invalid="ignore"):
-        h = -(np.where(p > 0, p * np.log(p), 0.0) + np.where(q > 0, q * np.log(q), 0.0))
-    return h
+    return entr(p) + entr(1.0 - p)
 
 
 def uncertainty_scores(
