@@ -10,5 +10,4 @@ RUN pip install --no-cache-dir .
 RUN useradd --system --uid 10001 alrank
 USER alrank
 EXPOSE 8000
-CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--workers", "2", "--worker-class", "gthread", \
-     "--threads", "4", "--access-logfile", "-", "service:create_app()"]
+CMD ["gunicorn", "--config=python:service.gunicorn", "--bind=0.0.0.0:8000", "service:create_app()"]

@@ -231,15 +231,17 @@ def main() -> None:
             sys.executable,
             "-m",
             "gunicorn",
+            "-c",
+            "python:service.gunicorn",
             f"--bind=127.0.0.1:{port}",
             f"--workers={args.gunicorn_workers}",
-            "--worker-class=gthread",
-            "--threads=8",
+            f"--threads={args.gunicorn_threads}",
             "--log-level=warning",
             "service:create_app()",
         ],
         env=env,
         cwd=ROOT,
+        stdout=subprocess.DEVNULL,  # the access log: written as in production, not shown
     )
     try:
         deadline = time.time() + 60

@@ -1,0 +1,22 @@
+"""Gunicorn settings for the API: ``gunicorn -c python:service.gunicorn 'service:create_app()'``.
+
+Command-line flags override these. Each worker freezes its start-up objects (Flask,
+numpy, scikit-learn modules: hundreds of thousands of them) out of the garbage
+collector's reach, so a full collection no longer walks them in the middle of a request.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+
+bind = os.environ.get("ALRANK_BIND", "0.0.0.0:8000")
+workers = int(os.environ.get("ALRANK_API_WORKERS", "2"))
+worker_class = "gthread"
+threads = int(os.environ.get("ALRANK_API_THREADS", "8"))
+accesslog = "-"
+
+
+def post_worker_init(worker) -> None:
+    gc.collect()
+    gc.freeze()
