@@ -111,7 +111,10 @@ class ExternalCentres:
         if sp.issparse(block):
             block = block.toarray()  # a block of centres, never the pool
         prod = self.space.x[rows_x] @ block.T
-        d = np.asarray(prod.toarray() if sp.issparse(prod) else prod, dtype=np.float64)
+        # float32 pools keep float32 products: the same precision BLAS gave them
+        d = np.asarray(prod.toarray() if sp.issparse(prod) else prod)
+        if not np.issubdtype(d.dtype, np.floating):
+            d = d.astype(np.float64)
         if self.scale is not None:
             assert self.space.scale is not None
             d *= self.space.scale[rows_x][:, None] * self.scale[rows_y][None, :]
@@ -130,7 +133,7 @@ class ExternalCentres:
             rows = np.arange(r0, min(r0 + row_block, n))
             for start in range(0, self.n, block):
                 cols = np.arange(start, min(start + block, self.n))
-                d = self._dots(rows, cols)
+                d = self._dots(slice(r0, r0 + len(rows)), cols)
                 d *= -2.0
                 d += xsq[rows][:, None]
                 d += self.sq_norms[cols][None, :]
