@@ -73,3 +73,20 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
         part = np.arange(n)
     order = np.lexsort((part, -scores[part]))
     return part[order].astype(np.int64)
+
+
+ROW_CHUNK = 32_768
+"""Rows scored at a time: keeps per-row working arrays in cache on pools of any size."""
+
+
+def by_row_chunks(fn, array: np.ndarray, axis: int = 0) -> np.ndarray:
+    """``fn`` applied to consecutive row chunks of ``array`` (rows along ``axis``), joined."""
+    n = array.shape[axis]
+    if n <= ROW_CHUNK:
+        return fn(array)
+    index: list = [slice(None)] * array.ndim
+    parts = []
+    for start in range(0, n, ROW_CHUNK):
+        index[axis] = slice(start, start + ROW_CHUNK)
+        parts.append(fn(array[tuple(index)]))
+    return np.concatenate(parts)

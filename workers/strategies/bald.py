@@ -13,7 +13,7 @@ import numpy as np
 from scipy.special import entr
 
 from workers.exceptions import InvalidInput
-from workers.strategies._validation import Selection, check_batch_size, empty_selection, top_k
+from workers.strategies._validation import Selection, by_row_chunks, check_batch_size, empty_selection, top_k
 
 
 def _entropy(p: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -32,8 +32,12 @@ def bald_scores(member_probabilities: np.ndarray) -> np.ndarray:
         )
     if pm.shape[1] == 0:
         return np.zeros(0)
-    mi = _entropy(pm.mean(axis=0)) - _entropy(pm).mean(axis=0)
-    return np.maximum(mi, 0.0)  # rounding can leave a tiny negative
+
+    def mutual_information(chunk: np.ndarray) -> np.ndarray:
+        mi = _entropy(chunk.mean(axis=0)) - _entropy(chunk).mean(axis=0)
+        return np.maximum(mi, 0.0)  # rounding can leave a tiny negative
+
+    return by_row_chunks(mutual_information, pm, axis=1)
 
 
 def bald(member_probabilities: np.ndarray, batch_size: int) -> Selection:

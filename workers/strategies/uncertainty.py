@@ -11,6 +11,7 @@ from scipy.special import entr
 from workers.exceptions import InvalidInput
 from workers.strategies._validation import (
     Selection,
+    by_row_chunks,
     check_batch_size,
     check_probabilities,
     empty_selection,
@@ -57,9 +58,12 @@ def uncertainty_scores(
         raise InvalidInput(f"unknown uncertainty measure {measure!r}; use one of {MEASURES}")
     if multi_label:
         if measure == "entropy":
-            return binary_entropy(p).mean(axis=1) if p.shape[1] else np.zeros(p.shape[0])
-        return (1.0 - 2.0 * np.abs(p - 0.5)).max(axis=1, initial=0.0)
-    return {"least_confidence": least_confidence, "margin": margin, "entropy": entropy}[measure](p)
+            if not p.shape[1]:
+                return np.zeros(p.shape[0])
+            return by_row_chunks(lambda c: binary_entropy(c).mean(axis=1), p)
+        return by_row_chunks(lambda c: (1.0 - 2.0 * np.abs(c - 0.5)).max(axis=1, initial=0.0), p)
+    fn = {"least_confidence": least_confidence, "margin": margin, "entropy": entropy}[measure]
+    return by_row_chunks(fn, p)
 
 
 def uncertainty_sampling(
