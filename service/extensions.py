@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import http
+
 from flask import Flask, current_app
 from flask_smorest import Api
+from flask_smorest.utils import prepare_response
 from redis import Redis
 from rq import Queue
 from rq.serializers import JSONSerializer
 
-from service.errors import ProblemSchema, handle_http_exception
+from service.errors import PROBLEM_TYPE, ProblemSchema, handle_http_exception
 from workers import defaults
 from workers.store import Store
 
@@ -20,6 +23,18 @@ class ProblemApi(Api):
 
     def handle_http_exception(self, error):  # type: ignore[override]
         return handle_http_exception(error)
+
+    def _register_responses(self):
+        """flask-smorest's error responses, documented as application/problem+json."""
+        for status in http.HTTPStatus:
+            response: dict = {"description": status.phrase}
+            if not (100 <= status < 200) and status not in (204, 304):
+                response["schema"] = self.ERROR_SCHEMA
+            prepare_response(response, self.spec, PROBLEM_TYPE)
+            self.spec.components.response(status.name, response, lazy=True)
+        response = {"description": "Default error response", "schema": self.ERROR_SCHEMA}
+        prepare_response(response, self.spec, PROBLEM_TYPE)
+        self.spec.components.response("DEFAULT_ERROR", response, lazy=True)
 
 
 api = ProblemApi()

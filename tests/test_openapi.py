@@ -22,6 +22,8 @@ def test_spec_is_served(client):
 
 def test_every_error_response_is_a_problem():
     spec = spec_dict()
-    assert spec["components"]["responses"]["DEFAULT_ERROR"]["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/Problem"
-    }
+    responses = spec["components"]["responses"]
+    assert {"DEFAULT_ERROR", "UNPROCESSABLE_ENTITY"} <= set(responses)
+    for response in responses.values():
+        content = response["content"]
+        assert content == {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
