@@ -64,7 +64,7 @@ class FeatureSpace:
             d *= self.scale[rows] * self.scale[c]
         return d
 
-    def block_sq_dist(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    def block_sq_dist(self, rows: np.ndarray | slice, cols: np.ndarray) -> np.ndarray:
         """Squared distances between pool rows and pool rows, as a (rows, cols) array."""
         prod = self.x[rows] @ self.x[cols].T
         d = np.asarray(prod.toarray() if sp.issparse(prod) else prod, dtype=np.float64)
@@ -276,10 +276,9 @@ class LazyNearest:
         if self.centres:
             cols = np.array(self.centres)
             for start in range(0, n, 8192):
-                rows = np.arange(start, min(start + 8192, n))
+                rows = slice(start, min(start + 8192, n))
                 d = self.space.block_sq_dist(rows, cols).min(axis=1)
-                np.minimum(self.bound[rows], d, out=d)
-                self.bound[rows] = d
+                np.minimum(self.bound[rows], d, out=self.bound[rows])
             self.bound[cols] = -np.inf
         self.seen = np.full(n, len(self.centres), dtype=np.int64)
         self.measured = 0

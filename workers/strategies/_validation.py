@@ -42,7 +42,8 @@ def check_probabilities(probabilities: np.ndarray | None) -> np.ndarray:
     p = np.asarray(probabilities, dtype=np.float64)
     if p.ndim != 2:
         raise InvalidInput(f"probabilities must be 2-d (items x classes), got shape {p.shape}")
-    if p.size and (not np.all(np.isfinite(p)) or p.min() < 0 or p.max() > 1):
+    # NaN makes min/max NaN and every comparison false, so two passes check all three
+    if p.size and not (p.min() >= 0 and p.max() <= 1):
         raise InvalidInput("probabilities must be finite and within [0, 1]")
     return p
 
