@@ -116,7 +116,7 @@ def test_lazy_kcenter_measures_few_points_in_high_dimension():
     space = FeatureSpace(x)
     lazy = LazyNearest(space, None, np.array([0]))
     for _ in range(60):
-        i, _ = lazy.pick()
+        i, _, _ = lazy.pick()
         lazy.add(i)
     assert lazy.measured < 0.35 * 60 * len(x)  # where pruning by geometry gets nowhere
 

@@ -260,12 +260,20 @@ class LazyNearest:
     centres they have not seen (lazy greedy evaluation, Minoux 1978). The picks are
     exactly those of a full update after every pick, at a fraction of the cost, in any
     geometry: no pruning test is needed.
+
+    ``objective(bound, rows)`` turns squared-distance bounds of some rows into the values
+    to maximise (the bounds themselves by default); it must not decrease as the distance
+    grows. Values are kept per row and recomputed only for rows whose bound changes.
     """
 
     _BLOCK = 64
 
     def __init__(
-        self, space: FeatureSpace, external: ExternalCentres | None = None, initial: np.ndarray | None = None
+        self,
+        space: FeatureSpace,
+        external: ExternalCentres | None = None,
+        initial: np.ndarray | None = None,
+        objective=None,
     ) -> None:
         self.space = space
         n = space.n
@@ -279,9 +287,18 @@ class LazyNearest:
                 rows = slice(start, min(start + 8192, n))
                 d = self.space.block_sq_dist(rows, cols).min(axis=1)
                 np.minimum(self.bound[rows], d, out=self.bound[rows])
-            self.bound[cols] = -np.inf
         self.seen = np.full(n, len(self.centres), dtype=np.int64)
+        self.objective = objective
         self.measured = 0
+        self.taken = np.zeros(n, dtype=bool)
+        self.taken[np.array(self.centres, dtype=np.int64)] = True
+        self.recompute_values()
+
+    def recompute_values(self) -> None:
+        """Values of every row from its bound (after the objective itself changed)."""
+        objective = self.objective
+        self.values = self.bound.copy() if objective is None else objective(self.bound, slice(None))
+        self.values[self.taken] = -np.inf
 
     def _refresh(self, rows: np.ndarray) -> None:
         m = len(self.centres)
@@ -290,23 +307,25 @@ class LazyNearest:
         d = self.space.block_sq_dist(rows, cols).min(axis=1)
         self.bound[rows] = np.minimum(self.bound[rows], d)
         self.seen[rows] = m
+        values = self.bound[rows] if self.objective is None else self.objective(self.bound[rows], rows)
+        self.values[rows] = np.where(self.taken[rows], -np.inf, values)
         self.measured += len(rows) * len(cols)
 
-    def pick(self, objective=None) -> tuple[int, float]:
-        """The argmax of ``objective(bound)`` (the bound itself by default) over points
-        not yet picked, with its exact squared distance; ties go to the lower index.
-        ``objective`` must be non-decreasing in the distance for each point."""
+    def pick(self) -> tuple[int, float, float]:
+        """The argmax of the objective over points not yet picked: (row, its exact squared
+        distance, its value); ties go to the lower index."""
         m = len(self.centres)
+        n = len(self.values)
         while True:
-            values = self.bound if objective is None else objective(self.bound)
-            i = int(np.argmax(values))
+            i = int(np.argmax(self.values))
             if self.seen[i] == m:
-                return i, float(self.bound[i])
-            block = min(self._BLOCK, len(values) - 1)
-            top = np.argpartition(-values, block)[: block + 1] if block > 0 else np.array([i])
+                return i, float(self.bound[i]), float(self.values[i])
+            block = min(self._BLOCK, n - 1)
+            top = np.argpartition(-self.values, block)[: block + 1] if block > 0 else np.array([i])
             top = top[self.seen[top] < m]
             self._refresh(top if i in top else np.append(top, i))
 
     def add(self, c: int) -> None:
         self.centres.append(int(c))
-        self.bound[c] = -np.inf
+        self.taken[c] = True
+        self.values[c] = -np.inf

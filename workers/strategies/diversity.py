@@ -59,7 +59,7 @@ def kcenter_greedy(
         start = 1
     lazy = LazyNearest(space, external, taken)
     for t in range(start, k):
-        i, sq = lazy.pick()
+        i, sq, _ = lazy.pick()
         picks[t], sq_scores[t] = i, sq
         lazy.add(i)
     scores = sq_scores / 2.0 if metric == "cosine" else np.sqrt(sq_scores)

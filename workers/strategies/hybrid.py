@@ -97,26 +97,27 @@ def hybrid_weighted(
     if labelled_features is not None and labelled_features.shape[0] > 0:
         external = space.external(labelled_features)
     start = 0
+    initial = None
     if external is None:
         # nothing to be far from yet: the first pick is by the other terms alone
         first = int(np.argmax(static))
         picks[0], scores[0] = first, static[first] + w_div
         start = 1
-        lazy = LazyNearest(space, None, np.array([first]))
-    else:
-        lazy = LazyNearest(space, external)
+        initial = np.array([first])
+    scale = 1.0
+
+    def blend(bound: np.ndarray, rows) -> np.ndarray:
+        return static[rows] + w_div * np.sqrt(np.maximum(bound, 0.0)) / scale
+
+    lazy = LazyNearest(space, external, initial, objective=blend)
     finite = lazy.bound[np.isfinite(lazy.bound)]
-    scale = float(np.sqrt(finite.max())) if finite.size and finite.max() > 0 else 1.0
-
-    def blend(bound: np.ndarray) -> np.ndarray:
-        with np.errstate(invalid="ignore"):
-            return np.where(
-                np.isneginf(bound), -np.inf, static + w_div * np.sqrt(np.maximum(bound, 0)) / scale
-            )
-
+    if finite.size and finite.max() > 0:
+        # the diversity term is scaled by the largest distance at the start
+        scale = float(np.sqrt(finite.max()))
+        lazy.recompute_values()
     for t in range(start, k):
-        i, _ = lazy.pick(blend)
-        picks[t], scores[t] = i, blend(lazy.bound[i : i + 1])[0]
+        i, _, value = lazy.pick()
+        picks[t], scores[t] = i, value
         lazy.add(i)
     return Selection(picks, scores)
 
