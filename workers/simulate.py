@@ -1,0 +1,308 @@
+"""Replaying annotation on a labelled data set: does active learning help on *my* data?
+
+The simulator hides the labels of a data set, reveals a random seed set, then round after
+round trains the schema model, measures it on a held-out test split, asks a strategy for
+the next batch and reveals those labels, until the budget is spent. It runs the same
+feature, model and strategy code as the service. Several repeats with different seeds
+give a band; ``random`` is always among the strategies, as the baseline.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.feature_extraction import DictVectorizer
+from sklearn.metrics import accuracy_score, f1_score
+from sklearn.preprocessing import MaxAbsScaler
+
+from workers.exceptions import InvalidInput, NotTrainable
+from workers.features import pool_features
+from workers.models import aligned_proba, train_ensemble, train_single_label
+from workers.strategies import STRATEGIES, select
+
+MARKS = (0.90, 0.95, 0.98)
+"""Shares of the full-pool model's accuracy whose label cost the summary reports."""
+
+
+@dataclass
+class Dataset:
+    """Rows of text or feature vectors, with their labels."""
+
+    texts: list[str] | None
+    rows: list[list] | None
+    labels: list[str]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, idx: np.ndarray) -> Dataset:
+        return Dataset(
+            [self.texts[i] for i in idx] if self.texts is not None else None,
+            [self.rows[i] for i in idx] if self.rows is not None else None,
+            [self.labels[i] for i in idx],
+        )
+
+
+@dataclass
+class Settings:
+    strategies: list[str]
+    seed_size: int = 20
+    batch_size: int = 25
+    budget: int = 1000
+    repeats: int = 5
+    test_fraction: float = 0.2
+    seed: int = 0
+    params: dict = field(default_factory=dict)
+
+
+def _open_text(path: Path) -> io.TextIOBase:
+    if path.suffix == ".gz":
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
+    return open(path, encoding="utf-8", newline="")
+
+
+def load_dataset(path: str | Path) -> Dataset:
+    """JSON Lines (``{"text"|"features", "label"}``, optionally gzip'd) or CSV with a
+    ``label`` column and either a ``text`` column or numeric feature columns."""
+    path = Path(path)
+    if not path.exists():
+        raise InvalidInput(f"no such file: {path}")
+    name = path.name.removesuffix(".gz")
+    texts: list[str] = []
+    rows: list[list] = []
+    labels: list[str] = []
+    with _open_text(path) as f:
+        if name.endswith((".jsonl", ".json")):
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                obj = json.loads(line)
+                if "label" not in obj:
+                    raise InvalidInput(f"{path}:{n}: a row needs a 'label'")
+                labels.append(str(obj["label"]))
+                if "text" in obj:
+                    texts.append(str(obj["text"] or ""))
+                elif "features" in obj:
+                    rows.append(list(obj["features"]))
+                else:
+                    raise InvalidInput(f"{path}:{n}: a row needs 'text' or 'features'")
+        elif name.endswith(".csv"):
+            reader = csv.DictReader(f)
+            fields = reader.fieldnames or []
+            if "label" not in fields:
+                raise InvalidInput(f"{path}: the CSV needs a 'label' column; it has {fields}")
+            feature_cols = [c for c in fields if c not in ("label", "id", "text")]
+            for rec in reader:
+                labels.append(rec["label"])
+                if "text" in fields:
+                    texts.append(rec["text"] or "")
+                else:
+                    rows.append([_number_or_text(rec[c]) for c in feature_cols])
+        else:
+            raise InvalidInput(f"{path}: use .jsonl, .jsonl.gz or .csv")
+    if texts and rows:
+        raise InvalidInput(f"{path}: rows mix 'text' and 'features'; use one kind")
+    if len(set(labels)) < 2:
+        raise InvalidInput(f"{path}: the data set needs at least two labels")
+    return Dataset(texts if texts else None, rows if rows else None, labels)
+
+
+def _number_or_text(value: str | None):
+    if value is None or value == "":
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return value
+
+
+def featurise(train: Dataset, test: Dataset):
+    """Features for both splits, fitted without labels on all their rows together, as the
+    service fits them on the whole pool it is sent."""
+    if train.texts is not None and test.texts is not None:
+        x = pool_features(train.texts + test.texts, None)
+    else:
+        records = [
+            {str(j): v for j, v in enumerate(row) if v is not None}
+            for row in (train.rows or []) + (test.rows or [])
+        ]
+        x = MaxAbsScaler().fit_transform(DictVectorizer(sparse=True).fit_transform(records))
+        x = sp.csr_matrix(x, dtype=np.float32)
+    return x[: len(train)], x[len(train) :]
+
+
+def split(data: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset]:
+    order = np.random.default_rng(seed).permutation(len(data))
+    n_test = max(1, round(fraction * len(data)))
+    return data.subset(order[n_test:]), data.subset(order[:n_test])
+
+
+@dataclass
+class Point:
+    strategy: str
+    repeat: int
+    labels: int
+    accuracy: float
+    macro_f1: float
+
+
+def evaluate(x_train, y_train: list[str], x_test, y_test: list[str], seed: int):
+    """Accuracy and macro-F1 of the schema model trained on the given labels."""
+    try:
+        model = train_single_label(x_train, y_train, seed)
+        pred = [model.classes[j] for j in model.predict_proba(x_test).argmax(axis=1)]
+    except NotTrainable:
+        model = None
+        pred = [y_train[0]] * len(y_test)
+    return model, accuracy_score(y_test, pred), f1_score(y_test, pred, average="macro")
+
+
+def run_one(
+    strategy: str,
+    repeat: int,
+    x, y: list[str], x_test, y_test: list[str],
+    settings: Settings,
+    progress: Callable[[int], None] | None = None,
+) -> list[Point]:
+    """One replay: seed, then train-measure-select rounds until the budget is spent."""
+    rng = np.random.default_rng([settings.seed, repeat])
+    n = x.shape[0]
+    budget = min(settings.budget, n)
+    labelled = list(rng.choice(n, min(settings.seed_size, n), replace=False))
+    is_labelled = np.zeros(n, dtype=bool)
+    is_labelled[labelled] = True
+    points = []
+    while True:
+        rows = np.array(labelled)
+        y_lab = [y[i] for i in rows]
+        model, acc, f1 = evaluate(x[rows], y_lab, x_test, y_test, settings.seed + repeat)
+        points.append(Point(strategy, repeat, len(labelled), acc, f1))
+        if progress:
+            progress(len(labelled))
+        if len(labelled) >= budget:
+            return points
+        pool = np.flatnonzero(~is_labelled)
+        k = min(settings.batch_size, budget - len(labelled))
+        xp = x[pool]
+        proba = member = None
+        if model is not None and strategy != "random":
+            proba = model.predict_proba(xp)
+            if strategy == "bald" or "bald" in settings.params.get("hybrid_shares", {}):
+                members = train_ensemble(x[rows], y_lab, 5, 0.8, settings.seed + repeat)
+                member = np.stack([aligned_proba(m, xp, model.classes) for m in members])
+        name = strategy if (proba is not None or strategy in ("random", "diversity")) else "diversity"
+        sel = select(name, batch_size=k, probabilities=proba, member_probabilities=member,
+                     features=xp, labelled_features=x[rows], random_state=rng,
+                     params={"metric": "cosine" if sp.issparse(xp) else "euclidean", **settings.params})
+        chosen = pool[sel.indices]
+        labelled += chosen.tolist()
+        is_labelled[chosen] = True
+
+
+def summarise(points: list[Point], full_accuracy: float, settings: Settings) -> dict:
+    out: dict = {"full_pool_accuracy": full_accuracy, "settings": asdict(settings), "strategies": {}}
+    for strategy in settings.strategies:
+        mine = [p for p in points if p.strategy == strategy]
+        grid = sorted({p.labels for p in mine})
+        mean = np.array([np.mean([p.accuracy for p in mine if p.labels == g]) for g in grid])
+        f1 = np.array([np.mean([p.macro_f1 for p in mine if p.labels == g]) for g in grid])
+        span = grid[-1] - grid[0]
+        auc = float(np.trapezoid(mean, grid) / span) if span > 0 else float(mean[0])
+        entry = {"auc": auc, "final_accuracy": float(mean[-1]), "final_macro_f1": float(f1[-1])}
+        for mark in MARKS:
+            reached = [g for g, a in zip(grid, mean, strict=True) if a >= mark * full_accuracy]
+            entry[f"labels_to_{round(mark * 100)}"] = int(reached[0]) if reached else None
+        out["strategies"][strategy] = entry
+    return out
+
+
+def plot(points: list[Point], summary: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
+    for strategy in summary["strategies"]:
+        mine = [p for p in points if p.strategy == strategy]
+        grid = sorted({p.labels for p in mine})
+        acc = [[p.accuracy for p in mine if p.labels == g] for g in grid]
+        mean = np.array([np.mean(a) for a in acc])
+        lo = np.array([np.min(a) for a in acc])
+        hi = np.array([np.max(a) for a in acc])
+        auc = summary["strategies"][strategy]["auc"]
+        ax.plot(grid, mean, label=f"{strategy} (AUC {auc:.3f})")
+        ax.fill_between(grid, lo, hi, alpha=0.2)
+    full = summary["full_pool_accuracy"]
+    ax.axhline(full, color="grey", linestyle="--", linewidth=1, label=f"whole pool labelled ({full:.3f})")
+    ax.set_xlabel("labels")
+    ax.set_ylabel("test accuracy")
+    ax.set_title("Learning curves (band: min to max over repeats)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def simulate(train: Dataset, test: Dataset | None, settings: Settings, out_dir: str | Path,
+             progress_stream=sys.stderr) -> dict:
+    """Run every strategy ``repeats`` times and write curves.csv, curves.png, summary.json."""
+    unknown = [s for s in settings.strategies if s not in STRATEGIES]
+    if unknown:
+        raise InvalidInput(f"unknown strategies {unknown}; use some of {list(STRATEGIES)}")
+    if "random" not in settings.strategies:
+        settings.strategies = [*settings.strategies, "random"]
+    if test is None:
+        train, test = split(train, settings.test_fraction, settings.seed)
+    x, x_test = featurise(train, test)
+    full_model, full_acc, _ = evaluate(x, train.labels, x_test, test.labels, settings.seed)
+    del full_model
+
+    total = len(settings.strategies) * settings.repeats * settings.budget
+    done = [0]
+    started = time.monotonic()
+
+    def progress_for(base: int) -> Callable[[int], None]:
+        def report(n_labels: int) -> None:
+            done[0] = base + n_labels
+            frac = min(done[0] / total, 1.0)
+            bar = "#" * int(frac * 30)
+            elapsed = time.monotonic() - started
+            eta = elapsed / frac - elapsed if frac > 0 else math.nan
+            progress_stream.write(f"\r[{bar:<30}] {frac:6.1%}  eta {eta:5.0f} s ")
+            progress_stream.flush()
+        return report
+
+    points: list[Point] = []
+    step = 0
+    for strategy in settings.strategies:
+        for repeat in range(settings.repeats):
+            points += run_one(strategy, repeat, x, train.labels, x_test, test.labels, settings,
+                              progress_for(step * settings.budget))
+            step += 1
+    progress_stream.write("\n")
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "curves.csv", "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["strategy", "repeat", "labels", "accuracy", "macro_f1"])
+        for p in points:
+            writer.writerow([p.strategy, p.repeat, p.labels, f"{p.accuracy:.6f}", f"{p.macro_f1:.6f}"])
+    summary = summarise(points, full_acc, settings)
+    summary["curves"] = [asdict(p) for p in points]
+    (out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    plot(points, summary, out / "curves.png")
+    return summary
