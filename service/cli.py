@@ -115,8 +115,11 @@ def main(argv: list[str] | None = None) -> None:
     sim = sub.add_parser("simulate", help="replay annotation on a labelled data set and compare strategies")
     sim.add_argument("--train", required=True, help="labelled data: .jsonl, .jsonl.gz or .csv")
     sim.add_argument("--test", help="held-out data (default: a random split of --train)")
-    sim.add_argument("--strategies", default="uncertainty",
-                     help="comma-separated; random is always added (default: uncertainty)")
+    sim.add_argument(
+        "--strategies",
+        default="uncertainty",
+        help="comma-separated; random is always added (default: uncertainty)",
+    )
     sim.add_argument("--seed-size", type=int, default=20)
     sim.add_argument("--batch-size", type=int, default=25)
     sim.add_argument("--budget", type=int, default=1000)
@@ -146,8 +149,12 @@ def run_simulation(args: argparse.Namespace) -> int:
         test = load_dataset(args.test) if args.test else None
         settings = Settings(
             strategies=[s.strip() for s in args.strategies.split(",") if s.strip()],
-            seed_size=args.seed_size, batch_size=args.batch_size, budget=args.budget,
-            repeats=args.repeats, test_fraction=args.test_fraction, seed=args.seed,
+            seed_size=args.seed_size,
+            batch_size=args.batch_size,
+            budget=args.budget,
+            repeats=args.repeats,
+            test_fraction=args.test_fraction,
+            seed=args.seed,
         )
         summary = simulate(train, test, settings, args.out)
     except InvalidInput as exc:
@@ -157,7 +164,9 @@ def run_simulation(args: argparse.Namespace) -> int:
     print(f"{'strategy':<14} {'AUC':>6} {'final':>6} {'to 90%':>7} {'to 95%':>7} {'to 98%':>7}")
     for name, s in summary["strategies"].items():
         marks = [str(s[f"labels_to_{m}"]) if s[f"labels_to_{m}"] is not None else "-" for m in (90, 95, 98)]
-        print(f"{name:<14} {s['auc']:6.3f} {s['final_accuracy']:6.3f} {marks[0]:>7} {marks[1]:>7} {marks[2]:>7}")
+        print(
+            f"{name:<14} {s['auc']:6.3f} {s['final_accuracy']:6.3f} {marks[0]:>7} {marks[1]:>7} {marks[2]:>7}"
+        )
     print(f"wrote {args.out}/curves.csv, curves.png, summary.json")
     return 0
 

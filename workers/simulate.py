@@ -171,7 +171,10 @@ def evaluate(x_train, y_train: list[str], x_test, y_test: list[str], seed: int):
 def run_one(
     strategy: str,
     repeat: int,
-    x, y: list[str], x_test, y_test: list[str],
+    x,
+    y: list[str],
+    x_test,
+    y_test: list[str],
     settings: Settings,
     progress: Callable[[int], None] | None = None,
 ) -> list[Point]:
@@ -202,9 +205,16 @@ def run_one(
                 members = train_ensemble(x[rows], y_lab, 5, 0.8, settings.seed + repeat)
                 member = np.stack([aligned_proba(m, xp, model.classes) for m in members])
         name = strategy if (proba is not None or strategy in ("random", "diversity")) else "diversity"
-        sel = select(name, batch_size=k, probabilities=proba, member_probabilities=member,
-                     features=xp, labelled_features=x[rows], random_state=rng,
-                     params={"metric": "cosine" if sp.issparse(xp) else "euclidean", **settings.params})
+        sel = select(
+            name,
+            batch_size=k,
+            probabilities=proba,
+            member_probabilities=member,
+            features=xp,
+            labelled_features=x[rows],
+            random_state=rng,
+            params={"metric": "cosine" if sp.issparse(xp) else "euclidean", **settings.params},
+        )
         chosen = pool[sel.indices]
         labelled += chosen.tolist()
         is_labelled[chosen] = True
@@ -219,7 +229,11 @@ def summarise(points: list[Point], full_accuracy: float, settings: Settings) -> 
         f1 = np.array([np.mean([p.macro_f1 for p in mine if p.labels == g]) for g in grid])
         span = grid[-1] - grid[0]
         auc = float(np.trapezoid(mean, grid) / span) if span > 0 else float(mean[0])
-        entry = {"auc": auc, "final_accuracy": float(mean[-1]), "final_macro_f1": float(f1[-1])}
+        entry: dict[str, float | int | None] = {
+            "auc": auc,
+            "final_accuracy": float(mean[-1]),
+            "final_macro_f1": float(f1[-1]),
+        }
         for mark in MARKS:
             reached = [g for g, a in zip(grid, mean, strict=True) if a >= mark * full_accuracy]
             entry[f"labels_to_{round(mark * 100)}"] = int(reached[0]) if reached else None
@@ -256,8 +270,9 @@ def plot(points: list[Point], summary: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def simulate(train: Dataset, test: Dataset | None, settings: Settings, out_dir: str | Path,
-             progress_stream=sys.stderr) -> dict:
+def simulate(
+    train: Dataset, test: Dataset | None, settings: Settings, out_dir: str | Path, progress_stream=sys.stderr
+) -> dict:
     """Run every strategy ``repeats`` times and write curves.csv, curves.png, summary.json."""
     unknown = [s for s in settings.strategies if s not in STRATEGIES]
     if unknown:
@@ -283,14 +298,23 @@ def simulate(train: Dataset, test: Dataset | None, settings: Settings, out_dir: 
             eta = elapsed / frac - elapsed if frac > 0 else math.nan
             progress_stream.write(f"\r[{bar:<30}] {frac:6.1%}  eta {eta:5.0f} s ")
             progress_stream.flush()
+
         return report
 
     points: list[Point] = []
     step = 0
     for strategy in settings.strategies:
         for repeat in range(settings.repeats):
-            points += run_one(strategy, repeat, x, train.labels, x_test, test.labels, settings,
-                              progress_for(step * settings.budget))
+            points += run_one(
+                strategy,
+                repeat,
+                x,
+                train.labels,
+                x_test,
+                test.labels,
+                settings,
+                progress_for(step * settings.budget),
+            )
             step += 1
     progress_stream.write("\n")
 

@@ -1,0 +1,122 @@
+"""The simulator: replays annotation with the service's own feature, model and strategy code."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_breast_cancer
+
+from service.cli import main
+from workers.exceptions import InvalidInput
+from workers.simulate import Settings, load_dataset, simulate
+
+WORDS = {
+    "sport": "match goal team coach league striker keeper season fans final",
+    "tech": "chip software startup compiler battery phone cloud data code robot",
+    "politics": "vote senate minister budget law election party reform tax debate",
+}
+
+
+def text_rows(n: int, seed: int = 0) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    labels = list(WORDS)
+    rows = []
+    for i in range(n):
+        lab = labels[i % 3]
+        own = rng.choice(WORDS[lab].split(), 4)
+        noise = rng.choice(" ".join(WORDS.values()).split(), 3)
+        rows.append({"id": str(i), "text": " ".join([*own, *noise]), "label": lab})
+    return rows
+
+
+def write_jsonl_gz(path, rows) -> None:
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps(r) + "\n")
+
+
+def test_simulation_writes_curves_and_summary(tmp_path):
+    write_jsonl_gz(tmp_path / "train.jsonl.gz", text_rows(300))
+    data = load_dataset(tmp_path / "train.jsonl.gz")
+    settings = Settings(
+        strategies=["uncertainty", "badge"], seed_size=10, batch_size=10, budget=60, repeats=2
+    )
+    summary = simulate(data, None, settings, tmp_path / "out", progress_stream=open("/dev/null", "w"))
+    assert set(summary["strategies"]) == {"uncertainty", "badge", "random"}  # random always added
+    for s in summary["strategies"].values():
+        assert 0.0 <= s["auc"] <= 1.0 and 0.0 <= s["final_accuracy"] <= 1.0
+        assert set(s) >= {"labels_to_90", "labels_to_95", "labels_to_98"}
+    assert summary["full_pool_accuracy"] > 0.8  # the words separate the classes
+    lines = (tmp_path / "out" / "curves.csv").read_text().splitlines()
+    assert lines[0] == "strategy,repeat,labels,accuracy,macro_f1"
+    assert len(lines) - 1 == 3 * 2 * 6  # 3 strategies x 2 repeats x rounds at 10..60 labels
+    assert (tmp_path / "out" / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    stored = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert stored["settings"]["budget"] == 60
+
+
+def test_labels_to_marks_follow_the_mean_curve(tmp_path):
+    from workers.simulate import Point, summarise
+
+    pts = [Point("uncertainty", 0, n, a, a) for n, a in [(10, 0.5), (20, 0.9), (30, 0.97)]]
+    s = summarise(pts, 1.0, Settings(strategies=["uncertainty"]))["strategies"]["uncertainty"]
+    assert (s["labels_to_90"], s["labels_to_95"], s["labels_to_98"]) == (20, 30, None)
+    assert s["auc"] == pytest.approx(((0.5 + 0.9) / 2 * 10 + (0.9 + 0.97) / 2 * 10) / 20)
+
+
+def test_csv_with_numeric_features(tmp_path):
+    x, y = load_breast_cancer(return_X_y=True)
+    header = ",".join([f"f{j}" for j in range(x.shape[1])] + ["label"])
+    body = "\n".join(",".join([*map(str, row), str(lab)]) for row, lab in zip(x, y, strict=True))
+    (tmp_path / "data.csv").write_text(header + "\n" + body + "\n")
+    data = load_dataset(tmp_path / "data.csv")
+    assert data.rows is not None and len(data) == len(y)
+    summary = simulate(
+        data,
+        None,
+        Settings(strategies=["diversity"], seed_size=10, batch_size=10, budget=40, repeats=1),
+        tmp_path / "out",
+        progress_stream=open("/dev/null", "w"),
+    )
+    assert summary["full_pool_accuracy"] > 0.85
+
+
+def test_cli(tmp_path, capsys):
+    write_jsonl_gz(tmp_path / "train.jsonl.gz", text_rows(200))
+    with pytest.raises(SystemExit) as done:
+        main(
+            [
+                "simulate",
+                "--train",
+                str(tmp_path / "train.jsonl.gz"),
+                "--strategies",
+                "uncertainty",
+                "--seed-size",
+                "10",
+                "--batch-size",
+                "10",
+                "--budget",
+                "40",
+                "--repeats",
+                "1",
+                "--out",
+                str(tmp_path / "out"),
+            ]
+        )
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert "uncertainty" in out and "random" in out and "curves.png" in out
+
+
+def test_bad_inputs(tmp_path):
+    (tmp_path / "x.txt").write_text("hello")
+    with pytest.raises(InvalidInput):
+        load_dataset(tmp_path / "x.txt")
+    (tmp_path / "one.csv").write_text("text,label\na,x\nb,x\n")
+    with pytest.raises(InvalidInput, match="two labels"):
+        load_dataset(tmp_path / "one.csv")
+    with pytest.raises(InvalidInput):
+        load_dataset(tmp_path / "missing.jsonl")
