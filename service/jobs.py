@@ -90,7 +90,7 @@ class JobStatus(MethodView):
         """A job's status, progress and result."""
         try:
             j = Job.fetch(job, connection=backend().redis, serializer=JSONSerializer)
-        except NoSuchJobError:
+        except (NoSuchJobError, ValueError):  # ValueError: not even a valid job id
             raise NotFound(f"no job {job!r} (finished jobs are kept for a week)") from None
         status = j.get_status()
         status_name = status.value if status is not None else "unknown"

@@ -336,3 +336,16 @@ def test_strategy_settings_checked(client, al, words):
 def test_badge_allowed_when_multi_label_schemas_are_left_out(client):
     al = {"query_strategy": "badge", "schema_names": ["topic"]}
     assert client.post("/v1/projects", json={**PROJECT, "active_learning": al}).status_code == 201
+
+
+def test_odd_job_ids_are_not_found(client):
+    for job in ("%C2%A8S%C3%B0", "a b", "x" * 300):
+        problem(client.get(f"/v1/jobs/{job}"), 404)
+
+
+def test_job_for_a_deleted_project_is_skipped(client, project, run_jobs):
+    job = client.post("/v1/projects/news/train?schema=topic").json["job"]
+    assert client.delete("/v1/projects/news").status_code == 204
+    run_jobs()
+    status = client.get(f"/v1/jobs/{job}").json
+    assert status["status"] == "finished" and status["result"]["status"] == "skipped"

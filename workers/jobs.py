@@ -18,7 +18,7 @@ from redis import Redis
 from rq import get_current_job
 
 from workers import defaults
-from workers.exceptions import NotTrainable
+from workers.exceptions import InvalidInput, NotFound, NotTrainable
 from workers.features import pool_features
 from workers.models import (
     LinearModel,
@@ -62,6 +62,9 @@ def refresh_schema(project_name: str, schema_name: str) -> dict:
     store.job_started(project_name, schema_name, job_id)
     try:
         return refresh(store, project_name, schema_name)
+    except (NotFound, InvalidInput) as exc:
+        # the project or schema went away while the job waited: nothing left to rank
+        return {"status": "skipped", "reason": str(exc)}
     finally:
         store.job_ended(project_name, schema_name, job_id)
 
