@@ -126,6 +126,16 @@ def main(argv: list[str] | None = None) -> None:
     sim.add_argument("--repeats", type=int, default=5)
     sim.add_argument("--test-fraction", type=float, default=0.2)
     sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument(
+        "--vectorizer",
+        default="tfidf",
+        help="tfidf, tfidf_char, wordllama or tfidf+wordllama (default: tfidf)",
+    )
+    sim.add_argument(
+        "--classifier",
+        default="logistic_regression",
+        help="logistic_regression, linear_svm or complement_nb (default: logistic_regression)",
+    )
     sim.add_argument("--out", required=True, help="folder for curves.csv, curves.png, summary.json")
     args, rest = parser.parse_known_args(argv)
     if args.command == "worker":
@@ -155,6 +165,8 @@ def run_simulation(args: argparse.Namespace) -> int:
             repeats=args.repeats,
             test_fraction=args.test_fraction,
             seed=args.seed,
+            vectorizer=args.vectorizer,
+            classifier=args.classifier,
         )
         summary = simulate(train, test, settings, args.out)
     except InvalidInput as exc:

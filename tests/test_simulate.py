@@ -120,3 +120,36 @@ def test_bad_inputs(tmp_path):
         load_dataset(tmp_path / "one.csv")
     with pytest.raises(InvalidInput):
         load_dataset(tmp_path / "missing.jsonl")
+
+
+@pytest.mark.parametrize(
+    "vectorizer, classifier",
+    [
+        ("tfidf_char", "linear_svm"),
+        ("tfidf", "complement_nb"),
+        ("wordllama", "logistic_regression"),
+        ("tfidf+wordllama", "logistic_regression"),
+    ],
+)
+def test_feature_and_model_choices(tmp_path, vectorizer, classifier):
+    write_jsonl_gz(tmp_path / "train.jsonl.gz", text_rows(240))
+    data = load_dataset(tmp_path / "train.jsonl.gz")
+    settings = Settings(
+        strategies=["uncertainty"],
+        seed_size=12,
+        batch_size=12,
+        budget=36,
+        repeats=1,
+        vectorizer=vectorizer,
+        classifier=classifier,
+    )
+    summary = simulate(data, None, settings, tmp_path / "out", progress_stream=open("/dev/null", "w"))
+    assert summary["full_pool_accuracy"] > 0.7
+
+
+def test_complement_nb_refuses_negative_features():
+    from workers.models import train_single_label
+
+    x = np.array([[1.0, -1.0], [0.5, 2.0], [-0.2, 1.0], [1.0, 1.0]])
+    with pytest.raises(InvalidInput, match="non-negative"):
+        train_single_label(x, ["a", "b", "a", "b"], 0, "complement_nb")

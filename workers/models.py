@@ -10,13 +10,16 @@ import io
 from dataclasses import dataclass, field
 
 import numpy as np
+import scipy.sparse as sp
 from scipy.optimize import minimize_scalar
 from scipy.special import expit, log_softmax
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from sklearn.model_selection import StratifiedKFold
+from sklearn.naive_bayes import ComplementNB
+from sklearn.svm import LinearSVC
 
 from workers import defaults
-from workers.exceptions import NotTrainable
+from workers.exceptions import InvalidInput, NotTrainable
 
 
 @dataclass
@@ -69,8 +72,36 @@ class LinearModel:
             )
 
 
+CLASSIFIERS = ("logistic_regression", "linear_svm", "complement_nb")
+"""Schema models a project or a simulation may choose; all linear, so one state format."""
+
+
 def _logreg(random_state: int) -> LogisticRegression:
     return LogisticRegression(C=defaults.LOGREG_C, max_iter=1000, random_state=random_state)
+
+
+def _estimator(classifier: str, random_state: int):
+    if classifier == "logistic_regression":
+        return _logreg(random_state)
+    if classifier == "linear_svm":
+        return LinearSVC(C=defaults.LOGREG_C, random_state=random_state)
+    if classifier == "complement_nb":
+        return ComplementNB()
+    raise InvalidInput(f"unknown classifier {classifier!r}; use one of {list(CLASSIFIERS)}")
+
+
+def _linear_state(est, classifier: str) -> tuple[np.ndarray, np.ndarray]:
+    """(coef, intercept) whose x @ coef.T + intercept are the estimator's logits."""
+    if classifier == "complement_nb":
+        return est.feature_log_prob_, np.zeros(est.feature_log_prob_.shape[0])
+    return est.coef_, est.intercept_
+
+
+def _logits(est, classifier: str, x) -> np.ndarray:
+    if classifier == "complement_nb":
+        return est.predict_log_proba(x)
+    z = est.decision_function(x)
+    return z.reshape(z.shape[0], -1)
 
 
 def _fit_temperature(z: np.ndarray, y: np.ndarray) -> float:
@@ -88,20 +119,27 @@ def _as_two_columns(z: np.ndarray) -> np.ndarray:
     return np.hstack([-z / 2.0, z / 2.0]) if z.shape[1] == 1 else z
 
 
-def train_single_label(x, y: list[str], random_state: int = 0) -> LinearModel:
-    """Multinomial logistic regression over the classes present in ``y``."""
+def train_single_label(
+    x, y: list[str], random_state: int = 0, classifier: str = "logistic_regression"
+) -> LinearModel:
+    """A linear model over the classes present in ``y``, its probabilities calibrated by a
+    temperature fitted on cross-validated logits once every class has a few labels."""
     classes = sorted(set(y))
     if len(classes) < 2:
         raise NotTrainable("training needs labels of at least two classes")
+    if classifier == "complement_nb" and _has_negative(x):
+        raise InvalidInput(
+            "complement_nb needs non-negative features (TF-IDF); "
+            "use logistic_regression or linear_svm with embeddings or vectors"
+        )
     index = {c: i for i, c in enumerate(classes)}
     yi = np.array([index[v] for v in y])
-    clf = _logreg(random_state).fit(x, yi)
-    coef = clf.coef_
-    intercept = clf.intercept_
+    est = _estimator(classifier, random_state).fit(x, yi)
+    coef, intercept = _linear_state(est, classifier)
     if coef.shape[0] == 1:
         coef = np.vstack([-coef / 2.0, coef / 2.0])
         intercept = np.array([-intercept[0] / 2.0, intercept[0] / 2.0])
-    model = LinearModel(classes, coef.astype(np.float32), intercept.astype(np.float64))
+    model = LinearModel(classes, np.asarray(coef, dtype=np.float32), np.asarray(intercept, dtype=np.float64))
 
     counts = np.bincount(yi, minlength=len(classes))
     if counts.min() >= defaults.CALIBRATION_MIN_PER_CLASS:
@@ -110,11 +148,21 @@ def train_single_label(x, y: list[str], random_state: int = 0) -> LinearModel:
             shuffle=True,
             random_state=random_state,
         )
-        z = cross_val_predict(_logreg(random_state), x, yi, cv=folds, method="decision_function")
-        z = _as_two_columns(z.reshape(len(yi), -1))
+        z = np.zeros((len(yi), 0))
+        for train, held in folds.split(np.zeros(len(yi)), yi):
+            fold = _estimator(classifier, random_state).fit(x[train], yi[train])
+            zf = _as_two_columns(_logits(fold, classifier, x[held]))
+            if z.shape[1] == 0:
+                z = np.zeros((len(yi), zf.shape[1]))
+            z[held] = zf
         model.temperature = _fit_temperature(z, yi)
         model.metrics["cv_accuracy"] = float((z.argmax(axis=1) == yi).mean())
     return model
+
+
+def _has_negative(x) -> bool:
+    data = x.data if sp.issparse(x) else np.asarray(x)
+    return bool(data.size) and float(data.min()) < 0
 
 
 def train_multi_label(x, y: list[list[str]], labels: list[str], random_state: int = 0) -> LinearModel:
@@ -150,7 +198,12 @@ def predictions(model: LinearModel, proba: np.ndarray) -> tuple[list, np.ndarray
 
 
 def train_ensemble(
-    x, y: list[str], n_estimators: int, bootstrap_fraction: float, random_state: int = 0
+    x,
+    y: list[str],
+    n_estimators: int,
+    bootstrap_fraction: float,
+    random_state: int = 0,
+    classifier: str = "logistic_regression",
 ) -> list[LinearModel]:
     """Bootstrap replicates of the single-label model, for BALD.
 
@@ -169,7 +222,7 @@ def train_ensemble(
                 break
         else:
             rows = np.arange(n)
-        member = train_single_label(x[rows], y_arr[rows].tolist(), random_state + m + 1)
+        member = train_single_label(x[rows], y_arr[rows].tolist(), random_state + m + 1, classifier)
         member.metrics = {}
         members.append(member)
     return members

@@ -63,6 +63,8 @@ class Settings:
     repeats: int = 5
     test_fraction: float = 0.2
     seed: int = 0
+    vectorizer: str = "tfidf"
+    classifier: str = "logistic_regression"
     params: dict = field(default_factory=dict)
 
 
@@ -127,11 +129,11 @@ def _number_or_text(value: str | None):
         return value
 
 
-def featurise(train: Dataset, test: Dataset):
+def featurise(train: Dataset, test: Dataset, vectorizer: str = "tfidf"):
     """Features for both splits, fitted without labels on all their rows together, as the
     service fits them on the whole pool it is sent."""
     if train.texts is not None and test.texts is not None:
-        x = pool_features(train.texts + test.texts, None)
+        x = pool_features(train.texts + test.texts, None, vectorizer)
     else:
         records = [
             {str(j): v for j, v in enumerate(row) if v is not None}
@@ -157,10 +159,12 @@ class Point:
     macro_f1: float
 
 
-def evaluate(x_train, y_train: list[str], x_test, y_test: list[str], seed: int):
+def evaluate(
+    x_train, y_train: list[str], x_test, y_test: list[str], seed: int, classifier: str = "logistic_regression"
+):
     """Accuracy and macro-F1 of the schema model trained on the given labels."""
     try:
-        model = train_single_label(x_train, y_train, seed)
+        model = train_single_label(x_train, y_train, seed, classifier)
         pred = [model.classes[j] for j in model.predict_proba(x_test).argmax(axis=1)]
     except NotTrainable:
         model = None
@@ -189,7 +193,7 @@ def run_one(
     while True:
         rows = np.array(labelled)
         y_lab = [y[i] for i in rows]
-        model, acc, f1 = evaluate(x[rows], y_lab, x_test, y_test, settings.seed + repeat)
+        model, acc, f1 = evaluate(x[rows], y_lab, x_test, y_test, settings.seed + repeat, settings.classifier)
         points.append(Point(strategy, repeat, len(labelled), acc, f1))
         if progress:
             progress(len(labelled))
@@ -202,7 +206,7 @@ def run_one(
         if model is not None and strategy != "random":
             proba = model.predict_proba(xp)
             if strategy == "bald" or "bald" in settings.params.get("hybrid_shares", {}):
-                members = train_ensemble(x[rows], y_lab, 5, 0.8, settings.seed + repeat)
+                members = train_ensemble(x[rows], y_lab, 5, 0.8, settings.seed + repeat, settings.classifier)
                 member = np.stack([aligned_proba(m, xp, model.classes) for m in members])
         name = strategy if (proba is not None or strategy in ("random", "diversity")) else "diversity"
         sel = select(
@@ -281,8 +285,10 @@ def simulate(
         settings.strategies = [*settings.strategies, "random"]
     if test is None:
         train, test = split(train, settings.test_fraction, settings.seed)
-    x, x_test = featurise(train, test)
-    full_model, full_acc, _ = evaluate(x, train.labels, x_test, test.labels, settings.seed)
+    x, x_test = featurise(train, test, settings.vectorizer)
+    full_model, full_acc, _ = evaluate(
+        x, train.labels, x_test, test.labels, settings.seed, settings.classifier
+    )
     del full_model
 
     total = len(settings.strategies) * settings.repeats * settings.budget
