@@ -68,6 +68,18 @@ class ActiveLearningSchema(ma.Schema):
         },
     )
     bald_params = ma.fields.Nested(BaldParamsSchema, allow_none=True)
+    vectorizer_name = ma.fields.String(
+        metadata={
+            "description": "Text features: tfidf, tfidf_char, wordllama or tfidf+wordllama "
+            "(Potato's sklearn class path for TF-IDF is accepted too)"
+        }
+    )
+    classifier_name = ma.fields.String(
+        metadata={
+            "description": "Schema model: logistic_regression, linear_svm or complement_nb "
+            "(or Potato's sklearn class paths)"
+        }
+    )
 
 
 class ProjectCreateSchema(ma.Schema):

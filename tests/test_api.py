@@ -349,3 +349,27 @@ def test_job_for_a_deleted_project_is_skipped(client, project, run_jobs):
     run_jobs()
     status = client.get(f"/v1/jobs/{job}").json
     assert status["status"] == "finished" and status["result"]["status"] == "skipped"
+
+
+def test_feature_and_model_settings(client, run_jobs):
+    al = {
+        "vectorizer_name": "tfidf_char",
+        "classifier_name": "sklearn.svm.LinearSVC",
+        "schema_names": ["topic"],
+        "min_instances_for_training": 4,
+    }
+    r = client.post("/v1/projects", json={**PROJECT, "active_learning": al})
+    assert r.status_code == 201, r.json
+    assert r.json["active_learning"]["classifier_name"] == "linear_svm"
+    items = [{"id": f"n{i}", "text": t} for i, t in enumerate(TEXTS)]
+    client.post("/v1/projects/news/items", json={"items": items})
+    labels = [
+        {"item": f"n{i}", "schema": "topic", "value": v, "annotator": "a"}
+        for i, v in enumerate(["sport", "politics", "tech", "sport", "politics", "tech"])
+    ]
+    client.post("/v1/projects/news/labels", json={"labels": labels})
+    run_jobs()
+    batch = client.get("/v1/projects/news/next?schema=topic&annotator=b&size=2").json
+    assert batch["model_version"] == 1
+    bad = {**PROJECT, "name": "x", "active_learning": {"classifier_name": "sklearn.tree.DecisionTree"}}
+    assert "not available" in problem(client.post("/v1/projects", json=bad), 422)["detail"]

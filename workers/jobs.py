@@ -29,7 +29,7 @@ from workers.models import (
     train_single_label,
 )
 from workers.ranking import rank_pool, uses_bald
-from workers.settings import active_schemas, find_schema
+from workers.settings import AL_DEFAULTS, active_schemas, find_schema
 from workers.store import Store
 
 
@@ -74,7 +74,7 @@ def refresh(store: Store, project_name: str, schema_name: str) -> dict:
     started = time.perf_counter()
     project = store.get_project(project_name)
     schema = find_schema(project, schema_name)
-    al = project["active_learning"]
+    al = {**AL_DEFAULTS, **project["active_learning"]}  # settings added since it was saved
     fingerprint = {
         "pool": store.pool_generation(project_name),
         "labels": store.label_revision(project_name, schema_name),
@@ -100,7 +100,7 @@ def refresh(store: Store, project_name: str, schema_name: str) -> dict:
     raw_labels = store.load_labels(project_name, schema_name)
 
     _report("features", 0.2)
-    x = pool_features(texts, vectors)
+    x = pool_features(texts, vectors, al["vectorizer_name"])
     index = {item_id: i for i, item_id in enumerate(ids)}
     needed = al["min_annotations_per_instance"]
     labelled_rows, targets, done = [], [], np.zeros(len(ids), dtype=bool)
@@ -124,7 +124,7 @@ def refresh(store: Store, project_name: str, schema_name: str) -> dict:
             if schema["multi_label"]:
                 model = train_multi_label(xl, targets, schema["labels"], seed)
             else:
-                model = train_single_label(xl, targets, seed)
+                model = train_single_label(xl, targets, seed, al["classifier_name"])
         except NotTrainable:
             model = None
         if model is not None:
@@ -158,6 +158,7 @@ def refresh(store: Store, project_name: str, schema_name: str) -> dict:
             al["bald_params"]["n_estimators"],
             al["bald_params"]["bootstrap_fraction"],
             seed,
+            al["classifier_name"],
         )
         member_proba = np.stack([aligned_proba(m, xc, model.classes) for m in members])
     labelled_x = x[np.array(labelled_rows)] if labelled_rows else None

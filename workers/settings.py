@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from workers import defaults
 from workers.exceptions import InvalidInput
+from workers.features import VECTORIZERS
+from workers.models import CLASSIFIERS
 from workers.strategies import STRATEGIES
 from workers.strategies.hybrid import SHARED, WEIGHTED
 from workers.strategies.uncertainty import MEASURES
@@ -25,13 +27,30 @@ AL_DEFAULTS: dict = {
     "hybrid_weights": None,
     "hybrid_shares": None,
     "bald_params": None,
+    "vectorizer_name": "tfidf",
+    "classifier_name": "logistic_regression",
 }
 """Every active-learning setting and its default; Potato's key names where Potato has one."""
+
+
+POTATO_NAMES = {
+    "sklearn.linear_model.LogisticRegression": "logistic_regression",
+    "sklearn.svm.LinearSVC": "linear_svm",
+    "sklearn.naive_bayes.ComplementNB": "complement_nb",
+    "sklearn.feature_extraction.text.TfidfVectorizer": "tfidf",
+}
+"""Potato's class-path names for the models and features alrank offers."""
 
 
 def resolve_active_learning(schemas: list[dict], given: dict, current: dict | None = None) -> dict:
     """Merge ``given`` over ``current`` (or the defaults) and check the rules between fields."""
     al = {**AL_DEFAULTS, **(current or {}), **given}
+    for key, allowed in (("vectorizer_name", VECTORIZERS), ("classifier_name", CLASSIFIERS)):
+        al[key] = POTATO_NAMES.get(al[key], al[key])
+        if al[key] not in allowed:
+            raise InvalidInput(
+                f"active_learning.{key} {al[key]!r} is not available; use one of {list(allowed)}"
+            )
     names = [s["name"] for s in schemas]
     if al["schema_names"] is not None:
         unknown = [n for n in al["schema_names"] if n not in names]
@@ -68,6 +87,11 @@ def resolve_active_learning(schemas: list[dict], given: dict, current: dict | No
         for s in schemas
         if s.get("multi_label") and (al["schema_names"] is None or s["name"] in al["schema_names"])
     ]
+    if multi and al["classifier_name"] != "logistic_regression":
+        raise InvalidInput(
+            f"multi-label schemas {multi} train logistic regression only; "
+            "leave classifier_name at logistic_regression"
+        )
     if needs_single and multi:
         raise InvalidInput(
             f"{sorted(needs_single)} rank single-label schemas only; {multi} "
