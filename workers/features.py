@@ -23,7 +23,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from workers import defaults
 from workers.exceptions import InvalidInput
 
-VECTORIZERS = ("tfidf", "tfidf_char", "wordllama", "tfidf+wordllama")
+VECTORIZERS: tuple[str, ...] = ("tfidf", "tfidf_char", "wordllama", "tfidf+wordllama")
 """Text feature kinds a project or a simulation may choose."""
 
 

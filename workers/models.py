@@ -72,7 +72,7 @@ class LinearModel:
             )
 
 
-CLASSIFIERS = ("logistic_regression", "linear_svm", "complement_nb")
+CLASSIFIERS: tuple[str, ...] = ("logistic_regression", "linear_svm", "complement_nb")
 """Schema models a project or a simulation may choose; all linear, so one state format."""
 
 

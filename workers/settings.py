@@ -67,7 +67,6 @@ def resolve_active_learning(schemas: list[dict], given: dict, current: dict | No
         raise InvalidInput(f"uncertainty_measure must be one of {list(MEASURES)}")
     if al["min_instances_for_training"] < 2:
         raise InvalidInput("min_instances_for_training must be at least 2")
-    allowed: tuple[str, ...]
     for key, allowed in (("hybrid_weights", WEIGHTED), ("hybrid_shares", SHARED)):
         blend = al[key] or {}
         unknown = sorted(set(blend) - set(allowed))

@@ -23,10 +23,10 @@ from workers.strategies._validation import RandomState, Selection, check_batch_s
 from workers.strategies.bald import bald_scores
 from workers.strategies.uncertainty import uncertainty_scores
 
-WEIGHTED = ("uncertainty", "diversity", "bald", "random")
+WEIGHTED: tuple[str, ...] = ("uncertainty", "diversity", "bald", "random")
 """Strategies that can take a weight in a blend."""
 
-SHARED = ("uncertainty", "diversity", "badge", "bald", "random")
+SHARED: tuple[str, ...] = ("uncertainty", "diversity", "badge", "bald", "random")
 """Strategies that can take a share of the batch."""
 
 
