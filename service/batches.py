@@ -44,7 +44,8 @@ class BatchItemSchema(ma.Schema):
     rank = ma.fields.Integer(allow_none=True, metadata={"description": "Position in the published ranking"})
     source = ma.fields.String(
         metadata={
-            "description": "lease (held already), ranking, random (exploration) or fallback (no ranking yet)"
+            "description": "lease (held already), ranking, random (exploration), evaluation "
+            "(the random evaluation sample) or fallback (no ranking yet)"
         }
     )
     prediction = ma.fields.Nested(PredictionSchema, allow_none=True)
@@ -104,6 +105,7 @@ class Next(MethodView):
             proj["lease_seconds"],
             explore_count(size, al["random_sample_percent"]),
             al["min_annotations_per_instance"],
+            explore_count(size, al.get("eval_fraction", 0.0)),
         )
         items = []
         for it in batch.items:

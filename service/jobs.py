@@ -49,7 +49,13 @@ class ModelSchema(ma.Schema):
     classes = ma.fields.List(ma.fields.String())
     class_counts = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Integer())
     temperature = ma.fields.Float()
-    metrics = ma.fields.Dict()
+    metrics = ma.fields.Dict(metadata={"description": "cv_accuracy: cross-validated on the training labels"})
+    evaluation = ma.fields.Dict(
+        metadata={"description": "size, accuracy, macro_f1 on the labelled random evaluation sample"}
+    )
+    stop_kappa = ma.fields.Float(
+        allow_none=True, metadata={"description": "Agreement with the previous version on the stop set"}
+    )
 
 
 class ModelListSchema(ma.Schema):

@@ -68,6 +68,16 @@ class ActiveLearningSchema(ma.Schema):
         },
     )
     bald_params = ma.fields.Nested(BaldParamsSchema, allow_none=True)
+    eval_fraction = ma.fields.Float(
+        validate=ma.validate.Range(0.0, 1.0, error="a fraction between 0 and 1"),
+        metadata={
+            "description": "Share of each batch drawn at random as the evaluation sample "
+            "(default 0.05; 0 turns it off)"
+        },
+    )
+    train_on_eval = ma.fields.Boolean(
+        metadata={"description": "Train on labelled evaluation items too (default false)"}
+    )
     vectorizer_name = ma.fields.String(
         metadata={
             "description": "Text features: tfidf, tfidf_char, wordllama or tfidf+wordllama "

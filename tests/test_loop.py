@@ -30,6 +30,7 @@ def create(client, **al):
             "query_strategy": "uncertainty",
             "min_instances_for_training": 30,
             "update_frequency": 20,
+            "eval_fraction": 0.0,
             **al,
         },
     }

@@ -88,7 +88,7 @@ def test_loop_through_gunicorn_and_worker(stack):
     body = {
         "name": "cancer",
         "schemas": [{"name": "diagnosis", "labels": names}],
-        "active_learning": {"min_instances_for_training": 20, "update_frequency": 20},
+        "active_learning": {"min_instances_for_training": 20, "update_frequency": 20, "eval_fraction": 0.0},
     }
     assert requests.post(base + "/v1/projects", json=body).status_code == 201
     items = [{"id": f"c{i}", "vector": row.tolist()} for i, row in enumerate(x)]

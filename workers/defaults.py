@@ -98,3 +98,15 @@ TFIDF_MAX_FEATURES = 2**18
 
 LOGREG_C = 1.0
 """Inverse regularisation strength of the default logistic regression."""
+
+EVAL_FRACTION = 0.05
+"""Share of every batch drawn uniformly at random as the evaluation sample (0: off)."""
+
+STOP_SET_SIZE = 2000
+"""Pool items whose predictions successive models are compared on, for the stopping signal."""
+
+STOP_KAPPA = 0.99
+"""Agreement (Cohen's kappa) between successive models' stop-set predictions that counts as stable."""
+
+STOP_WINDOW = 3
+"""Successive stable model versions after which labels stop paying off (Bloodgood & Vijay-Shanker 2009)."""

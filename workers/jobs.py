@@ -10,12 +10,14 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import zlib
 from collections import Counter
 from typing import Any
 
 import numpy as np
 from redis import Redis
 from rq import get_current_job
+from sklearn.metrics import accuracy_score, cohen_kappa_score, f1_score
 
 from workers import defaults
 from workers.exceptions import InvalidInput, NotFound, NotTrainable
@@ -44,6 +46,52 @@ def aggregate(by_annotator: dict[str, Any], labels: list[str], multi_label: bool
         return [lab for lab in labels if counts[lab] * 2 > len(values)]
     counts = Counter(values)
     return max(labels, key=lambda lab: (counts[lab], -labels.index(lab)))
+
+
+def evaluate_on(
+    model: LinearModel, x, rows: list[int], targets: list, held_out: list[int], multi_label: bool
+) -> dict:
+    """Accuracy and macro-F1 on the labelled items of the random evaluation sample."""
+    if not held_out:
+        return {"size": 0, "accuracy": None, "macro_f1": None}
+    xe = x[np.array([rows[k] for k in held_out])]
+    truth = [targets[k] for k in held_out]
+    pred = predict_labels(model, xe)
+    if multi_label:
+        acc = float(np.mean([set(p) == set(t) for p, t in zip(pred, truth, strict=True)]))
+        f1 = None
+    else:
+        acc = float(accuracy_score(truth, pred))
+        f1 = float(f1_score(truth, pred, average="macro"))
+    return {"size": len(held_out), "accuracy": acc, "macro_f1": f1}
+
+
+def predict_labels(model: LinearModel, x) -> list:
+    if x.shape[0] == 0:
+        return []
+    labels, _ = predictions(model, model.predict_proba(x))
+    return labels
+
+
+def stop_set(ids: list[str], schema: str) -> list[str]:
+    """A fixed random sample of the pool (by a hash of each id), stable as the pool grows."""
+    keyed = sorted(ids, key=lambda i: zlib.crc32(f"{schema}\x00{i}".encode()))
+    return keyed[: defaults.STOP_SET_SIZE]
+
+
+def agreement(old: dict | None, new: dict) -> float | None:
+    """Cohen's kappa between two models' predictions on the stop set items both saw."""
+    if not old:
+        return None
+    common = [i for i in new if i in old]
+    if not common:
+        return None
+    a = [json.dumps(old[i], sort_keys=True) for i in common]
+    b = [json.dumps(new[i], sort_keys=True) for i in common]
+    if a == b:
+        return 1.0
+    kappa = cohen_kappa_score(a, b)
+    return float(kappa) if np.isfinite(kappa) else 0.0
 
 
 def _report(stage: str, fraction: float) -> None:
@@ -114,36 +162,51 @@ def refresh(store: Store, project_name: str, schema_name: str) -> dict:
     candidates = np.flatnonzero(~done)
 
     active = schema_name in active_schemas(project)
+    # the random evaluation sample: measured on, and trained on only if the project says so
+    eval_ids = store.eval_items(project_name, schema_name)
+    held_out = [k for k, r in enumerate(labelled_rows) if ids[r] in eval_ids]
+    train_idx = [
+        k for k in range(len(labelled_rows)) if al["train_on_eval"] or ids[labelled_rows[k]] not in eval_ids
+    ]
+    train_rows = [labelled_rows[k] for k in train_idx]
+    train_targets = [targets[k] for k in train_idx]
     model_meta = None
     model: LinearModel | None = None
-    if active and len(labelled_rows) >= al["min_instances_for_training"]:
+    if active and len(train_rows) >= al["min_instances_for_training"]:
         _report("training", 0.4)
         t0 = time.perf_counter()
-        xl = x[np.array(labelled_rows)]
+        xl = x[np.array(train_rows)]
         try:
             if schema["multi_label"]:
-                model = train_multi_label(xl, targets, schema["labels"], seed)
+                model = train_multi_label(xl, train_targets, schema["labels"], seed)
             else:
-                model = train_single_label(xl, targets, seed, al["classifier_name"])
+                model = train_single_label(xl, train_targets, seed, al["classifier_name"])
         except NotTrainable:
             model = None
         if model is not None:
-            model_meta = store.add_model(
-                project_name,
-                schema_name,
-                {
-                    "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    "training_size": len(labelled_rows),
-                    "class_counts": dict(
-                        Counter(v for t in targets for v in (t if schema["multi_label"] else [t]))
-                    ),
-                    "train_seconds": round(time.perf_counter() - t0, 3),
-                    "temperature": model.temperature,
-                    "metrics": model.metrics,
-                    "classes": model.classes,
-                },
-                model.to_bytes(),
+            previous = store.latest_model(project_name, schema_name)
+            meta = {
+                "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "training_size": len(train_rows),
+                "class_counts": dict(
+                    Counter(v for t in train_targets for v in (t if schema["multi_label"] else [t]))
+                ),
+                "train_seconds": round(time.perf_counter() - t0, 3),
+                "temperature": model.temperature,
+                "metrics": model.metrics,
+                "classes": model.classes,
+                "evaluation": evaluate_on(model, x, labelled_rows, targets, held_out, schema["multi_label"]),
+            }
+            stop_ids = stop_set(ids, schema_name)
+            stop_preds = dict(
+                zip(stop_ids, predict_labels(model, x[[index[i] for i in stop_ids]]), strict=True)
             )
+            old_preds = (
+                store.stop_predictions(project_name, schema_name, previous["version"]) if previous else None
+            )
+            meta["stop_kappa"] = agreement(old_preds, stop_preds)
+            model_meta = store.add_model(project_name, schema_name, meta, model.to_bytes())
+            store.save_stop_predictions(project_name, schema_name, model_meta["version"], stop_preds)
 
     _report("scoring", 0.6)
     xc = x[candidates]

@@ -29,6 +29,8 @@ AL_DEFAULTS: dict = {
     "bald_params": None,
     "vectorizer_name": "tfidf",
     "classifier_name": "logistic_regression",
+    "eval_fraction": defaults.EVAL_FRACTION,
+    "train_on_eval": False,
 }
 """Every active-learning setting and its default; Potato's key names where Potato has one."""
 

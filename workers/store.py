@@ -125,7 +125,7 @@ return removed
 """
 
 # Lease a batch. ARGV: schema prefix, items key, annotator, size, lease ms, explore count,
-# labels needed per item, fallback sample size.
+# labels needed per item, fallback sample size, evaluation count.
 #
 # Each list of the published ranking has a frontier: items before it have been handed out
 # (or were done) once already. An item handed out comes back through the ranking's
@@ -168,6 +168,7 @@ local function free(id)
   return not redis.call('ZSCORE', leases, id) or redis.call('HGET', owner, id) == annot
 end
 local function take(id, source)
+  if source == 'evaluation' then redis.call('SADD', pre .. 'eval', id) end
   chosen[id] = true
   taken = taken + 1
   out[#out + 1] = id
@@ -222,6 +223,9 @@ local function from_returned(want)
 end
 
 if rid ~= '' then
+  -- the evaluation share: uniform draws, kept out of the active-learning order
+  local n_eval = math.min(tonumber(ARGV[9]), size - taken)
+  if n_eval > 0 then walk('explore', n_eval, 'evaluation') end
   local explore = math.min(n_explore, size - taken)
   if explore > 0 then walk('explore', explore, 'random') end
   if size - taken > 0 then from_returned(size - taken) end
@@ -488,6 +492,17 @@ class Store:
         raw = self.redis.hget(schema_prefix(project, schema) + "labels", item)
         return json.loads(raw) if raw is not None else {}
 
+    def eval_items(self, project: str, schema: str) -> set[str]:
+        """Items handed out as part of the random evaluation sample."""
+        return {_text(m) for m in self.redis.smembers(schema_prefix(project, schema) + "eval")}
+
+    def save_stop_predictions(self, project: str, schema: str, version: int, preds: dict[str, Any]) -> None:
+        self.redis.set(schema_prefix(project, schema) + f"stoppreds:{version}", json.dumps(preds))
+
+    def stop_predictions(self, project: str, schema: str, version: int) -> dict[str, Any] | None:
+        raw = self.redis.get(schema_prefix(project, schema) + f"stoppreds:{version}")
+        return json.loads(raw) if raw is not None else None
+
     def label_revision(self, project: str, schema: str) -> int:
         return int(self.redis.get(schema_prefix(project, schema) + "rev") or 0)
 
@@ -505,6 +520,7 @@ class Store:
         lease_seconds: int,
         n_explore: int,
         labels_needed: int,
+        n_eval: int = 0,
     ) -> Batch:
         reply = self._next_batch(
             keys=[],
@@ -517,6 +533,7 @@ class Store:
                 n_explore,
                 labels_needed,
                 max(4 * size, 50),
+                n_eval,
             ],
         )
         rid, meta = _text(reply[0]), _text(reply[1])
