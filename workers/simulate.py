@@ -172,6 +172,11 @@ def evaluate(
     return model, accuracy_score(y_test, pred), f1_score(y_test, pred, average="macro")
 
 
+Picker = Callable[..., np.ndarray]
+"""An outside strategy, for comparisons: picker(model, x_pool, x_labelled, y_labelled, k,
+rng) returns k row indices of x_pool."""
+
+
 def run_one(
     strategy: str,
     repeat: int,
@@ -181,6 +186,7 @@ def run_one(
     y_test: list[str],
     settings: Settings,
     progress: Callable[[int], None] | None = None,
+    picker: Picker | None = None,
 ) -> list[Point]:
     """One replay: seed, then train-measure-select rounds until the budget is spent."""
     rng = np.random.default_rng([settings.seed, repeat])
@@ -202,13 +208,21 @@ def run_one(
         pool = np.flatnonzero(~is_labelled)
         k = min(settings.batch_size, budget - len(labelled))
         xp = x[pool]
+        if picker is not None and model is not None:
+            chosen = pool[np.asarray(picker(model, xp, x[rows], y_lab, k, rng), dtype=np.int64)[:k]]
+            labelled += chosen.tolist()
+            is_labelled[chosen] = True
+            continue
         proba = member = None
-        if model is not None and strategy != "random":
+        if model is not None and strategy in STRATEGIES and strategy != "random":
             proba = model.predict_proba(xp)
             if strategy == "bald" or "bald" in settings.params.get("hybrid_shares", {}):
                 members = train_ensemble(x[rows], y_lab, 5, 0.8, settings.seed + repeat, settings.classifier)
                 member = np.stack([aligned_proba(m, xp, model.classes) for m in members])
-        name = strategy if (proba is not None or strategy in ("random", "diversity")) else "diversity"
+        if picker is not None or (proba is None and strategy not in ("random", "diversity")):
+            name = "diversity"  # no model yet: the cold start
+        else:
+            name = strategy
         sel = select(
             name,
             batch_size=k,
@@ -275,10 +289,19 @@ def plot(points: list[Point], summary: dict, path: Path) -> None:
 
 
 def simulate(
-    train: Dataset, test: Dataset | None, settings: Settings, out_dir: str | Path, progress_stream=sys.stderr
+    train: Dataset,
+    test: Dataset | None,
+    settings: Settings,
+    out_dir: str | Path,
+    progress_stream=sys.stderr,
+    pickers: dict[str, Picker] | None = None,
 ) -> dict:
-    """Run every strategy ``repeats`` times and write curves.csv, curves.png, summary.json."""
-    unknown = [s for s in settings.strategies if s not in STRATEGIES]
+    """Run every strategy ``repeats`` times and write curves.csv, curves.png, summary.json.
+
+    ``pickers`` adds outside strategies by name; before the first model they fall back to
+    the same cold start as alrank's."""
+    pickers = pickers or {}
+    unknown = [s for s in settings.strategies if s not in STRATEGIES and s not in pickers]
     if unknown:
         raise InvalidInput(f"unknown strategies {unknown}; use some of {list(STRATEGIES)}")
     if "random" not in settings.strategies:
@@ -320,6 +343,7 @@ def simulate(
                 test.labels,
                 settings,
                 progress_for(step * settings.budget),
+                pickers.get(strategy),
             )
             step += 1
     progress_stream.write("\n")

@@ -1,0 +1,172 @@
+"""Label efficiency on real data: alrank's strategies against random and against peers.
+
+For each data set in ``../shared/datasets/`` it runs the simulator (the service's own
+feature, model and strategy code) with the official test split: a random seed set, batches,
+a budget, several repeats. In the same run, with the same features and model, the peers'
+strategies (modAL, scikit-activeml; ``pip install -e '.[bench]'``) pick the batches instead.
+Then it checks the issue's three targets:
+
+1. the default strategy's area under the accuracy curve beats random's;
+2. labels to reach 95% of the whole-pool model's accuracy: at most half of random's
+   (a second run follows the default strategy and random past the budget, with larger
+   batches, up to the whole pool, so that both reach the mark);
+3. the best alrank strategy's area is at least the best peer's.
+
+Usage: ``python bench/label_efficiency.py [--datasets sms_spam,trec,ag_news,sst2]
+[--budget 1000] [--repeats 5] [--peers all|none|NAME,...] [--markdown FILE]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from workers.simulate import Settings, load_dataset, simulate  # noqa: E402
+
+DATASETS = ROOT.parent / "shared" / "datasets"
+
+
+def run_dataset(name: str, args, peers: dict) -> dict:
+    folder = DATASETS / name
+    train = load_dataset(folder / "train.jsonl.gz")
+    test = load_dataset(folder / "test.jsonl.gz")
+    ours = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    settings = Settings(
+        strategies=list(ours),
+        seed_size=args.seed_size,
+        batch_size=args.batch_size,
+        budget=args.budget,
+        repeats=args.repeats,
+        vectorizer=args.vectorizer,
+        classifier=args.classifier,
+    )
+    out = Path(args.out) / name
+    t0 = time.perf_counter()
+    settings.strategies = ours
+    summary = simulate(train, test, settings, out)
+    summary["peer_failures"] = {}
+    for peer, picker in peers.items():
+        # one run per peer, same seeds and features: a peer that cannot handle the data
+        # (e.g. a dense-only implementation on a sparse pool) is reported, not fatal
+        one = Settings(**{**settings.__dict__, "strategies": [peer]})
+        try:
+            got = simulate(train, test, one, out / peer.replace(":", "_"), pickers={peer: picker})
+        except Exception as exc:  # reported in the table as a failure
+            summary["peer_failures"][peer] = f"{type(exc).__name__}: {str(exc)[:200]}"
+            continue
+        summary["strategies"][peer] = got["strategies"][peer]
+    summary["seconds"] = time.perf_counter() - t0
+    if args.extend:
+        default = ours[0]
+        longer = Settings(
+            strategies=[default],
+            seed_size=args.seed_size,
+            batch_size=args.extend_batch,
+            budget=len(train),
+            repeats=args.repeats,
+            vectorizer=args.vectorizer,
+            classifier=args.classifier,
+        )
+        summary["extended"] = simulate(train, test, longer, out / "extended")["strategies"]
+    (out / "bench.json").write_text(json.dumps({k: v for k, v in summary.items() if k != "curves"}, indent=2))
+    return summary
+
+
+def verdicts(name: str, summary: dict, default: str, peers: dict) -> list[str]:
+    s = summary["strategies"]
+    lines = []
+    lines.append(
+        f"1. {name}: default ({default}) AUC {s[default]['auc']:.3f} vs random {s['random']['auc']:.3f}: "
+        f"{'met' if s[default]['auc'] > s['random']['auc'] else 'NOT met'}"
+    )
+    ext = summary.get("extended")
+    if ext:
+        d95, r95 = ext[default]["labels_to_95"], ext["random"]["labels_to_95"]
+        ok = d95 is not None and r95 is not None and d95 * 2 <= r95
+        lines.append(
+            f"2. {name}: labels to 95% of the whole pool: {default} {d95}, random {r95}: "
+            f"{'met' if ok else 'NOT met'}"
+        )
+    ours = {k: v for k, v in s.items() if k not in peers}
+    theirs = {k: v for k, v in s.items() if k in peers}
+    if theirs:
+        best_ours = max(ours, key=lambda k: ours[k]["auc"])
+        best_peer = max(theirs, key=lambda k: theirs[k]["auc"])
+        ok = ours[best_ours]["auc"] >= theirs[best_peer]["auc"]
+        lines.append(
+            f"3. {name}: best alrank {best_ours} {ours[best_ours]['auc']:.3f} vs best peer "
+            f"{best_peer} {theirs[best_peer]['auc']:.3f}: {'met' if ok else 'NOT met'}"
+        )
+    return lines
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--datasets", default="sms_spam,trec,ag_news,sst2")
+    ap.add_argument(
+        "--strategies",
+        default="uncertainty,diversity,badge,bald,hybrid",
+        help="alrank's, the project default first; random is always added",
+    )
+    ap.add_argument("--peers", default="all", help="all, none, or names from bench/_peers.py")
+    ap.add_argument("--seed-size", type=int, default=20)
+    ap.add_argument("--batch-size", type=int, default=25)
+    ap.add_argument("--budget", type=int, default=1000)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--vectorizer", default="tfidf")
+    ap.add_argument("--classifier", default="logistic_regression")
+    ap.add_argument("--extend", action="store_true", help="also run target 2 to the whole pool")
+    ap.add_argument("--extend-batch", type=int, default=200)
+    ap.add_argument("--out", default=str(ROOT / "bench" / "out" / "label_efficiency"))
+    ap.add_argument("--markdown", help="append the table and verdicts to this file")
+    args = ap.parse_args()
+
+    peers: dict = {}
+    if args.peers != "none":
+        from _peers import PEERS
+
+        names = list(PEERS) if args.peers == "all" else args.peers.split(",")
+        peers = {n: PEERS[n] for n in names}
+    print(
+        f"cpu cores: {os.cpu_count()}; features {args.vectorizer}, model {args.classifier}; seed "
+        f"{args.seed_size}, batch {args.batch_size}, budget {args.budget}, {args.repeats} repeats",
+        flush=True,
+    )
+    default = args.strategies.split(",")[0]
+    rows, lines = [], []
+    for name in args.datasets.split(","):
+        summary = run_dataset(name, args, peers)
+        for strategy, s in summary["strategies"].items():
+            rows.append((name, strategy, s, summary["full_pool_accuracy"]))
+        lines += verdicts(name, summary, default, peers)
+        lines += [f"   {name}: peer {p} failed: {why}" for p, why in summary["peer_failures"].items()]
+        print(f"{name}: done in {summary['seconds']:.0f} s", flush=True)
+
+    table = [
+        "| data set | strategy | AUC | final acc. | labels to 90% / 95% / 98% | whole pool |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, strategy, s, full in rows:
+        marks = " / ".join(
+            "-" if s[f"labels_to_{m}"] is None else str(s[f"labels_to_{m}"]) for m in (90, 95, 98)
+        )
+        table.append(
+            f"| {name} | {strategy} | {s['auc']:.3f} | {s['final_accuracy']:.3f} | {marks} | {full:.3f} |"
+        )
+    text = "\n".join(table) + "\n\n" + "\n".join(lines) + "\n"
+    print(text)
+    if args.markdown:
+        with open(args.markdown, "a", encoding="utf-8") as f:
+            f.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
