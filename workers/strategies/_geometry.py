@@ -43,20 +43,24 @@ def row_sq_norms(x) -> np.ndarray:
     return np.einsum("ij,ij->i", x, x, dtype=np.float64)
 
 
+def _geometry_of_rows(x, cosine: bool) -> tuple[np.ndarray | None, np.ndarray]:
+    """(row scale, squared row norms): for cosine distance rows count as scaled to unit
+    length (all-zero rows stay at zero), without copying them."""
+    sq = row_sq_norms(x)
+    if not cosine:
+        return None, sq
+    norms = np.sqrt(sq)
+    scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
+    return scale, (sq > 0).astype(np.float64)
+
+
 class FeatureSpace:
     """Euclidean or cosine geometry over dense or CSR features (never densified or copied)."""
 
     def __init__(self, x, metric: str = "euclidean") -> None:
         self.x = x
         self.n = x.shape[0]
-        sq = row_sq_norms(x)
-        if metric == "cosine":
-            norms = np.sqrt(sq)
-            self.scale: np.ndarray | None = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
-            self.sq_norms = (sq > 0).astype(np.float64)
-        else:
-            self.scale = None
-            self.sq_norms = sq
+        self.scale, self.sq_norms = _geometry_of_rows(x, metric == "cosine")
 
     def dot(self, rows: np.ndarray | slice, c: int) -> np.ndarray:
         d = _rows_dot(self.x, rows, c)
@@ -95,14 +99,7 @@ class ExternalCentres:
     def __init__(self, space: FeatureSpace, other) -> None:
         self.space = space
         self.y = other
-        sq = row_sq_norms(other)
-        if space.scale is not None:
-            norms = np.sqrt(sq)
-            self.scale: np.ndarray | None = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
-            self.sq_norms = (sq > 0).astype(np.float64)
-        else:
-            self.scale = None
-            self.sq_norms = sq
+        self.scale, self.sq_norms = _geometry_of_rows(other, space.scale is not None)
         self.n = other.shape[0]
 
     def _dots(self, rows_x, rows_y) -> np.ndarray:
