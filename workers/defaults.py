@@ -110,3 +110,7 @@ STOP_KAPPA = 0.99
 
 STOP_WINDOW = 3
 """Successive stable model versions after which labels stop paying off (Bloodgood & Vijay-Shanker 2009)."""
+
+TFIDF_REFIT_SHARE = 0.2
+"""A pool's TF-IDF vocabulary is fitted again once the items added since the fit reach this
+share of the items it was fitted on (until then, new items use the fitted vocabulary)."""

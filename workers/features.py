@@ -1,4 +1,4 @@
-"""Pool features, computed offline: nothing is downloaded, ever.
+"""Pool features, computed offline (nothing is downloaded, ever) and once per pool.
 
 - ``tfidf``: TF-IDF of word unigrams and bigrams, fitted on the pool's own texts
   (unsupervised, so free to fit on every item, labelled or not);
@@ -9,10 +9,22 @@
 - ``tfidf+wordllama``: both, side by side.
 
 Client vectors are used as given, beside the text features.
+
+A feature kind is made of *parts* (word TF-IDF, character TF-IDF, embedding). Each part's
+rows are kept in a :class:`FeatureCache` keyed by item id and a checksum of the item's text,
+so a retrain computes rows only for items that are new or whose text changed. A TF-IDF part
+keeps the vocabulary and IDF weights it was fitted with and transforms new items with them;
+once the rows added since the fit reach ``defaults.TFIDF_REFIT_SHARE`` of the rows it was
+fitted on, it is fitted again on the whole pool, so new words are not ignored for long.
 """
 
 from __future__ import annotations
 
+import io
+import json
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -26,44 +38,56 @@ from workers.exceptions import InvalidInput
 VECTORIZERS: tuple[str, ...] = ("tfidf", "tfidf_char", "wordllama", "tfidf+wordllama")
 """Text feature kinds a project or a simulation may choose."""
 
+PARTS: dict[str, tuple[str, ...]] = {
+    "tfidf": ("words",),
+    "tfidf_char": ("words", "chars"),
+    "wordllama": ("wordllama",),
+    "tfidf+wordllama": ("words", "wordllama"),
+}
+"""The parts each feature kind is made of, side by side in this order."""
 
-def _tfidf(texts: list[str], **kwargs) -> sp.csr_matrix | None:
-    vectorizer = TfidfVectorizer(
-        sublinear_tf=True,
-        min_df=2 if len(texts) >= 1000 else 1,
-        max_features=defaults.TFIDF_MAX_FEATURES,
-        dtype=np.float32,
-        **kwargs,
-    )
-    try:
-        return sp.csr_matrix(vectorizer.fit_transform(texts))
-    except ValueError:  # every document empty after tokenising, or pruned by min_df
-        return None
+_TFIDF_ARGS: dict[str, dict] = {
+    "words": {"ngram_range": (1, 2)},
+    "chars": {"analyzer": "char_wb", "ngram_range": (2, 5)},
+}
 
 
-def text_features(texts: list[str], vectorizer: str = "tfidf"):
-    """Features of the pool's texts; None when the pool has no words at all."""
+def _check(vectorizer: str) -> None:
     if vectorizer not in VECTORIZERS:
         raise InvalidInput(f"unknown vectorizer {vectorizer!r}; use one of {list(VECTORIZERS)}")
-    if not any(t.strip() for t in texts):
+
+
+# --- the parts ----------------------------------------------------------------------------
+
+
+def _tfidf(part: str, **kwargs) -> TfidfVectorizer:
+    return TfidfVectorizer(sublinear_tf=True, dtype=np.float32, **_TFIDF_ARGS[part], **kwargs)
+
+
+def fit_tfidf(part: str, texts: list[str]) -> tuple[sp.csr_matrix, dict] | None:
+    """Fit a TF-IDF part on ``texts``: its rows and its state (vocabulary and IDF weights).
+
+    None when every text is empty after tokenising (or pruned by ``min_df``)."""
+    vectorizer = _tfidf(
+        part,
+        min_df=2 if len(texts) >= 1000 else 1,
+        max_features=defaults.TFIDF_MAX_FEATURES,
+    )
+    try:
+        rows = sp.csr_matrix(vectorizer.fit_transform(texts))
+    except ValueError:
         return None
-    parts = []
-    if vectorizer.startswith("tfidf"):
-        words = _tfidf(texts, ngram_range=(1, 2))
-        if words is not None:
-            parts.append(words)
-        if vectorizer == "tfidf_char":
-            chars = _tfidf(texts, analyzer="char_wb", ngram_range=(2, 5))
-            if chars is not None:
-                parts.append(chars)
-    if vectorizer.endswith("wordllama"):
-        parts.append(sentence_embeddings(texts))
-    if not parts:
-        return None
-    if len(parts) == 1:
-        return parts[0]
-    # each part's rows have unit length, so the parts weigh the same in a linear model
-    return sp.hstack([sp.csr_matrix(p) for p in parts], format="csr", dtype=np.float32)
+    terms = [""] * len(vectorizer.vocabulary_)
+    for term, j in vectorizer.vocabulary_.items():
+        terms[j] = term
+    return rows, {"terms": terms, "idf": vectorizer.idf_}
+
+
+def transform_tfidf(part: str, state: dict, texts: list[str]) -> sp.csr_matrix:
+    """Rows of new texts under a fitted TF-IDF part's vocabulary and IDF weights."""
+    vectorizer = _tfidf(part, vocabulary={t: j for j, t in enumerate(state["terms"])})
+    vectorizer.idf_ = state["idf"]
+    return sp.csr_matrix(vectorizer.transform(texts))
 
 
 @lru_cache(maxsize=1)
@@ -79,18 +103,41 @@ def _wordllama():
 
 def sentence_embeddings(texts: list[str]) -> np.ndarray:
     """L2-normalised 256-d embeddings (wordllama ``l2_supercat_256``), float32."""
-    emb = np.asarray(_wordllama().embed(texts, norm=True), dtype=np.float32)
-    return emb
+    if not texts:
+        return np.zeros((0, 256), dtype=np.float32)
+    return np.asarray(_wordllama().embed(texts, norm=True), dtype=np.float32)
 
 
-def pool_features(texts: list[str], vectors: np.ndarray | None, vectorizer: str = "tfidf"):
-    """The feature matrix of a pool: CSR when TF-IDF is involved, dense float32 otherwise.
+# --- one pass, no cache (the simulator's path) ----------------------------------------------
 
-    ``vectors`` has one row per item (zeros where an item has none). Items with neither
-    text nor vector get an all-zero row.
-    """
-    n = len(texts)
-    text = text_features(texts, vectorizer)
+
+def text_features(texts: list[str], vectorizer: str = "tfidf"):
+    """Features of the pool's texts; None when the pool has no words at all."""
+    _check(vectorizer)
+    if not any(t.strip() for t in texts):
+        return None
+    parts = []
+    for part in PARTS[vectorizer]:
+        if part == "wordllama":
+            parts.append(sentence_embeddings(texts))
+        else:
+            fitted = fit_tfidf(part, texts)
+            if fitted is not None:
+                parts.append(fitted[0])
+    return _side_by_side(parts)
+
+
+def _side_by_side(parts: list):
+    if not parts:
+        return None
+    if len(parts) == 1:
+        return parts[0]
+    # each part's rows have unit length, so the parts weigh the same in a linear model
+    return sp.hstack([sp.csr_matrix(p) for p in parts], format="csr", dtype=np.float32)
+
+
+def with_vectors(text, vectors: np.ndarray | None, n: int):
+    """Text features and client vectors side by side: CSR when TF-IDF is involved."""
     if vectors is not None and text is not None:
         if sp.issparse(text):
             return sp.hstack([text, sp.csr_matrix(vectors)], format="csr", dtype=np.float32)
@@ -100,3 +147,169 @@ def pool_features(texts: list[str], vectors: np.ndarray | None, vectorizer: str 
     if vectors is not None:
         return np.ascontiguousarray(vectors, dtype=np.float32)
     return np.zeros((n, 1), dtype=np.float32)
+
+
+def pool_features(texts: list[str], vectors: np.ndarray | None, vectorizer: str = "tfidf"):
+    """The feature matrix of a pool: CSR when TF-IDF is involved, dense float32 otherwise.
+
+    ``vectors`` has one row per item (zeros where an item has none). Items with neither
+    text nor vector get an all-zero row.
+    """
+    return with_vectors(text_features(texts, vectorizer), vectors, len(texts))
+
+
+# --- the cache (the service's path) ---------------------------------------------------------
+
+
+@dataclass
+class CachedPart:
+    """One part's rows for a set of items, and what made them."""
+
+    ids: list[str]
+    checksums: np.ndarray
+    rows: sp.csr_matrix | np.ndarray
+    state: dict = field(default_factory=dict)
+    fitted_rows: int = 0
+    added_rows: int = 0
+
+    def to_bytes(self) -> bytes:
+        arrays: dict[str, np.ndarray] = {
+            "ids": _json_array(self.ids),
+            "checksums": self.checksums.astype(np.uint32),
+            "counts": np.array([self.fitted_rows, self.added_rows], dtype=np.int64),
+        }
+        if sp.issparse(self.rows):
+            csr = sp.csr_matrix(self.rows)
+            arrays |= {
+                "data": csr.data.astype(np.float32),
+                "indices": csr.indices.astype(np.int32),
+                "indptr": csr.indptr.astype(np.int64),
+                "shape": np.array(csr.shape, dtype=np.int64),
+            }
+        else:
+            arrays["dense"] = np.asarray(self.rows, dtype=np.float32)
+        if self.state:
+            arrays["terms"] = _json_array(self.state["terms"])
+            arrays["idf"] = np.asarray(self.state["idf"], dtype=np.float64)
+        buf = io.BytesIO()
+        np.savez(buf, allow_pickle=False, **arrays)
+        return buf.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> CachedPart:
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            if "dense" in z:
+                rows: sp.csr_matrix | np.ndarray = z["dense"]
+            else:
+                rows = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=tuple(z["shape"]))
+            state = {"terms": _json_list(z["terms"]), "idf": z["idf"]} if "terms" in z else {}
+            fitted, added = (int(v) for v in z["counts"])
+            return cls(_json_list(z["ids"]), z["checksums"], rows, state, fitted, added)
+
+
+def _json_array(values: list[str]) -> np.ndarray:
+    return np.frombuffer(json.dumps(values).encode(), dtype=np.uint8)
+
+
+def _json_list(arr: np.ndarray) -> list[str]:
+    return json.loads(arr.tobytes().decode())
+
+
+def checksums(texts: list[str]) -> np.ndarray:
+    return np.fromiter((zlib.crc32(t.encode()) for t in texts), dtype=np.uint32, count=len(texts))
+
+
+@dataclass
+class CacheReport:
+    """What a cached feature computation reused and what it computed, per part."""
+
+    reused: dict[str, int] = field(default_factory=dict)
+    computed: dict[str, int] = field(default_factory=dict)
+    refitted: list[str] = field(default_factory=list)
+
+
+class FeatureCache:
+    """Rows of every part of a pool's features, kept between jobs.
+
+    ``load(part)`` and ``save(part, blob)`` read and write one part's serialised rows (the
+    service keeps them in Redis, beside the project).
+    """
+
+    def __init__(self, load: Callable[[str], bytes | None], save: Callable[[str, bytes], None]) -> None:
+        self.load = load
+        self.save = save
+
+    def pool_features(
+        self, ids: list[str], texts: list[str], vectors: np.ndarray | None, vectorizer: str = "tfidf"
+    ) -> tuple[sp.csr_matrix | np.ndarray, CacheReport]:
+        """The same matrix as :func:`pool_features`, computing only rows the cache lacks."""
+        _check(vectorizer)
+        report = CacheReport()
+        parts = []
+        if any(t.strip() for t in texts):
+            sums = checksums(texts)
+            for part in PARTS[vectorizer]:
+                rows = self._part(part, ids, texts, sums, report)
+                if rows is not None:
+                    parts.append(rows)
+        return with_vectors(_side_by_side(parts), vectors, len(texts)), report
+
+    def _part(self, part: str, ids: list[str], texts: list[str], sums: np.ndarray, report: CacheReport):
+        blob = self.load(part)
+        cached = CachedPart.from_bytes(blob) if blob else None
+        where = {item_id: k for k, item_id in enumerate(cached.ids)} if cached else {}
+        old = np.array([where.get(item_id, -1) for item_id in ids], dtype=np.int64)
+        if cached is not None:
+            unchanged = old >= 0
+            unchanged[unchanged] = cached.checksums[old[unchanged]] == sums[unchanged]
+            old[~unchanged] = -1
+        keep = np.flatnonzero(old >= 0)
+        new = np.flatnonzero(old < 0)
+        if cached is not None and part != "wordllama":
+            grown = cached.added_rows + len(new)
+            if not cached.state or grown >= defaults.TFIDF_REFIT_SHARE * max(cached.fitted_rows, 1):
+                cached, keep, new = None, keep[:0], np.arange(len(ids))
+        report.reused[part] = len(keep)
+        report.computed[part] = len(new)
+        if cached is None:
+            if part == "wordllama":
+                fresh = CachedPart(list(ids), sums, sentence_embeddings(texts))
+            else:
+                report.refitted.append(part)
+                fitted = fit_tfidf(part, texts)
+                if fitted is None:
+                    return None
+                fresh = CachedPart(list(ids), sums, fitted[0], fitted[1], len(ids), 0)
+            self.save(part, fresh.to_bytes())
+            return fresh.rows
+        if len(new) == 0 and len(ids) == len(cached.ids) and np.array_equal(old, np.arange(len(ids))):
+            return cached.rows  # the pool did not change
+        add_texts = [texts[i] for i in new]
+        computed = (
+            sentence_embeddings(add_texts)
+            if part == "wordllama"
+            else transform_tfidf(part, cached.state, add_texts)
+        )
+        rows = _assemble(cached.rows, old, keep, new, computed)
+        fresh = CachedPart(
+            list(ids),
+            sums,
+            rows,
+            cached.state,
+            cached.fitted_rows,
+            cached.added_rows + len(new),
+        )
+        self.save(part, fresh.to_bytes())
+        return rows
+
+
+def _assemble(cached_rows, old: np.ndarray, keep: np.ndarray, new: np.ndarray, added):
+    """Rows in the pool's order: cached rows where kept, computed rows where new."""
+    order = np.empty(len(old), dtype=np.int64)
+    order[keep] = np.arange(len(keep))
+    order[new] = len(keep) + np.arange(len(new))
+    if sp.issparse(cached_rows):
+        stacked = sp.vstack([cached_rows[old[keep]], sp.csr_matrix(added)], format="csr")
+        return stacked[order]
+    stacked = np.vstack([np.asarray(cached_rows)[old[keep]], added]).astype(np.float32)
+    return stacked[order]

@@ -21,7 +21,7 @@ from sklearn.metrics import accuracy_score, cohen_kappa_score, f1_score
 
 from workers import defaults
 from workers.exceptions import InvalidInput, NotFound, NotTrainable
-from workers.features import pool_features
+from workers.features import FeatureCache
 from workers.models import (
     LinearModel,
     aligned_proba,
@@ -148,7 +148,11 @@ def refresh(store: Store, project_name: str, schema_name: str) -> dict:
     raw_labels = store.load_labels(project_name, schema_name)
 
     _report("features", 0.2)
-    x = pool_features(texts, vectors, al["vectorizer_name"])
+    cache = FeatureCache(
+        lambda part: store.feature_rows(project_name, part),
+        lambda part, blob: store.save_feature_rows(project_name, part, blob),
+    )
+    x, cache_report = cache.pool_features(ids, texts, vectors, al["vectorizer_name"])
     index = {item_id: i for i, item_id in enumerate(ids)}
     needed = al["min_annotations_per_instance"]
     labelled_rows, targets, done = [], [], np.zeros(len(ids), dtype=bool)
@@ -263,5 +267,6 @@ def refresh(store: Store, project_name: str, schema_name: str) -> dict:
         "strategy": strategy,
         "model_version": meta["model_version"],
         "ranked": len(order),
+        "features": {"reused": cache_report.reused, "computed": cache_report.computed},
         "seconds": round(time.perf_counter() - started, 3),
     }

@@ -450,6 +450,14 @@ class Store:
                     out[start + i] = np.frombuffer(_bytes(raw), dtype=np.float32)
         return out
 
+    def feature_rows(self, project: str, part: str) -> bytes | None:
+        """The cached rows of one feature part of the pool (see ``workers.features``)."""
+        blob = self.redis.get(project_prefix(project) + "features:" + part)
+        return _bytes(blob) if blob is not None else None
+
+    def save_feature_rows(self, project: str, part: str, blob: bytes) -> None:
+        self.redis.set(project_prefix(project) + "features:" + part, blob)
+
     def pool_generation(self, project: str) -> int:
         return int(self.redis.get(project_prefix(project) + "gen") or 0)
 

@@ -1,0 +1,129 @@
+"""Pool features are computed once and kept: a retrain computes rows only for what changed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from workers import defaults
+from workers.features import PARTS, FeatureCache, pool_features
+
+WORDS = "red green blue cyan amber violet coral olive navy teal plum rust gold ivory jade onyx".split()
+
+
+def corpus(n: int, seed: int) -> list[str]:
+    rng = np.random.default_rng(seed)
+    return [" ".join(rng.choice(WORDS, size=rng.integers(3, 9))) for _ in range(n)]
+
+
+def memory_cache() -> tuple[FeatureCache, dict[str, bytes]]:
+    blobs: dict[str, bytes] = {}
+    return FeatureCache(blobs.get, blobs.__setitem__), blobs
+
+
+def dense(x) -> np.ndarray:
+    return x.toarray() if sp.issparse(x) else np.asarray(x)
+
+
+@pytest.mark.parametrize("vectorizer", ["tfidf", "tfidf_char", "wordllama", "tfidf+wordllama"])
+def test_first_computation_equals_the_uncached_one(vectorizer):
+    texts = corpus(60, 0)
+    ids = [f"i{k}" for k in range(60)]
+    cache, blobs = memory_cache()
+    x, report = cache.pool_features(ids, texts, None, vectorizer)
+    np.testing.assert_array_equal(dense(x), dense(pool_features(texts, None, vectorizer)))
+    assert set(blobs) == set(PARTS[vectorizer])
+    assert all(n == 60 for n in report.computed.values())
+    again, report = cache.pool_features(ids, texts, None, vectorizer)
+    np.testing.assert_array_equal(dense(again), dense(x))
+    assert all(n == 0 for n in report.computed.values())
+    assert all(n == 60 for n in report.reused.values())
+
+
+def test_new_changed_deleted_and_reordered_items():
+    texts = corpus(100, 1)
+    ids = [f"i{k}" for k in range(100)]
+    cache, _ = memory_cache()
+    x0, _ = cache.pool_features(ids, texts, None, "tfidf+wordllama")
+    # five new items, one changed text, one deleted, and the pool read in another order
+    new_texts = corpus(5, 2)
+    pool = {i: t for i, t in zip(ids, texts, strict=True)}
+    del pool["i7"]
+    pool["i3"] = "plum plum gold"
+    pool |= {f"n{k}": t for k, t in enumerate(new_texts)}
+    order = list(np.random.default_rng(3).permutation(list(pool)))
+    x1, report = cache.pool_features(order, [pool[i] for i in order], None, "tfidf+wordllama")
+    assert report.computed == {"words": 6, "wordllama": 6}
+    assert report.reused == {"words": 98, "wordllama": 98}
+    assert report.refitted == []
+    # kept rows are the old rows; new and changed rows use the vocabulary fitted on the
+    # original pool, as a vectorizer fitted there and applied to the new texts gives them
+    reference = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), dtype=np.float32).fit(texts)
+    n_words = len(reference.vocabulary_)
+    x0d, x1d = dense(x0), dense(x1)
+    for row, item in enumerate(order):
+        if item.startswith("i") and item != "i3":
+            np.testing.assert_array_equal(x1d[row], x0d[ids.index(item)])
+        else:
+            expected = reference.transform([pool[item]]).toarray()[0]
+            np.testing.assert_allclose(x1d[row, :n_words], expected, rtol=1e-6)
+            assert np.linalg.norm(x1d[row, n_words:]) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_vocabulary_is_fitted_again_once_the_pool_has_grown_enough():
+    texts = corpus(50, 4)
+    ids = [f"i{k}" for k in range(50)]
+    cache, _ = memory_cache()
+    cache.pool_features(ids, texts, None, "tfidf")
+    grown = int(np.ceil(defaults.TFIDF_REFIT_SHARE * 50))
+    small = corpus(grown - 1, 5)
+    ids2, texts2 = ids + [f"a{k}" for k in range(len(small))], texts + small
+    _, report = cache.pool_features(ids2, texts2, None, "tfidf")
+    assert report.refitted == [] and report.computed == {"words": grown - 1}
+    more = ["quartz zircon"]  # words the first vocabulary never saw
+    ids3, texts3 = [*ids2, "b0"], texts2 + more
+    x, report = cache.pool_features(ids3, texts3, None, "tfidf")
+    assert report.refitted == ["words"]
+    np.testing.assert_array_equal(dense(x), dense(pool_features(texts3, None, "tfidf")))
+    assert dense(x)[-1].any()  # the new words count now
+
+
+def test_client_vectors_sit_beside_cached_text_features():
+    texts = corpus(20, 6)
+    vectors = np.arange(40, dtype=np.float32).reshape(20, 2)
+    cache, _ = memory_cache()
+    x, _ = cache.pool_features([str(k) for k in range(20)], texts, vectors, "tfidf")
+    np.testing.assert_array_equal(dense(x)[:, -2:], vectors)
+    empty, _ = cache.pool_features(["a", "b"], ["", " "], None, "tfidf")
+    assert empty.shape == (2, 1)
+
+
+def test_the_service_computes_features_for_new_items_only(client, run_jobs):
+    body = {
+        "name": "f",
+        "schemas": [{"name": "colour", "labels": ["warm", "cool"]}],
+        "active_learning": {"min_instances_for_training": 4, "update_frequency": 4},
+    }
+    assert client.post("/v1/projects", json=body).status_code == 201
+    texts = corpus(40, 7)
+    items = [{"id": f"i{k}", "text": t} for k, t in enumerate(texts)]
+    client.post("/v1/projects/f/items", json={"items": items})
+    run_jobs()
+    labels = [
+        {
+            "item": f"i{k}",
+            "schema": "colour",
+            "value": "warm" if "red" in texts[k] else "cool",
+            "annotator": "a",
+        }
+        for k in range(8)
+    ]
+    client.post("/v1/projects/f/labels", json={"labels": labels})
+    run_jobs()
+    client.post("/v1/projects/f/items", json={"items": [{"id": "n0", "text": "red amber coral"}]})
+    job = client.post("/v1/projects/f/train?schema=colour").json
+    run_jobs()
+    result = client.get(f"/v1/jobs/{job['job']}").json["result"]
+    assert result["features"] == {"reused": {"words": 40}, "computed": {"words": 1}}
