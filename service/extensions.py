@@ -47,6 +47,9 @@ class Backend:
         self.redis = Redis.from_url(redis_url, health_check_interval=30)
         self.store = Store(self.redis)
         self.queue = Queue(defaults.QUEUE_NAME, connection=self.redis, serializer=JSONSerializer)
+        self.simulation_queue = Queue(
+            defaults.SIMULATION_QUEUE_NAME, connection=self.redis, serializer=JSONSerializer
+        )
 
 
 def init_backend(app: Flask) -> None:

@@ -14,7 +14,7 @@ from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 
 from service import create_app
-from workers.worker import make_queue
+from workers.worker import QUEUES, make_queue
 
 
 @pytest.fixture(scope="session")
@@ -56,7 +56,9 @@ def run_jobs(redis_conn):
     """Process every queued job with a real RQ worker (in this process), then return."""
 
     def drain() -> None:
-        worker = SimpleWorker([make_queue(redis_conn)], connection=redis_conn, serializer=JSONSerializer)
+        worker = SimpleWorker(
+            [make_queue(redis_conn, q) for q in QUEUES], connection=redis_conn, serializer=JSONSerializer
+        )
         worker.work(burst=True)
 
     return drain

@@ -32,6 +32,10 @@ def text_rows(n: int, seed: int = 0) -> list[dict]:
     return rows
 
 
+def quiet(fraction: float, eta: float) -> None:
+    """A progress listener that shows nothing."""
+
+
 def write_jsonl_gz(path, rows) -> None:
     with gzip.open(path, "wt", encoding="utf-8") as f:
         for r in rows:
@@ -44,7 +48,7 @@ def test_simulation_writes_curves_and_summary(tmp_path):
     settings = Settings(
         strategies=["uncertainty", "badge"], seed_size=10, batch_size=10, budget=60, repeats=2
     )
-    summary = simulate(data, None, settings, tmp_path / "out", progress_stream=open("/dev/null", "w"))
+    summary = simulate(data, None, settings, tmp_path / "out", progress=quiet)
     assert set(summary["strategies"]) == {"uncertainty", "badge", "random"}  # random always added
     for s in summary["strategies"].values():
         assert 0.0 <= s["auc"] <= 1.0 and 0.0 <= s["final_accuracy"] <= 1.0
@@ -79,7 +83,7 @@ def test_csv_with_numeric_features(tmp_path):
         None,
         Settings(strategies=["diversity"], seed_size=10, batch_size=10, budget=40, repeats=1),
         tmp_path / "out",
-        progress_stream=open("/dev/null", "w"),
+        progress=quiet,
     )
     assert summary["full_pool_accuracy"] > 0.85
 
@@ -143,7 +147,7 @@ def test_feature_and_model_choices(tmp_path, vectorizer, classifier):
         vectorizer=vectorizer,
         classifier=classifier,
     )
-    summary = simulate(data, None, settings, tmp_path / "out", progress_stream=open("/dev/null", "w"))
+    summary = simulate(data, None, settings, tmp_path / "out", progress=quiet)
     assert summary["full_pool_accuracy"] > 0.7
 
 
@@ -153,3 +157,135 @@ def test_complement_nb_refuses_negative_features():
     x = np.array([[1.0, -1.0], [0.5, 2.0], [-0.2, 1.0], [1.0, 1.0]])
     with pytest.raises(InvalidInput, match="non-negative"):
         train_single_label(x, ["a", "b", "a", "b"], 0, "complement_nb")
+
+
+def wait_finished(client, run_jobs, url: str) -> dict:
+    run_jobs()
+    body = client.get(url).json
+    assert body["status"] == "finished", body
+    return body
+
+
+def test_simulation_through_the_api(client, run_jobs):
+    rows = text_rows(240)
+    body = {
+        "train": rows[:200],
+        "test": rows[200:],
+        "strategies": ["uncertainty", "diversity"],
+        "seed_size": 9,
+        "batch_size": 10,
+        "budget": 49,
+        "repeats": 2,
+        "vectorizer_name": "tfidf",
+    }
+    resp = client.post("/v1/simulations", json=body)
+    assert resp.status_code == 202, resp.json
+    url = resp.headers["Location"]
+    assert client.get(url).json["status"] == "queued"
+    done = wait_finished(client, run_jobs, url)
+    assert done["progress"]["fraction"] == 1.0
+    summary = done["summary"]
+    assert set(summary["strategies"]) == {"uncertainty", "diversity", "random"}
+    assert done["settings"]["budget"] == 49 and done["source"]["train_rows"] == 200
+    # the API's job runs the CLI's code: the same data and settings give the same figures
+    data = load_dataset_rows(rows[:200])
+    test = load_dataset_rows(rows[200:])
+    settings = Settings(
+        strategies=["uncertainty", "diversity"],
+        seed_size=9,
+        batch_size=10,
+        budget=49,
+        repeats=2,
+        vectorizer="tfidf",
+    )
+    direct = simulate(data, test, settings, _tmp(), progress=quiet)
+    assert summary["strategies"] == direct["strategies"]
+    csv_resp = client.get(done["files"]["curves.csv"])
+    assert csv_resp.mimetype == "text/csv" and csv_resp.data.startswith(b"strategy,repeat,labels")
+    png = client.get(done["files"]["curves.png"])
+    assert png.mimetype == "image/png" and png.data[:4] == b"\x89PNG"
+    assert json.loads(client.get(done["files"]["summary.json"]).data)["strategies"] == summary["strategies"]
+    assert client.get(url + "/nothing.txt").status_code == 404
+    assert client.delete(url).status_code == 204
+    assert client.get(url).status_code == 404
+
+
+def _tmp():
+    import tempfile
+
+    return tempfile.mkdtemp(prefix="alrank-test-")
+
+
+def load_dataset_rows(rows: list[dict]):
+    from workers.simulate import dataset_from_records
+
+    return dataset_from_records(((str(i), r) for i, r in enumerate(rows)), "rows")
+
+
+def test_simulation_of_a_projects_own_labels(client, run_jobs):
+    rows = text_rows(120, seed=3)
+    project = {
+        "name": "sim",
+        "schemas": [{"name": "topic", "labels": list(WORDS)}],
+        "active_learning": {"query_strategy": "badge", "min_instances_for_training": 1000},
+    }
+    assert client.post("/v1/projects", json=project).status_code == 201
+    items = [{"id": r["id"], "text": r["text"]} for r in rows]
+    client.post("/v1/projects/sim/items", json={"items": items})
+    labels = [{"item": r["id"], "schema": "topic", "value": r["label"], "annotator": "a"} for r in rows[:100]]
+    client.post("/v1/projects/sim/labels", json={"labels": labels})
+    body = {
+        "source": {"project": "sim", "schema": "topic"},
+        "seed_size": 6,
+        "batch_size": 6,
+        "budget": 30,
+        "repeats": 1,
+    }
+    resp = client.post("/v1/simulations", json=body)
+    assert resp.status_code == 202, resp.json
+    done = wait_finished(client, run_jobs, resp.headers["Location"])
+    assert done["source"]["train_rows"] == 100  # the labelled items only
+    assert set(done["summary"]["strategies"]) == {"badge", "random"}  # the project's strategy
+
+
+@pytest.mark.parametrize(
+    "body, fragment",
+    [
+        ({}, "either train rows or a source project"),
+        (
+            {"train": [{"text": "a", "label": "x"}] * 12, "source": {"project": "p", "schema": "s"}},
+            "not both",
+        ),
+        ({"train": [{"text": "a", "label": "x"}] * 12}, "at least two labels"),
+        (
+            {"train": [{"text": "a", "label": "x"}, {"label": "y"}] * 6},
+            "train[1]: a row needs 'text' or 'features'",
+        ),
+        (
+            {"train": [{"text": "a", "label": "x"}, {"features": [1], "label": "y"}] * 6},
+            "mix 'text' and 'features'",
+        ),
+        ({"train": [{"text": "a", "label": "x"}, {"text": "b", "label": "y"}]}, "at least 10 labelled rows"),
+        (
+            {
+                "train": [{"text": "a", "label": "x"}, {"text": "b", "label": "y"}] * 6,
+                "strategies": ["magic"],
+            },
+            "strategies.0: Must be one of",
+        ),
+        ({"train": [{"text": "a", "label": "x"}, {"text": "b", "label": "y"}] * 6, "repeats": 0}, "repeats"),
+        ({"train": [{"text": "a", "label": "x"}, {"text": "b", "label": "y"}] * 6, "colour": 1}, "colour"),
+        ({"source": {"project": "nope", "schema": "s"}}, "nope"),
+    ],
+)
+def test_simulation_requests_are_checked(client, body, fragment):
+    resp = client.post("/v1/simulations", json=body)
+    assert resp.status_code in (404, 422), resp.json
+    assert resp.mimetype == "application/problem+json"
+    assert fragment in json.dumps(resp.json), resp.json
+
+
+def test_unknown_simulation_is_404(client):
+    assert client.get("/v1/simulations/0123456789abcdef").status_code == 404
+    assert client.get("/v1/simulations/0123456789abcdef/curves.csv").status_code == 404
+    assert client.delete("/v1/simulations/0123456789abcdef").status_code == 404

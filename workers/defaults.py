@@ -42,6 +42,12 @@ BALD_BOOTSTRAP_FRACTION = 0.8
 HYBRID_WEIGHTS = {"uncertainty": 0.7, "diversity": 0.3}
 """Blend used by the hybrid strategy when the project gives neither weights nor shares."""
 
+VECTORIZER_NAME = "tfidf"
+"""Text features of a project unless it says otherwise (see ``workers.features``)."""
+
+CLASSIFIER_NAME = "logistic_regression"
+"""Schema model of a project unless it says otherwise (see ``workers.models``)."""
+
 UNCERTAINTY_MEASURE = "margin"
 """Uncertainty variant: least_confidence, margin or entropy."""
 
@@ -114,3 +120,18 @@ STOP_WINDOW = 3
 TFIDF_REFIT_SHARE = 0.2
 """A pool's TF-IDF vocabulary is fitted again once the items added since the fit reach this
 share of the items it was fitted on (until then, new items use the fitted vocabulary)."""
+
+SIMULATION_QUEUE_NAME = "alrank-simulations"
+"""RQ queue of simulation jobs; workers take ranking jobs first, then these."""
+
+SIMULATION_TIMEOUT = 6 * 3600
+"""Seconds a simulation job may run before RQ stops it."""
+
+SIMULATION_TTL = 7 * 24 * 3600
+"""Seconds a simulation's data, status and results stay readable."""
+
+MAX_SIMULATION_ROWS = 200_000
+"""Largest data set (train and test rows together) a simulation accepts over HTTP."""
+
+MAX_SIMULATION_REPEATS = 20
+"""Most repeats a simulation may ask for."""

@@ -134,8 +134,11 @@ def train_single_label(
         )
     index = {c: i for i, c in enumerate(classes)}
     yi = np.array([index[v] for v in y])
+    n_features = x.shape[1]
+    x, columns = _compact(x, classifier)
     est = _estimator(classifier, random_state).fit(x, yi)
     coef, intercept = _linear_state(est, classifier)
+    coef = _expand(coef, columns, n_features)
     if coef.shape[0] == 1:
         coef = np.vstack([-coef / 2.0, coef / 2.0])
         intercept = np.array([-intercept[0] / 2.0, intercept[0] / 2.0])
@@ -160,6 +163,31 @@ def train_single_label(
     return model
 
 
+def _compact(x, classifier: str):
+    """The labelled rows restricted to the columns where any of them is non-zero.
+
+    With an L2 penalty, a column that is zero in every training row gets a zero weight at
+    the optimum, so dropping it changes nothing but the solver's work: a TF-IDF pool has
+    tens of thousands of columns, a few hundred labelled texts touch a few thousand.
+    (Naive Bayes smooths every column, so it keeps them all.)
+    """
+    if not sp.issparse(x) or classifier == "complement_nb":
+        return x, None
+    x = sp.csr_matrix(x)
+    columns = np.unique(x.indices)
+    if len(columns) == x.shape[1]:
+        return x, None
+    return x[:, columns], columns
+
+
+def _expand(coef: np.ndarray, columns: np.ndarray | None, n_features: int) -> np.ndarray:
+    if columns is None:
+        return coef
+    full = np.zeros((coef.shape[0], n_features), dtype=coef.dtype)
+    full[:, columns] = coef
+    return full
+
+
 def _has_negative(x) -> bool:
     data = x.data if sp.issparse(x) else np.asarray(x)
     return bool(data.size) and float(data.min()) < 0
@@ -171,11 +199,12 @@ def train_multi_label(x, y: list[list[str]], labels: list[str], random_state: in
     coef = np.zeros((len(labels), n_features), dtype=np.float32)
     intercept = np.zeros(len(labels))
     trained = 0
+    x, columns = _compact(x, "logistic_regression")
     for j, label in enumerate(labels):
         t = np.array([label in v for v in y], dtype=int)
         if 0 < t.sum() < len(t):
             clf = _logreg(random_state).fit(x, t)
-            coef[j] = clf.coef_[0]
+            coef[j] = _expand(clf.coef_, columns, n_features)[0]
             intercept[j] = clf.intercept_[0]
             trained += 1
         else:

@@ -27,8 +27,8 @@ AL_DEFAULTS: dict = {
     "hybrid_weights": None,
     "hybrid_shares": None,
     "bald_params": None,
-    "vectorizer_name": "tfidf",
-    "classifier_name": "logistic_regression",
+    "vectorizer_name": defaults.VECTORIZER_NAME,
+    "classifier_name": defaults.CLASSIFIER_NAME,
     "eval_fraction": defaults.EVAL_FRACTION,
     "train_on_eval": False,
 }

@@ -16,7 +16,7 @@ import json
 import math
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -26,6 +26,7 @@ from sklearn.feature_extraction import DictVectorizer
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.preprocessing import MaxAbsScaler
 
+from workers import defaults
 from workers.exceptions import InvalidInput, NotTrainable
 from workers.features import pool_features
 from workers.models import aligned_proba, train_ensemble, train_single_label
@@ -63,8 +64,8 @@ class Settings:
     repeats: int = 5
     test_fraction: float = 0.2
     seed: int = 0
-    vectorizer: str = "tfidf"
-    classifier: str = "logistic_regression"
+    vectorizer: str = defaults.VECTORIZER_NAME
+    classifier: str = defaults.CLASSIFIER_NAME
     params: dict = field(default_factory=dict)
 
 
@@ -81,42 +82,62 @@ def load_dataset(path: str | Path) -> Dataset:
     if not path.exists():
         raise InvalidInput(f"no such file: {path}")
     name = path.name.removesuffix(".gz")
+    with _open_text(path) as f:
+        if name.endswith((".jsonl", ".json")):
+            records = (
+                (f"{path}:{n}", _json_line(line, path, n)) for n, line in enumerate(f, 1) if line.strip()
+            )
+            return dataset_from_records(records, str(path))
+        if not name.endswith(".csv"):
+            raise InvalidInput(f"{path}: use .jsonl, .jsonl.gz or .csv")
+        reader = csv.DictReader(f)
+        fields = reader.fieldnames or []
+        if "label" not in fields:
+            raise InvalidInput(f"{path}: the CSV needs a 'label' column; it has {fields}")
+        feature_cols = [c for c in fields if c not in ("label", "id", "text")]
+        texts: list[str] = []
+        rows: list[list] = []
+        labels: list[str] = []
+        for rec in reader:
+            labels.append(rec["label"])
+            if "text" in fields:
+                texts.append(rec["text"] or "")
+            else:
+                rows.append([_number_or_text(rec[c]) for c in feature_cols])
+    return _dataset(texts, rows, labels, str(path))
+
+
+def _json_line(line: str, path: Path, n: int):
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"{path}:{n}: not JSON ({exc.msg})") from None
+
+
+def dataset_from_records(records: Iterable[tuple[str, dict]], source: str) -> Dataset:
+    """A data set from ``(where, {"text"|"features", "label"})`` records; ``where`` names a
+    record in error messages (a file and line, or a position in a request)."""
     texts: list[str] = []
     rows: list[list] = []
     labels: list[str] = []
-    with _open_text(path) as f:
-        if name.endswith((".jsonl", ".json")):
-            for n, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                obj = json.loads(line)
-                if "label" not in obj:
-                    raise InvalidInput(f"{path}:{n}: a row needs a 'label'")
-                labels.append(str(obj["label"]))
-                if "text" in obj:
-                    texts.append(str(obj["text"] or ""))
-                elif "features" in obj:
-                    rows.append(list(obj["features"]))
-                else:
-                    raise InvalidInput(f"{path}:{n}: a row needs 'text' or 'features'")
-        elif name.endswith(".csv"):
-            reader = csv.DictReader(f)
-            fields = reader.fieldnames or []
-            if "label" not in fields:
-                raise InvalidInput(f"{path}: the CSV needs a 'label' column; it has {fields}")
-            feature_cols = [c for c in fields if c not in ("label", "id", "text")]
-            for rec in reader:
-                labels.append(rec["label"])
-                if "text" in fields:
-                    texts.append(rec["text"] or "")
-                else:
-                    rows.append([_number_or_text(rec[c]) for c in feature_cols])
+    for where, obj in records:
+        if not isinstance(obj, dict) or "label" not in obj:
+            raise InvalidInput(f"{where}: a row needs a 'label'")
+        labels.append(str(obj["label"]))
+        if obj.get("text") is not None:
+            texts.append(str(obj["text"]))
+        elif obj.get("features") is not None:
+            rows.append(list(obj["features"]))
         else:
-            raise InvalidInput(f"{path}: use .jsonl, .jsonl.gz or .csv")
+            raise InvalidInput(f"{where}: a row needs 'text' or 'features'")
+    return _dataset(texts, rows, labels, source)
+
+
+def _dataset(texts: list[str], rows: list[list], labels: list[str], source: str) -> Dataset:
     if texts and rows:
-        raise InvalidInput(f"{path}: rows mix 'text' and 'features'; use one kind")
+        raise InvalidInput(f"{source}: rows mix 'text' and 'features'; use one kind")
     if len(set(labels)) < 2:
-        raise InvalidInput(f"{path}: the data set needs at least two labels")
+        raise InvalidInput(f"{source}: the data set needs at least two labels")
     return Dataset(texts if texts else None, rows if rows else None, labels)
 
 
@@ -170,6 +191,29 @@ def evaluate(
         model = None
         pred = [y_train[0]] * len(y_test)
     return model, accuracy_score(y_test, pred), f1_score(y_test, pred, average="macro")
+
+
+Progress = Callable[[float, float], None]
+"""progress(fraction_done, eta_seconds), called after every round."""
+
+
+def terminal_progress(stream=sys.stderr) -> Progress:
+    """A progress bar redrawn in place; a new line once the run is done."""
+
+    finished = False
+
+    def draw(fraction: float, eta: float) -> None:
+        nonlocal finished
+        if finished:
+            return
+        bar = "#" * int(fraction * 30)
+        stream.write(f"\r[{bar:<30}] {fraction:6.1%}  eta {eta:5.0f} s ")
+        if fraction >= 1.0:
+            stream.write("\n")
+            finished = True
+        stream.flush()
+
+    return draw
 
 
 Picker = Callable[..., np.ndarray]
@@ -293,13 +337,15 @@ def simulate(
     test: Dataset | None,
     settings: Settings,
     out_dir: str | Path,
-    progress_stream=sys.stderr,
+    progress: Progress | None = None,
     pickers: dict[str, Picker] | None = None,
 ) -> dict:
     """Run every strategy ``repeats`` times and write curves.csv, curves.png, summary.json.
 
-    ``pickers`` adds outside strategies by name; before the first model they fall back to
-    the same cold start as alrank's."""
+    ``progress(fraction, eta_seconds)`` hears how far the run is (default: a bar on
+    stderr). ``pickers`` adds outside strategies by name; before the first model they fall
+    back to the same cold start as alrank's."""
+    progress = progress or terminal_progress()
     pickers = pickers or {}
     unknown = [s for s in settings.strategies if s not in STRATEGIES and s not in pickers]
     if unknown:
@@ -322,11 +368,8 @@ def simulate(
         def report(n_labels: int) -> None:
             done[0] = base + n_labels
             frac = min(done[0] / total, 1.0)
-            bar = "#" * int(frac * 30)
             elapsed = time.monotonic() - started
-            eta = elapsed / frac - elapsed if frac > 0 else math.nan
-            progress_stream.write(f"\r[{bar:<30}] {frac:6.1%}  eta {eta:5.0f} s ")
-            progress_stream.flush()
+            progress(frac, elapsed / frac - elapsed if frac > 0 else math.nan)
 
         return report
 
@@ -346,7 +389,7 @@ def simulate(
                 pickers.get(strategy),
             )
             step += 1
-    progress_stream.write("\n")
+    progress(1.0, 0.0)
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

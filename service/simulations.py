@@ -1,0 +1,245 @@
+"""Simulations: "does active learning help on my data?", as a background job.
+
+The same replay as ``alrank simulate``, run by a worker: send labelled rows (or name a
+project whose labels to use), follow the job's progress, then fetch the summary, the
+curves as CSV and the plot.
+"""
+
+from __future__ import annotations
+
+import marshmallow as ma
+from flask import Flask, Response, url_for
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from rq.command import send_stop_job_command
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
+from rq.job import Job, JobStatus
+from rq.serializers import JSONSerializer
+
+from service.common import Name, load_project
+from service.extensions import api, backend
+from service.jobs import _error_line, _iso
+from workers import defaults, simulations
+from workers.exceptions import InvalidInput, NotFound
+from workers.features import VECTORIZERS
+from workers.models import CLASSIFIERS
+from workers.settings import AL_DEFAULTS
+from workers.simulate import Settings
+from workers.strategies import STRATEGIES
+
+blp = Blueprint(
+    "simulations",
+    __name__,
+    url_prefix="/v1/simulations",
+    description="Replay annotation on labelled data and compare strategies against random",
+)
+
+
+class RowSchema(ma.Schema):
+    id = ma.fields.String(metadata={"description": "Ignored; allowed so data sets can be sent as they are"})
+    text = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=defaults.MAX_TEXT_CHARS))
+    features = ma.fields.List(
+        ma.fields.Raw(allow_none=True),
+        allow_none=True,
+        validate=ma.validate.Length(max=defaults.MAX_VECTOR_DIM),
+        metadata={"description": "Numbers, or strings for categorical columns; null when missing"},
+    )
+    label = ma.fields.String(required=True)
+
+
+class SourceSchema(ma.Schema):
+    project = Name
+    schema = ma.fields.String(required=True)
+
+
+class SimulationRequestSchema(ma.Schema):
+    train = ma.fields.List(
+        ma.fields.Nested(RowSchema),
+        validate=ma.validate.Length(min=2, max=defaults.MAX_SIMULATION_ROWS),
+        metadata={"description": "Labelled rows: text (or features) and label"},
+    )
+    test = ma.fields.List(
+        ma.fields.Nested(RowSchema),
+        allow_none=True,
+        validate=ma.validate.Length(min=1, max=defaults.MAX_SIMULATION_ROWS),
+        metadata={"description": "Held-out rows (default: a random test_fraction of train)"},
+    )
+    source = ma.fields.Nested(
+        SourceSchema,
+        metadata={"description": "Instead of train: a project's labelled items, with its settings"},
+    )
+    strategies = ma.fields.List(
+        ma.fields.String(validate=ma.validate.OneOf(STRATEGIES)),
+        validate=ma.validate.Length(min=1, max=len(STRATEGIES)),
+        metadata={"description": "Strategies to compare; random is always added (default: the project's)"},
+    )
+    seed_size = ma.fields.Integer(load_default=20, validate=ma.validate.Range(1, 100_000))
+    batch_size = ma.fields.Integer(load_default=25, validate=ma.validate.Range(1, 10_000))
+    budget = ma.fields.Integer(load_default=1000, validate=ma.validate.Range(1, defaults.MAX_SIMULATION_ROWS))
+    repeats = ma.fields.Integer(
+        load_default=5, validate=ma.validate.Range(1, defaults.MAX_SIMULATION_REPEATS)
+    )
+    test_fraction = ma.fields.Float(load_default=0.2, validate=ma.validate.Range(0.05, 0.9))
+    seed = ma.fields.Integer(load_default=0, validate=ma.validate.Range(0, 2**31 - 1))
+    vectorizer_name = ma.fields.String(validate=ma.validate.OneOf(VECTORIZERS))
+    classifier_name = ma.fields.String(validate=ma.validate.OneOf(CLASSIFIERS))
+
+    @ma.validates_schema
+    def one_source(self, data, **kwargs):
+        if ("train" in data) == ("source" in data):
+            raise ma.ValidationError("send either train rows or a source project, not both", "train")
+        if "source" in data and data.get("test"):
+            raise ma.ValidationError("test rows go with train rows, not with a source project", "test")
+
+
+class SimulationRefSchema(ma.Schema):
+    id = ma.fields.String()
+    status_url = ma.fields.String()
+
+
+class SimulationSchema(ma.Schema):
+    id = ma.fields.String()
+    status = ma.fields.String(
+        metadata={"description": "queued, started, finished, failed, stopped or canceled"}
+    )
+    progress = ma.fields.Dict(
+        allow_none=True, metadata={"description": "stage, fraction done and eta_seconds while it runs"}
+    )
+    settings = ma.fields.Dict()
+    source = ma.fields.Dict()
+    enqueued_at = ma.fields.String(allow_none=True)
+    started_at = ma.fields.String(allow_none=True)
+    ended_at = ma.fields.String(allow_none=True)
+    summary = ma.fields.Dict(
+        allow_none=True,
+        metadata={
+            "description": "Once finished: full_pool_accuracy, and per strategy auc, labels_to_90, "
+            "labels_to_95, labels_to_98 (null when not reached), final_accuracy, final_macro_f1"
+        },
+    )
+    files = ma.fields.Dict(
+        keys=ma.fields.String(), values=ma.fields.String(), metadata={"description": "Result file URLs"}
+    )
+    error = ma.fields.String(allow_none=True)
+
+
+def _settings(args: dict, al: dict) -> Settings:
+    return Settings(
+        strategies=list(dict.fromkeys(args.get("strategies") or [al["query_strategy"]])),
+        seed_size=args["seed_size"],
+        batch_size=args["batch_size"],
+        budget=args["budget"],
+        repeats=args["repeats"],
+        test_fraction=args["test_fraction"],
+        seed=args["seed"],
+        vectorizer=args.get("vectorizer_name") or al["vectorizer_name"],
+        classifier=args.get("classifier_name") or al["classifier_name"],
+        params={
+            k: al[k]
+            for k in ("uncertainty_measure", "hybrid_weights", "hybrid_shares")
+            if al.get(k) is not None
+        },
+    )
+
+
+def _fetch(sim: str) -> Job:
+    try:
+        job = Job.fetch(sim, connection=backend().redis, serializer=JSONSerializer)
+    except (NoSuchJobError, ValueError):
+        job = None
+    if job is None or job.meta.get("kind") != "simulation":
+        raise NotFound(f"no simulation {sim!r} (results are kept for a week)")
+    return job
+
+
+@blp.route("")
+class Simulations(MethodView):
+    @blp.arguments(SimulationRequestSchema)
+    @blp.response(202, SimulationRefSchema)
+    def post(self, args):
+        """Start a simulation; follow it at the returned status URL."""
+        b = backend()
+        if "source" in args:
+            project = load_project(args["source"]["project"])
+            al = {**AL_DEFAULTS, **project["active_learning"]}
+            payload: dict = {
+                "train": simulations.project_rows(b.store, project["name"], args["source"]["schema"])
+            }
+            source = {"kind": "project", **args["source"]}
+        else:
+            al = AL_DEFAULTS
+            payload = {"train": args["train"], "test": args.get("test")}
+            source = {"kind": "rows"}
+        train, test = simulations.datasets(payload)  # every row checked before queueing
+        if test is None and len(train) < 10:
+            raise InvalidInput("a simulation without test rows needs at least 10 labelled rows")
+        settings = _settings(args, al)
+        payload["settings"] = settings.__dict__
+        source |= {"train_rows": len(train), "test_rows": len(test) if test is not None else None}
+        sim = simulations.submit(b.redis, b.simulation_queue, payload, settings, source)
+        location = url_for("simulations.Simulation", sim=sim)
+        return {"id": sim, "status_url": location}, {"Location": location}
+
+
+@blp.route("/<sim>")
+class Simulation(MethodView):
+    @blp.response(200, SimulationSchema)
+    def get(self, sim):
+        """A simulation's status, progress and, once finished, its summary and files."""
+        job = _fetch(sim)
+        status = job.get_status()
+        name = status.value if status is not None else "unknown"
+        finished = name == "finished"
+        return {
+            "id": job.id,
+            "status": name,
+            "progress": job.meta.get("progress"),
+            "settings": job.meta.get("settings", {}),
+            "source": job.meta.get("source", {}),
+            "enqueued_at": _iso(job.enqueued_at),
+            "started_at": _iso(job.started_at),
+            "ended_at": _iso(job.ended_at),
+            "summary": job.return_value() if finished else None,
+            "files": {f: url_for("simulations.SimulationFile", sim=job.id, name=f) for f in simulations.FILES}
+            if finished
+            else {},
+            "error": _error_line(job) if name == "failed" else None,
+        }
+
+    @blp.response(204)
+    def delete(self, sim):
+        """Stop a simulation if it runs, and forget it with its data and results."""
+        b = backend()
+        job = _fetch(sim)
+        if job.get_status() == JobStatus.STARTED:
+            try:
+                send_stop_job_command(b.redis, job.id, serializer=JSONSerializer)
+            except InvalidJobOperation:
+                pass  # it ended meanwhile
+        elif job.get_status() in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED):
+            job.cancel()
+        job.delete(remove_from_queue=True)
+        simulations.delete(b.redis, job.id)
+
+
+@blp.route("/<sim>/<name>")
+class SimulationFile(MethodView):
+    @blp.response(200, content_type="application/octet-stream")
+    @blp.alt_response(200, content_type="text/csv", description="curves.csv", success=True)
+    @blp.alt_response(200, content_type="image/png", description="curves.png", success=True)
+    def get(self, sim, name):
+        """A finished simulation's curves.csv, curves.png or summary.json."""
+        if name not in simulations.FILES:
+            raise NotFound(f"no file {name!r}; a simulation has {list(simulations.FILES)}")
+        job = _fetch(sim)
+        blob = simulations.result_file(backend().redis, job.id, name)
+        if blob is None:
+            status = job.get_status()
+            raise NotFound(
+                f"simulation {sim} has no {name} yet (status: {status.value if status else 'unknown'})"
+            )
+        return Response(blob, mimetype=simulations.FILES[name])
+
+
+def init_app(app: Flask) -> None:
+    api.register_blueprint(blp)
