@@ -289,3 +289,26 @@ def test_unknown_simulation_is_404(client):
     assert client.get("/v1/simulations/0123456789abcdef").status_code == 404
     assert client.get("/v1/simulations/0123456789abcdef/curves.csv").status_code == 404
     assert client.delete("/v1/simulations/0123456789abcdef").status_code == 404
+
+
+def test_replay_stops_at_a_mark_and_grows_its_batches():
+    from workers.simulate import featurise, run_one
+
+    rows = text_rows(400, seed=5)
+    train, test = load_dataset_rows(rows[:300]), load_dataset_rows(rows[300:])
+    x, x_test = featurise(train, test, "tfidf")
+    settings = Settings(
+        strategies=["uncertainty"],
+        seed_size=10,
+        batch_size=10,
+        budget=300,
+        vectorizer="tfidf",
+        large_batch_size=50,
+        large_batch_from=40,
+    )
+    sizes = [p.labels for p in run_one("random", 0, x, train.labels, x_test, test.labels, settings)]
+    assert sizes[:4] == [10, 20, 30, 40] and sizes[4:7] == [90, 140, 190]
+    settings.stop_accuracy = 0.9
+    points = run_one("uncertainty", 0, x, train.labels, x_test, test.labels, settings)
+    assert points[-1].accuracy >= 0.9 and all(p.accuracy < 0.9 for p in points[:-1])
+    assert points[-1].labels < 300

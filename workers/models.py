@@ -77,14 +77,16 @@ CLASSIFIERS: tuple[str, ...] = ("logistic_regression", "linear_svm", "complement
 
 
 def _logreg(random_state: int) -> LogisticRegression:
-    return LogisticRegression(C=defaults.LOGREG_C, max_iter=1000, random_state=random_state)
+    return LogisticRegression(
+        C=defaults.LINEAR_C, class_weight=defaults.CLASS_WEIGHT, max_iter=1000, random_state=random_state
+    )
 
 
 def _estimator(classifier: str, random_state: int):
     if classifier == "logistic_regression":
         return _logreg(random_state)
     if classifier == "linear_svm":
-        return LinearSVC(C=defaults.LOGREG_C, random_state=random_state)
+        return LinearSVC(C=defaults.LINEAR_C, class_weight=defaults.CLASS_WEIGHT, random_state=random_state)
     if classifier == "complement_nb":
         return ComplementNB()
     raise InvalidInput(f"unknown classifier {classifier!r}; use one of {list(CLASSIFIERS)}")

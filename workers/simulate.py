@@ -67,6 +67,12 @@ class Settings:
     vectorizer: str = defaults.VECTORIZER_NAME
     classifier: str = defaults.CLASSIFIER_NAME
     params: dict = field(default_factory=dict)
+    large_batch_size: int = 0
+    """Past ``large_batch_from`` labels, batches of this size (0: keep ``batch_size``):
+    cheaper rounds when a replay runs on towards the whole pool."""
+    large_batch_from: int = 1000
+    stop_accuracy: float | None = None
+    """End a replay as soon as its test accuracy reaches this (for labels-to-a-mark runs)."""
 
 
 def _open_text(path: Path) -> io.TextIOBase:
@@ -249,8 +255,13 @@ def run_one(
             progress(len(labelled))
         if len(labelled) >= budget:
             return points
+        if settings.stop_accuracy is not None and acc >= settings.stop_accuracy:
+            return points
         pool = np.flatnonzero(~is_labelled)
-        k = min(settings.batch_size, budget - len(labelled))
+        size = settings.batch_size
+        if settings.large_batch_size and len(labelled) >= settings.large_batch_from:
+            size = settings.large_batch_size
+        k = min(size, budget - len(labelled))
         xp = x[pool]
         if picker is not None and model is not None:
             chosen = pool[np.asarray(picker(model, xp, x[rows], y_lab, k, rng), dtype=np.int64)[:k]]
