@@ -52,7 +52,9 @@ def run_dataset(name: str, args, peers: dict) -> dict:
     out = Path(args.out) / name
     t0 = time.perf_counter()
     settings.strategies = ours
-    summary = simulate(train, test, settings, out)
+    summary = reuse(out, settings) if args.resume else None
+    if summary is None:
+        summary = simulate(train, test, settings, out)
     summary["peer_failures"] = {}
     for peer, picker in peers.items():
         # one run per peer, same seeds and features: a peer that cannot handle the data
@@ -70,6 +72,22 @@ def run_dataset(name: str, args, peers: dict) -> dict:
             train, test, settings, ours[0], summary["full_pool_accuracy"], args
         )
     (out / "bench.json").write_text(json.dumps({k: v for k, v in summary.items() if k != "curves"}, indent=2))
+    return summary
+
+
+def reuse(out: Path, settings: Settings) -> dict | None:
+    """An earlier run's summary from ``out``, when it was made with exactly these settings."""
+    from dataclasses import asdict
+
+    path = out / "summary.json"
+    if not path.exists():
+        return None
+    summary = json.loads(path.read_text())
+    wanted = asdict(settings)
+    wanted["strategies"] = [*settings.strategies, "random"]
+    if summary["settings"] != wanted:
+        return None
+    print(f"   reusing {path}", flush=True)
     return summary
 
 
@@ -152,6 +170,11 @@ def main() -> None:
     ap.add_argument("--extend-batch", type=int, default=100)
     ap.add_argument("--out", default=str(ROOT / "bench" / "out" / "label_efficiency"))
     ap.add_argument("--markdown", help="append the table and verdicts to this file")
+    ap.add_argument(
+        "--resume",
+        action="store_true",
+        help="reuse alrank's curves from an earlier run with the same settings",
+    )
     args = ap.parse_args()
 
     peers: dict = {}
