@@ -86,7 +86,13 @@ def _estimator(classifier: str, random_state: int):
     if classifier == "logistic_regression":
         return _logreg(random_state)
     if classifier == "linear_svm":
-        return LinearSVC(C=defaults.LINEAR_C, class_weight=defaults.CLASS_WEIGHT, random_state=random_state)
+        # liblinear's default 1,000 iterations fall short at C=10 on some whole pools
+        return LinearSVC(
+            C=defaults.LINEAR_C,
+            class_weight=defaults.CLASS_WEIGHT,
+            max_iter=10_000,
+            random_state=random_state,
+        )
     if classifier == "complement_nb":
         return ComplementNB()
     raise InvalidInput(f"unknown classifier {classifier!r}; use one of {list(CLASSIFIERS)}")
