@@ -138,7 +138,8 @@ def main(argv: list[str] | None = None) -> None:
     sim.add_argument(
         "--vectorizer",
         default=defaults.VECTORIZER_NAME,
-        help=f"tfidf, tfidf_char, wordllama or tfidf+wordllama (default: {defaults.VECTORIZER_NAME})",
+        help="tfidf, tfidf_char, wordllama, tfidf+wordllama or tfidf_char+wordllama "
+        f"(default: {defaults.VECTORIZER_NAME})",
     )
     sim.add_argument(
         "--classifier",

@@ -80,7 +80,8 @@ class ActiveLearningSchema(ma.Schema):
     )
     vectorizer_name = ma.fields.String(
         metadata={
-            "description": "Text features: tfidf, tfidf_char, wordllama or tfidf+wordllama "
+            "description": "Text features: tfidf, tfidf_char, wordllama, tfidf+wordllama or "
+            "tfidf_char+wordllama "
             "(Potato's sklearn class path for TF-IDF is accepted too)"
         }
     )

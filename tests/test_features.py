@@ -8,7 +8,7 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from workers import defaults
-from workers.features import PARTS, FeatureCache, pool_features
+from workers.features import PARTS, VECTORIZERS, FeatureCache, pool_features
 
 WORDS = "red green blue cyan amber violet coral olive navy teal plum rust gold ivory jade onyx".split()
 
@@ -27,7 +27,7 @@ def dense(x) -> np.ndarray:
     return x.toarray() if sp.issparse(x) else np.asarray(x)
 
 
-@pytest.mark.parametrize("vectorizer", ["tfidf", "tfidf_char", "wordllama", "tfidf+wordllama"])
+@pytest.mark.parametrize("vectorizer", VECTORIZERS)
 def test_first_computation_equals_the_uncached_one(vectorizer):
     texts = corpus(60, 0)
     ids = [f"i{k}" for k in range(60)]

@@ -6,7 +6,8 @@
   noisy texts where words alone are sparse;
 - ``wordllama``: a dense 256-d sentence embedding from the model the ``wordllama``
   package ships in its wheel (``l2_supercat_256``);
-- ``tfidf+wordllama``: both, side by side.
+- ``tfidf+wordllama``: word TF-IDF and the embedding, side by side;
+- ``tfidf_char+wordllama``: word and character TF-IDF and the embedding.
 
 Client vectors are used as given, beside the text features.
 
@@ -35,7 +36,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from workers import defaults
 from workers.exceptions import InvalidInput
 
-VECTORIZERS: tuple[str, ...] = ("tfidf", "tfidf_char", "wordllama", "tfidf+wordllama")
+VECTORIZERS: tuple[str, ...] = ("tfidf", "tfidf_char", "wordllama", "tfidf+wordllama", "tfidf_char+wordllama")
 """Text feature kinds a project or a simulation may choose."""
 
 PARTS: dict[str, tuple[str, ...]] = {
@@ -43,6 +44,7 @@ PARTS: dict[str, tuple[str, ...]] = {
     "tfidf_char": ("words", "chars"),
     "wordllama": ("wordllama",),
     "tfidf+wordllama": ("words", "wordllama"),
+    "tfidf_char+wordllama": ("words", "chars", "wordllama"),
 }
 """The parts each feature kind is made of, side by side in this order."""
 
