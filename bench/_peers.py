@@ -4,6 +4,7 @@ only the strategy differs. Benchmark-only: ``pip install -e '.[bench]'``."""
 from __future__ import annotations
 
 import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.linear_model import LogisticRegression
 
 
@@ -49,9 +50,49 @@ def modal_ranked_batch(model, xp, xl, yl, k, rng):
     return _indices(uncertainty_batch_sampling(_Proba(model, xl), xp, n_instances=k))
 
 
-def _skal_inputs(model, xp, xl, yl):
+class _Shared:
+    """The pool's feature matrix, shared by every copy of an estimator that holds it
+    (scikit-learn and scikit-activeml deep-copy estimators on fit)."""
+
+    def __init__(self, x) -> None:
+        self.x = x
+
+    def __deepcopy__(self, memo):
+        return self
+
+
+class RowLookup(ClassifierMixin, BaseEstimator):
+    """Logistic regression whose X is a column of row numbers into a shared feature matrix.
+
+    scikit-activeml validates X as a dense array, so a sparse TF-IDF pool cannot be handed to
+    it. The strategies that only read the model's probabilities (``UncertaintySampling``,
+    ``GreedyBALD``) never look at X themselves; given row numbers and this estimator, they see
+    exactly the probabilities alrank's model gives on the real features."""
+
+    def __init__(self, rows: _Shared | None = None) -> None:
+        self.rows = rows
+
+    def _features(self, X):
+        return self.rows.x[np.asarray(X)[:, 0].astype(np.int64)]
+
+    # scikit-activeml's wrapper copies the signatures of fit and predict_proba: X, not x
+    def fit(self, X, y):
+        self.lr_ = LogisticRegression(max_iter=200).fit(self._features(X), y)
+        return self
+
+    @property
+    def classes_(self):
+        return self.lr_.classes_
+
+    def predict_proba(self, X):
+        return self.lr_.predict_proba(self._features(X))
+
+
+def _skal_inputs(model, xp, xl, yl, by_row: bool = False):
+    """The stacked pool (labelled rows first), its labels with the unlabelled missing, and
+    a classifier holding alrank's model. ``by_row``: for strategies that only read
+    probabilities, a sparse pool is handed over as row numbers (``RowLookup``)."""
     import scipy.sparse as sp
-    from skactiveml.classifier import SklearnClassifier
     from skactiveml.utils import MISSING_LABEL
 
     classes = sorted(set(yl) | set(model.classes))
@@ -59,10 +100,23 @@ def _skal_inputs(model, xp, xl, yl):
     x = sp.vstack([xl, xp], format="csr") if sp.issparse(xp) else np.vstack([xl, xp])
     y = np.full(x.shape[0], MISSING_LABEL)
     y[: len(yl)] = [index[v] for v in yl]
-    clf = SklearnClassifier(LogisticRegression(max_iter=200), classes=list(range(len(classes))))
-    clf.fit(xl, y[: len(yl)])
-    load_into(clf.estimator_, model, classes)
+    if by_row and sp.issparse(x):
+        estimator, x = RowLookup(_Shared(x)), np.arange(x.shape[0], dtype=np.float64)[:, None]
+    else:
+        estimator = LogisticRegression(max_iter=200)
+    clf = _member(estimator, x, y, len(yl), model, classes)
     return x, y, clf, classes
+
+
+def _member(estimator, x, y, n_labelled: int, model, classes: list[str]):
+    """A fitted scikit-activeml classifier around ``estimator`` that gives ``model``'s
+    probabilities."""
+    from skactiveml.classifier import SklearnClassifier
+
+    clf = SklearnClassifier(estimator, classes=list(range(len(classes))))
+    clf.fit(x[:n_labelled], y[:n_labelled])
+    load_into(getattr(clf.estimator_, "lr_", clf.estimator_), model, classes)
+    return clf
 
 
 def _pool_rows(out, n_labelled: int) -> np.ndarray:
@@ -72,7 +126,7 @@ def _pool_rows(out, n_labelled: int) -> np.ndarray:
 def skal_uncertainty(model, xp, xl, yl, k, rng):
     from skactiveml.pool import UncertaintySampling
 
-    x, y, clf, _ = _skal_inputs(model, xp, xl, yl)
+    x, y, clf, _ = _skal_inputs(model, xp, xl, yl, by_row=True)
     out = UncertaintySampling(method="margin_sampling", random_state=0).query(
         x, y, clf=clf, fit_clf=False, batch_size=k
     )
@@ -97,18 +151,15 @@ def skal_badge(model, xp, xl, yl, k, rng):
 
 
 def skal_greedy_bald(model, xp, xl, yl, k, rng):
-    from skactiveml.classifier import SklearnClassifier
     from skactiveml.pool import GreedyBALD
 
     from workers.models import train_ensemble
 
-    x, y, _, classes = _skal_inputs(model, xp, xl, yl)
-    members = []
-    for m in train_ensemble(xl, list(yl), 5, 0.8, int(rng.integers(1 << 31))):
-        member = SklearnClassifier(LogisticRegression(max_iter=200), classes=list(range(len(classes))))
-        member.fit(xl, y[: len(yl)])
-        load_into(member.estimator_, m, classes)
-        members.append(member)
+    x, y, clf, classes = _skal_inputs(model, xp, xl, yl, by_row=True)
+    members = [
+        _member(clone(clf.estimator), x, y, len(yl), m, classes)
+        for m in train_ensemble(xl, list(yl), 5, 0.8, int(rng.integers(1 << 31)))
+    ]
     out = GreedyBALD(random_state=0).query(x, y, ensemble=members, fit_ensemble=False, batch_size=k)
     return _pool_rows(out, len(yl))
 
