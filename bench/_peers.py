@@ -88,10 +88,25 @@ class RowLookup(ClassifierMixin, BaseEstimator):
         return self.lr_.predict_proba(self._features(X))
 
 
+DENSE_LIMIT = 1 << 30
+"""Bytes: the largest sparse pool densified for the strategies that measure distances in
+feature space (``CoreSet``, ``Badge``); a wider one is refused, with its size."""
+
+
+def _densified(x) -> np.ndarray:
+    size = x.shape[0] * x.shape[1] * 8
+    if size > DENSE_LIMIT:
+        raise MemoryError(
+            f"a dense copy of the {x.shape[0]} x {x.shape[1]} pool would take {size / 2**30:.1f} GiB"
+        )
+    return x.toarray().astype(np.float64)
+
+
 def _skal_inputs(model, xp, xl, yl, by_row: bool = False):
     """The stacked pool (labelled rows first), its labels with the unlabelled missing, and
-    a classifier holding alrank's model. ``by_row``: for strategies that only read
-    probabilities, a sparse pool is handed over as row numbers (``RowLookup``)."""
+    a classifier holding alrank's model. scikit-activeml takes dense arrays only: with
+    ``by_row`` (strategies that only read probabilities) a sparse pool is handed over as row
+    numbers (``RowLookup``), otherwise as a dense copy when that fits ``DENSE_LIMIT``."""
     import scipy.sparse as sp
     from skactiveml.utils import MISSING_LABEL
 
@@ -103,6 +118,8 @@ def _skal_inputs(model, xp, xl, yl, by_row: bool = False):
     if by_row and sp.issparse(x):
         estimator, x = RowLookup(_Shared(x)), np.arange(x.shape[0], dtype=np.float64)[:, None]
     else:
+        if sp.issparse(x):
+            x = _densified(x)
         estimator = LogisticRegression(max_iter=200)
     clf = _member(estimator, x, y, len(yl), model, classes)
     return x, y, clf, classes
