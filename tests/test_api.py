@@ -186,6 +186,21 @@ def test_next_before_any_ranking_still_answers(client, project):
     assert len(r["items"]) == 4 and {it["source"] for it in r["items"]} == {"fallback"}
 
 
+def test_fallback_batches_are_uniform_over_the_pool(client, redis_conn):
+    """Before any ranking, batches are drawn from the whole pool, not its first uploads."""
+    client.post("/v1/projects", json={"name": "small", "schemas": [{"name": "s", "labels": ["a", "b"]}]})
+    items = [{"id": f"i{i}", "text": f"t{i}"} for i in range(100)]
+    client.post("/v1/projects/small/items", json={"items": items})
+    picked = []
+    for _ in range(20):
+        batch = client.get("/v1/projects/small/next?schema=s&annotator=a&size=10").json["items"]
+        picked += [int(it["id"][1:]) for it in batch]
+        ids = [it["id"] for it in batch]
+        client.post("/v1/projects/small/leases/release", json={"schema": "s", "annotator": "a", "items": ids})
+    # uniform draws average 49.5 (standard error about 2 over 200 picks); upload order ~10
+    assert len(picked) == 200 and sum(picked) / len(picked) > 35
+
+
 def test_release_gives_items_back(client, project, run_jobs):
     run_jobs()
     a = client.get("/v1/projects/news/next?schema=topic&annotator=a&size=10").json

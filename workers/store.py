@@ -234,7 +234,13 @@ if rid ~= '' then
 end
 if size - taken > 0 then
   -- no ranking yet, or it ran dry (items added since): sample the pool at random
+  -- HRANDFIELD picks a uniform subset, but a small (listpack) hash returns it in upload
+  -- order, so taking its head would favour the first items uploaded: shuffle it first
   local sample = redis.call('HRANDFIELD', items, tonumber(ARGV[8]))
+  for i = #sample, 2, -1 do
+    local j = math.random(i)
+    sample[i], sample[j] = sample[j], sample[i]
+  end
   for _, id in ipairs(sample) do
     if size - taken <= 0 then break end
     if not done(id) and free(id) then take(id, 'fallback') end
