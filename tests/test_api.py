@@ -186,7 +186,7 @@ def test_next_before_any_ranking_still_answers(client, project):
     assert len(r["items"]) == 4 and {it["source"] for it in r["items"]} == {"fallback"}
 
 
-def test_fallback_batches_are_uniform_over_the_pool(client, redis_conn):
+def test_fallback_batches_are_uniform_over_the_pool(client):
     """Before any ranking, batches are drawn from the whole pool, not its first uploads."""
     client.post("/v1/projects", json={"name": "small", "schemas": [{"name": "s", "labels": ["a", "b"]}]})
     items = [{"id": f"i{i}", "text": f"t{i}"} for i in range(100)]
