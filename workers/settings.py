@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from workers import defaults
 from workers.exceptions import InvalidInput
-from workers.features import VECTORIZERS
+from workers.features import VECTORIZERS, check_vectorizer
 from workers.models import CLASSIFIERS
 from workers.strategies import STRATEGIES
 from workers.strategies.hybrid import SHARED, WEIGHTED
@@ -53,6 +53,7 @@ def resolve_active_learning(schemas: list[dict], given: dict, current: dict | No
             raise InvalidInput(
                 f"active_learning.{key} {al[key]!r} is not available; use one of {list(allowed)}"
             )
+    check_vectorizer(al["vectorizer_name"])
     names = [s["name"] for s in schemas]
     if al["schema_names"] is not None:
         unknown = [n for n in al["schema_names"] if n not in names]
