@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from workers import defaults  # noqa: E402
-from workers.simulate import Settings, load_dataset, simulate  # noqa: E402
+from workers.simulate import Settings, featurise, load_dataset, simulate  # noqa: E402
 
 DATASETS = ROOT.parent / "shared" / "datasets"
 
@@ -53,15 +53,18 @@ def run_dataset(name: str, args, peers: dict) -> dict:
     t0 = time.perf_counter()
     settings.strategies = ours
     summary = reuse(out, settings) if args.resume else None
+    features = featurise(train, test, settings.vectorizer)  # once for every run below
     if summary is None:
-        summary = simulate(train, test, settings, out)
+        summary = simulate(train, test, settings, out, features=features)
     summary["peer_failures"] = {}
     for peer, picker in peers.items():
         # one run per peer, same seeds and features: a peer that cannot handle the data
         # (e.g. a dense-only implementation on a sparse pool) is reported, not fatal
         one = Settings(**{**settings.__dict__, "strategies": [peer]})
         try:
-            got = simulate(train, test, one, out / peer.replace(":", "_"), pickers={peer: picker})
+            got = simulate(
+                train, test, one, out / peer.replace(":", "_"), pickers={peer: picker}, features=features
+            )
         except Exception as exc:  # reported in the table as a failure
             summary["peer_failures"][peer] = f"{type(exc).__name__}: {str(exc)[:200]}"
             continue
@@ -69,7 +72,7 @@ def run_dataset(name: str, args, peers: dict) -> dict:
     summary["seconds"] = time.perf_counter() - t0
     if args.extend:
         summary["extended"] = labels_to_mark(
-            train, test, settings, ours[0], summary["full_pool_accuracy"], args
+            features, train, test, settings, ours[0], summary["full_pool_accuracy"], args
         )
     (out / "bench.json").write_text(json.dumps({k: v for k, v in summary.items() if k != "curves"}, indent=2))
     return summary
@@ -91,15 +94,15 @@ def reuse(out: Path, settings: Settings) -> dict | None:
     return summary
 
 
-def labels_to_mark(train, test, settings: Settings, default: str, full: float, args) -> dict:
+def labels_to_mark(features, train, test, settings: Settings, default: str, full: float, args) -> dict:
     """Target 2: labels each repeat of the default strategy and of random needs to reach 95%
     of the whole-pool accuracy, running on up to the whole pool (batches of
     ``--extend-batch`` past the budget) and stopping at the mark. Median over repeats."""
     import statistics
 
-    from workers.simulate import featurise, run_one
+    from workers.simulate import run_one
 
-    x, x_test = featurise(train, test, settings.vectorizer)
+    x, x_test = features
     longer = Settings(
         **{
             **settings.__dict__,

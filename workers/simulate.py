@@ -350,12 +350,15 @@ def simulate(
     out_dir: str | Path,
     progress: Progress | None = None,
     pickers: dict[str, Picker] | None = None,
+    features: tuple | None = None,
 ) -> dict:
     """Run every strategy ``repeats`` times and write curves.csv, curves.png, summary.json.
 
     ``progress(fraction, eta_seconds)`` hears how far the run is (default: a bar on
     stderr). ``pickers`` adds outside strategies by name; before the first model they fall
-    back to the same cold start as alrank's."""
+    back to the same cold start as alrank's. ``features`` is ``featurise(train, test,
+    settings.vectorizer)`` when the caller already has it (several runs on one data set
+    need the features once); it needs ``test``."""
     progress = progress or terminal_progress()
     pickers = pickers or {}
     unknown = [s for s in settings.strategies if s not in STRATEGIES and s not in pickers]
@@ -364,8 +367,10 @@ def simulate(
     if "random" not in settings.strategies:
         settings.strategies = [*settings.strategies, "random"]
     if test is None:
+        if features is not None:
+            raise ValueError("precomputed features need the test split they were made with")
         train, test = split(train, settings.test_fraction, settings.seed)
-    x, x_test = featurise(train, test, settings.vectorizer)
+    x, x_test = features if features is not None else featurise(train, test, settings.vectorizer)
     full_model, full_acc, _ = evaluate(
         x, train.labels, x_test, test.labels, settings.seed, settings.classifier
     )
