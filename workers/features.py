@@ -129,12 +129,28 @@ def sentence_embeddings(texts: list[str]) -> np.ndarray:
     return np.asarray(_wordllama().embed(texts, norm=True), dtype=np.float32)
 
 
-EMBEDDINGS: dict[str, Callable[[list[str]], np.ndarray]] = {
-    "wordllama": sentence_embeddings,
-    "minilm": lambda texts: minilm.load().encode(texts),
+Progress = Callable[[float], None]
+"""progress(fraction): how much of a slow part (MiniLM) is computed."""
+
+
+def _minilm_embeddings(texts: list[str], progress: Progress | None = None) -> np.ndarray:
+    done = [0]
+
+    def step(n: int) -> None:
+        done[0] += n
+        if progress is not None:
+            progress(done[0] / len(texts))
+
+    return minilm.load().encode(texts, step)
+
+
+EMBEDDINGS: dict[str, Callable[..., np.ndarray]] = {
+    "wordllama": lambda texts, progress=None: sentence_embeddings(texts),  # seconds, even for 100k
+    "minilm": _minilm_embeddings,
 }
-"""The dense parts: texts in, one unit-length row per text out. Unlike TF-IDF they are
-not fitted on the pool, so a row once computed stays valid while its text is unchanged."""
+"""The dense parts: ``embed(texts, progress=None)`` gives one unit-length row per text.
+Unlike TF-IDF they are not fitted on the pool, so a row once computed stays valid while its
+text is unchanged."""
 
 
 # --- one pass, no cache (the simulator's path) ----------------------------------------------
@@ -269,21 +285,36 @@ class FeatureCache:
         self.save = save
 
     def pool_features(
-        self, ids: list[str], texts: list[str], vectors: np.ndarray | None, vectorizer: str = "tfidf"
+        self,
+        ids: list[str],
+        texts: list[str],
+        vectors: np.ndarray | None,
+        vectorizer: str = "tfidf",
+        progress: Progress | None = None,
     ) -> tuple[sp.csr_matrix | np.ndarray, CacheReport]:
-        """The same matrix as :func:`pool_features`, computing only rows the cache lacks."""
+        """The same matrix as :func:`pool_features`, computing only rows the cache lacks.
+
+        ``progress(fraction)`` hears how far an embedding part has got on the rows it computes."""
         check_vectorizer(vectorizer)
         report = CacheReport()
         parts = []
         if any(t.strip() for t in texts):
             sums = checksums(texts)
             for part in PARTS[vectorizer]:
-                rows = self._part(part, ids, texts, sums, report)
+                rows = self._part(part, ids, texts, sums, report, progress)
                 if rows is not None:
                     parts.append(rows)
         return with_vectors(_side_by_side(parts), vectors, len(texts)), report
 
-    def _part(self, part: str, ids: list[str], texts: list[str], sums: np.ndarray, report: CacheReport):
+    def _part(
+        self,
+        part: str,
+        ids: list[str],
+        texts: list[str],
+        sums: np.ndarray,
+        report: CacheReport,
+        progress: Progress | None,
+    ):
         blob = self.load(part)
         cached = CachedPart.from_bytes(blob) if blob else None
         where = {item_id: k for k, item_id in enumerate(cached.ids)} if cached else {}
@@ -302,7 +333,7 @@ class FeatureCache:
         report.computed[part] = len(new)
         if cached is None:
             if part in EMBEDDINGS:
-                fresh = CachedPart(list(ids), sums, EMBEDDINGS[part](texts))
+                fresh = CachedPart(list(ids), sums, EMBEDDINGS[part](texts, progress))
             else:
                 report.refitted.append(part)
                 fitted = fit_tfidf(part, texts)
@@ -315,7 +346,7 @@ class FeatureCache:
             return cached.rows  # the pool did not change
         add_texts = [texts[i] for i in new]
         computed = (
-            EMBEDDINGS[part](add_texts)
+            EMBEDDINGS[part](add_texts, progress)
             if part in EMBEDDINGS
             else transform_tfidf(part, cached.state, add_texts)
         )

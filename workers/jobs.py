@@ -152,7 +152,9 @@ def refresh(store: Store, project_name: str, schema_name: str) -> dict:
         lambda part: store.feature_rows(project_name, part),
         lambda part, blob: store.save_feature_rows(project_name, part, blob),
     )
-    x, cache_report = cache.pool_features(ids, texts, vectors, al["vectorizer_name"])
+    x, cache_report = cache.pool_features(
+        ids, texts, vectors, al["vectorizer_name"], lambda f: _report("features", 0.2 + 0.2 * f)
+    )
     index = {item_id: i for i, item_id in enumerate(ids)}
     needed = al["min_annotations_per_instance"]
     labelled_rows, targets, done = [], [], np.zeros(len(ids), dtype=bool)
