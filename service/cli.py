@@ -180,7 +180,7 @@ def run_simulation(args: argparse.Namespace) -> int:
             classifier=args.classifier,
         )
         rows = len(train) + (len(test) if test is not None else 0)
-        # features come first and can take minutes (MiniLM: about 80 texts a second a core)
+        # features come first and can take minutes (MiniLM: about 60 news texts a second a core)
         print(f"computing {settings.vectorizer} features for {rows} rows", file=sys.stderr, flush=True)
         summary = simulate(train, test, settings, args.out)
     except InvalidInput as exc:

