@@ -25,7 +25,6 @@ from scipy.special import erf
 
 from workers.exceptions import InvalidInput
 
-DIM = 384
 MAX_TOKENS = 256
 BATCH = 64
 _EPS = 1e-12
