@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from rq.timeouts import JobTimeoutException
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from workers import defaults, minilm
+from workers import defaults, features, minilm
 from workers.features import PARTS, VECTORIZERS, FeatureCache, pool_features
 
 WORDS = "red green blue cyan amber violet coral olive navy teal plum rust gold ivory jade onyx".split()
@@ -112,17 +113,12 @@ def test_client_vectors_sit_beside_cached_text_features():
     assert empty.shape == (2, 1)
 
 
-def test_the_service_computes_features_for_new_items_only(client, run_jobs):
-    body = {
-        "name": "f",
-        "schemas": [{"name": "colour", "labels": ["warm", "cool"]}],
-        "active_learning": {"min_instances_for_training": 4, "update_frequency": 4},
-    }
-    assert client.post("/v1/projects", json=body).status_code == 201
-    texts = corpus(40, 7)
+def _colour_project(client, name: str, texts: list[str], active_learning: dict) -> None:
+    """A project with ``texts`` as its items and the first eight of them labelled."""
+    body = {"name": name, "schemas": [{"name": "colour", "labels": ["warm", "cool"]}]}
+    assert client.post("/v1/projects", json={**body, "active_learning": active_learning}).status_code == 201
     items = [{"id": f"i{k}", "text": t} for k, t in enumerate(texts)]
-    client.post("/v1/projects/f/items", json={"items": items})
-    run_jobs()
+    assert client.post(f"/v1/projects/{name}/items", json={"items": items}).status_code < 300
     labels = [
         {
             "item": f"i{k}",
@@ -132,7 +128,11 @@ def test_the_service_computes_features_for_new_items_only(client, run_jobs):
         }
         for k in range(8)
     ]
-    client.post("/v1/projects/f/labels", json={"labels": labels})
+    assert client.post(f"/v1/projects/{name}/labels", json={"labels": labels}).status_code < 300
+
+
+def test_the_service_computes_features_for_new_items_only(client, run_jobs):
+    _colour_project(client, "f", corpus(40, 7), {"min_instances_for_training": 4, "update_frequency": 4})
     run_jobs()
     client.post("/v1/projects/f/items", json={"items": [{"id": "n0", "text": "red amber coral"}]})
     job = client.post("/v1/projects/f/train?schema=colour").json
@@ -140,3 +140,60 @@ def test_the_service_computes_features_for_new_items_only(client, run_jobs):
     result = client.get(f"/v1/jobs/{job['job']}").json["result"]
     parts = PARTS[defaults.VECTORIZER_NAME]
     assert result["features"] == {"reused": dict.fromkeys(parts, 40), "computed": dict.fromkeys(parts, 1)}
+
+
+def _fake_embedding(stop_after: int | None):
+    """A stand-in dense part that hears its calls, and raises ``JobTimeoutException`` once,
+    on the call after ``stop_after`` (as RQ does when a job runs out of time)."""
+    calls: list[int] = []
+    stopped: list[bool] = []
+
+    def embed(texts: list[str], progress=None) -> np.ndarray:
+        if stop_after is not None and len(calls) == stop_after and not stopped:
+            stopped.append(True)
+            raise JobTimeoutException("out of time")
+        calls.append(len(texts))
+        rows = np.array([[len(t), t.count("red") + 1.0, 1.0] for t in texts], dtype=np.float32)
+        return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+    return embed, calls
+
+
+def test_an_embedding_cut_short_leaves_its_finished_rows_cached(monkeypatch):
+    monkeypatch.setattr(defaults, "EMBED_STEP_ROWS", 10)
+    monkeypatch.setattr(defaults, "FEATURE_CHECKPOINT_SECONDS", 0.0)
+    texts = corpus(45, 8)
+    ids = [f"i{k}" for k in range(45)]
+    cache, blobs = memory_cache()
+    embed, calls = _fake_embedding(stop_after=3)
+    monkeypatch.setitem(features.EMBEDDINGS, "wordllama", embed)
+    with pytest.raises(JobTimeoutException):
+        cache.pool_features(ids, texts, None, "wordllama")
+    assert calls == [10, 10, 10] and cache.checkpoints == 3
+    assert features.CachedPart.from_bytes(blobs["wordllama"]).ids == ids[:30]
+
+    embed, calls = _fake_embedding(stop_after=None)
+    monkeypatch.setitem(features.EMBEDDINGS, "wordllama", embed)
+    heard: list[float] = []
+    x, report = cache.pool_features(ids, texts, None, "wordllama", heard.append)
+    assert calls == [10, 5] and report.reused["wordllama"] == 30 and report.computed["wordllama"] == 15
+    np.testing.assert_allclose(x, embed(texts), atol=1e-7)
+    assert features.CachedPart.from_bytes(blobs["wordllama"]).ids == ids
+
+
+def test_a_job_out_of_time_queues_one_that_carries_on(client, run_jobs, monkeypatch):
+    monkeypatch.setattr(defaults, "EMBED_STEP_ROWS", 10)
+    monkeypatch.setattr(defaults, "FEATURE_CHECKPOINT_SECONDS", 0.0)
+    _colour_project(
+        client, "slow", corpus(40, 9), {"vectorizer_name": "wordllama", "min_instances_for_training": 4}
+    )
+    embed, calls = _fake_embedding(stop_after=2)
+    monkeypatch.setitem(features.EMBEDDINGS, "wordllama", embed)
+    job = client.post("/v1/projects/slow/train?schema=colour").json["job"]
+    run_jobs()
+    # the job ran out of time after two steps of rows; the follow-up it queued embedded
+    # the other two and published the ranking
+    assert client.get(f"/v1/jobs/{job}").json["status"] == "failed"
+    assert calls == [10, 10, 10, 10]
+    batch = client.get("/v1/projects/slow/next?schema=colour&annotator=b&n=3").json
+    assert batch["model_version"] == 1

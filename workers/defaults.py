@@ -137,6 +137,15 @@ TFIDF_REFIT_SHARE = 0.2
 """A pool's TF-IDF vocabulary is fitted again once the items added since the fit reach this
 share of the items it was fitted on (until then, new items use the fitted vocabulary)."""
 
+EMBED_STEP_ROWS = 4096
+"""New items a dense embedding part (MiniLM) embeds between checks for a checkpoint."""
+
+FEATURE_CHECKPOINT_SECONDS = 300.0
+"""Seconds of embedding after which the rows computed so far are saved to the feature cache,
+so a job stopped by ``JOB_TIMEOUT`` or a lost worker leaves its work behind: MiniLM embeds
+about 60 news-length texts a second a core, so a first upload of a few hundred thousand
+long texts takes longer than one job may run, and goes on over the next jobs."""
+
 SIMULATION_QUEUE_NAME = "alrank-simulations"
 """RQ queue of simulation jobs; workers take ranking jobs first, then these."""
 

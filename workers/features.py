@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -283,6 +284,8 @@ class FeatureCache:
     def __init__(self, load: Callable[[str], bytes | None], save: Callable[[str, bytes], None]) -> None:
         self.load = load
         self.save = save
+        self.checkpoints = 0
+        """Partial saves of an embedding part made so far (see ``FEATURE_CHECKPOINT_SECONDS``)."""
 
     def pool_features(
         self,
@@ -331,25 +334,23 @@ class FeatureCache:
                 cached, keep, new = None, keep[:0], np.arange(len(ids))
         report.reused[part] = len(keep)
         report.computed[part] = len(new)
-        if cached is None:
-            if part in EMBEDDINGS:
-                fresh = CachedPart(list(ids), sums, EMBEDDINGS[part](texts, progress))
-            else:
-                report.refitted.append(part)
-                fitted = fit_tfidf(part, texts)
-                if fitted is None:
-                    return None
-                fresh = CachedPart(list(ids), sums, fitted[0], fitted[1], len(ids), 0)
-            self.save(part, fresh.to_bytes())
-            return fresh.rows
-        if len(new) == 0 and len(ids) == len(cached.ids) and np.array_equal(old, np.arange(len(ids))):
+        if (
+            cached is not None
+            and len(new) == 0
+            and len(ids) == len(cached.ids)
+            and np.array_equal(old, np.arange(len(ids)))
+        ):
             return cached.rows  # the pool did not change
-        add_texts = [texts[i] for i in new]
-        computed = (
-            EMBEDDINGS[part](add_texts, progress)
-            if part in EMBEDDINGS
-            else transform_tfidf(part, cached.state, add_texts)
-        )
+        if part in EMBEDDINGS:
+            return self._embed(part, ids, texts, sums, cached, old, keep, new, progress)
+        if cached is None:
+            report.refitted.append(part)
+            fitted = fit_tfidf(part, texts)
+            if fitted is None:
+                return None
+            self.save(part, CachedPart(list(ids), sums, fitted[0], fitted[1], len(ids), 0).to_bytes())
+            return fitted[0]
+        computed = transform_tfidf(part, cached.state, [texts[i] for i in new])
         rows = _assemble(cached.rows, old, keep, new, computed)
         fresh = CachedPart(
             list(ids),
@@ -361,6 +362,55 @@ class FeatureCache:
         )
         self.save(part, fresh.to_bytes())
         return rows
+
+    def _embed(
+        self,
+        part: str,
+        ids: list[str],
+        texts: list[str],
+        sums: np.ndarray,
+        cached: CachedPart | None,
+        old: np.ndarray,
+        keep: np.ndarray,
+        new: np.ndarray,
+        progress: Progress | None,
+    ) -> np.ndarray:
+        """An embedding part's rows: cached where kept, embedded where new.
+
+        New rows are embedded ``EMBED_STEP_ROWS`` at a time, and what is done is saved every
+        ``FEATURE_CHECKPOINT_SECONDS``: a job stopped on the way (its timeout, a lost worker)
+        leaves those rows cached, and the next job embeds only the rest."""
+        done_ids = [ids[i] for i in keep]
+        done_sums = sums[keep]
+        blocks = [np.asarray(cached.rows, dtype=np.float32)[old[keep]]] if cached is not None else []
+        last_save = time.monotonic()
+        step = defaults.EMBED_STEP_ROWS
+        for start in range(0, len(new), step):
+            chunk = new[start : start + step]
+            blocks.append(
+                EMBEDDINGS[part]([texts[i] for i in chunk], _share(progress, start, len(chunk), len(new)))
+            )
+            done_ids += [ids[i] for i in chunk]
+            done_sums = np.concatenate([done_sums, sums[chunk]])
+            more_to_do = start + step < len(new)
+            if more_to_do and time.monotonic() - last_save >= defaults.FEATURE_CHECKPOINT_SECONDS:
+                self.save(part, CachedPart(list(done_ids), done_sums, np.vstack(blocks)).to_bytes())
+                self.checkpoints += 1
+                last_save = time.monotonic()
+        # blocks hold the kept rows, then the new ones: put them in the pool's order
+        order = np.empty(len(ids), dtype=np.int64)
+        order[keep] = np.arange(len(keep))
+        order[new] = len(keep) + np.arange(len(new))
+        rows = np.vstack(blocks)[order]
+        self.save(part, CachedPart(list(ids), sums, rows).to_bytes())
+        return rows
+
+
+def _share(progress: Progress | None, start: int, size: int, total: int) -> Progress | None:
+    """``progress`` for one step of ``size`` rows from ``start`` of ``total``."""
+    if progress is None:
+        return None
+    return lambda fraction: progress((start + fraction * size) / total)
 
 
 def _assemble(cached_rows, old: np.ndarray, keep: np.ndarray, new: np.ndarray, added):

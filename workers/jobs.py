@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 import zlib
 from collections import Counter
@@ -16,7 +17,10 @@ from typing import Any
 
 import numpy as np
 from redis import Redis
-from rq import get_current_job
+from redis.exceptions import RedisError
+from rq import Queue, get_current_job
+from rq.serializers import JSONSerializer
+from rq.timeouts import JobTimeoutException
 from sklearn.metrics import accuracy_score, cohen_kappa_score, f1_score
 
 from workers import defaults
@@ -30,9 +34,12 @@ from workers.models import (
     train_multi_label,
     train_single_label,
 )
+from workers.queueing import request_refresh
 from workers.ranking import rank_pool, uses_bald
 from workers.settings import AL_DEFAULTS, active_schemas, find_schema
 from workers.store import Store
+
+log = logging.getLogger(__name__)
 
 
 def aggregate(by_annotator: dict[str, Any], labels: list[str], multi_label: bool):
@@ -101,6 +108,21 @@ def _report(stage: str, fraction: float) -> None:
         job.save_meta()
 
 
+def _follow_up(store: Store, project_name: str, schema_name: str) -> None:
+    """Queue the job that carries on from the features a timed-out job left in the cache.
+
+    Only a job that saved some of its work asks for one, so a job that cannot get anywhere
+    within ``JOB_TIMEOUT`` fails once instead of running again and again."""
+    job = get_current_job()
+    if job is None:
+        return
+    try:
+        queue = Queue(job.origin, connection=job.connection, serializer=JSONSerializer)
+        request_refresh(store, queue, project_name, schema_name, "features unfinished at the job timeout")
+    except RedisError:
+        log.exception("could not queue the follow-up job for %s/%s", project_name, schema_name)
+
+
 def refresh_schema(project_name: str, schema_name: str) -> dict:
     """The RQ entry point: retrain and re-rank one schema of one project."""
     job = get_current_job()
@@ -152,9 +174,14 @@ def refresh(store: Store, project_name: str, schema_name: str) -> dict:
         lambda part: store.feature_rows(project_name, part),
         lambda part, blob: store.save_feature_rows(project_name, part, blob),
     )
-    x, cache_report = cache.pool_features(
-        ids, texts, vectors, al["vectorizer_name"], lambda f: _report("features", 0.2 + 0.2 * f)
-    )
+    try:
+        x, cache_report = cache.pool_features(
+            ids, texts, vectors, al["vectorizer_name"], lambda f: _report("features", 0.2 + 0.2 * f)
+        )
+    except JobTimeoutException:
+        if cache.checkpoints:
+            _follow_up(store, project_name, schema_name)
+        raise
     index = {item_id: i for i, item_id in enumerate(ids)}
     needed = al["min_annotations_per_instance"]
     labelled_rows, targets, done = [], [], np.zeros(len(ids), dtype=bool)
