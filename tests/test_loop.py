@@ -127,6 +127,7 @@ def test_full_loop(client, redis_conn, run_jobs, digits):
 @pytest.mark.parametrize(
     "al",
     [
+        {"query_strategy": "diverse_uncertainty"},
         {"query_strategy": "diversity"},
         {"query_strategy": "badge"},
         {"query_strategy": "bald", "bald_params": {"n_estimators": 3, "bootstrap_fraction": 0.7}},

@@ -10,6 +10,7 @@ from workers.exceptions import InvalidInput
 from workers.strategies import STRATEGIES, select, with_exploration
 from workers.strategies._geometry import FeatureSpace, LazyNearest, NearestCentre
 from workers.strategies.bald import bald_scores
+from workers.strategies.diverse import diverse_uncertainty
 from workers.strategies.hybrid import allocate
 from workers.strategies.uncertainty import entropy, least_confidence, margin, uncertainty_scores
 
@@ -213,6 +214,23 @@ def test_batch_aware_strategies_spread_across_clusters(strategy, params):
     assert len(set(label[top.indices])) == 1  # top-k uncertainty wastes the batch on one cluster
     sel = select(strategy, batch_size=10, probabilities=p, features=x, random_state=0, params=params)
     assert len(set(label[sel.indices])) >= 7
+
+
+def test_diverse_uncertainty_takes_one_item_from_each_uncertain_region():
+    x, p, label = planted_clusters()
+    scores = margin(p)
+    # the 120 most uncertain items fill clusters 0 to 3; one item from each, most uncertain first
+    sel = diverse_uncertainty(scores, x, batch_size=4, random_state=0, prefilter=30)
+    assert sorted(label[sel.indices]) == [0, 1, 2, 3]
+    assert np.all(np.diff(sel.scores) <= 0)
+    assert label[select("uncertainty", batch_size=4, probabilities=p).indices].tolist() == [0, 0, 0, 0]
+    # a longer ranking comes in blocks, each spread the same way over what is left
+    two = diverse_uncertainty(scores, x, batch_size=8, random_state=0, block=4, prefilter=30)
+    assert sorted(label[two.indices[:4]]) == sorted(label[two.indices[4:]]) == [0, 1, 2, 3]
+    assert len(set(two.indices.tolist())) == 8
+    # rows taken by another share of a blend are never picked
+    rest = diverse_uncertainty(scores, x, batch_size=4, random_state=0, prefilter=30, exclude=sel.indices)
+    assert not set(rest.indices.tolist()) & set(sel.indices.tolist())
 
 
 # --- one contract for every strategy -----------------------------------------------------

@@ -94,6 +94,14 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
 COLD_START_DEPTH = 1000
 """Items a cold-start ranking orders by k-center greedy; the rest of the pool follows at random."""
 
+DIVERSE_PREFILTER = 40
+"""``diverse_uncertainty`` clusters this many times a batch's size of the most uncertain
+items, and takes one from each cluster (Zhdanov 2019 uses 10)."""
+
+DIVERSE_BLOCK = 25
+"""Items per block of a ``diverse_uncertainty`` ranking: a batch the size annotation tools
+commonly ask for (and the benchmarks use)."""
+
 BATCH_AWARE_DEPTH = 1000
 """Items a batch-aware strategy orders one pick at a time; the rest follow by score."""
 

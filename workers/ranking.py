@@ -1,10 +1,11 @@
 """From a trained model (or none yet) to a ranking of the whole unlabelled pool.
 
-Score-based strategies order the whole pool by score. Batch-aware ones (diversity,
-BADGE, hybrid) choose the head of the ranking one pick at a time, as a batch would be
-chosen, for ``BATCH_AWARE_DEPTH`` items; the rest of the pool follows by uncertainty (or
-at random when there is no model). Before the first model, the head is a k-center
-cold-start selection over the features.
+Score-based strategies order the whole pool by score. Batch-aware ones (diverse
+uncertainty, diversity, BADGE, hybrid) choose the head of the ranking as batches would be
+chosen (one pick at a time; diverse uncertainty a block of ``DIVERSE_BLOCK`` at a time),
+for ``BATCH_AWARE_DEPTH`` items; the rest of the pool follows by uncertainty (or at random
+when there is no model). Before the first model, the head is a k-center cold-start
+selection over the features.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ def strategy_params(al: dict, features) -> dict:
         "measure": al["uncertainty_measure"],
         # TF-IDF rows differ in length for reasons unrelated to content: compare angles
         "metric": "cosine" if sp.issparse(features) else "euclidean",
+        "block": defaults.DIVERSE_BLOCK,
     }
     if al.get("hybrid_shares"):
         params["hybrid_shares"] = al["hybrid_shares"]

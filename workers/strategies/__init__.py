@@ -14,17 +14,18 @@ from workers.exceptions import InvalidInput
 from workers.strategies._validation import RandomState, Selection, check_batch_size, rng_from, top_k
 from workers.strategies.badge import badge
 from workers.strategies.bald import bald_scores
+from workers.strategies.diverse import diverse_uncertainty
 from workers.strategies.diversity import kcenter_greedy
 from workers.strategies.hybrid import hybrid_shares, hybrid_weighted
 from workers.strategies.uncertainty import uncertainty_scores
 
-STRATEGIES = ("uncertainty", "diversity", "badge", "bald", "hybrid", "random")
+STRATEGIES = ("uncertainty", "diverse_uncertainty", "diversity", "badge", "bald", "hybrid", "random")
 """Every strategy name ``select`` accepts."""
 
-NEEDS_MODEL = frozenset({"uncertainty", "badge", "bald", "hybrid"})
+NEEDS_MODEL = frozenset({"uncertainty", "diverse_uncertainty", "badge", "bald", "hybrid"})
 """Strategies that score with a trained model (the rest work from features alone)."""
 
-BATCH_AWARE = frozenset({"diversity", "badge", "hybrid"})
+BATCH_AWARE = frozenset({"diverse_uncertainty", "diversity", "badge", "hybrid"})
 """Strategies whose picks depend on the picks before them."""
 
 
@@ -62,6 +63,17 @@ def select(
         if probabilities is None:
             raise InvalidInput("uncertainty sampling needs the model's probabilities")
         return masked_top(uncertainty_scores(probabilities, params.get("measure", "margin"), multi_label))
+    if strategy == "diverse_uncertainty":
+        if probabilities is None:
+            raise InvalidInput("diverse uncertainty sampling needs the model's probabilities")
+        return diverse_uncertainty(
+            uncertainty_scores(probabilities, params.get("measure", "margin"), multi_label),
+            features,
+            batch_size,
+            rng,
+            block=params.get("block"),
+            exclude=taken,
+        )
     if strategy == "bald":
         if member_probabilities is None:
             raise InvalidInput("BALD needs the ensemble members' probabilities")
