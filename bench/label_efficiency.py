@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from workers import defaults  # noqa: E402
 from workers.simulate import Settings, featurise, load_dataset, simulate  # noqa: E402
+from workers.strategies import STRATEGIES  # noqa: E402
 
 DATASETS = ROOT.parent / "shared" / "datasets"
 
@@ -167,7 +168,7 @@ def main() -> None:
     ap.add_argument("--datasets", default="sms_spam,trec,ag_news,sst2")
     ap.add_argument(
         "--strategies",
-        default="uncertainty,diversity,badge,bald,hybrid",
+        default=",".join(dict.fromkeys([defaults.QUERY_STRATEGY, *(s for s in STRATEGIES if s != "random")])),
         help="alrank's, the project default first; random is always added",
     )
     ap.add_argument("--peers", default="all", help="all, none, or names from bench/_peers.py")

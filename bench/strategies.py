@@ -106,6 +106,7 @@ OURS = {
     "uncertainty (margin)": ("uncertainty", {"measure": "margin"}, "predict"),
     "uncertainty (entropy)": ("uncertainty", {"measure": "entropy"}, "predict"),
     "uncertainty (least conf.)": ("uncertainty", {"measure": "least_confidence"}, "predict"),
+    "diverse uncertainty (k-means over 40x batch)": ("diverse_uncertainty", {}, "predict"),
     "diversity (k-center)": ("diversity", {}, None),
     "badge": ("badge", {}, "predict"),
     "bald, 5 members (scoring)": ("bald", {}, "members"),

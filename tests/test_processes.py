@@ -119,5 +119,5 @@ def test_loop_through_gunicorn_and_worker(stack):
     batch = requests.get(
         base + "/v1/projects/cancer/next", params={"schema": "diagnosis", "annotator": "ann", "size": 5}
     ).json()
-    assert batch["model_version"] == 1 and batch["strategy"] == "uncertainty"
+    assert batch["model_version"] == 1 and batch["strategy"] == "diverse_uncertainty"
     assert not {it["id"] for it in batch["items"]} & {lab["item"] for lab in labels}
