@@ -99,7 +99,9 @@ COLD_START_DEPTH = 1000
 
 DIVERSE_PREFILTER = 40
 """``diverse_uncertainty`` clusters this many times a batch's size of the most uncertain
-items, and takes one from each cluster (Zhdanov 2019 uses 10)."""
+items, and takes one from each cluster. Zhdanov 2019 uses 10; in development runs (20
+repeats, TF-IDF+MiniLM) 40 needed fewer labels to reach 95% of the whole-pool accuracy on
+TREC (345 against 395 at 10) and AG News (145 against 195), and the same on SMS spam."""
 
 DIVERSE_BLOCK = 25
 """Items per block of a ``diverse_uncertainty`` ranking: a batch the size annotation tools
