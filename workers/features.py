@@ -380,8 +380,6 @@ class FeatureCache:
         New rows are embedded ``EMBED_STEP_ROWS`` at a time, and what is done is saved every
         ``FEATURE_CHECKPOINT_SECONDS``: a job stopped on the way (its timeout, a lost worker)
         leaves those rows cached, and the next job embeds only the rest."""
-        done_ids = [ids[i] for i in keep]
-        done_sums = sums[keep]
         blocks = [np.asarray(cached.rows, dtype=np.float32)[old[keep]]] if cached is not None else []
         last_save = time.monotonic()
         step = defaults.EMBED_STEP_ROWS
@@ -390,18 +388,13 @@ class FeatureCache:
             blocks.append(
                 EMBEDDINGS[part]([texts[i] for i in chunk], _share(progress, start, len(chunk), len(new)))
             )
-            done_ids += [ids[i] for i in chunk]
-            done_sums = np.concatenate([done_sums, sums[chunk]])
             more_to_do = start + step < len(new)
             if more_to_do and time.monotonic() - last_save >= defaults.FEATURE_CHECKPOINT_SECONDS:
-                self.save(part, CachedPart(list(done_ids), done_sums, np.vstack(blocks)).to_bytes())
+                done = np.concatenate([keep, new[: start + len(chunk)]])  # the rows of blocks, in order
+                self.save(part, CachedPart([ids[i] for i in done], sums[done], np.vstack(blocks)).to_bytes())
                 self.checkpoints += 1
                 last_save = time.monotonic()
-        # blocks hold the kept rows, then the new ones: put them in the pool's order
-        order = np.empty(len(ids), dtype=np.int64)
-        order[keep] = np.arange(len(keep))
-        order[new] = len(keep) + np.arange(len(new))
-        rows = np.vstack(blocks)[order]
+        rows = np.vstack(blocks)[_pool_order(keep, new)]
         self.save(part, CachedPart(list(ids), sums, rows).to_bytes())
         return rows
 
@@ -413,11 +406,17 @@ def _share(progress: Progress | None, start: int, size: int, total: int) -> Prog
     return lambda fraction: progress((start + fraction * size) / total)
 
 
-def _assemble(cached_rows, old: np.ndarray, keep: np.ndarray, new: np.ndarray, added):
-    """Rows in the pool's order: cached rows where kept, computed rows where new."""
-    order = np.empty(len(old), dtype=np.int64)
+def _pool_order(keep: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """For rows stacked as the kept ones then the new ones, where each pool row sits."""
+    order = np.empty(len(keep) + len(new), dtype=np.int64)
     order[keep] = np.arange(len(keep))
     order[new] = len(keep) + np.arange(len(new))
+    return order
+
+
+def _assemble(cached_rows, old: np.ndarray, keep: np.ndarray, new: np.ndarray, added):
+    """Rows in the pool's order: cached rows where kept, computed rows where new."""
+    order = _pool_order(keep, new)
     if sp.issparse(cached_rows):
         stacked = sp.vstack([cached_rows[old[keep]], sp.csr_matrix(added)], format="csr")
         return stacked[order]
