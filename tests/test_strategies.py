@@ -233,6 +233,16 @@ def test_diverse_uncertainty_takes_one_item_from_each_uncertain_region():
     assert not set(rest.indices.tolist()) & set(sel.indices.tolist())
 
 
+def test_select_passes_the_diverse_uncertainty_prefilter_through():
+    x, p, label = planted_clusters()
+    # a prefilter of 1 clusters only the batch's own k most uncertain items: top-k uncertainty
+    narrow = select("diverse_uncertainty", batch_size=4, probabilities=p, features=x, params={"prefilter": 1})
+    top = select("uncertainty", batch_size=4, probabilities=p)
+    assert sorted(narrow.indices.tolist()) == sorted(top.indices.tolist())
+    wide = select("diverse_uncertainty", batch_size=4, probabilities=p, features=x, params={"prefilter": 30})
+    assert sorted(label[wide.indices]) == [0, 1, 2, 3]
+
+
 # --- one contract for every strategy -----------------------------------------------------
 
 
