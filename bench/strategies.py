@@ -38,6 +38,7 @@ from sklearn.linear_model import LogisticRegression
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from workers import defaults
 from workers.models import aligned_proba, train_ensemble, train_single_label
 from workers.strategies import select
 
@@ -106,7 +107,7 @@ OURS = {
     "uncertainty (margin)": ("uncertainty", {"measure": "margin"}, "predict"),
     "uncertainty (entropy)": ("uncertainty", {"measure": "entropy"}, "predict"),
     "uncertainty (least conf.)": ("uncertainty", {"measure": "least_confidence"}, "predict"),
-    "diverse uncertainty (k-means over 40x batch)": ("diverse_uncertainty", {}, "predict"),
+    f"diverse uncertainty ({defaults.DIVERSE_PREFILTER}x batch)": ("diverse_uncertainty", {}, "predict"),
     "diversity (k-center)": ("diversity", {}, None),
     "badge": ("badge", {}, "predict"),
     "bald, 5 members (scoring)": ("bald", {}, "members"),
