@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from workers import defaults
 from workers.exceptions import InvalidInput
 from workers.strategies._validation import RandomState, Selection, check_batch_size, rng_from, top_k
 from workers.strategies.badge import badge
@@ -73,7 +72,7 @@ def select(
             batch_size,
             rng,
             block=params.get("block"),
-            prefilter=params.get("prefilter", defaults.DIVERSE_PREFILTER),
+            prefilter=params.get("prefilter"),
             exclude=taken,
         )
     if strategy == "bald":

@@ -40,17 +40,19 @@ def diverse_uncertainty(
     batch_size: int,
     random_state: RandomState = None,
     block: int | None = None,
-    prefilter: int = defaults.DIVERSE_PREFILTER,
+    prefilter: int | None = None,
     exclude: np.ndarray | None = None,
 ) -> Selection:
     """``batch_size`` rows, most uncertain first within each block of ``block`` (default:
     the whole batch is one block); each row's score is its uncertainty. ``exclude`` holds
-    rows never to pick (already taken by another share of a blend)."""
+    rows never to pick (already taken by another share of a blend). ``prefilter`` defaults to
+    ``DIVERSE_PREFILTER``."""
     check_batch_size(batch_size)
     x = check_features(features)
     scores = np.asarray(scores, dtype=np.float64)
     if scores.shape[0] != x.shape[0]:
         raise InvalidInput("scores and features must have one row per pool item")
+    prefilter = defaults.DIVERSE_PREFILTER if prefilter is None else prefilter
     if prefilter < 1:
         raise InvalidInput("prefilter must be at least 1")
     rng = rng_from(random_state)
