@@ -25,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
@@ -70,6 +72,7 @@ def run_dataset(name: str, args, peers: dict) -> dict:
             summary["peer_failures"][peer] = f"{type(exc).__name__}: {str(exc)[:200]}"
             continue
         summary["strategies"][peer] = got["strategies"][peer]
+        summary["curves"] += got["curves"]
     summary["seconds"] = time.perf_counter() - t0
     if args.extend:
         extend = ours if args.extend_strategies == "all" else ours[:1]
@@ -130,6 +133,30 @@ def labels_to_mark(
     return out
 
 
+def auc_by_repeat(curves: list[dict], strategy: str) -> np.ndarray:
+    """Each repeat's own normalised area under its accuracy curve, in repeat order. Every
+    repeat has the same label counts, so their mean is the area under the mean curve."""
+    repeats = sorted({p["repeat"] for p in curves if p["strategy"] == strategy})
+    out = []
+    for r in repeats:
+        points = sorted(
+            (p["labels"], p["accuracy"]) for p in curves if p["strategy"] == strategy and p["repeat"] == r
+        )
+        labels, acc = np.array(points).T
+        out.append(np.trapezoid(acc, labels) / (labels[-1] - labels[0]))
+    return np.array(out)
+
+
+def paired_gap(curves: list[dict], ours: str, theirs: str) -> str:
+    """How far apart two strategies are, repeat by repeat (the same seed labels and test
+    split in each): the mean difference of their areas, its standard error, and how many
+    repeats ``ours`` leads. A gap within a standard error or two is a tie at this many
+    repeats, whichever way the verdict falls."""
+    gap = auc_by_repeat(curves, ours) - auc_by_repeat(curves, theirs)
+    se = gap.std(ddof=1) / np.sqrt(len(gap)) if len(gap) > 1 else float("nan")
+    return f"per repeat {gap.mean():+.5f} (s.e. {se:.5f}), ahead in {(gap > 0).sum()} of {len(gap)}"
+
+
 def verdicts(name: str, summary: dict, default: str, peers: dict) -> list[str]:
     s = summary["strategies"]
     lines = []
@@ -157,8 +184,9 @@ def verdicts(name: str, summary: dict, default: str, peers: dict) -> list[str]:
         best_peer = max(theirs, key=lambda k: theirs[k]["auc"])
         ok = ours[best_ours]["auc"] >= theirs[best_peer]["auc"]
         lines.append(
-            f"3. {name}: best alrank {best_ours} {ours[best_ours]['auc']:.3f} vs best peer "
-            f"{best_peer} {theirs[best_peer]['auc']:.3f}: {'met' if ok else 'NOT met'}"
+            f"3. {name}: best alrank {best_ours} {ours[best_ours]['auc']:.5f} vs best peer "
+            f"{best_peer} {theirs[best_peer]['auc']:.5f}: {'met' if ok else 'NOT met'}; "
+            + paired_gap(summary["curves"], best_ours, best_peer)
         )
     return lines
 
