@@ -24,16 +24,14 @@ sys.path.insert(0, str(ROOT))
 
 from _peers import skal_badge  # noqa: E402
 
-from workers.simulate import Point, Settings, featurise, load_dataset, run_one  # noqa: E402
+from workers.simulate import Point, Settings, featurise, load_dataset, normalised_auc, run_one  # noqa: E402
 from workers.strategies.badge import badge  # noqa: E402
 
 DATASETS = ROOT.parent / "shared" / "datasets"
 
 
 def area(points: list[Point]) -> float:
-    labels = np.array([p.labels for p in points])
-    accuracy = np.array([p.accuracy for p in points])
-    return float(np.trapezoid(accuracy, labels) / (labels[-1] - labels[0]))
+    return normalised_auc([p.labels for p in points], [p.accuracy for p in points])
 
 
 def alrank_badge(stream: int):

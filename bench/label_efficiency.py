@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from workers import defaults  # noqa: E402
-from workers.simulate import Settings, featurise, load_dataset, simulate  # noqa: E402
+from workers.simulate import Settings, featurise, load_dataset, normalised_auc, simulate  # noqa: E402
 from workers.strategies import STRATEGIES  # noqa: E402
 
 DATASETS = ROOT.parent / "shared" / "datasets"
@@ -136,15 +136,15 @@ def labels_to_mark(
 def auc_by_repeat(curves: list[dict], strategy: str) -> np.ndarray:
     """Each repeat's own normalised area under its accuracy curve, in repeat order. Every
     repeat has the same label counts, so their mean is the area under the mean curve."""
-    repeats = sorted({p["repeat"] for p in curves if p["strategy"] == strategy})
-    out = []
-    for r in repeats:
-        points = sorted(
-            (p["labels"], p["accuracy"]) for p in curves if p["strategy"] == strategy and p["repeat"] == r
-        )
-        labels, acc = np.array(points).T
-        out.append(np.trapezoid(acc, labels) / (labels[-1] - labels[0]))
-    return np.array(out)
+    by_repeat: dict[int, list[tuple[int, float]]] = {}
+    for p in curves:
+        if p["strategy"] == strategy:
+            by_repeat.setdefault(p["repeat"], []).append((p["labels"], p["accuracy"]))
+    areas = []
+    for _, points in sorted(by_repeat.items()):
+        labels, accuracy = np.array(sorted(points)).T
+        areas.append(normalised_auc(labels, accuracy))
+    return np.array(areas)
 
 
 def paired_gap(curves: list[dict], ours: str, theirs: str) -> str:

@@ -293,6 +293,15 @@ def run_one(
         is_labelled[chosen] = True
 
 
+def normalised_auc(labels, accuracy) -> float:
+    """Area under an accuracy curve over its span of labels: its mean height, between 0 and
+    1 (the one value, for a curve of one point)."""
+    labels = np.asarray(labels, dtype=np.float64)
+    accuracy = np.asarray(accuracy, dtype=np.float64)
+    span = labels[-1] - labels[0]
+    return float(np.trapezoid(accuracy, labels) / span) if span > 0 else float(accuracy[0])
+
+
 def summarise(points: list[Point], full_accuracy: float, settings: Settings) -> dict:
     out: dict = {"full_pool_accuracy": full_accuracy, "settings": asdict(settings), "strategies": {}}
     for strategy in settings.strategies:
@@ -300,10 +309,8 @@ def summarise(points: list[Point], full_accuracy: float, settings: Settings) -> 
         grid = sorted({p.labels for p in mine})
         mean = np.array([np.mean([p.accuracy for p in mine if p.labels == g]) for g in grid])
         f1 = np.array([np.mean([p.macro_f1 for p in mine if p.labels == g]) for g in grid])
-        span = grid[-1] - grid[0]
-        auc = float(np.trapezoid(mean, grid) / span) if span > 0 else float(mean[0])
         entry: dict[str, float | int | None] = {
-            "auc": auc,
+            "auc": normalised_auc(grid, mean),
             "final_accuracy": float(mean[-1]),
             "final_macro_f1": float(f1[-1]),
         }
