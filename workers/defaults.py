@@ -35,8 +35,8 @@ MIN_ANNOTATIONS_PER_INSTANCE = 1
 QUERY_STRATEGY = "diverse_uncertainty"
 """Strategy a schema ranks its pool with unless the project says otherwise. Diverse
 uncertainty has the largest area under the learning curve of alrank's strategies on three
-of the four benchmark sets with the default features (TREC 0.885 against plain margin
-sampling's 0.866) and is level on the fourth (SST-2, 0.7828 against 0.7824 over 20 repeats;
+of the four benchmark sets with the default features (TREC 0.891 against plain margin
+sampling's 0.868) and is level on the fourth (SST-2, 0.7828 against 0.7824 over 20 repeats;
 bench/README.md)."""
 
 BALD_N_ESTIMATORS = 5
