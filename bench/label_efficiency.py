@@ -60,11 +60,15 @@ def run_dataset(name: str, args, peers: dict) -> dict:
     if summary is None:
         summary = simulate(train, test, settings, out, features=features)
     summary["peer_failures"] = {}
-    for peer, picker in peers.items():
+    geometry: dict = {}  # the pool's exact coordinates, shared by the distance-based peers
+    for peer in peers:
+        from _peers import bind
+
         # one run per peer, same seeds and features: a peer that cannot handle the data
         # (e.g. a dense-only implementation on a sparse pool) is reported, not fatal
         one = Settings(**{**settings.__dict__, "strategies": [peer]})
         try:
+            picker = bind(peer, features[0], geometry)
             got = simulate(
                 train, test, one, out / peer.replace(":", "_"), pickers={peer: picker}, features=features
             )
