@@ -54,16 +54,22 @@ def modal_ranked_batch(model, xp, xl, yl, k, rng, geometry: Geometry | None = No
     modAL recomputes every unlabelled item's distance to the whole labelled set for each of
     the k picks, which on a 7,000-item pool with up to 1,000 labels costs it over 15 minutes
     of one core per replay. With ``geometry``, the same rule runs on the pool's exact
-    coordinates keeping each item's nearest-labelled distance and updating it with one new
-    item per pick (``_ranked_batch``); its picks are checked against modAL's own function,
-    run on the real features, while the labelled set is small enough for that to be cheap."""
+    coordinates, keeping each item's distance to its nearest labelled item from pick to pick
+    and from round to round (``_ranked_batch``); its picks are checked against modAL's own
+    function, run on the real features, while the labelled set is small enough for that to
+    be cheap."""
     from modAL.batch import uncertainty_batch_sampling
 
     if geometry is None:
         return _indices(uncertainty_batch_sampling(_Proba(model, xl), xp, n_instances=k))
     zp, zl, _ = geometry.place(model, xp, xl)
     uncertainty = 1.0 - model.predict_proba(xp).max(axis=1)  # modAL's classifier_uncertainty
-    picks = _ranked_batch(uncertainty, zp, zl, k)
+    in_pool, labelled = geometry.rows(xp), geometry.rows(xl)
+    kept = geometry.nearest_labelled.get(tuple(sorted(labelled)))
+    picks, nearest = _ranked_batch(uncertainty, zp, zl, k, None if kept is None else kept[in_pool])
+    after = np.full(len(geometry.z), np.nan)
+    after[in_pool] = nearest
+    geometry.nearest_labelled = {tuple(sorted([*labelled, *in_pool[picks]])): after}
     if xl.shape[0] <= RANKED_BATCH_CHECK:
         theirs = _indices(uncertainty_batch_sampling(_Proba(model, xl), xp, n_instances=k))
         if not np.array_equal(theirs, picks):
@@ -72,30 +78,36 @@ def modal_ranked_batch(model, xp, xl, yl, k, rng, geometry: Geometry | None = No
 
 
 RANKED_BATCH_CHECK = 50
-"""Labelled rows up to which every ranked batch is also asked of modAL itself and compared."""
+"""Labelled rows up to which every ranked batch is also asked of modAL itself and compared
+(the first two rounds of a replay with 20 seed labels and batches of 25)."""
 
 
-def _ranked_batch(uncertainty: np.ndarray, zp: np.ndarray, zl: np.ndarray, k: int) -> np.ndarray:
+def _ranked_batch(
+    uncertainty: np.ndarray, zp: np.ndarray, zl: np.ndarray, k: int, nearest: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """modAL's ``ranked_batch`` with the nearest-labelled distances kept between picks: the
     score alpha (1 - 1 / (1 + d)) + (1 - alpha) u, alpha = |U| / (|U| + |L|), each pick
-    leaving U and joining L."""
+    leaving U and joining L. ``nearest``: each item's distance to ``zl``'s nearest row, when
+    known. Returns the picks and the distances once they have joined ``zl``."""
     from sklearn.metrics import pairwise_distances_argmin_min
 
-    _, dist = pairwise_distances_argmin_min(zp, zl)
+    if nearest is None:
+        _, nearest = pairwise_distances_argmin_min(zp, zl)
+    squared = np.einsum("ij,ij->i", zp, zp)
     free = np.ones(len(zp), dtype=bool)
     n_labelled = len(zl)
     picks = []
     for _ in range(min(k, len(zp))):
         n_free = int(free.sum())
         alpha = n_free / (n_free + n_labelled)
-        scores = alpha * (1 - 1 / (1 + dist[free])) + (1 - alpha) * uncertainty[free]
+        scores = alpha * (1 - 1 / (1 + nearest[free])) + (1 - alpha) * uncertainty[free]
         best = int(np.flatnonzero(free)[np.argmax(scores)])
         picks.append(best)
         free[best] = False
         n_labelled += 1
-        _, to_best = pairwise_distances_argmin_min(zp, zp[[best]])
-        dist = np.minimum(dist, to_best)
-    return np.asarray(picks, dtype=np.int64)
+        to_best = np.sqrt(np.maximum(squared + squared[best] - 2 * (zp @ zp[best]), 0))
+        nearest = np.minimum(nearest, to_best)
+    return np.asarray(picks, dtype=np.int64), nearest
 
 
 class _Shared:
@@ -261,6 +273,8 @@ class Geometry:
         self.z = vectors[:, keep] * root
         self._to_coef = vectors[:, keep] / root
         self._row = {_row_key(x, i): i for i in range(x.shape[0])}
+        self.nearest_labelled: dict[tuple, np.ndarray] = {}
+        """The ranked batch's distances to the nearest labelled item, for the next round."""
 
     def rows(self, m) -> np.ndarray:
         """The pool rows of the rows of ``m`` (every one must be in the pool)."""

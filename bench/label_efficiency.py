@@ -67,11 +67,12 @@ def run_dataset(name: str, args, peers: dict) -> dict:
         # one run per peer, same seeds and features: a peer that cannot handle the data
         # (e.g. a dense-only implementation on a sparse pool) is reported, not fatal
         one = Settings(**{**settings.__dict__, "strategies": [peer]})
+        folder = out / peer.replace(":", "_")
         try:
-            picker = bind(peer, features[0], geometry)
-            got = simulate(
-                train, test, one, out / peer.replace(":", "_"), pickers={peer: picker}, features=features
-            )
+            got = reuse(folder, one) if args.resume else None
+            if got is None:
+                picker = bind(peer, features[0], geometry)
+                got = simulate(train, test, one, folder, pickers={peer: picker}, features=features)
         except Exception as exc:  # reported in the table as a failure
             summary["peer_failures"][peer] = f"{type(exc).__name__}: {str(exc)[:200]}"
             continue
@@ -223,7 +224,7 @@ def main() -> None:
     ap.add_argument(
         "--resume",
         action="store_true",
-        help="reuse alrank's curves from an earlier run with the same settings",
+        help="reuse the curves of an earlier run with the same settings, alrank's and each peer's",
     )
     args = ap.parse_args()
 

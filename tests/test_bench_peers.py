@@ -77,9 +77,15 @@ def test_incremental_ranked_batch_matches_the_full_recomputation():
     rng = np.random.default_rng(2)
     xp, xl = rng.normal(size=(200, 8)), rng.normal(size=(15, 8))
     uncertainty = rng.uniform(0, 0.5, size=200)
-    picks = _ranked_batch(uncertainty, xp, xl, 25)
+    picks, nearest = _ranked_batch(uncertainty, xp, xl, 25)
     assert picks.tolist() == _modal_rule(uncertainty, xp, xl, 25)
     assert len(set(picks.tolist())) == 25
+    _, expected = pairwise_distances_argmin_min(xp, np.vstack([xl, xp[picks]]))
+    np.testing.assert_allclose(nearest, expected, atol=1e-6)  # sqrt of a rounding error at 0
+    # the next round, from the distances kept, as from scratch
+    rest = np.setdiff1d(np.arange(200), picks)
+    kept, _ = _ranked_batch(uncertainty[rest], xp[rest], np.vstack([xl, xp[picks]]), 25, nearest[rest])
+    assert kept.tolist() == _modal_rule(uncertainty[rest], xp[rest], np.vstack([xl, xp[picks]]), 25)
 
 
 def test_incremental_ranked_batch_matches_modal():
@@ -98,5 +104,5 @@ def test_incremental_ranked_batch_matches_modal():
             return proba
 
     theirs = np.asarray(uncertainty_batch_sampling(Learner(), xp, n_instances=20)[0]).ravel()
-    ours = _ranked_batch(1 - proba.max(axis=1), xp, xl, 20)
+    ours, _ = _ranked_batch(1 - proba.max(axis=1), xp, xl, 20)
     np.testing.assert_array_equal(ours, theirs)
