@@ -62,9 +62,10 @@ def modal_ranked_batch(model, xp, xl, yl, k, rng, geometry: Geometry | None = No
 
     if geometry is None:
         return _indices(uncertainty_batch_sampling(_Proba(model, xl), xp, n_instances=k))
-    zp, zl, _ = geometry.place(model, xp, xl)
+    # the uncertainty comes from the model on the features: only distances need z
     uncertainty = 1.0 - model.predict_proba(xp).max(axis=1)  # modAL's classifier_uncertainty
     in_pool, labelled = geometry.rows(xp), geometry.rows(xl)
+    zp, zl = geometry.z[in_pool], geometry.z[labelled]
     kept = geometry.nearest_labelled.get(tuple(sorted(labelled)))
     picks, nearest = _ranked_batch(uncertainty, zp, zl, k, None if kept is None else kept[in_pool])
     after = np.full(len(geometry.z), np.nan)
@@ -215,8 +216,8 @@ def skal_uncertainty(model, xp, xl, yl, k, rng):
 def skal_coreset(model, xp, xl, yl, k, rng, geometry: Geometry | None = None):
     from skactiveml.pool import CoreSet
 
-    if geometry is not None:
-        xp, xl, model = geometry.place(model, xp, xl)
+    if geometry is not None:  # CoreSet reads no model: the coordinates alone
+        xp, xl = geometry.coords(xp), geometry.coords(xl)
     x, y, _, _ = _skal_inputs(model, xp, xl, yl)
     return _pool_rows(CoreSet(random_state=0).query(x, y, batch_size=k), len(yl))
 
@@ -281,6 +282,10 @@ class Geometry:
         m = sp.csr_matrix(m, dtype=self._dtype)
         return np.fromiter((self._row[_row_key(m, i)] for i in range(m.shape[0])), np.int64, m.shape[0])
 
+    def coords(self, m) -> np.ndarray:
+        """The coordinates of the rows of ``m``."""
+        return self.z[self.rows(m)]
+
     def model(self, model):
         """``model`` with coefficients for z: the same logits on every pool row."""
         logits = self._x @ model.coef.astype(np.float64).T
@@ -289,7 +294,7 @@ class Geometry:
     def place(self, model, xp, xl):
         """The coordinates of the unlabelled and labelled rows and the model for them; raises
         when the model's probabilities on z stray from those on the features."""
-        zp, zl, moved = self.z[self.rows(xp)], self.z[self.rows(xl)], self.model(model)
+        zp, zl, moved = self.coords(xp), self.coords(xl), self.model(model)
         gap = float(np.abs(moved.predict_proba(zp) - model.predict_proba(xp)).max())
         if gap > 1e-4:
             raise AssertionError(f"probabilities on the exact coordinates differ by {gap:.2g}")

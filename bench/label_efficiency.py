@@ -61,9 +61,9 @@ def run_dataset(name: str, args, peers: dict) -> dict:
         summary = simulate(train, test, settings, out, features=features)
     summary["peer_failures"] = {}
     geometry: dict = {}  # the pool's exact coordinates, shared by the distance-based peers
-    for peer in peers:
+    if peers:
         from _peers import bind
-
+    for peer in peers:
         # one run per peer, same seeds and features: a peer that cannot handle the data
         # (e.g. a dense-only implementation on a sparse pool) is reported, not fatal
         one = Settings(**{**settings.__dict__, "strategies": [peer]})
