@@ -32,7 +32,15 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from workers import defaults  # noqa: E402
-from workers.simulate import Settings, featurise, load_dataset, normalised_auc, simulate  # noqa: E402
+from workers.simulate import (  # noqa: E402
+    Settings,
+    featurise,
+    load_dataset,
+    normalised_auc,
+    simulate,
+    terminal_progress,
+    timed,
+)
 from workers.strategies import STRATEGIES  # noqa: E402
 
 DATASETS = ROOT.parent / "shared" / "datasets"
@@ -56,7 +64,8 @@ def run_dataset(name: str, args, peers: dict) -> dict:
     t0 = time.perf_counter()
     settings.strategies = ours
     summary = reuse(out, settings) if args.resume else None
-    features = featurise(train, test, settings.vectorizer)  # once for every run below
+    # once for every run below
+    features = featurise(train, test, settings.vectorizer, timed(terminal_progress(), "features"))
     if summary is None:
         summary = simulate(train, test, settings, out, features=features)
     summary["peer_failures"] = {}

@@ -103,7 +103,11 @@ class SimulationSchema(ma.Schema):
         metadata={"description": "queued, started, finished, failed, stopped or canceled"}
     )
     progress = ma.fields.Dict(
-        allow_none=True, metadata={"description": "stage, fraction done and eta_seconds while it runs"}
+        allow_none=True,
+        metadata={
+            "description": "while it runs: stage (features while they are computed, then "
+            "simulating), the fraction of that stage done and eta_seconds"
+        },
     )
     settings = ma.fields.Dict()
     source = ma.fields.Dict()

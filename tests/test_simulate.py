@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 import json
 
 import numpy as np
@@ -10,8 +11,9 @@ import pytest
 from sklearn.datasets import load_breast_cancer
 
 from service.cli import main
+from workers import features
 from workers.exceptions import InvalidInput
-from workers.simulate import Settings, load_dataset, simulate
+from workers.simulate import Settings, load_dataset, simulate, terminal_progress
 
 WORDS = {
     "sport": "match goal team coach league striker keeper season fans final",
@@ -32,7 +34,7 @@ def text_rows(n: int, seed: int = 0) -> list[dict]:
     return rows
 
 
-def quiet(fraction: float, eta: float) -> None:
+def quiet(fraction: float, eta: float, stage: str) -> None:
     """A progress listener that shows nothing."""
 
 
@@ -157,6 +159,48 @@ def test_complement_nb_refuses_negative_features():
     x = np.array([[1.0, -1.0], [0.5, 2.0], [-0.2, 1.0], [1.0, 1.0]])
     with pytest.raises(InvalidInput, match="non-negative"):
         train_single_label(x, ["a", "b", "a", "b"], 0, "complement_nb")
+
+
+def test_progress_covers_the_features_then_the_rounds(tmp_path, monkeypatch):
+    """An embedding part's progress reaches the listener as the ``features`` stage, before
+    any round: on long texts MiniLM takes minutes before the first round."""
+
+    def embed(texts: list[str], progress=None) -> np.ndarray:
+        for done in (len(texts) // 2, len(texts)):
+            progress(done / len(texts))
+        rows = np.array([[len(t), t.count("red") + 1.0, 1.0] for t in texts], dtype=np.float32)
+        return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+    monkeypatch.setitem(features.EMBEDDINGS, "wordllama", embed)
+    heard: list[tuple[str, float]] = []
+    data = load_dataset_rows(text_rows(120))
+    settings = Settings(
+        strategies=["uncertainty"],
+        seed_size=10,
+        batch_size=10,
+        budget=30,
+        repeats=1,
+        vectorizer="tfidf+wordllama",
+    )
+    simulate(data, None, settings, tmp_path, progress=lambda f, eta, stage: heard.append((stage, f)))
+    stages = [stage for stage, _ in heard]
+    assert heard[:2] == [("features", 0.5), ("features", 1.0)]
+    assert set(stages[2:]) == {"simulating"} and heard[-1] == ("simulating", 1.0)
+    fractions = [f for stage, f in heard if stage == "simulating"]
+    assert fractions == sorted(fractions)
+
+
+def test_the_terminal_bar_draws_each_stage_on_its_own_line():
+    out = io.StringIO()
+    draw = terminal_progress(out)
+    draw(0.5, 10.0, "features")
+    draw(0.25, 30.0, "simulating")  # the features ended without a final report
+    draw(1.0, 0.0, "simulating")
+    draw(1.0, 0.0, "simulating")  # a finished stage draws nothing more
+    lines = out.getvalue().split("\n")
+    assert len(lines) == 3 and lines[2] == ""
+    assert lines[0].startswith("\rfeatures ") and "50.0%" in lines[0]
+    assert lines[1].count("\rsimulating") == 2 and lines[1].rstrip().endswith("eta     0 s")
 
 
 def wait_finished(client, run_jobs, url: str) -> dict:

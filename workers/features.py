@@ -157,15 +157,18 @@ text is unchanged."""
 # --- one pass, no cache (the simulator's path) ----------------------------------------------
 
 
-def text_features(texts: list[str], vectorizer: str = "tfidf"):
-    """Features of the pool's texts; None when the pool has no words at all."""
+def text_features(texts: list[str], vectorizer: str = "tfidf", progress: Progress | None = None):
+    """Features of the pool's texts; None when the pool has no words at all.
+
+    ``progress(fraction)`` hears how far an embedding part has got (MiniLM on long texts
+    takes minutes); TF-IDF is quick and reports nothing."""
     check_vectorizer(vectorizer)
     if not any(t.strip() for t in texts):
         return None
     parts = []
     for part in PARTS[vectorizer]:
         if part in EMBEDDINGS:
-            parts.append(EMBEDDINGS[part](texts))
+            parts.append(EMBEDDINGS[part](texts, progress))
         else:
             fitted = fit_tfidf(part, texts)
             if fitted is not None:
@@ -195,13 +198,15 @@ def with_vectors(text, vectors: np.ndarray | None, n: int):
     return np.zeros((n, 1), dtype=np.float32)
 
 
-def pool_features(texts: list[str], vectors: np.ndarray | None, vectorizer: str = "tfidf"):
+def pool_features(
+    texts: list[str], vectors: np.ndarray | None, vectorizer: str = "tfidf", progress: Progress | None = None
+):
     """The feature matrix of a pool: CSR when TF-IDF is involved, dense float32 otherwise.
 
     ``vectors`` has one row per item (zeros where an item has none). Items with neither
-    text nor vector get an all-zero row.
+    text nor vector get an all-zero row. ``progress`` as for :func:`text_features`.
     """
-    return with_vectors(text_features(texts, vectorizer), vectors, len(texts))
+    return with_vectors(text_features(texts, vectorizer, progress), vectors, len(texts))
 
 
 # --- the cache (the service's path) ---------------------------------------------------------

@@ -156,11 +156,14 @@ def _number_or_text(value: str | None):
         return value
 
 
-def featurise(train: Dataset, test: Dataset, vectorizer: str = "tfidf"):
+def featurise(
+    train: Dataset, test: Dataset, vectorizer: str = "tfidf", progress: Callable[[float], None] | None = None
+):
     """Features for both splits, fitted without labels on all their rows together, as the
-    service fits them on the whole pool it is sent."""
+    service fits them on the whole pool it is sent. ``progress(fraction)`` hears how far
+    an embedding part has got (MiniLM on long texts: minutes)."""
     if train.texts is not None and test.texts is not None:
-        x = pool_features(train.texts + test.texts, None, vectorizer)
+        x = pool_features(train.texts + test.texts, None, vectorizer, progress)
     else:
         records = [
             {str(j): v for j, v in enumerate(row) if v is not None}
@@ -199,27 +202,43 @@ def evaluate(
     return model, accuracy_score(y_test, pred), f1_score(y_test, pred, average="macro")
 
 
-Progress = Callable[[float, float], None]
-"""progress(fraction_done, eta_seconds), called after every round."""
+Progress = Callable[[float, float, str], None]
+"""progress(fraction_done, eta_seconds, stage): stage ``features`` while the features are
+computed (when a part reports, as MiniLM does), then ``simulating``, after every round."""
 
 
 def terminal_progress(stream=sys.stderr) -> Progress:
-    """A progress bar redrawn in place; a new line once the run is done."""
+    """A progress bar per stage, redrawn in place; a new line once a stage is done."""
 
-    finished = False
+    finished: set[str] = set()
+    current = [""]
 
-    def draw(fraction: float, eta: float) -> None:
-        nonlocal finished
-        if finished:
+    def draw(fraction: float, eta: float, stage: str) -> None:
+        if stage in finished:
             return
+        if current[0] and current[0] != stage and current[0] not in finished:
+            stream.write("\n")  # the stage before ended without reporting its end
+        current[0] = stage
         bar = "#" * int(fraction * 30)
-        stream.write(f"\r[{bar:<30}] {fraction:6.1%}  eta {eta:5.0f} s ")
+        stream.write(f"\r{stage:<10} [{bar:<30}] {fraction:6.1%}  eta {eta:5.0f} s ")
         if fraction >= 1.0:
             stream.write("\n")
-            finished = True
+            finished.add(stage)
         stream.flush()
 
     return draw
+
+
+def timed(progress: Progress, stage: str) -> Callable[[float], None]:
+    """``progress`` for one stage, from a fraction: the time left is extrapolated from the
+    time since this call."""
+    started = time.monotonic()
+
+    def report(fraction: float) -> None:
+        elapsed = time.monotonic() - started
+        progress(fraction, elapsed / fraction - elapsed if fraction > 0 else math.nan, stage)
+
+    return report
 
 
 Picker = Callable[..., np.ndarray]
@@ -361,9 +380,10 @@ def simulate(
 ) -> dict:
     """Run every strategy ``repeats`` times and write curves.csv, curves.png, summary.json.
 
-    ``progress(fraction, eta_seconds)`` hears how far the run is (default: a bar on
-    stderr). ``pickers`` adds outside strategies by name; before the first model they fall
-    back to the same cold start as alrank's. ``features`` is ``featurise(train, test,
+    ``progress(fraction, eta_seconds, stage)`` hears how far the run is: computing the
+    features, then the rounds (default: a bar per stage on stderr). ``pickers`` adds
+    outside strategies by name; before the first model they fall back to the same cold
+    start as alrank's. ``features`` is ``featurise(train, test,
     settings.vectorizer)`` when the caller already has it (several runs on one data set
     need the features once); it needs ``test``."""
     progress = progress or terminal_progress()
@@ -377,24 +397,19 @@ def simulate(
         if features is not None:
             raise ValueError("precomputed features need the test split they were made with")
         train, test = split(train, settings.test_fraction, settings.seed)
-    x, x_test = features if features is not None else featurise(train, test, settings.vectorizer)
+    if features is None:
+        features = featurise(train, test, settings.vectorizer, timed(progress, "features"))
+    x, x_test = features
     full_model, full_acc, _ = evaluate(
         x, train.labels, x_test, test.labels, settings.seed, settings.classifier
     )
     del full_model
 
     total = len(settings.strategies) * settings.repeats * settings.budget
-    done = [0]
-    started = time.monotonic()
+    rounds = timed(progress, "simulating")
 
     def progress_for(base: int) -> Callable[[int], None]:
-        def report(n_labels: int) -> None:
-            done[0] = base + n_labels
-            frac = min(done[0] / total, 1.0)
-            elapsed = time.monotonic() - started
-            progress(frac, elapsed / frac - elapsed if frac > 0 else math.nan)
-
-        return report
+        return lambda n_labels: rounds(min((base + n_labels) / total, 1.0))
 
     points: list[Point] = []
     step = 0
@@ -412,7 +427,7 @@ def simulate(
                 pickers.get(strategy),
             )
             step += 1
-    progress(1.0, 0.0)
+    progress(1.0, 0.0, "simulating")
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -102,13 +102,13 @@ def run_simulation(sim_id: str) -> dict:
     train, test = datasets(payload)
     last = [0.0]
 
-    def report(fraction: float, eta: float) -> None:
+    def report(fraction: float, eta: float, stage: str) -> None:
         now = time.monotonic()
         if job is None or (now - last[0] < 1.0 and fraction < 1.0):
             return
         last[0] = now
         job.meta["progress"] = {
-            "stage": "simulating",
+            "stage": stage,
             "fraction": round(fraction, 4),
             "eta_seconds": round(eta, 1) if eta == eta else None,
         }
