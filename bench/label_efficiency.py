@@ -112,7 +112,7 @@ def cached_features(folder: Path, train, test, vectorizer: str, cache: str):
     feature code and the versions of the packages that compute the features, so a change
     to any of them computes them afresh."""
     if not cache:
-        return featurise(train, test, vectorizer, timed(terminal_progress(), "features"))
+        return _featurise(train, test, vectorizer)
     digest = hashlib.sha256(vectorizer.encode())
     for path in (folder / "train.jsonl.gz", folder / "test.jsonl.gz", *(ROOT / f for f in FEATURE_SOURCES)):
         digest.update(path.read_bytes())
@@ -126,11 +126,15 @@ def cached_features(folder: Path, train, test, vectorizer: str, cache: str):
     if all(p.exists() for p in saved):
         print(f"   features from {saved[0].parent / stem}.*", flush=True)
         return tuple(_load(p) for p in saved)
-    features = featurise(train, test, vectorizer, timed(terminal_progress(), "features"))
+    features = _featurise(train, test, vectorizer)
     Path(cache).mkdir(parents=True, exist_ok=True)
     for x, path in zip(features, saved, strict=True):
         _save(x, path)
     return features
+
+
+def _featurise(train, test, vectorizer: str):
+    return featurise(train, test, vectorizer, timed(terminal_progress(), "features"))
 
 
 def _save(x, path: Path) -> None:

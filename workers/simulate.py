@@ -28,6 +28,7 @@ from sklearn.preprocessing import MaxAbsScaler
 
 from workers import defaults
 from workers.exceptions import InvalidInput, NotTrainable
+from workers.features import Progress as FeatureProgress
 from workers.features import pool_features
 from workers.models import aligned_proba, train_ensemble, train_single_label
 from workers.strategies import STRATEGIES, select
@@ -157,7 +158,7 @@ def _number_or_text(value: str | None):
 
 
 def featurise(
-    train: Dataset, test: Dataset, vectorizer: str = "tfidf", progress: Callable[[float], None] | None = None
+    train: Dataset, test: Dataset, vectorizer: str = "tfidf", progress: FeatureProgress | None = None
 ):
     """Features for both splits, fitted without labels on all their rows together, as the
     service fits them on the whole pool it is sent. ``progress(fraction)`` hears how far
@@ -229,7 +230,7 @@ def terminal_progress(stream=sys.stderr) -> Progress:
     return draw
 
 
-def timed(progress: Progress, stage: str) -> Callable[[float], None]:
+def timed(progress: Progress, stage: str) -> FeatureProgress:
     """``progress`` for one stage, from a fraction: the time left is extrapolated from the
     time since this call."""
     started = time.monotonic()
