@@ -197,3 +197,24 @@ def test_a_job_out_of_time_queues_one_that_carries_on(client, run_jobs, monkeypa
     assert calls == [10, 10, 10, 10]
     batch = client.get("/v1/projects/slow/next?schema=colour&annotator=b&n=3").json
     assert batch["model_version"] == 1
+
+
+@pytest.mark.parametrize("change", ["reordered", "deleted"])
+def test_rows_are_matched_by_id_when_nothing_is_new(change):
+    """A pool read back in another order (Redis' HSCAN order changes after a restart or a
+    rehash) or with items deleted has no row to compute: the cached rows are reused, by id."""
+    texts = corpus(80, 4)
+    ids = [f"i{k}" for k in range(80)]
+    cache, _ = memory_cache()
+    x0 = dense(cache.pool_features(ids, texts, None, "tfidf+wordllama")[0])
+    row_of = {item: k for k, item in enumerate(ids)}
+    kept = list(np.random.default_rng(5).permutation(ids))
+    if change == "deleted":
+        kept = [i for i in ids if i not in {"i2", "i40"}]
+    x1, report = cache.pool_features(kept, [texts[row_of[i]] for i in kept], None, "tfidf+wordllama")
+    assert report.computed == {"words": 0, "wordllama": 0}
+    np.testing.assert_array_equal(dense(x1), x0[[row_of[i] for i in kept]])
+    # and the cache written back serves the next read in yet another order
+    again = list(reversed(kept))
+    x2, _ = cache.pool_features(again, [texts[row_of[i]] for i in again], None, "tfidf+wordllama")
+    np.testing.assert_array_equal(dense(x2), x0[[row_of[i] for i in again]])

@@ -267,7 +267,11 @@ def _json_list(arr: np.ndarray) -> list[str]:
 
 
 def checksums(texts: list[str]) -> np.ndarray:
-    return np.fromiter((zlib.crc32(t.encode()) for t in texts), dtype=np.uint32, count=len(texts))
+    """CRC32 of each text. ``surrogatepass`` keeps a text stored before the API refused lone
+    surrogates from failing every retrain of its project."""
+    return np.fromiter(
+        (zlib.crc32(t.encode("utf-8", "surrogatepass")) for t in texts), dtype=np.uint32, count=len(texts)
+    )
 
 
 @dataclass
@@ -355,7 +359,13 @@ class FeatureCache:
                 return None
             self.save(part, CachedPart(list(ids), sums, fitted[0], fitted[1], len(ids), 0).to_bytes())
             return fitted[0]
-        computed = transform_tfidf(part, cached.state, [texts[i] for i in new])
+        # rows are matched by item id: a pool read in another order, or with items deleted,
+        # has nothing new to transform, and scikit-learn refuses an empty batch
+        computed = (
+            transform_tfidf(part, cached.state, [texts[i] for i in new])
+            if len(new)
+            else sp.csr_matrix((0, cached.rows.shape[1]), dtype=np.float32)
+        )
         rows = _assemble(cached.rows, old, keep, new, computed)
         fresh = CachedPart(
             list(ids),
