@@ -9,8 +9,8 @@ import time
 import marshmallow as ma
 from flask import Flask, jsonify
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
+from service.bodies import Blueprint
 from service.common import annotator_field, load_project, load_schema
 from service.extensions import api, backend
 from workers import defaults

@@ -5,10 +5,10 @@ from __future__ import annotations
 import marshmallow as ma
 from flask import Flask
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from redis.exceptions import RedisError
 from rq import Worker
 
+from service.bodies import Blueprint
 from service.errors import problem_response
 from service.extensions import api, backend
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import marshmallow as ma
 from flask import Flask
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
+from service.bodies import Blueprint, depth_of
 from service.common import load_project, trigger_refresh
 from service.extensions import api, backend
 from workers import defaults
@@ -15,15 +15,37 @@ from workers.exceptions import InvalidInput, NotFound
 blp = Blueprint("items", __name__, url_prefix="/v1/projects", description="The pool of items")
 
 
+def _shallow_enough(metadata: dict) -> None:
+    depth = depth_of(metadata)
+    if depth > defaults.MAX_METADATA_DEPTH:
+        raise ma.ValidationError(
+            f"metadata nests {depth} levels deep; at most {defaults.MAX_METADATA_DEPTH} are allowed"
+        )
+
+
 class ItemSchema(ma.Schema):
     id = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=defaults.MAX_ID_CHARS))
     text = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=defaults.MAX_TEXT_CHARS))
     vector = ma.fields.List(
-        ma.fields.Float(allow_nan=False),
+        ma.fields.Float(
+            allow_nan=False,
+            validate=ma.validate.Range(
+                -defaults.MAX_VECTOR_VALUE,
+                defaults.MAX_VECTOR_VALUE,
+                error="vector values are stored as float32: keep them within ±3.4e38",
+            ),
+        ),
         allow_none=True,
         validate=ma.validate.Length(min=1, max=defaults.MAX_VECTOR_DIM),
     )
-    metadata = ma.fields.Dict(load_default=dict, metadata={"description": "Free metadata, returned as given"})
+    metadata = ma.fields.Dict(
+        load_default=dict,
+        validate=_shallow_enough,
+        metadata={
+            "description": "Free metadata, returned as given (nesting at most "
+            f"{defaults.MAX_METADATA_DEPTH} levels)"
+        },
+    )
 
     @ma.validates_schema
     def text_or_vector(self, data, **kwargs):

@@ -5,11 +5,11 @@ from __future__ import annotations
 import marshmallow as ma
 from flask import Flask, url_for
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
+from service.bodies import Blueprint
 from service.common import SchemaQuery, load_project, load_schema, trigger_refresh
 from service.extensions import api, backend
 from workers.exceptions import NotFound

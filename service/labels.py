@@ -7,8 +7,8 @@ from collections import defaultdict
 import marshmallow as ma
 from flask import Flask
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
+from service.bodies import Blueprint
 from service.common import annotator_field, load_project, load_schema, trigger_refresh
 from service.extensions import api, backend
 from workers import defaults

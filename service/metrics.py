@@ -7,8 +7,8 @@ import io
 import marshmallow as ma
 from flask import Flask, Response
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
+from service.bodies import Blueprint
 from service.common import SchemaQuery, load_project, load_schema
 from service.extensions import api, backend
 from workers.stopping import learning_curve, stopping_signal

@@ -5,8 +5,8 @@ from __future__ import annotations
 import marshmallow as ma
 from flask import Flask
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
+from service.bodies import Blueprint
 from service.common import Name, load_project, trigger_refresh
 from service.extensions import api, backend
 from workers import defaults

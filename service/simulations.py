@@ -10,12 +10,12 @@ from __future__ import annotations
 import marshmallow as ma
 from flask import Flask, Response, url_for
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from rq.command import send_stop_job_command
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
+from service.bodies import Blueprint
 from service.common import Name, load_project
 from service.extensions import api, backend
 from service.jobs import _error_line, _iso

@@ -89,6 +89,13 @@ MAX_TEXT_CHARS = 100_000
 MAX_VECTOR_DIM = 16_384
 """Longest feature vector accepted."""
 
+MAX_METADATA_DEPTH = 32
+"""Deepest nesting of objects and arrays allowed in an item's metadata."""
+
+MAX_VECTOR_VALUE = 3.4028234663852886e38
+"""Largest magnitude of a vector value: vectors are stored as float32, where anything larger
+is infinite and would leave the model no finite probability to rank by."""
+
 MAX_ID_CHARS = 256
 """Longest item id or annotator name accepted."""
 
