@@ -38,7 +38,9 @@ class JobSchema(ma.Schema):
     started_at = ma.fields.String(allow_none=True)
     ended_at = ma.fields.String(allow_none=True)
     result = ma.fields.Dict(allow_none=True)
-    error = ma.fields.String(allow_none=True)
+    error = ma.fields.String(
+        allow_none=True, metadata={"description": "Why a failed job failed (the ranking in service stays)"}
+    )
 
 
 class ModelSchema(ma.Schema):
@@ -55,6 +57,9 @@ class ModelSchema(ma.Schema):
     )
     stop_kappa = ma.fields.Float(
         allow_none=True, metadata={"description": "Agreement with the previous version on the stop set"}
+    )
+    serving = ma.fields.Boolean(
+        metadata={"description": "This version's ranking is the one GET .../next serves from"}
     )
 
 
@@ -111,7 +116,7 @@ class JobStatus(MethodView):
             "started_at": _iso(j.started_at),
             "ended_at": _iso(j.ended_at),
             "result": j.return_value() if status_name == "finished" else None,
-            "error": _error_line(j) if status_name == "failed" else None,
+            "error": (j.meta.get("error") or _error_line(j)) if status_name == "failed" else None,
         }
 
 
@@ -120,10 +125,16 @@ class Models(MethodView):
     @blp.arguments(SchemaQuery, location="query")
     @blp.response(200, ModelListSchema)
     def get(self, query, project):
-        """The schema's model versions, oldest first."""
+        """The schema's model versions, oldest first; a version is listed once its ranking is
+        published."""
         proj = load_project(project)
         schema = load_schema(proj, query["schema"])["name"]
-        return {"schema": schema, "models": backend().store.list_models(project, schema)}
+        store = backend().store
+        ranking = store.ranking_meta(project, schema) or {}
+        models = store.list_models(project, schema)
+        for m in models:
+            m["serving"] = m["version"] == ranking.get("model_version")
+        return {"schema": schema, "models": models}
 
 
 def init_app(app: Flask) -> None:

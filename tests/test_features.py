@@ -218,3 +218,14 @@ def test_rows_are_matched_by_id_when_nothing_is_new(change):
     again = list(reversed(kept))
     x2, _ = cache.pool_features(again, [texts[row_of[i]] for i in again], None, "tfidf+wordllama")
     np.testing.assert_array_equal(dense(x2), x0[[row_of[i] for i in again]])
+
+
+def test_unreadable_cached_rows_are_computed_afresh():
+    texts = corpus(40, 6)
+    ids = [f"i{k}" for k in range(40)]
+    cache, blobs = memory_cache()
+    x0 = dense(cache.pool_features(ids, texts, None, "tfidf")[0])
+    blobs["words"] = b"PK\x03\x04 not a zip at all"
+    x1, report = cache.pool_features(ids, texts, None, "tfidf")
+    assert report.computed == {"words": 40} and report.refitted == ["words"]
+    np.testing.assert_array_equal(dense(x1), x0)

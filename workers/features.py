@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import time
+import zipfile
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,6 +43,8 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from workers import defaults, minilm
 from workers.exceptions import InvalidInput
+
+log = logging.getLogger(__name__)
 
 VECTORIZERS: tuple[str, ...] = (
     "tfidf",
@@ -296,6 +300,18 @@ class FeatureCache:
         self.checkpoints = 0
         """Partial saves of an embedding part made so far (see ``FEATURE_CHECKPOINT_SECONDS``)."""
 
+    def _cached(self, part: str) -> CachedPart | None:
+        """One part's cached rows; None when there are none, or when what is stored cannot be
+        read (then the rows are computed afresh and the blob is overwritten)."""
+        blob = self.load(part)
+        if not blob:
+            return None
+        try:
+            return CachedPart.from_bytes(blob)
+        except (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile):
+            log.warning("the cached %s features cannot be read; computing them afresh", part)
+            return None
+
     def pool_features(
         self,
         ids: list[str],
@@ -327,8 +343,7 @@ class FeatureCache:
         report: CacheReport,
         progress: Progress | None,
     ):
-        blob = self.load(part)
-        cached = CachedPart.from_bytes(blob) if blob else None
+        cached = self._cached(part)
         where = {item_id: k for k, item_id in enumerate(cached.ids)} if cached else {}
         old = np.array([where.get(item_id, -1) for item_id in ids], dtype=np.int64)
         if cached is not None:

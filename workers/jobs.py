@@ -131,10 +131,25 @@ def refresh_schema(project_name: str, schema_name: str) -> dict:
     job_id = job.id if job is not None else "inline"
     store.job_started(project_name, schema_name, job_id)
     try:
-        return refresh(store, project_name, schema_name)
-    except (NotFound, InvalidInput) as exc:
-        # the project or schema went away while the job waited: nothing left to rank
-        return {"status": "skipped", "reason": str(exc)}
+        try:
+            project = store.get_project(project_name)
+            find_schema(project, schema_name)
+        except (NotFound, InvalidInput) as exc:
+            # the project or schema went away while the job waited: nothing left to rank
+            return {"status": "skipped", "reason": str(exc)}
+        try:
+            return refresh(store, project_name, schema_name)
+        except JobTimeoutException:
+            raise
+        except Exception as exc:
+            # the job fails and says why; the ranking in service stays, and the next trigger
+            # (labels, an upload, POST .../train) tries again
+            if job is not None:
+                job.meta["error"] = f"{type(exc).__name__}: {exc}"
+                job.save_meta()
+                # retries are for lost workers; the same inputs would fail the same way
+                job.retries_left = 0
+            raise
     finally:
         store.job_ended(project_name, schema_name, job_id)
 
@@ -205,6 +220,7 @@ def refresh(store: Store, project_name: str, schema_name: str) -> dict:
     train_targets = [targets[k] for k in train_idx]
     model_meta = None
     model: LinearModel | None = None
+    stop_preds: dict[str, Any] = {}
     if active and len(train_rows) >= al["min_instances_for_training"]:
         _report("training", 0.4)
         t0 = time.perf_counter()
@@ -238,8 +254,7 @@ def refresh(store: Store, project_name: str, schema_name: str) -> dict:
                 store.stop_predictions(project_name, schema_name, previous["version"]) if previous else None
             )
             meta["stop_kappa"] = agreement(old_preds, stop_preds)
-            model_meta = store.add_model(project_name, schema_name, meta, model.to_bytes())
-            store.save_stop_predictions(project_name, schema_name, model_meta["version"], stop_preds)
+            model_meta = {**meta, "version": store.next_model_version(project_name, schema_name)}
 
     _report("scoring", 0.6)
     xc = x[candidates]
@@ -281,6 +296,9 @@ def refresh(store: Store, project_name: str, schema_name: str) -> dict:
         "ranked": len(order),
         "labelled": len(labelled_rows),
     }
+    if model is not None and model_meta is not None:
+        # the model's state first: a ranking that names a version can always load it
+        store.save_model_state(project_name, schema_name, model_meta["version"], model.to_bytes())
     rid = store.publish_ranking(
         project_name,
         schema_name,
@@ -289,6 +307,11 @@ def refresh(store: Store, project_name: str, schema_name: str) -> dict:
         info,
         meta,
     )
+    if model_meta is not None:
+        # listed only now, so a client polling GET .../models never sees a version that
+        # GET .../next does not serve yet
+        store.add_model(project_name, schema_name, model_meta)
+        store.save_stop_predictions(project_name, schema_name, model_meta["version"], stop_preds)
     _report("done", 1.0)
     return {
         "status": "published",

@@ -626,14 +626,16 @@ class Store:
 
     # --- models ---------------------------------------------------------------------
 
-    def add_model(self, project: str, schema: str, meta: dict, state: bytes) -> dict:
-        sp = schema_prefix(project, schema)
-        version = int(self.redis.incr(sp + "modelseq"))
-        meta = {**meta, "version": version}
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.set(sp + f"model:{version}", state)
-        pipe.rpush(sp + "models", json.dumps(meta))
-        pipe.execute()
+    def next_model_version(self, project: str, schema: str) -> int:
+        """A new version number; a job that fails after taking one leaves a gap."""
+        return int(self.redis.incr(schema_prefix(project, schema) + "modelseq"))
+
+    def save_model_state(self, project: str, schema: str, version: int, state: bytes) -> None:
+        self.redis.set(schema_prefix(project, schema) + f"model:{version}", state)
+
+    def add_model(self, project: str, schema: str, meta: dict) -> dict:
+        """List a model version (its state saved and its ranking published already)."""
+        self.redis.rpush(schema_prefix(project, schema) + "models", json.dumps(meta))
         return meta
 
     def list_models(self, project: str, schema: str) -> list[dict]:
