@@ -218,7 +218,7 @@ def refresh(store: Store, project_name: str, schema_name: str) -> dict:
     ]
     train_rows = [labelled_rows[k] for k in train_idx]
     train_targets = [targets[k] for k in train_idx]
-    model_meta = None
+    model_meta: dict[str, Any] | None = None
     model: LinearModel | None = None
     stop_preds: dict[str, Any] = {}
     if active and len(train_rows) >= al["min_instances_for_training"]:
