@@ -18,7 +18,26 @@ JOB_RESULT_TTL = 7 * 24 * 3600
 """Seconds a finished job's status and result stay readable."""
 
 JOB_STATE_TTL = JOB_TIMEOUT + 600
-"""Seconds the per-schema queued/running marker survives a worker that died mid-job."""
+"""Seconds the per-schema queued/running marker survives a worker that died mid-job (a
+trigger also clears a marker whose job is no longer queued or running)."""
+
+JOB_RETRIES = 2
+"""Times a train-and-rank job whose worker or work horse died is run again. A job that
+raises is not retried: the same inputs would fail the same way."""
+
+JOB_MONITORING_SECONDS = 5
+"""Seconds between a worker's heartbeats while its work horse runs a job."""
+
+HEARTBEAT_GRACE = 15
+"""Seconds past a missed heartbeat after which a running job counts as abandoned (RQ: 60)."""
+
+MAINTENANCE_SECONDS = 10
+"""Seconds between an idle worker's passes over RQ's registries, which retry abandoned jobs
+(RQ: 600). With the heartbeat above, a job whose worker died runs again within about 40 s."""
+
+WORKER_TTL = 30
+"""Seconds a worker's registration lives without a heartbeat; an idle worker wakes every
+``WORKER_TTL - 15`` seconds to send one, re-register and run maintenance (RQ: 420)."""
 
 MIN_INSTANCES_FOR_TRAINING = 10
 """Labelled items a schema needs before a model is trained (Potato's default)."""

@@ -3,23 +3,44 @@
 While a job for a schema waits in the queue, further triggers join it. While one runs,
 the first further trigger queues one follow-up that waits for it; later triggers join
 the follow-up. A burst of labels never piles up jobs.
+
+The markers are checked against RQ before each claim: a job that is no longer waiting or
+running (it failed, or Redis lost it) is forgotten, so a dead job never leaves a schema's
+triggers joining something that will not run.
 """
 
 from __future__ import annotations
 
 import uuid
 
-from rq import Queue
-from rq.job import Dependency
+from rq import Queue, Retry
+from rq.exceptions import NoSuchJobError
+from rq.job import Dependency, Job, JobStatus
 
 from workers import defaults
 from workers.store import Store
 
 JOB_FUNCTION = "workers.jobs.refresh_schema"
 
+_PENDING = {JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED, JobStatus.STARTED}
+
+
+def job_pending(queue: Queue, job_id: str) -> bool:
+    """Whether RQ will still run (or is running) the job."""
+    try:
+        return (
+            Job.fetch(job_id, connection=queue.connection, serializer=queue.serializer).get_status()
+            in _PENDING
+        )
+    except NoSuchJobError:
+        return False
+
 
 def request_refresh(store: Store, queue: Queue, project: str, schema: str, reason: str) -> str:
     """Make sure a job will bring the schema's ranking up to date; returns that job's id."""
+    for marker, job_id in store.job_markers(project, schema).items():
+        if not job_pending(queue, job_id):
+            store.forget_job(project, schema, marker, job_id)
     action, job_id, depends_on = store.claim_trigger(project, schema, uuid.uuid4().hex)
     store.reset_since(project, schema)
     if action != "enqueue":
@@ -30,6 +51,7 @@ def request_refresh(store: Store, queue: Queue, project: str, schema: str, reaso
             args=(project, schema),
             job_id=job_id,
             timeout=defaults.JOB_TIMEOUT,
+            retry=Retry(max=defaults.JOB_RETRIES),
             result_ttl=defaults.JOB_RESULT_TTL,
             failure_ttl=defaults.JOB_RESULT_TTL,
             depends_on=Dependency(jobs=[depends_on], allow_failure=True) if depends_on else None,

@@ -323,6 +323,12 @@ if redis.call('HGET', KEYS[1], 'running') == ARGV[1] then redis.call('HDEL', KEY
 return 1
 """
 
+# KEYS: jobstate; ARGV: field, job id. Clears the field only if it still names the job.
+_FORGET_JOB = """
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then redis.call('HDEL', KEYS[1], ARGV[1]) end
+return 1
+"""
+
 
 @dataclass
 class BatchItem:
@@ -355,6 +361,7 @@ class Store:
         self._trigger = redis.register_script(_TRIGGER)
         self._job_started = redis.register_script(_JOB_STARTED)
         self._job_ended = redis.register_script(_JOB_ENDED)
+        self._forget_job = redis.register_script(_FORGET_JOB)
 
     # --- projects -------------------------------------------------------------------
 
@@ -668,10 +675,16 @@ class Store:
 
     def unclaim_trigger(self, project: str, schema: str, job_id: str) -> None:
         """Undo a claim whose job could not be enqueued."""
-        key = schema_prefix(project, schema) + "jobstate"
-        queued = self.redis.hget(key, "queued")
-        if queued is not None and _text(queued) == job_id:
-            self.redis.hdel(key, "queued")
+        self.forget_job(project, schema, "queued", job_id)
+
+    def job_markers(self, project: str, schema: str) -> dict[str, str]:
+        """The schema's ``queued`` and ``running`` job ids, where set."""
+        raw = self.redis.hgetall(schema_prefix(project, schema) + "jobstate")
+        return {_text(k): _text(v) for k, v in raw.items()}
+
+    def forget_job(self, project: str, schema: str, marker: str, job_id: str) -> None:
+        """Clear ``marker`` if it still names ``job_id`` (a job that will not run)."""
+        self._forget_job(keys=[schema_prefix(project, schema) + "jobstate"], args=[marker, job_id])
 
 
 def _text(value: bytes | str) -> str:
