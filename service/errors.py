@@ -13,6 +13,7 @@ from flask import Flask, Response, json
 from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException
 
+from workers import defaults
 from workers.exceptions import AlrankError, Conflict, InvalidInput, NotFound, NotTrainable
 
 log = logging.getLogger(__name__)
@@ -99,7 +100,7 @@ def handle_redis_error(error: RedisError) -> Response:
         503,
         "Service Unavailable",
         "the service cannot reach its storage right now; retry shortly",
-        headers={"Retry-After": "5"},
+        headers={"Retry-After": str(defaults.RETRY_AFTER_SECONDS)},
     )
 
 

@@ -8,6 +8,9 @@ from flask import Flask, current_app
 from flask_smorest import Api
 from flask_smorest.utils import prepare_response
 from redis import Redis
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError
+from redis.retry import Retry
 from rq import Queue
 from rq.serializers import JSONSerializer
 
@@ -41,10 +44,20 @@ api = ProblemApi()
 
 
 class Backend:
-    """The Redis connection, the data layer over it and the job queue, for one app."""
+    """The Redis connection, the data layer over it and the job queue, for one app.
+
+    A Redis that is down or hung costs a request at most ``REDIS_TIMEOUT_SECONDS`` (then a
+    503 with Retry-After), not redis-py's default of several 5 s tries. A connection that
+    broke while idle (Redis restarted) is replaced once, at once."""
 
     def __init__(self, redis_url: str) -> None:
-        self.redis = Redis.from_url(redis_url, health_check_interval=30)
+        self.redis = Redis.from_url(
+            redis_url,
+            health_check_interval=30,
+            socket_timeout=defaults.REDIS_TIMEOUT_SECONDS,
+            socket_connect_timeout=defaults.REDIS_TIMEOUT_SECONDS,
+            retry=Retry(NoBackoff(), 1, supported_errors=(ConnectionError,)),
+        )
         self.store = Store(self.redis)
         self.queue = Queue(defaults.QUEUE_NAME, connection=self.redis, serializer=JSONSerializer)
         self.simulation_queue = Queue(

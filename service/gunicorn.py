@@ -15,6 +15,7 @@ workers = int(os.environ.get("ALRANK_API_WORKERS", "2"))
 worker_class = "gthread"
 threads = int(os.environ.get("ALRANK_API_THREADS", "8"))
 accesslog = "-"
+graceful_timeout = 10  # seconds in-flight requests get on SIGTERM (alrank serve waits this long)
 
 
 def post_worker_init(worker) -> None:

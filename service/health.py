@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import marshmallow as ma
 from flask import Flask
 from flask.views import MethodView
@@ -11,6 +13,11 @@ from rq import Worker
 from service.bodies import Blueprint
 from service.errors import problem_response
 from service.extensions import api, backend
+from workers import defaults
+
+log = logging.getLogger(__name__)
+
+RETRY = {"Retry-After": str(defaults.RETRY_AFTER_SECONDS)}
 
 blp = Blueprint("health", __name__, description="Probes for orchestrators")
 
@@ -39,12 +46,16 @@ class Ready(MethodView):
             b.redis.ping()
             n = len(Worker.all(queue=b.queue))
         except RedisError as exc:
-            return problem_response(503, "Service Unavailable", f"Redis is unreachable: {exc}")
+            log.warning("readiness: Redis is unreachable: %s", exc)
+            return problem_response(
+                503, "Service Unavailable", "Redis is unreachable; retry shortly", headers=RETRY
+            )
         if n == 0:
             return problem_response(
                 503,
                 "Service Unavailable",
                 "no worker is listening on the queue; start one with 'alrank worker'",
+                headers=RETRY,
             )
         return {"status": "ready", "workers": n}
 

@@ -21,6 +21,13 @@ JOB_STATE_TTL = JOB_TIMEOUT + 600
 """Seconds the per-schema queued/running marker survives a worker that died mid-job (a
 trigger also clears a marker whose job is no longer queued or running)."""
 
+REDIS_TIMEOUT_SECONDS = 0.75
+"""Longest an API request waits on Redis (to connect, or for a reply) before it answers
+503 with ``Retry-After``."""
+
+RETRY_AFTER_SECONDS = 5
+"""What a 503 tells the client to wait before trying again."""
+
 JOB_RETRIES = 2
 """Times a train-and-rank job whose worker or work horse died is run again. A job that
 raises is not retried: the same inputs would fail the same way."""

@@ -139,15 +139,14 @@ def refresh_schema(project_name: str, schema_name: str) -> dict:
             return {"status": "skipped", "reason": str(exc)}
         try:
             return refresh(store, project_name, schema_name)
-        except JobTimeoutException:
-            raise
         except Exception as exc:
             # the job fails and says why; the ranking in service stays, and the next trigger
             # (labels, an upload, POST .../train) tries again
             if job is not None:
                 job.meta["error"] = f"{type(exc).__name__}: {exc}"
                 job.save_meta()
-                # retries are for lost workers; the same inputs would fail the same way
+                # retries are for lost workers: the same inputs would fail the same way, and a
+                # job out of time that saved some features has queued its own follow-up
                 job.retries_left = 0
             raise
     finally:
