@@ -84,6 +84,11 @@ def handle_http_exception(error: HTTPException) -> Response:
     detail = data.get("message") or error.description or error.name
     if status == 404 and detail == HTTPException.description:
         detail = "no such resource"
+    if status == 413:
+        detail = (
+            f"the request body is larger than {defaults.MAX_BODY_BYTES // 2**20} MiB; "
+            "send the items or labels in several requests"
+        )
     return problem_response(status, error.name, str(detail), headers=headers)
 
 

@@ -86,3 +86,10 @@ def test_helpers():
     assert depth_of(1) == 0 and depth_of({"a": [1, {"b": 2}]}) == 3
     assert lone_surrogate_path(json.loads('{"a": ["x", "\\ud83d\\ude00"]}')) is None
     assert lone_surrogate_path({"a": [{"b": "\udc00"}]}) == "a[0].b"
+
+
+def test_bodies_over_the_cap_are_refused_with_advice(client, project):
+    body = b'{"items": [{"id": "a", "text": "' + b"x" * defaults.MAX_BODY_BYTES + b'"}]}'
+    r = client.post("/v1/projects/wild/items", data=body, content_type="application/json")
+    assert r.status_code == 413 and r.headers["Content-Type"] == "application/problem+json"
+    assert "several requests" in r.json["detail"]
