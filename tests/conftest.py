@@ -6,6 +6,7 @@ an embedded Valkey server of their own for the session.
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -62,3 +63,24 @@ def run_jobs(redis_conn):
         worker.work(burst=True)
 
     return drain
+
+
+_FIGURES: dict[str, dict] = {}
+
+
+@pytest.fixture
+def record():
+    """record(event, **figures): figures of a reliability test, written as JSON to
+    ``$ALRANK_RELIABILITY_OUT`` at the end of the session when it is set."""
+
+    def add(event: str, **figures) -> None:
+        _FIGURES[event] = figures
+
+    return add
+
+
+def pytest_sessionfinish(session, exitstatus):
+    out = os.environ.get("ALRANK_RELIABILITY_OUT")
+    if out and _FIGURES:
+        with open(out, "w", encoding="utf-8") as f:
+            json.dump(_FIGURES, f, indent=2)
