@@ -63,7 +63,9 @@ def handle_http_exception(error: HTTPException) -> Response:
     status = error.code or 500
     data = getattr(error, "data", None) or {}
     messages = data.get("errors") or data.get("messages")
-    headers = data.get("headers")
+    # werkzeug's own headers (Allow on a 405, WWW-Authenticate on a 401), then the view's
+    headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
+    headers |= data.get("headers") or {}
     if messages:
         # webargs nests messages under the request location ('json', 'query')
         if isinstance(messages, dict) and len(messages) == 1:

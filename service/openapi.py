@@ -1,7 +1,7 @@
 """Writing ``openapi.yaml`` from the code: ``python -m service.openapi [PATH]``.
 
-The same document is served at ``/openapi.json``; a test fails when the committed file
-differs from what the code generates.
+The same document is served at ``/openapi.json``. ``python -m service.openapi --check``
+exits 1 when the committed file differs from what the code generates (CI runs it).
 """
 
 from __future__ import annotations
@@ -28,7 +28,14 @@ def render() -> str:
 
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
+    check = "--check" in args
+    args = [a for a in args if a != "--check"]
     path = Path(args[0]) if args else DEFAULT_PATH
+    if check:
+        if yaml.safe_load(path.read_text(encoding="utf-8")) != spec_dict():
+            sys.exit(f"{path} is out of date: run 'python -m service.openapi' and commit the result")
+        print(f"{path} matches the code")
+        return
     path.write_text(render(), encoding="utf-8")
     print(f"wrote {path}")
 

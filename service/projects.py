@@ -24,7 +24,7 @@ class LabelSchemaSchema(ma.Schema):
     labels = ma.fields.List(
         ma.fields.String(validate=ma.validate.Length(min=1, max=200)),
         required=True,
-        validate=ma.validate.Length(min=1, max=1000),
+        validate=ma.validate.Length(min=2, max=1000, error="a schema needs between 2 and 1000 labels"),
         metadata={"description": "The values a label may take"},
     )
     multi_label = ma.fields.Boolean(load_default=False, metadata={"description": "Several labels per item"})
