@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from service.supervisor import STOP_GRACE_SECONDS
 from workers import defaults
 
 DEFAULT_HOST = "127.0.0.1"
@@ -103,7 +104,7 @@ def serve(args: argparse.Namespace) -> int:
         ),
     ]
     log(f"API on http://{args.host}:{args.port}  (Ctrl-C stops)")
-    return Supervisor(children).run()
+    return Supervisor(children, stop_grace=args.stop_grace).run()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -122,6 +123,13 @@ def main(argv: list[str] | None = None) -> None:
         type=int,
         default=None,
         help="gunicorn worker processes (default: $ALRANK_API_WORKERS or 2)",
+    )
+    s.add_argument(
+        "--stop-grace",
+        type=float,
+        default=STOP_GRACE_SECONDS,
+        help="seconds a running job may take to finish on SIGTERM before it is cut short and "
+        f"left to run again at the next start (default: {STOP_GRACE_SECONDS:.0f})",
     )
     sub.add_parser("worker", help="run one worker against REDIS_URL", add_help=False)
     sim = sub.add_parser("simulate", help="replay annotation on a labelled data set and compare strategies")

@@ -4,7 +4,7 @@ A child that exits while the service runs (a crash, the kernel's OOM killer, a s
 ``kill``) is started again after a back-off that doubles from ``RESTART_MIN_SECONDS`` to
 ``RESTART_MAX_SECONDS`` and resets once the child has run for ``RESTART_RESET_SECONDS``;
 every exit and restart is logged. Stopping sends each child SIGTERM (a worker finishes
-its job if it can within ``STOP_GRACE_SECONDS``), then SIGTERM again (RQ's cold shutdown:
+its job if it can within ``stop_grace`` seconds), then SIGTERM again (RQ's cold shutdown:
 the worker kills its work horse), then SIGKILL.
 """
 
@@ -27,7 +27,11 @@ RESTART_RESET_SECONDS = 60.0
 """A child that ran this long before exiting is restarted after the shortest wait again."""
 
 STOP_GRACE_SECONDS = 10.0
-"""How long a child may take to stop on SIGTERM before it is told again, then killed."""
+"""How long a child may take to stop on SIGTERM before it is told again, then killed
+(``alrank serve --stop-grace``)."""
+
+STOP_FORCE_SECONDS = 5.0
+"""How long a child may take after the second SIGTERM before it is killed."""
 
 
 def log(message: str) -> None:
@@ -65,9 +69,12 @@ class Child:
 class Supervisor:
     """Start children, restart the ones that exit, stop them all on SIGTERM or SIGINT."""
 
-    def __init__(self, children: list[Child], poll_seconds: float = 0.2) -> None:
+    def __init__(
+        self, children: list[Child], poll_seconds: float = 0.2, stop_grace: float = STOP_GRACE_SECONDS
+    ) -> None:
         self.children = children
         self.poll_seconds = poll_seconds
+        self.stop_grace = stop_grace
         self.stopping = False
 
     def request_stop(self, signum: int, frame) -> None:
@@ -127,7 +134,13 @@ class Supervisor:
 
     def _stop(self, children: list[Child]) -> None:
         running = [c for c in children if c.running()]
-        for sig, wait in ((signal.SIGTERM, STOP_GRACE_SECONDS), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+        steps = (
+            # RQ ignores a second signal within a second of the first
+            (signal.SIGTERM, max(self.stop_grace, 1.5)),
+            (signal.SIGTERM, STOP_FORCE_SECONDS),
+            (signal.SIGKILL, STOP_FORCE_SECONDS),
+        )
+        for sig, wait in steps:
             for child in running:
                 assert child.process is not None
                 child.process.send_signal(sig)

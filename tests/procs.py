@@ -84,7 +84,7 @@ def kill_all(pids: list[int]) -> None:
 class Serve:
     """``alrank serve`` on a data dir and a free port, as a user runs it."""
 
-    def __init__(self, data_dir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, data_dir: Path, *args: str) -> None:
         self.data_dir = data_dir
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -93,8 +93,8 @@ class Serve:
         exe = Path(sys.executable).with_name("alrank")
         command = [str(exe)] if exe.exists() else [sys.executable, "-m", "service.cli"]
         self.proc = subprocess.Popen(
-            [*command, "serve", f"--data-dir={data_dir}", f"--port={self.port}", "--api-workers=1"],
-            env={**environ, **(env or {})},
+            [*command, "serve", f"--data-dir={data_dir}", f"--port={self.port}", "--api-workers=1", *args],
+            env=environ,
             cwd=ROOT,
             stdout=self.log,
             stderr=subprocess.STDOUT,

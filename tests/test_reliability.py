@@ -30,8 +30,8 @@ most a minute)."""
 def serve(tmp_path):
     started: list[Serve] = []
 
-    def start(name: str = "data") -> Serve:
-        s = Serve(tmp_path / name)
+    def start(name: str = "data", *args: str) -> Serve:
+        s = Serve(tmp_path / name, *args)
         started.append(s)
         return s
 
@@ -183,7 +183,7 @@ def test_api_process_killed_is_restarted(serve, record):
 
 
 def test_sigterm_during_a_retrain_leaves_no_orphan_and_the_job_runs_after_restart(serve, record):
-    s = serve()
+    s = serve("data", "--stop-grace=0")  # the retrain outlasts the grace: it is cut short
     ann = Annotator(s.base)
     ann.create(n=4000)
     version = trained(ann)
@@ -191,6 +191,7 @@ def test_sigterm_during_a_retrain_leaves_no_orphan_and_the_job_runs_after_restar
     horse = wait_for_horse(s)
     took = s.stop()
     assert not alive(horse) and not s.leftovers(), "processes left running after alrank serve stopped"
+    assert not answers(s.base + "/healthz")  # stopped: nothing answers
     record("SIGTERM during a retrain", seconds_to_stop=round(took, 1), orphans=0)
     started = time.monotonic()
     s2 = serve()
