@@ -34,7 +34,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
             }
         },
         MAX_CONTENT_LENGTH=defaults.MAX_BODY_BYTES,
-        TRIM_AFTER_BODY_BYTES=defaults.TRIM_AFTER_BODY_BYTES,
         DEFAULT_BATCH_SIZE=defaults.BATCH_SIZE,
     )
     app.config.from_prefixed_env("ALRANK")
@@ -42,13 +41,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.config.from_mapping(config)
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
-    from service import batches, bodies, errors, health, items, jobs, labels, metrics, projects, simulations
+    from service import batches, errors, health, items, jobs, labels, metrics, projects, simulations
     from service.extensions import api, init_backend
 
     init_backend(app)
     api.init_app(app)
     errors.init_app(app)
-    bodies.init_app(app)
     for module in (projects, items, labels, batches, jobs, metrics, simulations, health):
         module.init_app(app)
     return app

@@ -9,9 +9,7 @@ metadata may nest (``defaults.MAX_METADATA_DEPTH``).
 
 from __future__ import annotations
 
-import ctypes
 import re
-from functools import cache
 from typing import Any
 
 import flask
@@ -96,35 +94,12 @@ class CheckedParser(FlaskParser):
     def _raw_load_json(self, req: flask.Request) -> Any:
         if not is_json_request(req):
             return webargs.core.missing
-        return checked_loads(req.get_data(cache=True))
+        # not cached on the request: werkzeug keeps the request in the WSGI environ until
+        # the response is closed, and a cached 30 MB body would outlive the view
+        return checked_loads(req.get_data(cache=False))
 
 
 class Blueprint(flask_smorest.Blueprint):
     """flask-smorest's Blueprint, parsing arguments with :class:`CheckedParser`."""
 
     ARGUMENTS_PARSER = CheckedParser()
-
-
-@cache
-def _malloc_trim():
-    try:
-        return ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):  # not glibc
-        return None
-
-
-def _trim_after_large_body(response: flask.Response) -> flask.Response:
-    """Give the memory a large body took back to the system once the request is done (the
-    response is closed after Flask has dropped the request and its parsed body): glibc
-    keeps freed memory for reuse, so one 30 MB upload would leave a process hundreds of MB
-    larger for good."""
-    threshold = flask.current_app.config["TRIM_AFTER_BODY_BYTES"]
-    if threshold and (flask.request.content_length or 0) >= threshold:
-        trim = _malloc_trim()
-        if trim is not None:
-            response.call_on_close(lambda: trim(0))
-    return response
-
-
-def init_app(app: flask.Flask) -> None:
-    app.after_request(_trim_after_large_body)

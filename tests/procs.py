@@ -32,6 +32,35 @@ def wait_until(predicate, timeout: float, what: str, every: float = 0.2):
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
+def answers(url: str) -> bool:
+    """Whether ``url`` answers 200."""
+    try:
+        return requests.get(url, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def gunicorn(redis_url: str, port: int, **popen) -> subprocess.Popen:
+    """The API under gunicorn, one worker process, as ``docker-compose.yml`` configures it."""
+    command = [
+        *(sys.executable, "-m", "gunicorn", "--config=python:service.gunicorn"),
+        *(f"--bind=127.0.0.1:{port}", "--workers=1", "service:create_app()"),
+    ]
+    popen.setdefault("env", {**os.environ, "REDIS_URL": redis_url})
+    return subprocess.Popen(command, cwd=ROOT, **popen)
+
+
+def terminate(procs: list[subprocess.Popen], timeout: float = 20.0) -> None:
+    """SIGTERM each process, then SIGKILL what has not exited within ``timeout``."""
+    for p in procs:
+        p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
 def children(pid: int) -> list[int]:
     """Direct children of ``pid``, from /proc."""
     found = []

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 
 import pytest
 import requests
 import yaml
-from procs import free_port, wait_until
+from procs import answers, free_port, terminate, wait_until
 from sklearn.datasets import load_breast_cancer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -43,24 +42,11 @@ def stack(redis_conn, redis_url):
         subprocess.Popen(local(compose_command("worker")), env=env, cwd=ROOT),
     ]
     base = f"http://127.0.0.1:{port}"
-
-    def up():
-        try:
-            return requests.get(base + "/healthz", timeout=2).status_code == 200
-        except requests.RequestException:
-            return False
-
     try:
-        wait_until(up, 30, "gunicorn to answer")
+        wait_until(lambda: answers(base + "/healthz"), 30, "gunicorn to answer")
         yield base
     finally:
-        for p in procs:
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        terminate(procs)
 
 
 def test_loop_through_gunicorn_and_worker(stack):

@@ -19,7 +19,20 @@ import time
 
 import pytest
 import requests
-from procs import ROOT, Annotator, Serve, alive, children, cmdline, free_port, kill_all, wait_until
+from procs import (
+    ROOT,
+    Annotator,
+    Serve,
+    alive,
+    answers,
+    children,
+    cmdline,
+    free_port,
+    gunicorn,
+    kill_all,
+    terminate,
+    wait_until,
+)
 
 RECOVERY_BOUND = 60.0
 """Seconds within which a new model must be served after an event (dead workers cost at
@@ -227,45 +240,20 @@ def stack(tmp_path):
 
     start_redis("redis-1")
     port = free_port()
-    env = {**os.environ, "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0"}
+    url = f"redis://127.0.0.1:{redis_port}/0"
+    env = {**os.environ, "REDIS_URL": url}
     procs = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "--config=python:service.gunicorn",
-                f"--bind=127.0.0.1:{port}",
-                "--workers=1",
-                "service:create_app()",
-            ],
-            env=env,
-            cwd=ROOT,
-            stderr=subprocess.DEVNULL,
-        ),
+        gunicorn(url, port, stderr=subprocess.DEVNULL),
         *(subprocess.Popen([sys.executable, "-m", "workers.worker"], env=env, cwd=ROOT) for _ in range(2)),
     ]
     base = f"http://127.0.0.1:{port}"
     try:
         yield base, start_redis, servers
     finally:
-        for p in procs:
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        terminate(procs)
         for server in servers:
             if server.is_running():
                 server.stop()
-
-
-def answers(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=2).status_code == 200
-    except requests.RequestException:
-        return False
 
 
 def ready(base: str) -> bool:
@@ -306,21 +294,7 @@ def test_a_hung_redis_answers_503_within_a_second(tmp_path, record):
     thread = threading.Thread(target=accept_and_hang, daemon=True)
     thread.start()
     port = free_port()
-    env = {**os.environ, "REDIS_URL": f"redis://127.0.0.1:{listener.getsockname()[1]}/0"}
-    api = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--config=python:service.gunicorn",
-            f"--bind=127.0.0.1:{port}",
-            "--workers=1",
-            "service:create_app()",
-        ],
-        env=env,
-        cwd=ROOT,
-        stderr=subprocess.DEVNULL,
-    )
+    api = gunicorn(f"redis://127.0.0.1:{listener.getsockname()[1]}/0", port, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: answers(base + "/healthz"), 30, "gunicorn")
@@ -335,8 +309,7 @@ def test_a_hung_redis_answers_503_within_a_second(tmp_path, record):
         assert max(seconds) < 1.0, seconds
     finally:
         stop.set()
-        api.terminate()
-        api.wait(timeout=20)
+        terminate([api])
         for c in accepted:
             c.close()
         listener.close()
