@@ -103,7 +103,9 @@ class Labels(MethodView):
         active = active_schemas(proj)
         new_total, jobs = 0, {}
         for schema, labels in by_schema.items():
-            new, since, labelled = store.upsert_labels(project, schema, labels)
+            new, since, labelled = store.upsert_labels(
+                project, schema, labels, al["min_annotations_per_instance"]
+            )
             new_total += new
             crossed = labelled >= al["min_instances_for_training"] > labelled - new
             if schema in active and (

@@ -58,20 +58,21 @@ PROJECTS_KEY = f"{defaults.KEY_PREFIX}:projects"
 # --- Lua scripts --------------------------------------------------------------------
 
 # KEYS: items, labels, nlab, rev, since, leases, owner
-# ARGV: schema prefix, then triples (item, annotator, json value)
+# ARGV: schema prefix, labels an item needs, then triples (item, annotator, json value)
 # Refuses the whole batch when any item is unknown; otherwise returns
 # {new labels, labels since the last trigger, labelled items}.
 _UPSERT_LABELS = """
-local n = (#ARGV - 1) / 3
+local n = (#ARGV - 2) / 3
+local needed = tonumber(ARGV[2])
 local missing = {}
 for i = 0, n - 1 do
-  local item = ARGV[2 + 3 * i]
+  local item = ARGV[3 + 3 * i]
   if redis.call('HEXISTS', KEYS[1], item) == 0 then missing[#missing + 1] = item end
 end
 if #missing > 0 then return {-1, missing} end
 local new = 0
 for i = 0, n - 1 do
-  local item, annot, value = ARGV[2 + 3 * i], ARGV[3 + 3 * i], ARGV[4 + 3 * i]
+  local item, annot, value = ARGV[3 + 3 * i], ARGV[4 + 3 * i], ARGV[5 + 3 * i]
   local raw = redis.call('HGET', KEYS[2], item)
   local byannot = raw and cjson.decode(raw) or {}
   if byannot[annot] == nil then
@@ -85,6 +86,14 @@ for i = 0, n - 1 do
     redis.call('ZREM', KEYS[6], item)
     redis.call('HDEL', KEYS[7], item)
     redis.call('ZREM', ARGV[1] .. 'lease:' .. owner, item)
+    -- still short of annotators: the next one to ask gets it first, at its rank
+    if tonumber(redis.call('HGET', KEYS[3], item)) < needed then
+      local rid = redis.call('GET', ARGV[1] .. 'ranking')
+      if rid then
+        local p = redis.call('HGET', ARGV[1] .. 'r:' .. rid .. ':pos', item)
+        if p then redis.call('ZADD', ARGV[1] .. 'r:' .. rid .. ':returned', p, item) end
+      end
+    end
   end
 end
 redis.call('INCR', KEYS[4])
@@ -160,8 +169,14 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', leases, '-inf', now, 'LIMIT', 0,
 end
 
 local function done(id)
-  return tonumber(redis.call('HGET', nlab, id) or '0') >= needed
-    or redis.call('HEXISTS', items, id) == 0
+  local n = tonumber(redis.call('HGET', nlab, id) or '0')
+  if n >= needed or redis.call('HEXISTS', items, id) == 0 then return true end
+  -- an item that needs another annotator is never handed back to one who labelled it
+  if n > 0 then
+    local raw = redis.call('HGET', pre .. 'labels', id)
+    if raw and cjson.decode(raw)[annot] ~= nil then return true end
+  end
+  return false
 end
 local function free(id)
   if chosen[id] then return false end
@@ -486,12 +501,15 @@ class Store:
         if missing:
             _raise_unknown_items(missing)
 
-    def upsert_labels(self, project: str, schema: str, labels: list[dict]) -> tuple[int, int, int]:
+    def upsert_labels(
+        self, project: str, schema: str, labels: list[dict], needed: int = 1
+    ) -> tuple[int, int, int]:
         """Store labels; returns (labels new to their item and annotator, labels since the
-        last retrain trigger, items with a label)."""
+        last retrain trigger, items with a label). An item still short of its ``needed``
+        annotators goes back to the head of the ranking for the next one."""
         pre = project_prefix(project)
         sp = schema_prefix(project, schema)
-        argv: list[str] = [sp]
+        argv: list[str | int] = [sp, needed]
         for label in labels:
             argv += [label["item"], label["annotator"], json.dumps(label["value"])]
         keys = [pre + "items"] + [sp + k for k in ("labels", "nlab", "rev", "since", "leases", "owner")]
