@@ -356,3 +356,44 @@ def test_replay_stops_at_a_mark_and_grows_its_batches():
     points = run_one("uncertainty", 0, x, train.labels, x_test, test.labels, settings)
     assert points[-1].accuracy >= 0.9 and all(p.accuracy < 0.9 for p in points[:-1])
     assert points[-1].labels < 300
+
+
+def test_a_projects_uncertainty_measure_reaches_the_strategy(tmp_path, monkeypatch):
+    import workers.simulate
+
+    seen = []
+    real = workers.simulate.select
+
+    def spy(name, **kwargs):
+        seen.append((name, kwargs["params"]))
+        return real(name, **kwargs)
+
+    monkeypatch.setattr(workers.simulate, "select", spy)
+    data = load_dataset_rows(text_rows(120))
+    settings = Settings(
+        strategies=["uncertainty"],
+        seed_size=10,
+        batch_size=10,
+        budget=30,
+        repeats=1,
+        vectorizer="tfidf",
+        params={"uncertainty_measure": "entropy"},
+    )
+    simulate(data, None, settings, tmp_path / "out", progress=quiet)
+    measures = {params["measure"] for name, params in seen if name == "uncertainty"}
+    assert measures == {"entropy"}
+
+
+def test_a_weighted_hybrid_with_a_bald_term_replays(tmp_path):
+    data = load_dataset_rows(text_rows(120))
+    settings = Settings(
+        strategies=["hybrid"],
+        seed_size=10,
+        batch_size=10,
+        budget=30,
+        repeats=1,
+        vectorizer="tfidf",
+        params={"hybrid_weights": {"bald": 0.5, "uncertainty": 0.5}},
+    )
+    summary = simulate(data, None, settings, tmp_path / "out", progress=quiet)
+    assert summary["strategies"]["hybrid"]["final_accuracy"] > 0

@@ -7,7 +7,7 @@ import pytest
 import scipy.sparse as sp
 
 from workers.exceptions import InvalidInput
-from workers.strategies import STRATEGIES, select, with_exploration
+from workers.strategies import REGISTRY, STRATEGIES, needs_ensemble, select
 from workers.strategies._geometry import FeatureSpace, LazyNearest, NearestCentre
 from workers.strategies.bald import bald_scores
 from workers.strategies.diverse import diverse_uncertainty
@@ -292,14 +292,6 @@ def test_unknown_strategy():
         select("magic", batch_size=1, **inputs(3))
 
 
-def test_exploration_replaces_the_tail_without_duplicates():
-    base = select("uncertainty", batch_size=10, probabilities=inputs(100)["probabilities"])
-    mixed = with_exploration(base, 100, 0.3, random_state=0)
-    assert mixed.indices[:7].tolist() == base.indices[:7].tolist()
-    assert len(set(mixed.indices.tolist())) == 10
-    assert np.isnan(mixed.scores[7:]).all()
-
-
 def test_share_allocation():
     assert allocate({"badge": 0.7, "diversity": 0.2, "random": 0.1}, 10) == {
         "badge": 7,
@@ -307,3 +299,20 @@ def test_share_allocation():
         "random": 1,
     }
     assert sum(allocate({"a": 1, "b": 1, "c": 1}, 10).values()) == 10
+
+
+def test_the_registry_states_what_each_strategy_needs():
+    """What each entry claims is what its pick does: one that says it needs no model picks
+    from features alone; one that needs a model refuses to run without probabilities."""
+    data = inputs(40)
+    for name, strategy in REGISTRY.items():
+        no_model = {"features": data["features"], "labelled_features": data.get("labelled_features")}
+        if strategy.needs_model:
+            with pytest.raises(InvalidInput):
+                select(name, batch_size=5, random_state=0, **no_model)
+        else:
+            assert len(select(name, batch_size=5, random_state=0, **no_model).indices) == 5
+    assert needs_ensemble("bald", {}) and not needs_ensemble("uncertainty", {})
+    assert needs_ensemble("hybrid", {"hybrid_weights": {"bald": 0.5, "uncertainty": 0.5}})
+    assert needs_ensemble("hybrid", {"hybrid_shares": {"bald": 0.5, "random": 0.5}})
+    assert not needs_ensemble("hybrid", {"hybrid_weights": {"uncertainty": 0.7, "diversity": 0.3}})

@@ -35,9 +35,10 @@ from workers.models import (
     train_single_label,
 )
 from workers.queueing import request_refresh
-from workers.ranking import rank_pool, uses_bald
+from workers.ranking import rank_pool, strategy_params
 from workers.settings import AL_DEFAULTS, active_schemas, find_schema
 from workers.store import Store
+from workers.strategies import needs_ensemble
 
 log = logging.getLogger(__name__)
 
@@ -260,7 +261,7 @@ def refresh(store: Store, project_name: str, schema_name: str) -> dict:
     strategy = al["query_strategy"] if active else "random"
     proba = model.predict_proba(xc) if model is not None else None
     member_proba = None
-    if model is not None and not schema["multi_label"] and uses_bald(al):
+    if model is not None and not schema["multi_label"] and needs_ensemble(strategy, strategy_params(al, xc)):
         _report("training ensemble", 0.65)
         members = train_ensemble(
             x[np.array(labelled_rows)],

@@ -16,7 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from workers import defaults
-from workers.strategies import BATCH_AWARE, NEEDS_MODEL, select
+from workers.strategies import REGISTRY, select
 from workers.strategies.uncertainty import uncertainty_scores
 
 
@@ -29,14 +29,8 @@ class Ranking:
     strategy: str
 
 
-def uses_bald(al: dict) -> bool:
-    return al["query_strategy"] == "bald" or (
-        al["query_strategy"] == "hybrid"
-        and "bald" in set(al.get("hybrid_shares") or {}) | set(al.get("hybrid_weights") or {})
-    )
-
-
 def strategy_params(al: dict, features) -> dict:
+    """A strategy's parameters from a project's settings (or a replay's), for its pool."""
     params: dict = {
         "measure": al["uncertainty_measure"],
         # TF-IDF rows differ in length for reasons unrelated to content: compare angles
@@ -62,10 +56,10 @@ def rank_pool(
 ) -> Ranking:
     n = features.shape[0]
     params = strategy_params(al, features)
-    if strategy in NEEDS_MODEL and probabilities is None:
+    if strategy in REGISTRY and REGISTRY[strategy].needs_model and probabilities is None:
         strategy = "cold_start"
     scores = np.zeros(n)
-    if strategy in ("cold_start", "diversity") or strategy in BATCH_AWARE:
+    if strategy == "cold_start" or REGISTRY[strategy].batch_aware:
         depth = defaults.COLD_START_DEPTH if strategy == "cold_start" else defaults.BATCH_AWARE_DEPTH
         head = select(
             "diversity" if strategy == "cold_start" else strategy,

@@ -31,7 +31,9 @@ from workers.exceptions import InvalidInput, NotTrainable
 from workers.features import Progress as FeatureProgress
 from workers.features import pool_features
 from workers.models import aligned_proba, train_ensemble, train_single_label
-from workers.strategies import STRATEGIES, select
+from workers.ranking import strategy_params
+from workers.settings import AL_DEFAULTS
+from workers.strategies import REGISTRY, STRATEGIES, needs_ensemble, select
 
 MARKS = (0.90, 0.95, 0.98)
 """Shares of the full-pool model's accuracy whose label cost the summary reports."""
@@ -288,13 +290,17 @@ def run_one(
             labelled += chosen.tolist()
             is_labelled[chosen] = True
             continue
+        # the service's parameters for this pool, from the replay's settings as a project's
+        al = {**AL_DEFAULTS, "query_strategy": strategy, **settings.params}
+        params = {**strategy_params(al, xp), **settings.params}
+        spec = REGISTRY.get(strategy)  # None: a peer's picker, which has no model yet
         proba = member = None
-        if model is not None and strategy in STRATEGIES and strategy != "random":
+        if model is not None and spec is not None and spec.needs_model:
             proba = model.predict_proba(xp)
-            if strategy == "bald" or "bald" in settings.params.get("hybrid_shares", {}):
+            if needs_ensemble(strategy, params):
                 members = train_ensemble(x[rows], y_lab, 5, 0.8, settings.seed + repeat, settings.classifier)
                 member = np.stack([aligned_proba(m, xp, model.classes) for m in members])
-        if picker is not None or (proba is None and strategy not in ("random", "diversity")):
+        if spec is None or (proba is None and spec.needs_model):
             name = "diversity"  # no model yet: the cold start
         else:
             name = strategy
@@ -306,7 +312,7 @@ def run_one(
             features=xp,
             labelled_features=x[rows],
             random_state=rng,
-            params={"metric": "cosine" if sp.issparse(xp) else "euclidean", **settings.params},
+            params=params,
         )
         chosen = pool[sel.indices]
         labelled += chosen.tolist()

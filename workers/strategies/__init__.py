@@ -1,12 +1,19 @@
 """Query strategies: which pool items a person should label next.
 
-Each strategy is a pure function of arrays in its own module; ``select`` is the one
-signature the rest of the engine calls, dispatching by name. Features may be dense or CSR
-(never densified); probabilities are (items, classes), or (members, items, classes) for
-BALD's ensemble.
+Each strategy is a pure function of arrays in its own module. ``REGISTRY`` names them and
+states what each needs (a model's probabilities, an ensemble's, features) and whether its
+picks depend on the picks before it; ``select`` is the one signature the service's ranking
+and the replay both call. Features may be dense or CSR (never densified); probabilities are
+(items, classes), or (members, items, classes) for BALD's ensemble.
+
+Adding a strategy: write its function in a module of its own and add one ``Strategy`` to
+``REGISTRY`` with a ``pick`` that calls it.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -19,14 +26,144 @@ from workers.strategies.diversity import kcenter_greedy
 from workers.strategies.hybrid import hybrid_shares, hybrid_weighted
 from workers.strategies.uncertainty import uncertainty_scores
 
-STRATEGIES = ("uncertainty", "diverse_uncertainty", "diversity", "badge", "bald", "hybrid", "random")
+
+@dataclass(frozen=True)
+class Pool:
+    """What a strategy may read about the unlabelled pool, and the rows already taken."""
+
+    size: int
+    probabilities: np.ndarray | None
+    member_probabilities: np.ndarray | None
+    features: object
+    labelled_features: object
+    multi_label: bool
+    taken: np.ndarray
+
+    def need_probabilities(self, who: str) -> np.ndarray:
+        if self.probabilities is None:
+            raise InvalidInput(f"{who} needs the model's probabilities")
+        return self.probabilities
+
+    def top(self, scores: np.ndarray, k: int) -> Selection:
+        """The ``k`` best-scored rows not taken."""
+        scores = scores.astype(np.float64, copy=True)
+        scores[self.taken] = -np.inf
+        idx = top_k(scores, min(k, self.size - len(self.taken)))
+        return Selection(idx, scores[idx])
+
+
+Pick = Callable[[Pool, int, np.random.Generator, dict], Selection]
+"""pick(pool, k, rng, params): ``k`` rows in pick order, with their scores."""
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """A query strategy and what it needs."""
+
+    name: str
+    pick: Pick
+    needs_model: bool
+    """Scores with a trained model's probabilities (before the first model: the cold start)."""
+    batch_aware: bool
+    """Each pick depends on the picks before it, so a ranking's head is chosen pick by pick."""
+    needs_ensemble: bool = False
+    """Scores with an ensemble's probabilities (BALD's bootstrap members)."""
+
+
+def _uncertainty(pool: Pool, k: int, rng: np.random.Generator, params: dict) -> Selection:
+    p = pool.need_probabilities("uncertainty sampling")
+    return pool.top(uncertainty_scores(p, params.get("measure", "margin"), pool.multi_label), k)
+
+
+def _diverse_uncertainty(pool: Pool, k: int, rng: np.random.Generator, params: dict) -> Selection:
+    p = pool.need_probabilities("diverse uncertainty sampling")
+    return diverse_uncertainty(
+        uncertainty_scores(p, params.get("measure", "margin"), pool.multi_label),
+        pool.features,
+        k,
+        rng,
+        block=params.get("block"),
+        prefilter=params.get("prefilter"),
+        exclude=pool.taken,
+    )
+
+
+def _diversity(pool: Pool, k: int, rng: np.random.Generator, params: dict) -> Selection:
+    return kcenter_greedy(
+        pool.features,
+        k,
+        pool.labelled_features,
+        params.get("metric", "euclidean"),
+        initial_centres=pool.taken,
+    )
+
+
+def _badge(pool: Pool, k: int, rng: np.random.Generator, params: dict) -> Selection:
+    if pool.multi_label:
+        raise InvalidInput("badge works on single-label schemas; use uncertainty or hybrid")
+    return badge(pool.need_probabilities("BADGE"), pool.features, k, rng, initial_centres=pool.taken)
+
+
+def _bald(pool: Pool, k: int, rng: np.random.Generator, params: dict) -> Selection:
+    if pool.member_probabilities is None:
+        raise InvalidInput("BALD needs the ensemble members' probabilities")
+    return pool.top(bald_scores(pool.member_probabilities), k)
+
+
+def _random(pool: Pool, k: int, rng: np.random.Generator, params: dict) -> Selection:
+    free = np.setdiff1d(np.arange(pool.size), pool.taken)
+    idx = rng.permutation(free)[:k].astype(np.int64)
+    return Selection(idx, np.zeros(len(idx)))
+
+
+def _hybrid(pool: Pool, k: int, rng: np.random.Generator, params: dict) -> Selection:
+    if params.get("hybrid_shares"):
+
+        def run(name: str, count: int, so_far: np.ndarray) -> Selection:
+            both = np.union1d(pool.taken, so_far).astype(np.int64)
+            share = Pool(**{**pool.__dict__, "taken": both})
+            return REGISTRY[name].pick(share, count, rng, params)
+
+        return hybrid_shares(params["hybrid_shares"], k, run, pool.size - len(pool.taken))
+    return hybrid_weighted(
+        params.get("hybrid_weights") or {"uncertainty": 0.7, "diversity": 0.3},
+        k,
+        probabilities=pool.probabilities,
+        member_probabilities=pool.member_probabilities,
+        features=pool.features,
+        labelled_features=pool.labelled_features,
+        random_state=rng,
+        measure=params.get("measure", "margin"),
+        multi_label=pool.multi_label,
+        metric=params.get("metric", "euclidean"),
+    )
+
+
+REGISTRY: dict[str, Strategy] = {
+    s.name: s
+    for s in (
+        Strategy("uncertainty", _uncertainty, needs_model=True, batch_aware=False),
+        Strategy("diverse_uncertainty", _diverse_uncertainty, needs_model=True, batch_aware=True),
+        Strategy("diversity", _diversity, needs_model=False, batch_aware=True),
+        Strategy("badge", _badge, needs_model=True, batch_aware=True),
+        Strategy("bald", _bald, needs_model=True, batch_aware=False, needs_ensemble=True),
+        Strategy("hybrid", _hybrid, needs_model=True, batch_aware=True),
+        Strategy("random", _random, needs_model=False, batch_aware=False),
+    )
+}
+"""Every strategy by name."""
+
+STRATEGIES: tuple[str, ...] = tuple(REGISTRY)
 """Every strategy name ``select`` accepts."""
 
-NEEDS_MODEL = frozenset({"uncertainty", "diverse_uncertainty", "badge", "bald", "hybrid"})
-"""Strategies that score with a trained model (the rest work from features alone)."""
 
-BATCH_AWARE = frozenset({"diverse_uncertainty", "diversity", "badge", "hybrid"})
-"""Strategies whose picks depend on the picks before them."""
+def needs_ensemble(strategy: str, params: dict) -> bool:
+    """Whether ``strategy`` with ``params`` reads an ensemble's probabilities: BALD, or a
+    hybrid that weighs or shares a BALD term."""
+    if strategy == "hybrid":
+        blend = set(params.get("hybrid_shares") or {}) | set(params.get("hybrid_weights") or {})
+        return any(REGISTRY[name].needs_ensemble for name in blend if name in REGISTRY)
+    return REGISTRY[strategy].needs_ensemble
 
 
 def select(
@@ -48,103 +185,18 @@ def select(
     picked, and centres for the diversity-based strategies.
     """
     check_batch_size(batch_size)
-    params = params or {}
-    rng = rng_from(random_state)
-    taken = exclude if exclude is not None else np.empty(0, dtype=np.int64)
-    n = _pool_size(probabilities, member_probabilities, features)
-
-    def masked_top(scores: np.ndarray) -> Selection:
-        scores = scores.astype(np.float64, copy=True)
-        scores[taken] = -np.inf
-        idx = top_k(scores, min(batch_size, n - len(taken)))
-        return Selection(idx, scores[idx])
-
-    if strategy == "uncertainty":
-        if probabilities is None:
-            raise InvalidInput("uncertainty sampling needs the model's probabilities")
-        return masked_top(uncertainty_scores(probabilities, params.get("measure", "margin"), multi_label))
-    if strategy == "diverse_uncertainty":
-        if probabilities is None:
-            raise InvalidInput("diverse uncertainty sampling needs the model's probabilities")
-        return diverse_uncertainty(
-            uncertainty_scores(probabilities, params.get("measure", "margin"), multi_label),
-            features,
-            batch_size,
-            rng,
-            block=params.get("block"),
-            prefilter=params.get("prefilter"),
-            exclude=taken,
-        )
-    if strategy == "bald":
-        if member_probabilities is None:
-            raise InvalidInput("BALD needs the ensemble members' probabilities")
-        return masked_top(bald_scores(member_probabilities))
-    if strategy == "random":
-        free = np.setdiff1d(np.arange(n), taken)
-        idx = rng.permutation(free)[:batch_size].astype(np.int64)
-        return Selection(idx, np.zeros(len(idx)))
-    if strategy == "diversity":
-        return kcenter_greedy(
-            features, batch_size, labelled_features, params.get("metric", "euclidean"), initial_centres=taken
-        )
-    if strategy == "badge":
-        if multi_label:
-            raise InvalidInput("badge works on single-label schemas; use uncertainty or hybrid")
-        if probabilities is None:
-            raise InvalidInput("BADGE needs the model's probabilities")
-        return badge(probabilities, features, batch_size, rng, initial_centres=taken)
-    if strategy == "hybrid":
-        if params.get("hybrid_shares"):
-
-            def run(name: str, count: int, so_far: np.ndarray) -> Selection:
-                both = np.union1d(taken, so_far).astype(np.int64)
-                return select(
-                    name,
-                    batch_size=count,
-                    probabilities=probabilities,
-                    member_probabilities=member_probabilities,
-                    features=features,
-                    labelled_features=labelled_features,
-                    random_state=rng,
-                    multi_label=multi_label,
-                    params=params,
-                    exclude=both,
-                )
-
-            return hybrid_shares(params["hybrid_shares"], batch_size, run, n - len(taken))
-        weights = params.get("hybrid_weights") or {"uncertainty": 0.7, "diversity": 0.3}
-        return hybrid_weighted(
-            weights,
-            batch_size,
-            probabilities=probabilities,
-            member_probabilities=member_probabilities,
-            features=features,
-            labelled_features=labelled_features,
-            random_state=rng,
-            measure=params.get("measure", "margin"),
-            multi_label=multi_label,
-            metric=params.get("metric", "euclidean"),
-        )
-    raise InvalidInput(f"unknown query strategy {strategy!r}; use one of {STRATEGIES}")
-
-
-def with_exploration(
-    selection: Selection, n_items: int, fraction: float, random_state: RandomState = None
-) -> Selection:
-    """Replace the tail ``fraction`` of a batch with items drawn uniformly from the rest of
-    the pool (never duplicating one); their scores are NaN."""
-    k = len(selection.indices)
-    n_random = round(k * fraction)
-    n_random = min(n_random, n_items - (k - n_random))  # what the pool has left to draw
-    if n_random <= 0:
-        return selection
-    keep = selection.indices[: k - n_random]
-    rest = np.setdiff1d(np.arange(n_items), keep)
-    drawn = rng_from(random_state).permutation(rest)[:n_random]
-    return Selection(
-        np.concatenate([keep, drawn]).astype(np.int64),
-        np.concatenate([selection.scores[: k - n_random], np.full(len(drawn), np.nan)]),
+    if strategy not in REGISTRY:
+        raise InvalidInput(f"unknown query strategy {strategy!r}; use one of {STRATEGIES}")
+    pool = Pool(
+        size=_pool_size(probabilities, member_probabilities, features),
+        probabilities=probabilities,
+        member_probabilities=member_probabilities,
+        features=features,
+        labelled_features=labelled_features,
+        multi_label=multi_label,
+        taken=exclude if exclude is not None else np.empty(0, dtype=np.int64),
     )
+    return REGISTRY[strategy].pick(pool, batch_size, rng_from(random_state), params or {})
 
 
 def _pool_size(probabilities, member_probabilities, features) -> int:
@@ -157,4 +209,4 @@ def _pool_size(probabilities, member_probabilities, features) -> int:
     raise InvalidInput("a strategy needs probabilities or features of the pool")
 
 
-__all__ = ["BATCH_AWARE", "NEEDS_MODEL", "STRATEGIES", "Selection", "select", "with_exploration"]
+__all__ = ["REGISTRY", "STRATEGIES", "Selection", "Strategy", "needs_ensemble", "select"]

@@ -13,7 +13,7 @@ import numpy as np
 from scipy.special import entr
 
 from workers.exceptions import InvalidInput
-from workers.strategies._validation import Selection, by_row_chunks, check_batch_size, empty_selection, top_k
+from workers.strategies._validation import by_row_chunks
 
 
 def _entropy(p: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -38,13 +38,3 @@ def bald_scores(member_probabilities: np.ndarray) -> np.ndarray:
         return np.maximum(mi, 0.0)  # rounding can leave a tiny negative
 
     return by_row_chunks(mutual_information, pm, axis=1)
-
-
-def bald(member_probabilities: np.ndarray, batch_size: int) -> Selection:
-    """The ``batch_size`` items of largest mutual information, largest first."""
-    check_batch_size(batch_size)
-    scores = bald_scores(member_probabilities)
-    if scores.shape[0] == 0:
-        return empty_selection()
-    idx = top_k(scores, batch_size)
-    return Selection(idx, scores[idx])

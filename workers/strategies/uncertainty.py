@@ -10,12 +10,8 @@ from scipy.special import entr
 
 from workers.exceptions import InvalidInput
 from workers.strategies._validation import (
-    Selection,
     by_row_chunks,
-    check_batch_size,
     check_probabilities,
-    empty_selection,
-    top_k,
 )
 
 MEASURES = ("least_confidence", "margin", "entropy")
@@ -64,18 +60,3 @@ def uncertainty_scores(
         return by_row_chunks(lambda c: (1.0 - 2.0 * np.abs(c - 0.5)).max(axis=1, initial=0.0), p)
     fn = {"least_confidence": least_confidence, "margin": margin, "entropy": entropy}[measure]
     return by_row_chunks(fn, p)
-
-
-def uncertainty_sampling(
-    probabilities: np.ndarray,
-    batch_size: int,
-    measure: str = "margin",
-    multi_label: bool = False,
-) -> Selection:
-    """The ``batch_size`` most uncertain items, most uncertain first."""
-    check_batch_size(batch_size)
-    scores = uncertainty_scores(probabilities, measure, multi_label)
-    if scores.shape[0] == 0:
-        return empty_selection()
-    idx = top_k(scores, batch_size)
-    return Selection(idx, scores[idx])
