@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import math
-import random
 import time
 
 import marshmallow as ma
+import numpy as np
 from flask import Flask, jsonify
 from flask.views import MethodView
 
@@ -14,6 +13,8 @@ from service.bodies import Blueprint
 from service.common import annotator_field, load_project, load_schema
 from service.extensions import api, backend
 from workers import defaults
+from workers.batches import shares
+from workers.settings import active_learning
 
 blp = Blueprint("batches", __name__, url_prefix="/v1/projects", description="Next batches and leases")
 
@@ -78,14 +79,6 @@ class ReleaseResultSchema(ma.Schema):
     released = ma.fields.Integer()
 
 
-def explore_count(size: int, fraction: float) -> int:
-    """Items of a batch drawn at random: size x fraction, rounded at random so the
-    expected share is exact even for small batches."""
-    exact = size * fraction
-    base = math.floor(exact)
-    return base + (1 if random.random() < exact - base else 0)
-
-
 @blp.route("/<project>/next")
 class Next(MethodView):
     @blp.arguments(NextQuery, location="query")
@@ -94,18 +87,19 @@ class Next(MethodView):
         """The next batch for an annotator, from the latest ranking; never waits for training."""
         proj = load_project(project)
         schema = load_schema(proj, query["schema"])["name"]
-        al = proj["active_learning"]
+        al = active_learning(proj)
         store = backend().store
         size = query["size"]
+        drawn = shares(size, al, np.random.default_rng())
         batch = store.next_batch(
             project,
             schema,
             query["annotator"],
             size,
             proj["lease_seconds"],
-            explore_count(size, al["random_sample_percent"]),
+            drawn.explore,
             al["min_annotations_per_instance"],
-            explore_count(size, al.get("eval_fraction", 0.0)),
+            drawn.evaluation,
         )
         items = []
         for it in batch.items:

@@ -141,11 +141,11 @@ def main(argv: list[str] | None = None) -> None:
         help=f"comma-separated; random is always added (default: {defaults.QUERY_STRATEGY}, "
         "the project default)",
     )
-    sim.add_argument("--seed-size", type=int, default=20)
-    sim.add_argument("--batch-size", type=int, default=25)
-    sim.add_argument("--budget", type=int, default=1000)
-    sim.add_argument("--repeats", type=int, default=5)
-    sim.add_argument("--test-fraction", type=float, default=0.2)
+    sim.add_argument("--seed-size", type=int, default=defaults.SIMULATION_SEED_SIZE)
+    sim.add_argument("--batch-size", type=int, default=defaults.SIMULATION_BATCH_SIZE)
+    sim.add_argument("--budget", type=int, default=defaults.SIMULATION_BUDGET)
+    sim.add_argument("--repeats", type=int, default=defaults.SIMULATION_REPEATS)
+    sim.add_argument("--test-fraction", type=float, default=defaults.SIMULATION_TEST_FRACTION)
     sim.add_argument("--seed", type=int, default=0)
     sim.add_argument(
         "--vectorizer",

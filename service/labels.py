@@ -13,7 +13,7 @@ from service.common import annotator_field, load_project, load_schema, trigger_r
 from service.extensions import api, backend
 from workers import defaults
 from workers.exceptions import InvalidInput, NotFound
-from workers.settings import active_schemas
+from workers.settings import active_learning, active_schemas
 
 blp = Blueprint("labels", __name__, url_prefix="/v1/projects", description="Annotators' labels")
 
@@ -99,7 +99,7 @@ class Labels(MethodView):
         store = backend().store
         if len(by_schema) > 1:  # all or nothing across schemas (one schema checks atomically)
             store.check_items_exist(project, [lab["item"] for lab in body["labels"]])
-        al = proj["active_learning"]
+        al = active_learning(proj)
         active = active_schemas(proj)
         new_total, jobs = 0, {}
         for schema, labels in by_schema.items():

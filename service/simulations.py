@@ -23,7 +23,7 @@ from workers import defaults, simulations
 from workers.exceptions import InvalidInput, NotFound
 from workers.features import VECTORIZERS, check_vectorizer
 from workers.models import CLASSIFIERS
-from workers.settings import AL_DEFAULTS
+from workers.settings import AL_DEFAULTS, active_learning
 from workers.simulate import Settings
 from workers.strategies import STRATEGIES
 
@@ -73,13 +73,22 @@ class SimulationRequestSchema(ma.Schema):
         validate=ma.validate.Length(min=1, max=len(STRATEGIES)),
         metadata={"description": "Strategies to compare; random is always added (default: the project's)"},
     )
-    seed_size = ma.fields.Integer(load_default=20, validate=ma.validate.Range(1, 100_000))
-    batch_size = ma.fields.Integer(load_default=25, validate=ma.validate.Range(1, 10_000))
-    budget = ma.fields.Integer(load_default=1000, validate=ma.validate.Range(1, defaults.MAX_SIMULATION_ROWS))
-    repeats = ma.fields.Integer(
-        load_default=5, validate=ma.validate.Range(1, defaults.MAX_SIMULATION_REPEATS)
+    seed_size = ma.fields.Integer(
+        load_default=defaults.SIMULATION_SEED_SIZE, validate=ma.validate.Range(1, 100_000)
     )
-    test_fraction = ma.fields.Float(load_default=0.2, validate=ma.validate.Range(0.05, 0.9))
+    batch_size = ma.fields.Integer(
+        load_default=defaults.SIMULATION_BATCH_SIZE, validate=ma.validate.Range(1, 10_000)
+    )
+    budget = ma.fields.Integer(
+        load_default=defaults.SIMULATION_BUDGET, validate=ma.validate.Range(1, defaults.MAX_SIMULATION_ROWS)
+    )
+    repeats = ma.fields.Integer(
+        load_default=defaults.SIMULATION_REPEATS,
+        validate=ma.validate.Range(1, defaults.MAX_SIMULATION_REPEATS),
+    )
+    test_fraction = ma.fields.Float(
+        load_default=defaults.SIMULATION_TEST_FRACTION, validate=ma.validate.Range(0.05, 0.9)
+    )
     seed = ma.fields.Integer(load_default=0, validate=ma.validate.Range(0, 2**31 - 1))
     vectorizer_name = ma.fields.String(validate=ma.validate.OneOf(VECTORIZERS))
     classifier_name = ma.fields.String(validate=ma.validate.OneOf(CLASSIFIERS))
@@ -166,7 +175,7 @@ class Simulations(MethodView):
         b = backend()
         if "source" in args:
             project = load_project(args["source"]["project"])
-            al = {**AL_DEFAULTS, **project["active_learning"]}
+            al = active_learning(project)
             payload: dict = {
                 "train": simulations.project_rows(b.store, project["name"], args["source"]["schema"])
             }

@@ -440,3 +440,19 @@ def test_a_job_that_cannot_rank_fails_with_its_reason_and_the_next_trigger_retri
     assert [m["serving"] for m in models] == [False, True]
     served = client.get("/v1/projects/news/next?schema=topic&annotator=x&size=1").json
     assert served["model_version"] == models[-1]["version"]
+
+
+def test_a_project_saved_before_a_setting_existed_gets_its_default_everywhere(
+    client, project, redis_conn, run_jobs
+):
+    """A project stored without eval_fraction draws the documented 5% evaluation share at
+    /next, as the retrain job reads it, not 0."""
+    import json
+
+    key = "alrank:p:news:config"
+    stored = json.loads(redis_conn.get(key))
+    del stored["active_learning"]["eval_fraction"]
+    redis_conn.set(key, json.dumps(stored))
+    run_jobs()
+    items = client.get("/v1/projects/news/next?schema=topic&annotator=a&size=20").json["items"]
+    assert [it["source"] for it in items].count("evaluation") == 1  # 20 x 0.05

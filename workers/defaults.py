@@ -203,6 +203,21 @@ so a job stopped by ``JOB_TIMEOUT`` or a lost worker leaves its work behind: Min
 about 60 news-length texts a second a core, so a first upload of a few hundred thousand
 long texts takes longer than one job may run, and goes on over the next jobs."""
 
+SIMULATION_SEED_SIZE = 20
+"""Labels a replay starts from, drawn at random."""
+
+SIMULATION_BATCH_SIZE = 25
+"""Items a replay labels per round."""
+
+SIMULATION_BUDGET = 1000
+"""Labels after which a replay stops."""
+
+SIMULATION_REPEATS = 5
+"""Replays per strategy, each from its own random seed set."""
+
+SIMULATION_TEST_FRACTION = 0.2
+"""Share of a data set held out for measuring, when no test set is given."""
+
 SIMULATION_QUEUE_NAME = "alrank-simulations"
 """RQ queue of simulation jobs; workers take ranking jobs first, then these."""
 

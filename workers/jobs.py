@@ -36,7 +36,7 @@ from workers.models import (
 )
 from workers.queueing import request_refresh
 from workers.ranking import rank_pool, strategy_params
-from workers.settings import AL_DEFAULTS, active_schemas, find_schema
+from workers.settings import active_learning, active_schemas, find_schema
 from workers.store import Store
 from workers.strategies import needs_ensemble
 
@@ -159,7 +159,7 @@ def refresh(store: Store, project_name: str, schema_name: str) -> dict:
     started = time.perf_counter()
     project = store.get_project(project_name)
     schema = find_schema(project, schema_name)
-    al = {**AL_DEFAULTS, **project["active_learning"]}  # settings added since it was saved
+    al = active_learning(project)
     fingerprint = {
         "pool": store.pool_generation(project_name),
         "labels": store.label_revision(project_name, schema_name),

@@ -35,6 +35,12 @@ AL_DEFAULTS: dict = {
 """Every active-learning setting and its default; Potato's key names where Potato has one."""
 
 
+def active_learning(project: dict) -> dict:
+    """A stored project's active-learning settings, with defaults for settings added since
+    it was saved (every reader goes through here, so a default is stated once)."""
+    return {**AL_DEFAULTS, **project["active_learning"]}
+
+
 POTATO_NAMES = {
     "sklearn.linear_model.LogisticRegression": "logistic_regression",
     "sklearn.svm.LinearSVC": "linear_svm",

@@ -61,11 +61,11 @@ class Dataset:
 @dataclass
 class Settings:
     strategies: list[str]
-    seed_size: int = 20
-    batch_size: int = 25
-    budget: int = 1000
-    repeats: int = 5
-    test_fraction: float = 0.2
+    seed_size: int = defaults.SIMULATION_SEED_SIZE
+    batch_size: int = defaults.SIMULATION_BATCH_SIZE
+    budget: int = defaults.SIMULATION_BUDGET
+    repeats: int = defaults.SIMULATION_REPEATS
+    test_fraction: float = defaults.SIMULATION_TEST_FRACTION
     seed: int = 0
     vectorizer: str = defaults.VECTORIZER_NAME
     classifier: str = defaults.CLASSIFIER_NAME

@@ -37,6 +37,7 @@ from redis import Redis
 
 from workers import defaults
 from workers.exceptions import Conflict, InvalidInput, NotFound
+from workers.settings import active_learning
 
 NAME_RE = re.compile(defaults.NAME_PATTERN)
 
@@ -605,7 +606,7 @@ class Store:
     def counts(self, project: dict, schema: str) -> dict:
         sp = schema_prefix(project["name"], schema)
         now_ms = int(time.time() * 1000)
-        needed = project["active_learning"]["min_annotations_per_instance"]
+        needed = active_learning(project)["min_annotations_per_instance"]
         pipe = self.redis.pipeline(transaction=False)
         pipe.hlen(sp + "labels")
         pipe.zcount(sp + "leases", f"({now_ms}", "+inf")
