@@ -103,17 +103,17 @@ class Next(MethodView):
         )
         items = []
         for it in batch.items:
-            info = it.info
+            entry = it.entry
             prediction = None
-            if info is not None and info[2] is not None:
-                prediction = {"label": info[2], "confidence": info[3]}
+            if entry is not None and entry.label is not None:
+                prediction = {"label": entry.label, "confidence": entry.confidence}
             items.append(
                 {
                     "id": it.id,
                     "text": it.doc.get("text"),
                     "metadata": it.doc.get("metadata", {}),
-                    "score": info[0] if info else None,
-                    "rank": info[1] if info else None,
+                    "score": entry.score if entry else None,
+                    "rank": entry.rank if entry else None,
                     "source": it.source,
                     "prediction": prediction,
                 }

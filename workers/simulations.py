@@ -49,7 +49,7 @@ def datasets(payload: dict) -> tuple[Dataset, Dataset | None]:
 
 def project_rows(store: Store, project_name: str, schema_name: str) -> list[dict]:
     """A project's labelled items as simulation rows: text (or vector) and the majority label."""
-    from workers.jobs import aggregate
+    from workers.aggregation import aggregate
 
     project = store.get_project(project_name)
     schema = find_schema(project, schema_name)

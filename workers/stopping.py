@@ -5,7 +5,34 @@ the model too little to be worth their cost."""
 
 from __future__ import annotations
 
+import json
+import zlib
+
+import numpy as np
+from sklearn.metrics import cohen_kappa_score
+
 from workers import defaults
+
+
+def stop_set(ids: list[str], schema: str) -> list[str]:
+    """A fixed random sample of the pool (by a hash of each id), stable as the pool grows."""
+    keyed = sorted(ids, key=lambda i: zlib.crc32(f"{schema}\x00{i}".encode()))
+    return keyed[: defaults.STOP_SET_SIZE]
+
+
+def agreement(old: dict | None, new: dict) -> float | None:
+    """Cohen's kappa between two models' predictions on the stop set items both saw."""
+    if not old:
+        return None
+    common = [i for i in new if i in old]
+    if not common:
+        return None
+    a = [json.dumps(old[i], sort_keys=True) for i in common]
+    b = [json.dumps(new[i], sort_keys=True) for i in common]
+    if a == b:
+        return 1.0
+    kappa = cohen_kappa_score(a, b)
+    return float(kappa) if np.isfinite(kappa) else 0.0
 
 
 def learning_curve(models: list[dict]) -> list[dict]:

@@ -30,7 +30,7 @@ import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from redis import Redis
@@ -346,6 +346,26 @@ return 1
 """
 
 
+class RankingEntry(NamedTuple):
+    """One item of a published ranking, as the refresh writes it and a batch reads it."""
+
+    score: float
+    """The strategy's score (higher: more informative)."""
+    rank: int
+    """Position in the ranking, 1 first."""
+    label: Any
+    """The model's predicted label (a list for multi-label), or None before a model."""
+    confidence: float | None
+    """The model's confidence in that label."""
+
+    def to_json(self) -> str:
+        return json.dumps(list(self))
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> RankingEntry:
+        return cls(*json.loads(raw))
+
+
 @dataclass
 class BatchItem:
     """One leased item: its stored document and its entry in the ranking (if any)."""
@@ -353,7 +373,7 @@ class BatchItem:
     id: str
     source: str
     doc: dict
-    info: list | None
+    entry: RankingEntry | None
 
 
 @dataclass
@@ -582,7 +602,7 @@ class Store:
                 _text(reply[k]),
                 _text(reply[k + 1]),
                 json.loads(reply[k + 2]),
-                json.loads(reply[k + 3]) if reply[k + 3] else None,
+                RankingEntry.from_json(reply[k + 3]) if reply[k + 3] else None,
             )
             for k in range(2, len(reply), 4)
             if reply[k + 2]  # deleted while being leased
@@ -623,7 +643,7 @@ class Store:
         schema: str,
         order: list[str],
         explore: list[str],
-        info: dict[str, str],
+        entries: dict[str, RankingEntry],
         meta: dict,
     ) -> str:
         """Write a ranking under a fresh id, then switch to it in one step."""
@@ -633,7 +653,7 @@ class Store:
         for key, values in (("order", order), ("explore", explore)):
             for start in range(0, len(values), 10_000):
                 self.redis.rpush(r + key, *values[start : start + 10_000])
-        fields = list(info.items())
+        fields = [(item, entry.to_json()) for item, entry in entries.items()]
         for start in range(0, len(fields), 10_000):
             self.redis.hset(r + "info", mapping=dict(fields[start : start + 10_000]))
         for start in range(0, len(order), 10_000):
