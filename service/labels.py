@@ -13,6 +13,7 @@ from service.common import annotator_field, load_project, load_schema, trigger_r
 from service.extensions import api, backend
 from workers import defaults
 from workers.exceptions import InvalidInput, NotFound
+from workers.queueing import labels_call_for_retrain
 from workers.settings import active_learning, active_schemas
 
 blp = Blueprint("labels", __name__, url_prefix="/v1/projects", description="Annotators' labels")
@@ -107,9 +108,8 @@ class Labels(MethodView):
                 project, schema, labels, al["min_annotations_per_instance"]
             )
             new_total += new
-            crossed = labelled >= al["min_instances_for_training"] > labelled - new
-            if schema in active and (
-                since >= al["update_frequency"] or (crossed and store.latest_model(project, schema) is None)
+            if schema in active and labels_call_for_retrain(
+                al, since, labelled, new, has_model=store.latest_model(project, schema) is not None
             ):
                 jobs[schema] = trigger_refresh(project, schema, f"{since} new labels")
         return {"received": len(body["labels"]), "new": new_total, "training_jobs": jobs}

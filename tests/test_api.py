@@ -458,3 +458,15 @@ def test_a_project_saved_before_a_setting_existed_gets_its_default_everywhere(
     run_jobs()
     items = client.get("/v1/projects/news/next?schema=topic&annotator=a&size=20").json["items"]
     assert [it["source"] for it in items].count("evaluation") == 1  # 20 x 0.05
+
+
+def test_the_retrain_rule():
+    from workers.queueing import labels_call_for_retrain
+
+    al = {"update_frequency": 10, "min_instances_for_training": 4}
+    assert labels_call_for_retrain(al, since=10, labelled=30, new=1, has_model=True)
+    assert not labels_call_for_retrain(al, since=9, labelled=30, new=1, has_model=True)
+    # the labels that first reach min_instances_for_training train the first model
+    assert labels_call_for_retrain(al, since=4, labelled=4, new=2, has_model=False)
+    assert not labels_call_for_retrain(al, since=5, labelled=5, new=1, has_model=False)
+    assert not labels_call_for_retrain(al, since=4, labelled=4, new=2, has_model=True)

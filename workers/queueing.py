@@ -25,6 +25,16 @@ JOB_FUNCTION = "workers.jobs.refresh_schema"
 _PENDING = {JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED, JobStatus.STARTED}
 
 
+def labels_call_for_retrain(al: dict, since: int, labelled: int, new: int, has_model: bool) -> bool:
+    """The retrain rule: ``update_frequency`` labels since the last trigger, or the labels
+    that first reach ``min_instances_for_training`` while the schema has no model yet.
+
+    ``since`` counts labels since the last trigger (the store keeps the counter and a trigger
+    resets it), ``labelled`` the items with a label, ``new`` the labels just stored."""
+    first_enough = labelled >= al["min_instances_for_training"] > labelled - new
+    return since >= al["update_frequency"] or (first_enough and not has_model)
+
+
 def job_pending(queue: Queue, job_id: str) -> bool:
     """Whether RQ will still run (or is running) the job."""
     try:
