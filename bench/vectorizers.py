@@ -1,10 +1,10 @@
 """Which features and model learn most from few labels: the measurement behind the defaults.
 
 For each data set in ``../shared/datasets/`` (official test split) and each vectorizer and
-classifier alrank offers, it trains the service's own model (:func:`workers.simulate.evaluate`)
+classifier alrank offers, it trains the service's own model (:func:`workers.simulation.engine.evaluate`)
 on ``--labels`` random labelled items and reports test accuracy, median over ``--repeats``
 draws, with the same model trained on the whole pool beside it. The features come from the
-service's code too (:func:`workers.simulate.featurise`: fitted on all texts, no labels). Complement
+service's code too (:func:`workers.simulation.engine.featurise`: fitted on all texts, no labels). Complement
 naive Bayes needs non-negative features, so it is skipped on the dense embedding.
 
 Usage: ``python bench/vectorizers.py [--datasets sms_spam,trec,ag_news,sst2] [--labels 300]``
@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from workers.features import VECTORIZERS  # noqa: E402
 from workers.models import CLASSIFIERS  # noqa: E402
-from workers.simulate import evaluate, featurise, load_dataset  # noqa: E402
+from workers.simulation.engine import evaluate, featurise, load_dataset  # noqa: E402
 
 DATASETS = ROOT.parent / "shared" / "datasets"
 

@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def run_simulation(args: argparse.Namespace) -> int:
     from workers.exceptions import InvalidInput
-    from workers.simulate import Settings, load_dataset, simulate
+    from workers.simulation.engine import Settings, load_dataset, simulate
 
     try:
         train = load_dataset(args.train)

@@ -19,12 +19,13 @@ from service.bodies import Blueprint
 from service.common import Name, load_project
 from service.extensions import api, backend
 from service.jobs import _error_line, _iso
-from workers import defaults, simulations
+from workers import defaults
 from workers.exceptions import InvalidInput, NotFound
 from workers.features import VECTORIZERS, check_vectorizer
 from workers.models import CLASSIFIERS
 from workers.settings import AL_DEFAULTS, active_learning
-from workers.simulate import Settings
+from workers.simulation import job as simulation_job
+from workers.simulation.engine import Settings
 from workers.strategies import STRATEGIES
 
 blp = Blueprint(
@@ -177,20 +178,20 @@ class Simulations(MethodView):
             project = load_project(args["source"]["project"])
             al = active_learning(project)
             payload: dict = {
-                "train": simulations.project_rows(b.store, project["name"], args["source"]["schema"])
+                "train": simulation_job.project_rows(b.store, project["name"], args["source"]["schema"])
             }
             source = {"kind": "project", **args["source"]}
         else:
             al = AL_DEFAULTS
             payload = {"train": args["train"], "test": args.get("test")}
             source = {"kind": "rows"}
-        train, test = simulations.datasets(payload)  # every row checked before queueing
+        train, test = simulation_job.datasets(payload)  # every row checked before queueing
         if test is None and len(train) < 10:
             raise InvalidInput("a simulation without test rows needs at least 10 labelled rows")
         settings = _settings(args, al)
         payload["settings"] = settings.__dict__
         source |= {"train_rows": len(train), "test_rows": len(test) if test is not None else None}
-        sim = simulations.submit(b.redis, b.simulation_queue, payload, settings, source)
+        sim = simulation_job.submit(b.redis, b.simulation_queue, payload, settings, source)
         location = url_for("simulations.Simulation", sim=sim)
         return {"id": sim, "status_url": location}, {"Location": location}
 
@@ -214,7 +215,9 @@ class Simulation(MethodView):
             "started_at": _iso(job.started_at),
             "ended_at": _iso(job.ended_at),
             "summary": job.return_value() if finished else None,
-            "files": {f: url_for("simulations.SimulationFile", sim=job.id, name=f) for f in simulations.FILES}
+            "files": {
+                f: url_for("simulations.SimulationFile", sim=job.id, name=f) for f in simulation_job.FILES
+            }
             if finished
             else {},
             "error": _error_line(job) if name == "failed" else None,
@@ -233,7 +236,7 @@ class Simulation(MethodView):
         elif job.get_status() in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED):
             job.cancel()
         job.delete(remove_from_queue=True)
-        simulations.delete(b.redis, job.id)
+        simulation_job.delete(b.redis, job.id)
 
 
 @blp.route("/<sim>/<name>")
@@ -243,16 +246,16 @@ class SimulationFile(MethodView):
     @blp.alt_response(200, content_type="image/png", description="curves.png", success=True)
     def get(self, sim, name):
         """A finished simulation's curves.csv, curves.png or summary.json."""
-        if name not in simulations.FILES:
-            raise NotFound(f"no file {name!r}; a simulation has {list(simulations.FILES)}")
+        if name not in simulation_job.FILES:
+            raise NotFound(f"no file {name!r}; a simulation has {list(simulation_job.FILES)}")
         job = _fetch(sim)
-        blob = simulations.result_file(backend().redis, job.id, name)
+        blob = simulation_job.result_file(backend().redis, job.id, name)
         if blob is None:
             status = job.get_status()
             raise NotFound(
                 f"simulation {sim} has no {name} yet (status: {status.value if status else 'unknown'})"
             )
-        return Response(blob, mimetype=simulations.FILES[name])
+        return Response(blob, mimetype=simulation_job.FILES[name])
 
 
 def init_app(app: Flask) -> None:

@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 
 import label_efficiency
 
-from workers.simulate import load_dataset
+from workers.simulation.engine import load_dataset
 
 
 def _write(folder: Path, n: int, extra: str = "") -> None:

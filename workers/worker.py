@@ -30,7 +30,7 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 import workers.jobs
-import workers.simulations  # noqa: F401
+import workers.simulation.job  # noqa: F401
 from workers import defaults
 
 QUEUES = (defaults.QUEUE_NAME, defaults.SIMULATION_QUEUE_NAME)

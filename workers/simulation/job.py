@@ -1,4 +1,4 @@
-"""Simulations as background jobs: ``workers.simulate`` run by a worker for the API.
+"""Simulations as background jobs: ``workers.simulation.engine`` run by a worker for the API.
 
 The request's rows (or a project's labelled items) are kept in Redis beside the job; the
 worker replays annotation with exactly the code ``alrank simulate`` runs, reports its
@@ -22,10 +22,10 @@ from rq import Queue, get_current_job
 from workers import defaults
 from workers.exceptions import InvalidInput, NotFound
 from workers.settings import find_schema
-from workers.simulate import Dataset, Settings, dataset_from_records, simulate
+from workers.simulation.engine import Dataset, Settings, dataset_from_records, simulate
 from workers.store import Store
 
-JOB_FUNCTION = "workers.simulations.run_simulation"
+JOB_FUNCTION = "workers.simulation.job.run_simulation"
 FILES = {"curves.csv": "text/csv", "curves.png": "image/png", "summary.json": "application/json"}
 """What a finished simulation keeps, with the media type each is served as."""
 

@@ -13,7 +13,7 @@ from sklearn.datasets import load_breast_cancer
 from service.cli import main
 from workers import features
 from workers.exceptions import InvalidInput
-from workers.simulate import Settings, load_dataset, simulate, terminal_progress
+from workers.simulation.engine import Settings, load_dataset, simulate, terminal_progress
 
 WORDS = {
     "sport": "match goal team coach league striker keeper season fans final",
@@ -65,7 +65,7 @@ def test_simulation_writes_curves_and_summary(tmp_path):
 
 
 def test_labels_to_marks_follow_the_mean_curve(tmp_path):
-    from workers.simulate import Point, summarise
+    from workers.simulation.engine import Point, summarise
 
     pts = [Point("uncertainty", 0, n, a, a) for n, a in [(10, 0.5), (20, 0.9), (30, 0.97)]]
     s = summarise(pts, 1.0, Settings(strategies=["uncertainty"]))["strategies"]["uncertainty"]
@@ -261,7 +261,7 @@ def _tmp():
 
 
 def load_dataset_rows(rows: list[dict]):
-    from workers.simulate import dataset_from_records
+    from workers.simulation.engine import dataset_from_records
 
     return dataset_from_records(((str(i), r) for i, r in enumerate(rows)), "rows")
 
@@ -336,7 +336,7 @@ def test_unknown_simulation_is_404(client):
 
 
 def test_replay_stops_at_a_mark_and_grows_its_batches():
-    from workers.simulate import featurise, run_one
+    from workers.simulation.engine import featurise, run_one
 
     rows = text_rows(400, seed=5)
     train, test = load_dataset_rows(rows[:300]), load_dataset_rows(rows[300:])
@@ -359,16 +359,16 @@ def test_replay_stops_at_a_mark_and_grows_its_batches():
 
 
 def test_a_projects_uncertainty_measure_reaches_the_strategy(tmp_path, monkeypatch):
-    import workers.simulate
+    import workers.simulation.engine
 
     seen = []
-    real = workers.simulate.select
+    real = workers.simulation.engine.select
 
     def spy(name, **kwargs):
         seen.append((name, kwargs["params"]))
         return real(name, **kwargs)
 
-    monkeypatch.setattr(workers.simulate, "select", spy)
+    monkeypatch.setattr(workers.simulation.engine, "select", spy)
     data = load_dataset_rows(text_rows(120))
     settings = Settings(
         strategies=["uncertainty"],
