@@ -23,7 +23,7 @@ from workers import defaults
 from workers.exceptions import InvalidInput, NotFound
 from workers.settings import find_schema
 from workers.simulation.engine import Dataset, Settings, dataset_from_records, simulate
-from workers.store import Store
+from workers.store import Store, keys
 
 JOB_FUNCTION = "workers.simulation.job.run_simulation"
 FILES = {"curves.csv": "text/csv", "curves.png": "image/png", "summary.json": "application/json"}
@@ -31,7 +31,7 @@ FILES = {"curves.csv": "text/csv", "curves.png": "image/png", "summary.json": "a
 
 
 def sim_prefix(sim_id: str) -> str:
-    return f"{defaults.KEY_PREFIX}:sim:{sim_id}:"
+    return keys.simulation(sim_id)
 
 
 def datasets(payload: dict) -> tuple[Dataset, Dataset | None]:

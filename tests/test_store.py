@@ -1,0 +1,81 @@
+"""The data layer (workers/store/): the layout in keys.py is the whole layout."""
+
+from __future__ import annotations
+
+import re
+
+from workers.store import keys
+
+
+def _patterns() -> list[re.Pattern]:
+    """Every key keys.py can name, with its variable parts as wildcards."""
+    p, s = "P", "S"
+    named = [
+        keys.projects(),
+        keys.config(p),
+        keys.items(p),
+        keys.vectors(p),
+        keys.generation(p),
+        keys.features(p, "*"),
+        keys.labels(p, s),
+        keys.annotator_counts(p, s),
+        keys.label_revision(p, s),
+        keys.since_trigger(p, s),
+        keys.leases(p, s),
+        keys.owners(p, s),
+        keys.annotator_leases(p, s, "*"),
+        keys.evaluation(p, s),
+        keys.ranking(p, s),
+        keys.ranking_sequence(p, s),
+        *(keys.ranking_part(p, s, "*", part) for part in keys.RANKING_PARTS),
+        keys.models(p, s),
+        keys.model_sequence(p, s),
+        keys.model(p, s, "*"),  # type: ignore[arg-type]
+        keys.stop_predictions(p, s, "*"),  # type: ignore[arg-type]
+        keys.jobstate(p, s),
+        keys.simulation("*") + "*",
+    ]
+    out = []
+    for key in named:
+        pattern = re.escape(key).replace(r"\*", "[^:]+")
+        pattern = pattern.replace(":p:P:", ":p:[^:]+:").replace(":s:S:", ":s:[^:]+:")
+        out.append(re.compile(pattern + "$"))
+    return out
+
+
+def test_every_key_the_service_writes_is_in_the_layout(client, redis_conn, run_jobs):
+    body = {
+        "name": "layout",
+        "schemas": [{"name": "topic", "labels": ["a", "b"]}],
+        "active_learning": {
+            "min_instances_for_training": 4,
+            "update_frequency": 4,
+            "vectorizer_name": "tfidf",
+        },
+    }
+    assert client.post("/v1/projects", json=body).status_code == 201
+    items = [{"id": f"i{k}", "text": f"word{k % 3} common text {k}", "vector": [k, 1.0]} for k in range(40)]
+    assert client.post("/v1/projects/layout/items", json={"items": items}).status_code == 200
+    run_jobs()
+    for round_ in range(3):
+        batch = client.get(f"/v1/projects/layout/next?schema=topic&annotator=a{round_}&size=6").json
+        labels = [
+            {
+                "item": it["id"],
+                "schema": "topic",
+                "value": "ab"[int(it["id"][1:]) % 2],
+                "annotator": f"a{round_}",
+            }
+            for it in batch["items"]
+        ]
+        client.post("/v1/projects/layout/labels", json={"labels": labels})
+        run_jobs()
+    client.post("/v1/projects/layout/leases/release", json={"schema": "topic", "annotator": "a2"})
+    client.get("/v1/projects/layout/next?schema=topic&annotator=z&size=3")
+    assert client.get("/v1/projects/layout/models?schema=topic").json["models"]
+
+    patterns = _patterns()
+    written = [k.decode() for k in redis_conn.scan_iter(match="alrank:*")]
+    assert len(written) > 20
+    undocumented = [k for k in written if not any(p.match(k) for p in patterns)]
+    assert not undocumented, f"keys not in workers/store/keys.py: {undocumented}"

@@ -1,0 +1,90 @@
+"""The pool: items' documents and vectors, the pool's generation, its cached features."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import numpy as np
+from redis import Redis
+
+from workers.exceptions import NotFound
+from workers.store import keys
+from workers.store._codec import raw
+
+
+class Items:
+    redis: Redis
+
+    def upsert_items(self, project: dict, items: list[dict]) -> dict:
+        """Insert or replace items; returns counts of created and updated items."""
+        p = project["name"]
+        pipe = self.redis.pipeline(transaction=True)
+        for item in items:
+            doc = {"text": item.get("text"), "metadata": item.get("metadata") or {}}
+            pipe.hset(keys.items(p), item["id"], json.dumps(doc))
+            vec = item.get("vector")
+            if vec is not None:
+                pipe.hset(keys.vectors(p), item["id"], np.asarray(vec, dtype=np.float32).tobytes())
+            else:
+                pipe.hdel(keys.vectors(p), item["id"])
+        pipe.incr(keys.generation(p))
+        results = pipe.execute()
+        created = sum(int(r) for r in results[0:-1:2])
+        return {"created": created, "updated": len(items) - created}
+
+    def delete_item(self, project: dict, item_id: str) -> None:
+        p = project["name"]
+        if not self.redis.hexists(keys.items(p), item_id):
+            raise NotFound(f"no item {item_id!r} in project {p!r}")
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hdel(keys.items(p), item_id)
+        pipe.hdel(keys.vectors(p), item_id)
+        for schema in project["schemas"]:
+            s = schema["name"]
+            pipe.hdel(keys.labels(p, s), item_id)
+            pipe.hdel(keys.annotator_counts(p, s), item_id)
+            pipe.incr(keys.label_revision(p, s))
+            pipe.zrem(keys.leases(p, s), item_id)
+            pipe.hdel(keys.owners(p, s), item_id)
+        pipe.incr(keys.generation(p))
+        pipe.execute()
+
+    def item_count(self, project: str) -> int:
+        return int(self.redis.hlen(keys.items(project)))
+
+    def get_items(self, project: str, ids: list[str]) -> list[dict | None]:
+        if not ids:
+            return []
+        raws = self.redis.hmget(keys.items(project), ids)
+        return [json.loads(r) if r is not None else None for r in raws]
+
+    def iter_items(self, project: str) -> Iterator[tuple[str, dict]]:
+        for key, doc in self.redis.hscan_iter(keys.items(project), count=5000):
+            yield key.decode(), json.loads(doc)
+
+    def load_vectors(self, project: str, ids: list[str], dim: int | None) -> np.ndarray | None:
+        """One float32 row per id, zeros where an item has no vector; None when none has."""
+        if not dim:
+            return None
+        key = keys.vectors(project)
+        if not self.redis.hlen(key):
+            return None
+        out = np.zeros((len(ids), dim), dtype=np.float32)
+        for start in range(0, len(ids), 5000):
+            chunk = ids[start : start + 5000]
+            for i, blob in enumerate(self.redis.hmget(key, chunk)):
+                if blob is not None:
+                    out[start + i] = np.frombuffer(raw(blob), dtype=np.float32)
+        return out
+
+    def feature_rows(self, project: str, part: str) -> bytes | None:
+        """The cached rows of one feature part of the pool (see ``workers.features``)."""
+        blob = self.redis.get(keys.features(project, part))
+        return raw(blob) if blob is not None else None
+
+    def save_feature_rows(self, project: str, part: str, blob: bytes) -> None:
+        self.redis.set(keys.features(project, part), blob)
+
+    def pool_generation(self, project: str) -> int:
+        return int(self.redis.get(keys.generation(project)) or 0)

@@ -1,0 +1,149 @@
+"""The Redis data layout: every key alrank writes, as a function of what it names.
+
+All keys live under ``alrank:``; a project's under ``alrank:p:{project}:``, a schema's under
+``alrank:p:{project}:s:{schema}:``. The Lua scripts in ``scripts/`` are handed the keys they
+touch, or a schema's prefix from which they name its ranking's keys (a ranking's id is read
+inside the script, so that reading it and using it cannot interleave with a swap).
+
+Projects
+
+- ``projects()`` SET of project names; ``config(P)`` the project as JSON.
+- ``items(P)`` HASH item id -> JSON ``{"text", "metadata"}``; ``vectors(P)`` HASH item id ->
+  float32 bytes; ``generation(P)`` counter, bumped by every change to the pool.
+- ``features(P, part)`` one feature part's cached rows (``.npz`` bytes, see
+  ``workers.features``).
+
+Schemas
+
+- ``labels(P, S)`` HASH item id -> JSON ``{annotator: value}``; ``annotator_counts(P, S)``
+  HASH item id -> number of annotators; ``label_revision(P, S)`` counter, bumped by every
+  label change; ``since_trigger(P, S)`` labels since the last retrain trigger.
+- ``leases(P, S)`` ZSET item id -> expiry (ms); ``owners(P, S)`` HASH item id ->
+  annotator; ``annotator_leases(P, S, A)`` ZSET of annotator A's items.
+- ``evaluation(P, S)`` SET of items handed out as the random evaluation sample.
+- ``ranking(P, S)`` the published ranking's id R; ``ranking_sequence(P, S)`` counter of
+  ranking ids; ``ranking_part(P, S, R, part)`` for each part of ranking R: ``order`` LIST
+  of item ids, best first; ``explore`` LIST, a random permutation; ``info`` HASH item id ->
+  JSON ``[score, rank, label, confidence]`` (``RankingEntry``); ``pos`` HASH item id ->
+  position in ``order``; ``returned`` ZSET of items handed out and given back, by position;
+  ``meta`` JSON; ``head:order`` and ``head:explore`` how far each list has been handed out.
+- ``models(P, S)`` LIST of model-version JSON; ``model_sequence(P, S)`` counter of
+  versions; ``model(P, S, V)`` version V's state (``.npz`` bytes);
+  ``stop_predictions(P, S, V)`` version V's predictions on the stop set, JSON.
+- ``jobstate(P, S)`` HASH ``queued``/``running`` job ids, for coalescing retrain triggers.
+
+Simulations
+
+- ``simulation(ID) + "data"`` the request's rows, JSON; ``simulation(ID) + "files"`` HASH
+  file name -> result bytes.
+"""
+
+from __future__ import annotations
+
+from workers import defaults
+
+RANKING_PARTS = ("order", "explore", "info", "pos", "returned", "meta", "head:order", "head:explore")
+"""Every key of one published ranking, by part name."""
+
+
+def projects() -> str:
+    return f"{defaults.KEY_PREFIX}:projects"
+
+
+def project(p: str) -> str:
+    """The prefix of every key of project ``p``."""
+    return f"{defaults.KEY_PREFIX}:p:{p}:"
+
+
+def config(p: str) -> str:
+    return project(p) + "config"
+
+
+def items(p: str) -> str:
+    return project(p) + "items"
+
+
+def vectors(p: str) -> str:
+    return project(p) + "vectors"
+
+
+def generation(p: str) -> str:
+    return project(p) + "gen"
+
+
+def features(p: str, part: str) -> str:
+    return project(p) + "features:" + part
+
+
+def schema(p: str, s: str) -> str:
+    """The prefix of every key of schema ``s`` of project ``p`` (the scripts take it)."""
+    return f"{project(p)}s:{s}:"
+
+
+def labels(p: str, s: str) -> str:
+    return schema(p, s) + "labels"
+
+
+def annotator_counts(p: str, s: str) -> str:
+    return schema(p, s) + "nlab"
+
+
+def label_revision(p: str, s: str) -> str:
+    return schema(p, s) + "rev"
+
+
+def since_trigger(p: str, s: str) -> str:
+    return schema(p, s) + "since"
+
+
+def leases(p: str, s: str) -> str:
+    return schema(p, s) + "leases"
+
+
+def owners(p: str, s: str) -> str:
+    return schema(p, s) + "owner"
+
+
+def annotator_leases(p: str, s: str, annotator: str) -> str:
+    return schema(p, s) + "lease:" + annotator
+
+
+def evaluation(p: str, s: str) -> str:
+    return schema(p, s) + "eval"
+
+
+def ranking(p: str, s: str) -> str:
+    return schema(p, s) + "ranking"
+
+
+def ranking_sequence(p: str, s: str) -> str:
+    return schema(p, s) + "rseq"
+
+
+def ranking_part(p: str, s: str, rid: str, part: str) -> str:
+    return f"{schema(p, s)}r:{rid}:{part}"
+
+
+def models(p: str, s: str) -> str:
+    return schema(p, s) + "models"
+
+
+def model_sequence(p: str, s: str) -> str:
+    return schema(p, s) + "modelseq"
+
+
+def model(p: str, s: str, version: int) -> str:
+    return f"{schema(p, s)}model:{version}"
+
+
+def stop_predictions(p: str, s: str, version: int) -> str:
+    return f"{schema(p, s)}stoppreds:{version}"
+
+
+def jobstate(p: str, s: str) -> str:
+    return schema(p, s) + "jobstate"
+
+
+def simulation(sim_id: str) -> str:
+    """The prefix of a simulation's keys."""
+    return f"{defaults.KEY_PREFIX}:sim:{sim_id}:"

@@ -1,0 +1,90 @@
+"""Labels: each annotator's answer per item and schema, counts and revisions."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from redis import Redis
+
+from workers.exceptions import InvalidInput
+from workers.store import keys
+from workers.store._codec import text
+from workers.store.scripts import Scripts
+
+
+class Labels:
+    redis: Redis
+    scripts: Scripts
+
+    def check_items_exist(self, project: str, ids: list[str]) -> None:
+        key = keys.items(project)
+        unique = list(dict.fromkeys(ids))
+        pipe = self.redis.pipeline(transaction=False)
+        for item_id in unique:
+            pipe.hexists(key, item_id)
+        missing = [i for i, ok in zip(unique, pipe.execute(), strict=True) if not ok]
+        if missing:
+            _raise_unknown_items(missing)
+
+    def upsert_labels(
+        self, project: str, schema: str, labels: list[dict], needed: int = 1
+    ) -> tuple[int, int, int]:
+        """Store labels; returns (labels new to their item and annotator, labels since the
+        last retrain trigger, items with a label). An item still short of its ``needed``
+        annotators goes back to the head of the ranking for the next one."""
+        argv: list[str | int] = [keys.schema(project, schema), needed]
+        for label in labels:
+            argv += [label["item"], label["annotator"], json.dumps(label["value"])]
+        touched = [
+            keys.items(project),
+            keys.labels(project, schema),
+            keys.annotator_counts(project, schema),
+            keys.label_revision(project, schema),
+            keys.since_trigger(project, schema),
+            keys.leases(project, schema),
+            keys.owners(project, schema),
+        ]
+        reply = self.scripts.upsert_labels(keys=touched, args=argv)
+        if reply[0] == -1:
+            _raise_unknown_items([m.decode() for m in reply[1]])
+        return int(reply[0]), int(reply[1]), int(reply[2])
+
+    def delete_label(self, project: str, schema: str, item: str, annotator: str | None) -> int:
+        touched = [
+            keys.labels(project, schema),
+            keys.annotator_counts(project, schema),
+            keys.label_revision(project, schema),
+        ]
+        return int(
+            self.scripts.delete_label(
+                keys=touched, args=[item, annotator or "", keys.schema(project, schema)]
+            )
+        )
+
+    def load_labels(self, project: str, schema: str) -> dict[str, dict[str, Any]]:
+        key = keys.labels(project, schema)
+        return {k.decode(): json.loads(v) for k, v in self.redis.hscan_iter(key, count=5000)}
+
+    def item_labels(self, project: str, schema: str, item: str) -> dict[str, Any]:
+        doc = self.redis.hget(keys.labels(project, schema), item)
+        return json.loads(doc) if doc is not None else {}
+
+    def eval_items(self, project: str, schema: str) -> set[str]:
+        """Items handed out as part of the random evaluation sample."""
+        return {text(m) for m in self.redis.smembers(keys.evaluation(project, schema))}
+
+    def label_revision(self, project: str, schema: str) -> int:
+        return int(self.redis.get(keys.label_revision(project, schema)) or 0)
+
+    def reset_since(self, project: str, schema: str) -> None:
+        self.redis.set(keys.since_trigger(project, schema), 0)
+
+
+def _raise_unknown_items(missing: list[str]) -> None:
+    shown = ", ".join(repr(m) for m in missing[:10])
+    more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+    raise InvalidInput(
+        f"labels refer to items that are not in the project: {shown}{more}; upload the items first",
+        {"unknown_items": missing},
+    )

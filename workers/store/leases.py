@@ -1,0 +1,96 @@
+"""Batches and leases: handing items to annotators and taking them back."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+from redis import Redis
+
+from workers.settings import active_learning
+from workers.store import keys
+from workers.store._codec import text
+from workers.store.rankings import RankingEntry
+from workers.store.scripts import Scripts
+
+
+@dataclass
+class BatchItem:
+    """One leased item: its stored document and its entry in the ranking (if any)."""
+
+    id: str
+    source: str
+    doc: dict
+    entry: RankingEntry | None
+
+
+@dataclass
+class Batch:
+    """Items leased to one annotator, in order, with the ranking they came from."""
+
+    ranking_id: str
+    ranking_meta: dict | None
+    items: list[BatchItem]
+
+
+class Leases:
+    redis: Redis
+    scripts: Scripts
+
+    def next_batch(
+        self,
+        project: str,
+        schema: str,
+        annotator: str,
+        size: int,
+        lease_seconds: int,
+        n_explore: int,
+        labels_needed: int,
+        n_eval: int = 0,
+    ) -> Batch:
+        reply = self.scripts.next_batch(
+            keys=[],
+            args=[
+                keys.schema(project, schema),
+                keys.items(project),
+                annotator,
+                size,
+                lease_seconds * 1000,
+                n_explore,
+                labels_needed,
+                max(4 * size, 50),
+                n_eval,
+            ],
+        )
+        rid, meta = text(reply[0]), text(reply[1])
+        items = [
+            BatchItem(
+                text(reply[k]),
+                text(reply[k + 1]),
+                json.loads(reply[k + 2]),
+                RankingEntry.from_json(reply[k + 3]) if reply[k + 3] else None,
+            )
+            for k in range(2, len(reply), 4)
+            if reply[k + 2]  # deleted while being leased
+        ]
+        return Batch(rid, json.loads(meta) if meta else None, items)
+
+    def release(self, project: str, schema: str, annotator: str, items: list[str] | None) -> int:
+        args = [keys.schema(project, schema), annotator, *(items or [])]
+        return int(self.scripts.release(keys=[], args=args))
+
+    def counts(self, project: dict, schema: str) -> dict:
+        p = project["name"]
+        now_ms = int(time.time() * 1000)
+        needed = active_learning(project)["min_annotations_per_instance"]
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hlen(keys.labels(p, schema))
+        pipe.zcount(keys.leases(p, schema), f"({now_ms}", "+inf")
+        if needed > 1:
+            pipe.hvals(keys.annotator_counts(p, schema))
+        else:
+            pipe.hlen(keys.annotator_counts(p, schema))
+        labelled_any, leased, nlab = pipe.execute()
+        done = sum(int(v) >= needed for v in nlab) if needed > 1 else int(nlab)
+        return {"labelled": done, "with_any_label": int(labelled_any), "leased": int(leased)}

@@ -1,0 +1,48 @@
+"""Model versions: their metadata in order, their state, their stop-set predictions."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from redis import Redis
+
+from workers.exceptions import NotFound
+from workers.store import keys
+from workers.store._codec import raw
+
+
+class Models:
+    redis: Redis
+
+    def next_model_version(self, project: str, schema: str) -> int:
+        """A new version number; a job that fails after taking one leaves a gap."""
+        return int(self.redis.incr(keys.model_sequence(project, schema)))
+
+    def save_model_state(self, project: str, schema: str, version: int, state: bytes) -> None:
+        self.redis.set(keys.model(project, schema, version), state)
+
+    def add_model(self, project: str, schema: str, meta: dict) -> dict:
+        """List a model version (its state saved and its ranking published already)."""
+        self.redis.rpush(keys.models(project, schema), json.dumps(meta))
+        return meta
+
+    def list_models(self, project: str, schema: str) -> list[dict]:
+        return [json.loads(m) for m in self.redis.lrange(keys.models(project, schema), 0, -1)]
+
+    def latest_model(self, project: str, schema: str) -> dict | None:
+        meta = self.redis.lindex(keys.models(project, schema), -1)
+        return json.loads(meta) if meta is not None else None
+
+    def model_state(self, project: str, schema: str, version: int) -> bytes:
+        state = self.redis.get(keys.model(project, schema, version))
+        if state is None:
+            raise NotFound(f"no model version {version} for schema {schema!r}")
+        return raw(state)
+
+    def save_stop_predictions(self, project: str, schema: str, version: int, preds: dict[str, Any]) -> None:
+        self.redis.set(keys.stop_predictions(project, schema, version), json.dumps(preds))
+
+    def stop_predictions(self, project: str, schema: str, version: int) -> dict[str, Any] | None:
+        preds = self.redis.get(keys.stop_predictions(project, schema, version))
+        return json.loads(preds) if preds is not None else None

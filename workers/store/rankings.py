@@ -1,0 +1,83 @@
+"""Published rankings: written under a fresh id, then swapped in with one command."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, NamedTuple
+
+from redis import Redis
+
+from workers import defaults
+from workers.store import keys
+from workers.store._codec import now_iso, text
+
+
+class RankingEntry(NamedTuple):
+    """One item of a published ranking, as the refresh writes it and a batch reads it."""
+
+    score: float
+    """The strategy's score (higher: more informative)."""
+    rank: int
+    """Position in the ranking, 1 first."""
+    label: Any
+    """The model's predicted label (a list for multi-label), or None before a model."""
+    confidence: float | None
+    """The model's confidence in that label."""
+
+    def to_json(self) -> str:
+        return json.dumps(list(self))
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> RankingEntry:
+        return cls(*json.loads(raw))
+
+
+class Rankings:
+    redis: Redis
+
+    def publish_ranking(
+        self,
+        project: str,
+        schema: str,
+        order: list[str],
+        explore: list[str],
+        entries: dict[str, RankingEntry],
+        meta: dict,
+    ) -> str:
+        """Write a ranking under a fresh id, then switch to it in one step; the one it
+        replaces stays readable for ``RANKING_GRACE_SECONDS``."""
+        rid = str(self.redis.incr(keys.ranking_sequence(project, schema)))
+
+        def part(name: str) -> str:
+            return keys.ranking_part(project, schema, rid, name)
+
+        for name, values in (("order", order), ("explore", explore)):
+            for start in range(0, len(values), 10_000):
+                self.redis.rpush(part(name), *values[start : start + 10_000])
+        fields = [(item, entry.to_json()) for item, entry in entries.items()]
+        for start in range(0, len(fields), 10_000):
+            self.redis.hset(part("info"), mapping=dict(fields[start : start + 10_000]))
+        for start in range(0, len(order), 10_000):
+            chunk = order[start : start + 10_000]
+            self.redis.hset(part("pos"), mapping={item: start + k for k, item in enumerate(chunk)})
+        meta = {**meta, "ranking_id": rid, "published_at": now_iso()}
+        self.redis.set(part("meta"), json.dumps(meta))
+        old = self.redis.getset(keys.ranking(project, schema), rid)
+        if old is not None:
+            pipe = self.redis.pipeline(transaction=False)
+            for name in keys.RANKING_PARTS:
+                pipe.expire(
+                    keys.ranking_part(project, schema, text(old), name), defaults.RANKING_GRACE_SECONDS
+                )
+            pipe.execute()
+        return rid
+
+    def ranking_meta(self, project: str, schema: str, rid: str | None = None) -> dict | None:
+        """A ranking's metadata: the published one's, or ranking ``rid``'s."""
+        if rid is None:
+            current = self.redis.get(keys.ranking(project, schema))
+            if current is None:
+                return None
+            rid = text(current)
+        meta = self.redis.get(keys.ranking_part(project, schema, rid, "meta"))
+        return json.loads(meta) if meta is not None else None

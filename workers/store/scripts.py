@@ -1,0 +1,36 @@
+"""The Lua scripts, loaded once per connection from the ``.lua`` files beside this module.
+
+Redis runs a script atomically, so operations that must not interleave (label upserts,
+leasing a batch, coalescing retrain triggers) are scripts. Each file's header says what it
+takes in ``KEYS`` and ``ARGV`` and what it returns.
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+
+from redis import Redis
+from redis.commands.core import Script
+
+NAMES = (
+    "upsert_labels",
+    "delete_label",
+    "next_batch",
+    "release",
+    "claim_trigger",
+    "job_started",
+    "job_ended",
+    "forget_job",
+)
+
+
+class Scripts:
+    """Every script, registered on one connection; ``scripts.next_batch(keys=..., args=...)``."""
+
+    def __init__(self, redis: Redis) -> None:
+        folder = files(__package__) / "scripts"
+        for name in NAMES:
+            setattr(self, name, redis.register_script((folder / f"{name}.lua").read_text(encoding="utf-8")))
+
+    def __getattr__(self, name: str) -> Script:  # for type checkers: set in __init__
+        raise AttributeError(name)

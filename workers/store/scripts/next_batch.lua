@@ -1,0 +1,150 @@
+-- Lease a batch. ARGV: schema prefix, items key, annotator, size, lease ms, explore count,
+-- labels needed per item, fallback sample size, evaluation count.
+--
+-- Each list of the published ranking has a frontier: items before it have been handed out
+-- (or were done) once already. An item handed out comes back through the ranking's
+-- ``returned`` ZSET (scored by rank) when its lease is released or lapses, so a request
+-- looks at the few returned items and then at the frontier, never rescanning the leased
+-- head of the ranking.
+--
+-- Returns {ranking id or '', ranking meta or '', then per item: id, source, item JSON,
+-- ranking info JSON or ''}; sources: 'lease' (already held), 'ranking', 'random'
+-- (exploration), 'fallback' (no ranking published yet).
+local pre, items, annot = ARGV[1], ARGV[2], ARGV[3]
+local size, lease_ms = tonumber(ARGV[4]), tonumber(ARGV[5])
+local n_explore, needed = tonumber(ARGV[6]), tonumber(ARGV[7])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local nlab, leases, owner = pre .. 'nlab', pre .. 'leases', pre .. 'owner'
+local mine = pre .. 'lease:' .. annot
+local rid = redis.call('GET', pre .. 'ranking') or ''
+local r = pre .. 'r:' .. rid .. ':'
+local returned, pos = r .. 'returned', r .. 'pos'
+local out, chosen, taken = {}, {}, 0
+
+-- 0. lapsed leases: their items return to the pool at their rank
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', leases, '-inf', now, 'LIMIT', 0, 1000)) do
+  redis.call('ZREM', leases, id)
+  redis.call('HDEL', owner, id)
+  if rid ~= '' then
+    local p = redis.call('HGET', pos, id)
+    if p then redis.call('ZADD', returned, p, id) end
+  end
+end
+
+local function done(id)
+  local n = tonumber(redis.call('HGET', nlab, id) or '0')
+  if n >= needed or redis.call('HEXISTS', items, id) == 0 then return true end
+  -- an item that needs another annotator is never handed back to one who labelled it
+  if n > 0 then
+    local raw = redis.call('HGET', pre .. 'labels', id)
+    if raw and cjson.decode(raw)[annot] ~= nil then return true end
+  end
+  return false
+end
+local function free(id)
+  if chosen[id] then return false end
+  return not redis.call('ZSCORE', leases, id) or redis.call('HGET', owner, id) == annot
+end
+local function take(id, source)
+  if source == 'evaluation' then redis.call('SADD', pre .. 'eval', id) end
+  chosen[id] = true
+  taken = taken + 1
+  out[#out + 1] = id
+  out[#out + 1] = source
+end
+
+-- 1. the annotator's own unexpired leases come back first
+redis.call('ZREMRANGEBYSCORE', mine, '-inf', now)
+for _, id in ipairs(redis.call('ZRANGE', mine, 0, -1)) do
+  if taken >= size then break end
+  if not done(id) and redis.call('HGET', owner, id) == annot then
+    take(id, 'lease')
+  else
+    redis.call('ZREM', mine, id)
+  end
+end
+
+-- 2. walk a published list from its frontier
+local function walk(list, want, source)
+  local head_key = r .. 'head:' .. list
+  local head = tonumber(redis.call('GET', head_key) or '0')
+  local len = redis.call('LLEN', r .. list)
+  local got = 0
+  while got < want and head < len do
+    local chunk = redis.call('LRANGE', r .. list, head, head + 2 * (want - got) + 8)
+    for _, id in ipairs(chunk) do
+      head = head + 1
+      if not done(id) and free(id) then
+        take(id, source)
+        got = got + 1
+        if got >= want then break end
+      end
+    end
+  end
+  redis.call('SET', head_key, head)
+end
+
+-- 3. items handed out before and given back, best rank first
+local function from_returned(want)
+  local got = 0
+  while got < want do
+    local ids = redis.call('ZRANGE', returned, 0, want - got - 1)
+    if #ids == 0 then break end
+    for _, id in ipairs(ids) do
+      redis.call('ZREM', returned, id)
+      if not done(id) and free(id) then
+        take(id, 'ranking')
+        got = got + 1
+      end
+    end
+  end
+end
+
+if rid ~= '' then
+  -- the evaluation share: uniform draws, kept out of the active-learning order
+  local n_eval = math.min(tonumber(ARGV[9]), size - taken)
+  if n_eval > 0 then walk('explore', n_eval, 'evaluation') end
+  local explore = math.min(n_explore, size - taken)
+  if explore > 0 then walk('explore', explore, 'random') end
+  if size - taken > 0 then from_returned(size - taken) end
+  if size - taken > 0 then walk('order', size - taken, 'ranking') end
+  if size - taken > 0 then walk('explore', size - taken, 'random') end
+end
+if size - taken > 0 then
+  -- no ranking yet, or it ran dry (items added since): sample the pool at random
+  -- HRANDFIELD picks a uniform subset, but a small (listpack) hash returns it in upload
+  -- order, so taking its head would favour the first items uploaded: shuffle it first
+  local sample = redis.call('HRANDFIELD', items, tonumber(ARGV[8]))
+  for i = #sample, 2, -1 do
+    local j = math.random(i)
+    sample[i], sample[j] = sample[j], sample[i]
+  end
+  for _, id in ipairs(sample) do
+    if size - taken <= 0 then break end
+    if not done(id) and free(id) then take(id, 'fallback') end
+  end
+end
+
+-- item k of the batch expires k ms after the first, which keeps the batch's order
+-- when the annotator asks again
+local exp = now + lease_ms
+for i = 1, #out, 2 do
+  local id = out[i]
+  redis.call('ZADD', leases, exp + (i - 1) / 2, id)
+  redis.call('HSET', owner, id, annot)
+  redis.call('ZADD', mine, exp + (i - 1) / 2, id)
+end
+if #out > 0 then redis.call('PEXPIRE', mine, lease_ms + #out) end
+
+-- reply with everything the response needs, saving the caller a round trip
+local meta = rid ~= '' and redis.call('GET', r .. 'meta') or ''
+local reply = {rid, meta or ''}
+for i = 1, #out, 2 do
+  local id = out[i]
+  reply[#reply + 1] = id
+  reply[#reply + 1] = out[i + 1]
+  reply[#reply + 1] = redis.call('HGET', items, id) or ''
+  reply[#reply + 1] = rid ~= '' and redis.call('HGET', r .. 'info', id) or ''
+end
+return reply
