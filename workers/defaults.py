@@ -61,9 +61,8 @@ MIN_ANNOTATIONS_PER_INSTANCE = 1
 QUERY_STRATEGY = "diverse_uncertainty"
 """Strategy a schema ranks its pool with unless the project says otherwise. Diverse
 uncertainty has the largest area under the learning curve of alrank's strategies on three
-of the four benchmark sets with the default features (TREC 0.891 against plain margin
-sampling's 0.868) and is level on the fourth (SST-2, 0.7828 against 0.7824 over 20 repeats;
-bench/README.md)."""
+of the four benchmark sets with the default features and is level with margin sampling on
+the fourth (bench/README.md, ``bench/label_efficiency.py``)."""
 
 BALD_N_ESTIMATORS = 5
 """Bootstrap members of the BALD ensemble."""
@@ -106,9 +105,9 @@ MAX_BATCH_SIZE = 500
 MAX_BODY_BYTES = 32 * 1024 * 1024
 """Largest request body accepted (413 above it). Parsing and storing a JSON body holds
 several copies of it at once (text, objects, the stored documents, the Redis commands), and
-the process keeps much of that memory for reuse afterwards: for a 30 MiB body, a peak of
-4.8 times the body and 3.8 times kept (``bench/body_memory.py``). The cap bounds that near
-150 MB a request; 10,000 items of 3 KB fit in one, and bigger uploads go in several."""
+the process keeps much of that memory for reuse afterwards, a few times the body
+(``bench/body_memory.py``, bench/README.md). The cap bounds that near 150 MB a request;
+10,000 items of 3 KB fit in one, and bigger uploads go in several."""
 
 MAX_ITEMS_PER_REQUEST = 10_000
 """Largest number of items in one bulk upload."""
@@ -141,11 +140,11 @@ COLD_START_DEPTH = 1000
 DIVERSE_PREFILTER = 100
 """``diverse_uncertainty`` clusters this many times a batch's size of the most uncertain
 items, and takes one from each cluster. Zhdanov 2019 uses 10. Replays with the default
-features (``bench/label_efficiency.py``, 20 repeats, labels to reach 95% of the whole-pool
-accuracy) favour a wider net at the small budgets annotation teams work with: TREC needs
-295 labels at 40 and at 100, 370 at 200; AG News 145 at 100 and 120 at 200 (195 at 40 over
-5 repeats), so 100. The cost is per block of a ranking: k-means over 2,500 candidates
-(``bench/ranking.py``)."""
+features (``bench/label_efficiency.py``, labels to reach 95% of the whole-pool accuracy)
+favour a wider net at the small budgets annotation teams work with; 100 does best on TREC
+and AG News together (the prefilter comparison in
+``bench/results/2026-11-26-label-efficiency-diverse-uncertainty-with-a-prefilter-of-100-the-default.md``).
+The cost is per block of a ranking: k-means over 2,500 candidates (``bench/ranking.py``)."""
 
 DIVERSE_BLOCK = 25
 """Items per block of a ``diverse_uncertainty`` ranking: a batch the size annotation tools
