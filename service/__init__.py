@@ -49,4 +49,5 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     for module in (projects, items, labels, batches, jobs, metrics, simulations, health):
         module.init_app(app)
+    errors.document_errors(api.spec)
     return app

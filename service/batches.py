@@ -24,6 +24,7 @@ class NextQuery(ma.Schema):
     annotator = annotator_field(required=True)
     size = ma.fields.Integer(
         load_default=defaults.BATCH_SIZE,
+        metadata={"description": "Items in the batch"},
         validate=ma.validate.Range(
             1, defaults.MAX_BATCH_SIZE, error=f"size must be between 1 and {defaults.MAX_BATCH_SIZE}"
         ),
@@ -32,13 +33,15 @@ class NextQuery(ma.Schema):
 
 class PredictionSchema(ma.Schema):
     label = ma.fields.Raw(metadata={"description": "Predicted label (a list for multi-label)"})
-    confidence = ma.fields.Float()
+    confidence = ma.fields.Float(
+        metadata={"description": "The model's probability for that label, calibrated"}
+    )
 
 
 class BatchItemSchema(ma.Schema):
-    id = ma.fields.String()
-    text = ma.fields.String(allow_none=True)
-    metadata = ma.fields.Dict()
+    id = ma.fields.String(metadata={"description": "The item's id"})
+    text = ma.fields.String(allow_none=True, metadata={"description": "The item's text"})
+    metadata = ma.fields.Dict(metadata={"description": "The item's metadata, as uploaded"})
     score = ma.fields.Float(
         allow_none=True, metadata={"description": "Strategy score (higher: more informative)"}
     )
@@ -49,22 +52,42 @@ class BatchItemSchema(ma.Schema):
             "(the random evaluation sample) or fallback (no ranking yet)"
         }
     )
-    prediction = ma.fields.Nested(PredictionSchema, allow_none=True)
+    prediction = ma.fields.Nested(
+        PredictionSchema,
+        allow_none=True,
+        metadata={
+            "description": "The serving model's label and confidence, to pre-annotate (null before a model)"
+        },
+    )
 
 
 class BatchSchema(ma.Schema):
-    project = ma.fields.String()
-    schema = ma.fields.String()
-    annotator = ma.fields.String()
-    strategy = ma.fields.String(allow_none=True)
-    model_version = ma.fields.Integer(allow_none=True)
-    ranking_id = ma.fields.String(allow_none=True)
+    project = ma.fields.String(metadata={"description": "The project"})
+    schema = ma.fields.String(metadata={"description": "The schema the batch is for"})
+    annotator = ma.fields.String(metadata={"description": "Who the items are leased to"})
+    strategy = ma.fields.String(
+        allow_none=True,
+        metadata={
+            "description": "The strategy of the ranking the batch came from (random before one is published)"
+        },
+    )
+    model_version = ma.fields.Integer(
+        allow_none=True,
+        metadata={"description": "The model version whose ranking the batch came from (null: none yet)"},
+    )
+    ranking_id = ma.fields.String(
+        allow_none=True,
+        metadata={"description": "The ranking the batch came from (null: none published yet)"},
+    )
     lease_expires_at = ma.fields.String(metadata={"description": "When the batch's leases lapse (UTC)"})
-    items = ma.fields.List(ma.fields.Nested(BatchItemSchema))
+    items = ma.fields.List(
+        ma.fields.Nested(BatchItemSchema),
+        metadata={"description": "The batch, best first; leased to the annotator"},
+    )
 
 
 class ReleaseSchema(ma.Schema):
-    schema = ma.fields.String(required=True)
+    schema = ma.fields.String(required=True, metadata={"description": "The schema the leases are for"})
     annotator = annotator_field(required=True)
     items = ma.fields.List(
         ma.fields.String(),
@@ -76,7 +99,7 @@ class ReleaseSchema(ma.Schema):
 
 
 class ReleaseResultSchema(ma.Schema):
-    released = ma.fields.Integer()
+    released = ma.fields.Integer(metadata={"description": "Leases given back"})
 
 
 @blp.route("/<project>/next")

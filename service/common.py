@@ -21,10 +21,13 @@ class SchemaQuery(ma.Schema):
     schema = ma.fields.String(required=True, metadata={"description": "Label schema name"})
 
 
-Name = ma.fields.String(
-    required=True,
-    validate=ma.validate.Regexp(defaults.NAME_PATTERN, error="use 1-64 letters, digits, '_', '.' or '-'"),
-)
+def name_field(description: str) -> ma.fields.String:
+    """A required project or schema name (it becomes part of keys and URLs)."""
+    return ma.fields.String(
+        required=True,
+        validate=ma.validate.Regexp(defaults.NAME_PATTERN, error="use 1-64 letters, digits, '_', '.' or '-'"),
+        metadata={"description": description},
+    )
 
 
 def annotator_field(description: str = "Annotator name", **kwargs) -> ma.fields.String:

@@ -7,6 +7,7 @@ through ``problem_response``. A response never carries a traceback.
 from __future__ import annotations
 
 import logging
+from http import HTTPStatus
 
 import marshmallow as ma
 from flask import Flask, Response, json
@@ -118,6 +119,45 @@ def handle_unexpected(error: Exception) -> Response:
     return problem_response(
         500, "Internal Server Error", "the service failed to handle this request; it has been logged"
     )
+
+
+_METHODS = ("get", "put", "post", "patch", "delete")
+
+PATH_PARAMETERS = {
+    "project": "The project's name",
+    "schema": "The schema's name",
+    "item": "The item's id (it may hold slashes)",
+    "job": "The job's id, from the response that started it",
+    "sim": "The simulation's id, from the response that started it",
+    "name": "A result file: curves.csv, curves.png or summary.json",
+}
+"""What each path parameter names, for the OpenAPI document."""
+
+
+def document_errors(spec) -> None:
+    """State in the OpenAPI document what each path parameter names, and every error each
+    operation can answer, by rule: a 503
+    (storage unreachable, with Retry-After) from all, a 404 from those with a path parameter,
+    a 400 (malformed JSON) and a 413 (body too large) from those with a body, and a 409
+    from creating a project that exists. 422s for bad arguments are stated by flask-smorest."""
+    for path, item in spec._paths.items():
+        for parameter in item.get("parameters", []):
+            if parameter.get("in") == "path" and parameter["name"] in PATH_PARAMETERS:
+                parameter.setdefault("description", PATH_PARAMETERS[parameter["name"]])
+        for method, operation in item.items():
+            if method not in _METHODS:
+                continue
+            codes = [503]
+            if "{" in path:
+                codes.append(404)
+            if "requestBody" in operation:
+                codes += [400, 413, 422]
+            if method == "post" and path == "/v1/projects":
+                codes.append(409)
+            responses = operation.setdefault("responses", {})
+            for code in codes:
+                if str(code) not in responses:
+                    responses[str(code)] = spec.components.get_ref("response", HTTPStatus(code).name)
 
 
 def init_app(app: Flask) -> None:

@@ -23,8 +23,10 @@ blp = Blueprint("health", __name__, description="Probes for orchestrators")
 
 
 class HealthSchema(ma.Schema):
-    status = ma.fields.String()
-    workers = ma.fields.Integer(allow_none=True)
+    status = ma.fields.String(metadata={"description": "ok (alive) or ready"})
+    workers = ma.fields.Integer(
+        allow_none=True, metadata={"description": "Workers listening on the ranking queue (readiness only)"}
+    )
 
 
 @blp.route("/healthz")

@@ -24,8 +24,16 @@ def _shallow_enough(metadata: dict) -> None:
 
 
 class ItemSchema(ma.Schema):
-    id = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=defaults.MAX_ID_CHARS))
-    text = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=defaults.MAX_TEXT_CHARS))
+    id = ma.fields.String(
+        required=True,
+        validate=ma.validate.Length(min=1, max=defaults.MAX_ID_CHARS),
+        metadata={"description": "The item's id in your tool; re-sending an id replaces the item"},
+    )
+    text = ma.fields.String(
+        allow_none=True,
+        validate=ma.validate.Length(max=defaults.MAX_TEXT_CHARS),
+        metadata={"description": "The text annotators read and the text features are computed from"},
+    )
     vector = ma.fields.List(
         ma.fields.Float(
             allow_nan=False,
@@ -37,6 +45,9 @@ class ItemSchema(ma.Schema):
         ),
         allow_none=True,
         validate=ma.validate.Length(min=1, max=defaults.MAX_VECTOR_DIM),
+        metadata={
+            "description": "Your own feature vector, beside the text features (every item the same length)"
+        },
     )
     metadata = ma.fields.Dict(
         load_default=dict,
@@ -58,19 +69,20 @@ class ItemsUploadSchema(ma.Schema):
         ma.fields.Nested(ItemSchema),
         required=True,
         validate=ma.validate.Length(min=1, max=defaults.MAX_ITEMS_PER_REQUEST),
+        metadata={"description": "Items to insert or replace (at most 10,000 a request)"},
     )
 
 
 class ItemsUploadResultSchema(ma.Schema):
-    created = ma.fields.Integer()
-    updated = ma.fields.Integer()
-    pool_size = ma.fields.Integer()
+    created = ma.fields.Integer(metadata={"description": "Items new to the pool"})
+    updated = ma.fields.Integer(metadata={"description": "Items that replaced one with the same id"})
+    pool_size = ma.fields.Integer(metadata={"description": "Items in the pool after the upload"})
 
 
 class ItemOutSchema(ma.Schema):
-    id = ma.fields.String()
-    text = ma.fields.String(allow_none=True)
-    metadata = ma.fields.Dict()
+    id = ma.fields.String(metadata={"description": "The item's id"})
+    text = ma.fields.String(allow_none=True, metadata={"description": "The item's text"})
+    metadata = ma.fields.Dict(metadata={"description": "The item's metadata, as uploaded"})
     labels = ma.fields.Dict(metadata={"description": "Per schema, each annotator's label"})
 
 

@@ -18,39 +18,50 @@ blp = Blueprint("jobs", __name__, url_prefix="/v1", description="Training jobs a
 
 
 class JobRefSchema(ma.Schema):
-    job = ma.fields.String()
-    status_url = ma.fields.String()
+    job = ma.fields.String(metadata={"description": "The job's id"})
+    status_url = ma.fields.String(metadata={"description": "Where to follow the job"})
 
 
 class JobSchema(ma.Schema):
-    id = ma.fields.String()
+    id = ma.fields.String(metadata={"description": "The job's id"})
     status = ma.fields.String(
         metadata={
             "description": "queued, deferred (waits for a running job), "
             "started, finished, failed, stopped or canceled"
         }
     )
-    project = ma.fields.String(allow_none=True)
-    schema = ma.fields.String(allow_none=True)
-    reason = ma.fields.String(allow_none=True)
-    progress = ma.fields.Dict(allow_none=True)
-    enqueued_at = ma.fields.String(allow_none=True)
-    started_at = ma.fields.String(allow_none=True)
-    ended_at = ma.fields.String(allow_none=True)
-    result = ma.fields.Dict(allow_none=True)
+    project = ma.fields.String(allow_none=True, metadata={"description": "The project it ranks"})
+    schema = ma.fields.String(allow_none=True, metadata={"description": "The schema it ranks"})
+    reason = ma.fields.String(allow_none=True, metadata={"description": "What triggered it"})
+    progress = ma.fields.Dict(
+        allow_none=True, metadata={"description": "stage and fraction done, while it runs"}
+    )
+    enqueued_at = ma.fields.String(allow_none=True, metadata={"description": "When it was queued (UTC)"})
+    started_at = ma.fields.String(allow_none=True, metadata={"description": "When a worker started it (UTC)"})
+    ended_at = ma.fields.String(allow_none=True, metadata={"description": "When it ended (UTC)"})
+    result = ma.fields.Dict(
+        allow_none=True,
+        metadata={"description": "What it did, once finished: status, ranking, model version, seconds"},
+    )
     error = ma.fields.String(
         allow_none=True, metadata={"description": "Why a failed job failed (the ranking in service stays)"}
     )
 
 
 class ModelSchema(ma.Schema):
-    version = ma.fields.Integer()
-    created_at = ma.fields.String()
-    training_size = ma.fields.Integer()
-    train_seconds = ma.fields.Float()
-    classes = ma.fields.List(ma.fields.String())
-    class_counts = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Integer())
-    temperature = ma.fields.Float()
+    version = ma.fields.Integer(metadata={"description": "The version number, counting from 1 per schema"})
+    created_at = ma.fields.String(metadata={"description": "When it was trained (UTC)"})
+    training_size = ma.fields.Integer(metadata={"description": "Labels it was trained on"})
+    train_seconds = ma.fields.Float(metadata={"description": "Seconds training took"})
+    classes = ma.fields.List(ma.fields.String(), metadata={"description": "The labels it predicts"})
+    class_counts = ma.fields.Dict(
+        keys=ma.fields.String(),
+        values=ma.fields.Integer(),
+        metadata={"description": "Training labels per class"},
+    )
+    temperature = ma.fields.Float(
+        metadata={"description": "The calibration temperature applied to its logits"}
+    )
     metrics = ma.fields.Dict(metadata={"description": "cv_accuracy: cross-validated on the training labels"})
     evaluation = ma.fields.Dict(
         metadata={"description": "size, accuracy, macro_f1 on the labelled random evaluation sample"}
@@ -64,8 +75,10 @@ class ModelSchema(ma.Schema):
 
 
 class ModelListSchema(ma.Schema):
-    schema = ma.fields.String()
-    models = ma.fields.List(ma.fields.Nested(ModelSchema))
+    schema = ma.fields.String(metadata={"description": "The schema"})
+    models = ma.fields.List(
+        ma.fields.Nested(ModelSchema), metadata={"description": "Its model versions, oldest first"}
+    )
 
 
 def _iso(dt) -> str | None:

@@ -31,8 +31,12 @@ class LabelValue(ma.fields.Field):
 
 
 class LabelSchema(ma.Schema):
-    item = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=defaults.MAX_ID_CHARS))
-    schema = ma.fields.String(required=True)
+    item = ma.fields.String(
+        required=True,
+        validate=ma.validate.Length(min=1, max=defaults.MAX_ID_CHARS),
+        metadata={"description": "Id of the labelled item"},
+    )
+    schema = ma.fields.String(required=True, metadata={"description": "Name of the schema the label answers"})
     value = LabelValue(
         required=True,
         metadata={
@@ -48,11 +52,12 @@ class LabelsUploadSchema(ma.Schema):
         ma.fields.Nested(LabelSchema),
         required=True,
         validate=ma.validate.Length(min=1, max=defaults.MAX_LABELS_PER_REQUEST),
+        metadata={"description": "Labels to store (at most 10,000 a request)"},
     )
 
 
 class LabelsResultSchema(ma.Schema):
-    received = ma.fields.Integer()
+    received = ma.fields.Integer(metadata={"description": "Labels in the request"})
     new = ma.fields.Integer(metadata={"description": "Labels new to their item and annotator"})
     training_jobs = ma.fields.Dict(
         keys=ma.fields.String(),

@@ -17,22 +17,33 @@ blp = Blueprint("metrics", __name__, url_prefix="/v1/projects", description="Lea
 
 
 class CurvePointSchema(ma.Schema):
-    version = ma.fields.Integer()
+    version = ma.fields.Integer(metadata={"description": "The model version"})
     labels = ma.fields.Integer(metadata={"description": "Labels the model was trained on"})
     accuracy = ma.fields.Float(allow_none=True, metadata={"description": "On the random evaluation sample"})
-    macro_f1 = ma.fields.Float(allow_none=True)
-    evaluation_size = ma.fields.Integer()
+    macro_f1 = ma.fields.Float(
+        allow_none=True, metadata={"description": "Macro-F1 on the labelled evaluation sample"}
+    )
+    evaluation_size = ma.fields.Integer(
+        metadata={"description": "Labelled evaluation items it was measured on"}
+    )
     stop_kappa = ma.fields.Float(
         allow_none=True, metadata={"description": "Agreement with the previous version on the stop set"}
     )
-    created_at = ma.fields.String(allow_none=True)
+    created_at = ma.fields.String(
+        allow_none=True, metadata={"description": "When the version was trained (UTC)"}
+    )
 
 
 class MetricsSchema(ma.Schema):
-    schema = ma.fields.String()
-    curve = ma.fields.List(ma.fields.Nested(CurvePointSchema))
-    should_stop = ma.fields.Boolean()
-    reason = ma.fields.String()
+    schema = ma.fields.String(metadata={"description": "The schema"})
+    curve = ma.fields.List(
+        ma.fields.Nested(CurvePointSchema),
+        metadata={"description": "One point per model version, oldest first"},
+    )
+    should_stop = ma.fields.Boolean(
+        metadata={"description": "Whether more labels have stopped paying off (stabilising predictions)"}
+    )
+    reason = ma.fields.String(metadata={"description": "Why should_stop is what it is"})
 
 
 def _metrics(project: str, schema_name: str) -> dict:

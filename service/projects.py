@@ -7,7 +7,7 @@ from flask import Flask
 from flask.views import MethodView
 
 from service.bodies import Blueprint
-from service.common import Name, load_project, trigger_refresh
+from service.common import load_project, name_field, trigger_refresh
 from service.extensions import api, backend
 from workers import defaults
 from workers.features import VECTORIZERS
@@ -20,7 +20,7 @@ blp = Blueprint("projects", __name__, url_prefix="/v1/projects", description="Pr
 
 
 class LabelSchemaSchema(ma.Schema):
-    name = Name
+    name = name_field("The schema's name: one labelling question, e.g. sentiment")
     labels = ma.fields.List(
         ma.fields.String(validate=ma.validate.Length(min=1, max=200)),
         required=True,
@@ -31,25 +31,57 @@ class LabelSchemaSchema(ma.Schema):
 
 
 class BaldParamsSchema(ma.Schema):
-    n_estimators = ma.fields.Integer(validate=ma.validate.Range(2, 50))
-    bootstrap_fraction = ma.fields.Float(validate=ma.validate.Range(0.1, 1.0))
+    n_estimators = ma.fields.Integer(
+        validate=ma.validate.Range(2, 50),
+        metadata={"description": "Bootstrap members of the BALD ensemble"},
+    )
+    bootstrap_fraction = ma.fields.Float(
+        validate=ma.validate.Range(0.1, 1.0),
+        metadata={"description": "Each member's bootstrap sample, as a share of the training labels"},
+    )
 
 
 class ActiveLearningSchema(ma.Schema):
     """Active-learning settings; key names follow Potato's ``active_learning`` block."""
 
-    enabled = ma.fields.Boolean()
-    schema_names = ma.fields.List(ma.fields.String(), allow_none=True)
-    query_strategy = ma.fields.String(validate=ma.validate.OneOf(STRATEGIES))
-    uncertainty_measure = ma.fields.String(validate=ma.validate.OneOf(MEASURES))
-    min_instances_for_training = ma.fields.Integer(validate=ma.validate.Range(2, 1_000_000))
-    update_frequency = ma.fields.Integer(validate=ma.validate.Range(1, 1_000_000))
+    enabled = ma.fields.Boolean(
+        metadata={"description": "Rank with active learning; false serves the pool in random order"}
+    )
+    schema_names = ma.fields.List(
+        ma.fields.String(),
+        allow_none=True,
+        metadata={
+            "description": "Schemas active learning ranks (default: all); the others are served at random"
+        },
+    )
+    query_strategy = ma.fields.String(
+        validate=ma.validate.OneOf(STRATEGIES),
+        metadata={"description": "How the pool is ranked"},
+    )
+    uncertainty_measure = ma.fields.String(
+        validate=ma.validate.OneOf(MEASURES),
+        metadata={"description": "least_confidence, margin or entropy"},
+    )
+    min_instances_for_training = ma.fields.Integer(
+        validate=ma.validate.Range(2, 1_000_000),
+        metadata={"description": "Labelled items a schema needs before its first model"},
+    )
+    update_frequency = ma.fields.Integer(
+        validate=ma.validate.Range(1, 1_000_000),
+        metadata={"description": "New labels that trigger a retrain"},
+    )
     random_sample_percent = ma.fields.Float(
         validate=ma.validate.Range(0.0, 1.0, error="a fraction between 0 and 1 (20% is 0.2)"),
         metadata={"description": "Fraction of each batch drawn at random, for exploration"},
     )
-    min_annotations_per_instance = ma.fields.Integer(validate=ma.validate.Range(1, 100))
-    resolution_strategy = ma.fields.String(validate=ma.validate.OneOf(["majority_vote"]))
+    min_annotations_per_instance = ma.fields.Integer(
+        validate=ma.validate.Range(1, 100),
+        metadata={"description": "Labels from distinct annotators an item needs before it leaves the pool"},
+    )
+    resolution_strategy = ma.fields.String(
+        validate=ma.validate.OneOf(["majority_vote"]),
+        metadata={"description": "How several annotators' labels become one training label"},
+    )
     hybrid_weights = ma.fields.Dict(
         keys=ma.fields.String(),
         values=ma.fields.Float(validate=ma.validate.Range(0.0)),
@@ -68,7 +100,11 @@ class ActiveLearningSchema(ma.Schema):
             "e.g. {badge: 0.7, diversity: 0.2, random: 0.1}"
         },
     )
-    bald_params = ma.fields.Nested(BaldParamsSchema, allow_none=True)
+    bald_params = ma.fields.Nested(
+        BaldParamsSchema,
+        allow_none=True,
+        metadata={"description": "The BALD ensemble's size and bootstrap share"},
+    )
     eval_fraction = ma.fields.Float(
         validate=ma.validate.Range(0.0, 1.0, error="a fraction between 0 and 1"),
         metadata={
@@ -76,9 +112,7 @@ class ActiveLearningSchema(ma.Schema):
             "(default 0.05; 0 turns it off)"
         },
     )
-    train_on_eval = ma.fields.Boolean(
-        metadata={"description": "Train on labelled evaluation items too (default false)"}
-    )
+    train_on_eval = ma.fields.Boolean(metadata={"description": "Train on labelled evaluation items too"})
     vectorizer_name = ma.fields.String(
         metadata={
             "description": f"Text features: {', '.join(VECTORIZERS)} (the minilm kinds need "
@@ -95,14 +129,27 @@ class ActiveLearningSchema(ma.Schema):
 
 
 class ProjectCreateSchema(ma.Schema):
-    name = Name
-    description = ma.fields.String(load_default="", validate=ma.validate.Length(max=10_000))
-    schemas = ma.fields.List(
-        ma.fields.Nested(LabelSchemaSchema), required=True, validate=ma.validate.Length(min=1, max=100)
+    name = name_field("The project's name, used in every URL of it")
+    description = ma.fields.String(
+        load_default="",
+        validate=ma.validate.Length(max=10_000),
+        metadata={"description": "Free text shown with the project"},
     )
-    active_learning = ma.fields.Nested(ActiveLearningSchema, load_default=dict)
+    schemas = ma.fields.List(
+        ma.fields.Nested(LabelSchemaSchema),
+        required=True,
+        validate=ma.validate.Length(min=1, max=100),
+        metadata={"description": "The labelling questions, each with its labels"},
+    )
+    active_learning = ma.fields.Nested(
+        ActiveLearningSchema,
+        load_default=dict,
+        metadata={"description": "Active-learning settings (Potato's key names); unknown keys are refused"},
+    )
     lease_seconds = ma.fields.Integer(
-        load_default=defaults.LEASE_SECONDS, validate=ma.validate.Range(1, defaults.MAX_LEASE_SECONDS)
+        load_default=defaults.LEASE_SECONDS,
+        validate=ma.validate.Range(1, defaults.MAX_LEASE_SECONDS),
+        metadata={"description": "How long a batch's items stay reserved for the annotator who got them"},
     )
     vector_dim = ma.fields.Integer(
         load_default=None,
@@ -113,34 +160,57 @@ class ProjectCreateSchema(ma.Schema):
 
 
 class ProjectPatchSchema(ma.Schema):
-    description = ma.fields.String(validate=ma.validate.Length(max=10_000))
-    active_learning = ma.fields.Nested(ActiveLearningSchema)
-    lease_seconds = ma.fields.Integer(validate=ma.validate.Range(1, defaults.MAX_LEASE_SECONDS))
+    description = ma.fields.String(
+        validate=ma.validate.Length(max=10_000), metadata={"description": "Free text shown with the project"}
+    )
+    active_learning = ma.fields.Nested(
+        ActiveLearningSchema, metadata={"description": "Settings to change; the others keep their values"}
+    )
+    lease_seconds = ma.fields.Integer(
+        validate=ma.validate.Range(1, defaults.MAX_LEASE_SECONDS),
+        metadata={"description": "How long a batch's items stay reserved for the annotator who got them"},
+    )
 
 
 class SchemaCountsSchema(ma.Schema):
     labelled = ma.fields.Integer(metadata={"description": "Items out of the pool (enough labels)"})
-    with_any_label = ma.fields.Integer()
+    with_any_label = ma.fields.Integer(metadata={"description": "Items with at least one label"})
     leased = ma.fields.Integer(metadata={"description": "Items under an unexpired lease"})
-    unlabelled = ma.fields.Integer()
-    model_version = ma.fields.Integer(allow_none=True)
+    unlabelled = ma.fields.Integer(metadata={"description": "Items still to be labelled"})
+    model_version = ma.fields.Integer(
+        allow_none=True, metadata={"description": "The newest model version, or null before the first"}
+    )
     ranking = ma.fields.Dict(allow_none=True, metadata={"description": "The published ranking"})
 
 
 class ProjectSchema(ma.Schema):
-    name = ma.fields.String()
-    description = ma.fields.String()
-    schemas = ma.fields.List(ma.fields.Nested(LabelSchemaSchema))
-    active_learning = ma.fields.Dict()
-    lease_seconds = ma.fields.Integer()
-    vector_dim = ma.fields.Integer(allow_none=True)
-    created_at = ma.fields.String()
+    name = ma.fields.String(metadata={"description": "The project's name"})
+    description = ma.fields.String(metadata={"description": "Free text shown with the project"})
+    schemas = ma.fields.List(
+        ma.fields.Nested(LabelSchemaSchema),
+        metadata={"description": "The labelling questions, each with its labels"},
+    )
+    active_learning = ma.fields.Dict(metadata={"description": "Active-learning settings, defaults filled in"})
+    lease_seconds = ma.fields.Integer(
+        metadata={"description": "How long a batch's items stay reserved for the annotator who got them"}
+    )
+    vector_dim = ma.fields.Integer(
+        allow_none=True,
+        metadata={
+            "description": "Length of the items' vectors, fixed by the first vector uploaded (null: none yet)"
+        },
+    )
+    created_at = ma.fields.String(metadata={"description": "When the project was created (UTC)"})
     items = ma.fields.Integer(metadata={"description": "Items in the pool"})
-    counts = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Nested(SchemaCountsSchema))
+    counts = ma.fields.Dict(
+        keys=ma.fields.String(),
+        values=ma.fields.Nested(SchemaCountsSchema),
+        metadata={"description": "Per schema: items, labels, leases and the published ranking"},
+    )
 
 
 class ProjectListSchema(ma.Schema):
-    projects = ma.fields.List(ma.fields.String())
+    projects = ma.fields.List(ma.fields.String(), metadata={"description": "Project names, sorted"})
 
 
 def describe(project: dict) -> dict:

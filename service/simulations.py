@@ -16,7 +16,7 @@ from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
 from service.bodies import Blueprint
-from service.common import Name, load_project
+from service.common import load_project, name_field
 from service.extensions import api, backend
 from service.jobs import _error_line, _iso
 from workers import defaults
@@ -38,19 +38,23 @@ blp = Blueprint(
 
 class RowSchema(ma.Schema):
     id = ma.fields.String(metadata={"description": "Ignored; allowed so data sets can be sent as they are"})
-    text = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=defaults.MAX_TEXT_CHARS))
+    text = ma.fields.String(
+        allow_none=True,
+        validate=ma.validate.Length(max=defaults.MAX_TEXT_CHARS),
+        metadata={"description": "The row's text (or send features)"},
+    )
     features = ma.fields.List(
         ma.fields.Raw(allow_none=True),
         allow_none=True,
         validate=ma.validate.Length(max=defaults.MAX_VECTOR_DIM),
         metadata={"description": "Numbers, or strings for categorical columns; null when missing"},
     )
-    label = ma.fields.String(required=True)
+    label = ma.fields.String(required=True, metadata={"description": "The row's true label"})
 
 
 class SourceSchema(ma.Schema):
-    project = Name
-    schema = ma.fields.String(required=True)
+    project = name_field("A project whose labelled items to replay")
+    schema = ma.fields.String(required=True, metadata={"description": "The schema whose labels to replay"})
 
 
 class SimulationRequestSchema(ma.Schema):
@@ -75,24 +79,43 @@ class SimulationRequestSchema(ma.Schema):
         metadata={"description": "Strategies to compare; random is always added (default: the project's)"},
     )
     seed_size = ma.fields.Integer(
-        load_default=defaults.SIMULATION_SEED_SIZE, validate=ma.validate.Range(1, 100_000)
+        load_default=defaults.SIMULATION_SEED_SIZE,
+        validate=ma.validate.Range(1, 100_000),
+        metadata={"description": "Random labels each replay starts from"},
     )
     batch_size = ma.fields.Integer(
-        load_default=defaults.SIMULATION_BATCH_SIZE, validate=ma.validate.Range(1, 10_000)
+        load_default=defaults.SIMULATION_BATCH_SIZE,
+        validate=ma.validate.Range(1, 10_000),
+        metadata={"description": "Items labelled per round"},
     )
     budget = ma.fields.Integer(
-        load_default=defaults.SIMULATION_BUDGET, validate=ma.validate.Range(1, defaults.MAX_SIMULATION_ROWS)
+        load_default=defaults.SIMULATION_BUDGET,
+        validate=ma.validate.Range(1, defaults.MAX_SIMULATION_ROWS),
+        metadata={"description": "Labels after which a replay stops"},
     )
     repeats = ma.fields.Integer(
         load_default=defaults.SIMULATION_REPEATS,
         validate=ma.validate.Range(1, defaults.MAX_SIMULATION_REPEATS),
+        metadata={"description": "Replays per strategy"},
     )
     test_fraction = ma.fields.Float(
-        load_default=defaults.SIMULATION_TEST_FRACTION, validate=ma.validate.Range(0.05, 0.9)
+        load_default=defaults.SIMULATION_TEST_FRACTION,
+        validate=ma.validate.Range(0.05, 0.9),
+        metadata={"description": "Share held out for measuring when no test rows are sent"},
     )
-    seed = ma.fields.Integer(load_default=0, validate=ma.validate.Range(0, 2**31 - 1))
-    vectorizer_name = ma.fields.String(validate=ma.validate.OneOf(VECTORIZERS))
-    classifier_name = ma.fields.String(validate=ma.validate.OneOf(CLASSIFIERS))
+    seed = ma.fields.Integer(
+        load_default=0,
+        validate=ma.validate.Range(0, 2**31 - 1),
+        metadata={"description": "Seed of every random choice, for a reproducible run"},
+    )
+    vectorizer_name = ma.fields.String(
+        validate=ma.validate.OneOf(VECTORIZERS),
+        metadata={"description": "Text features (default: the project's, or the service default)"},
+    )
+    classifier_name = ma.fields.String(
+        validate=ma.validate.OneOf(CLASSIFIERS),
+        metadata={"description": "Model (default: the project's, or logistic_regression)"},
+    )
 
     @ma.validates_schema
     def one_source(self, data, **kwargs):
@@ -103,12 +126,12 @@ class SimulationRequestSchema(ma.Schema):
 
 
 class SimulationRefSchema(ma.Schema):
-    id = ma.fields.String()
-    status_url = ma.fields.String()
+    id = ma.fields.String(metadata={"description": "The simulation's id"})
+    status_url = ma.fields.String(metadata={"description": "Where to follow it"})
 
 
 class SimulationSchema(ma.Schema):
-    id = ma.fields.String()
+    id = ma.fields.String(metadata={"description": "The simulation's id"})
     status = ma.fields.String(
         metadata={"description": "queued, started, finished, failed, stopped or canceled"}
     )
@@ -119,11 +142,11 @@ class SimulationSchema(ma.Schema):
             "simulating), the fraction of that stage done and eta_seconds"
         },
     )
-    settings = ma.fields.Dict()
-    source = ma.fields.Dict()
-    enqueued_at = ma.fields.String(allow_none=True)
-    started_at = ma.fields.String(allow_none=True)
-    ended_at = ma.fields.String(allow_none=True)
+    settings = ma.fields.Dict(metadata={"description": "The settings it runs with"})
+    source = ma.fields.Dict(metadata={"description": "Where its rows came from"})
+    enqueued_at = ma.fields.String(allow_none=True, metadata={"description": "When it was queued (UTC)"})
+    started_at = ma.fields.String(allow_none=True, metadata={"description": "When a worker started it (UTC)"})
+    ended_at = ma.fields.String(allow_none=True, metadata={"description": "When it ended (UTC)"})
     summary = ma.fields.Dict(
         allow_none=True,
         metadata={
@@ -134,7 +157,7 @@ class SimulationSchema(ma.Schema):
     files = ma.fields.Dict(
         keys=ma.fields.String(), values=ma.fields.String(), metadata={"description": "Result file URLs"}
     )
-    error = ma.fields.String(allow_none=True)
+    error = ma.fields.String(allow_none=True, metadata={"description": "Why it failed, when it did"})
 
 
 def _settings(args: dict, al: dict) -> Settings:
