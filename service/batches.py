@@ -9,6 +9,7 @@ import numpy as np
 from flask import Flask, jsonify
 from flask.views import MethodView
 
+from service import examples
 from service.bodies import Blueprint
 from service.common import annotator_field, load_project, load_schema
 from service.extensions import api, backend
@@ -20,11 +21,13 @@ blp = Blueprint("batches", __name__, url_prefix="/v1/projects", description="Nex
 
 
 class NextQuery(ma.Schema):
-    schema = ma.fields.String(required=True, metadata={"description": "Label schema name"})
-    annotator = annotator_field(required=True)
+    schema = ma.fields.String(
+        required=True, metadata={"description": "Label schema name", "example": "sentiment"}
+    )
+    annotator = annotator_field(required=True, example="ana")
     size = ma.fields.Integer(
         load_default=defaults.BATCH_SIZE,
-        metadata={"description": "Items in the batch"},
+        metadata={"description": "Items in the batch", "example": 10},
         validate=ma.validate.Range(
             1, defaults.MAX_BATCH_SIZE, error=f"size must be between 1 and {defaults.MAX_BATCH_SIZE}"
         ),
@@ -105,7 +108,7 @@ class ReleaseResultSchema(ma.Schema):
 @blp.route("/<project>/next")
 class Next(MethodView):
     @blp.arguments(NextQuery, location="query")
-    @blp.response(200, BatchSchema)
+    @blp.response(200, BatchSchema, example=examples.BATCH)
     def get(self, query, project):
         """The next batch for an annotator, from the latest ranking; never waits for training."""
         proj = load_project(project)
@@ -161,8 +164,8 @@ class Next(MethodView):
 
 @blp.route("/<project>/leases/release")
 class Release(MethodView):
-    @blp.arguments(ReleaseSchema)
-    @blp.response(200, ReleaseResultSchema)
+    @blp.arguments(ReleaseSchema, example=examples.RELEASE)
+    @blp.response(200, ReleaseResultSchema, example=examples.RELEASE_RESULT)
     def post(self, body, project):
         """Give leased items back to the pool (skipped, or the annotator is leaving)."""
         proj = load_project(project)

@@ -18,7 +18,9 @@ def load_schema(project: dict, name: str) -> dict:
 
 
 class SchemaQuery(ma.Schema):
-    schema = ma.fields.String(required=True, metadata={"description": "Label schema name"})
+    schema = ma.fields.String(
+        required=True, metadata={"description": "Label schema name", "example": "sentiment"}
+    )
 
 
 def name_field(description: str) -> ma.fields.String:
@@ -30,11 +32,14 @@ def name_field(description: str) -> ma.fields.String:
     )
 
 
-def annotator_field(description: str = "Annotator name", **kwargs) -> ma.fields.String:
+def annotator_field(
+    description: str = "Annotator name", example: str | None = None, **kwargs
+) -> ma.fields.String:
+    metadata: dict = {"description": description}
+    if example is not None:
+        metadata["example"] = example
     return ma.fields.String(
-        validate=ma.validate.Length(min=1, max=defaults.MAX_ID_CHARS),
-        metadata={"description": description},
-        **kwargs,
+        validate=ma.validate.Length(min=1, max=defaults.MAX_ID_CHARS), metadata=metadata, **kwargs
     )
 
 

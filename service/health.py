@@ -10,6 +10,7 @@ from flask.views import MethodView
 from redis.exceptions import RedisError
 from rq import Worker
 
+from service import examples
 from service.bodies import Blueprint
 from service.errors import problem_response
 from service.extensions import api, backend
@@ -31,7 +32,7 @@ class HealthSchema(ma.Schema):
 
 @blp.route("/healthz")
 class Health(MethodView):
-    @blp.response(200, HealthSchema)
+    @blp.response(200, HealthSchema, example=examples.HEALTH)
     def get(self):
         """The process is up (it does not touch Redis)."""
         return {"status": "ok", "workers": None}
@@ -39,7 +40,7 @@ class Health(MethodView):
 
 @blp.route("/readyz")
 class Ready(MethodView):
-    @blp.response(200, HealthSchema)
+    @blp.response(200, HealthSchema, example=examples.READY)
     @blp.alt_response(503, description="Redis unreachable or no worker listening")
     def get(self):
         """Redis answers and at least one worker listens on the queue."""

@@ -6,6 +6,7 @@ import marshmallow as ma
 from flask import Flask
 from flask.views import MethodView
 
+from service import examples
 from service.bodies import Blueprint, depth_of
 from service.common import load_project, trigger_refresh
 from service.extensions import api, backend
@@ -112,8 +113,8 @@ def check_vectors(project: dict, items: list[dict]) -> dict:
 
 @blp.route("/<project>/items")
 class Items(MethodView):
-    @blp.arguments(ItemsUploadSchema)
-    @blp.response(200, ItemsUploadResultSchema)
+    @blp.arguments(ItemsUploadSchema, example=examples.ITEMS_UPLOAD)
+    @blp.response(200, ItemsUploadResultSchema, example=examples.ITEMS_UPLOAD_RESULT)
     def post(self, body, project):
         """Insert or replace items by id (thousands per request)."""
         proj = load_project(project)
@@ -135,7 +136,7 @@ class Items(MethodView):
 
 @blp.route("/<project>/items/<path:item>")
 class Item(MethodView):
-    @blp.response(200, ItemOutSchema)
+    @blp.response(200, ItemOutSchema, example=examples.ITEM)
     def get(self, project, item):
         """One item with its labels."""
         proj = load_project(project)

@@ -9,6 +9,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
+from service import examples
 from service.bodies import Blueprint
 from service.common import SchemaQuery, load_project, load_schema, trigger_refresh
 from service.extensions import api, backend
@@ -97,7 +98,7 @@ def _error_line(job: Job) -> str | None:
 @blp.route("/projects/<project>/train")
 class Train(MethodView):
     @blp.arguments(SchemaQuery, location="query")
-    @blp.response(202, JobRefSchema)
+    @blp.response(202, JobRefSchema, example=examples.JOB_REF)
     def post(self, query, project):
         """Retrain and re-rank a schema now; joins a job already waiting, if any."""
         proj = load_project(project)
@@ -109,7 +110,7 @@ class Train(MethodView):
 
 @blp.route("/jobs/<job>")
 class JobStatus(MethodView):
-    @blp.response(200, JobSchema)
+    @blp.response(200, JobSchema, example=examples.JOB)
     def get(self, job):
         """A job's status, progress and result."""
         try:
@@ -136,7 +137,7 @@ class JobStatus(MethodView):
 @blp.route("/projects/<project>/models")
 class Models(MethodView):
     @blp.arguments(SchemaQuery, location="query")
-    @blp.response(200, ModelListSchema)
+    @blp.response(200, ModelListSchema, example=examples.MODELS)
     def get(self, query, project):
         """The schema's model versions, oldest first; a version is listed once its ranking is
         published."""

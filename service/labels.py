@@ -8,6 +8,7 @@ import marshmallow as ma
 from flask import Flask
 from flask.views import MethodView
 
+from service import examples
 from service.bodies import Blueprint
 from service.common import annotator_field, load_project, load_schema, trigger_refresh
 from service.extensions import api, backend
@@ -93,8 +94,8 @@ def check_value(schema: dict, value, index: int) -> None:
 
 @blp.route("/<project>/labels")
 class Labels(MethodView):
-    @blp.arguments(LabelsUploadSchema)
-    @blp.response(200, LabelsResultSchema)
+    @blp.arguments(LabelsUploadSchema, example=examples.LABELS_UPLOAD)
+    @blp.response(200, LabelsResultSchema, example=examples.LABELS_RESULT)
     def post(self, body, project):
         """Store labels in bulk; re-sending (item, schema, annotator) replaces the value."""
         proj = load_project(project)

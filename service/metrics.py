@@ -8,6 +8,7 @@ import marshmallow as ma
 from flask import Flask, Response
 from flask.views import MethodView
 
+from service import examples
 from service.bodies import Blueprint
 from service.common import SchemaQuery, load_project, load_schema
 from service.extensions import api, backend
@@ -57,7 +58,7 @@ def _metrics(project: str, schema_name: str) -> dict:
 @blp.route("/<project>/metrics")
 class Metrics(MethodView):
     @blp.arguments(SchemaQuery, location="query")
-    @blp.response(200, MetricsSchema)
+    @blp.response(200, MetricsSchema, example=examples.METRICS)
     def get(self, query, project):
         """Accuracy on the random evaluation sample per model version, and whether to stop."""
         return _metrics(project, query["schema"])

@@ -6,6 +6,7 @@ import marshmallow as ma
 from flask import Flask
 from flask.views import MethodView
 
+from service import examples
 from service.bodies import Blueprint
 from service.common import load_project, name_field, trigger_refresh
 from service.extensions import api, backend
@@ -239,8 +240,8 @@ def describe(project: dict) -> dict:
 
 @blp.route("")
 class Projects(MethodView):
-    @blp.arguments(ProjectCreateSchema)
-    @blp.response(201, ProjectSchema)
+    @blp.arguments(ProjectCreateSchema, example=examples.PROJECT_CREATE)
+    @blp.response(201, ProjectSchema, example=examples.PROJECT)
     def post(self, body):
         """Create a project with its label schemas and active-learning settings."""
         check_name("project", body["name"])
@@ -249,7 +250,7 @@ class Projects(MethodView):
         project = backend().store.create_project(body)
         return describe(project)
 
-    @blp.response(200, ProjectListSchema)
+    @blp.response(200, ProjectListSchema, example=examples.PROJECT_LIST)
     def get(self):
         """List project names."""
         return {"projects": backend().store.list_projects()}
@@ -257,13 +258,13 @@ class Projects(MethodView):
 
 @blp.route("/<project>")
 class Project(MethodView):
-    @blp.response(200, ProjectSchema)
+    @blp.response(200, ProjectSchema, example=examples.PROJECT)
     def get(self, project):
         """A project's settings and its counts per schema."""
         return describe(load_project(project))
 
-    @blp.arguments(ProjectPatchSchema)
-    @blp.response(200, ProjectSchema)
+    @blp.arguments(ProjectPatchSchema, example=examples.PROJECT_PATCH)
+    @blp.response(200, ProjectSchema, example=examples.PROJECT)
     def patch(self, body, project):
         """Change settings; active-learning keys not given keep their values."""
         current = load_project(project)

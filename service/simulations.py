@@ -15,6 +15,7 @@ from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
+from service import examples
 from service.bodies import Blueprint
 from service.common import load_project, name_field
 from service.extensions import api, backend
@@ -192,8 +193,8 @@ def _fetch(sim: str) -> Job:
 
 @blp.route("")
 class Simulations(MethodView):
-    @blp.arguments(SimulationRequestSchema)
-    @blp.response(202, SimulationRefSchema)
+    @blp.arguments(SimulationRequestSchema, example=examples.SIMULATION_REQUEST)
+    @blp.response(202, SimulationRefSchema, example=examples.SIMULATION_REF)
     def post(self, args):
         """Start a simulation; follow it at the returned status URL."""
         b = backend()
@@ -221,7 +222,7 @@ class Simulations(MethodView):
 
 @blp.route("/<sim>")
 class Simulation(MethodView):
-    @blp.response(200, SimulationSchema)
+    @blp.response(200, SimulationSchema, example=examples.SIMULATION)
     def get(self, sim):
         """A simulation's status, progress and, once finished, its summary and files."""
         job = _fetch(sim)

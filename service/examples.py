@@ -1,0 +1,224 @@
+"""Example requests and responses, shown with each operation in the OpenAPI document.
+
+One project (``reviews``, a ``sentiment`` schema) runs through all of them, as in the
+README's walk through the loop; a test holds every example to its documented schema.
+"""
+
+from __future__ import annotations
+
+_SCHEMA = {"name": "sentiment", "labels": ["positive", "negative", "neutral"], "multi_label": False}
+
+_ACTIVE_LEARNING = {
+    "enabled": True,
+    "schema_names": None,
+    "query_strategy": "diverse_uncertainty",
+    "uncertainty_measure": "margin",
+    "min_instances_for_training": 20,
+    "update_frequency": 10,
+    "random_sample_percent": 0.1,
+    "min_annotations_per_instance": 1,
+    "resolution_strategy": "majority_vote",
+    "hybrid_weights": None,
+    "hybrid_shares": None,
+    "bald_params": {"n_estimators": 5, "bootstrap_fraction": 0.8},
+    "vectorizer_name": "tfidf+wordllama",
+    "classifier_name": "logistic_regression",
+    "eval_fraction": 0.05,
+    "train_on_eval": False,
+}
+
+PROJECT_CREATE = {
+    "name": "reviews",
+    "description": "Product reviews for the returns team",
+    "schemas": [{"name": "sentiment", "labels": ["positive", "negative", "neutral"]}],
+    "active_learning": {
+        "query_strategy": "diverse_uncertainty",
+        "min_instances_for_training": 20,
+        "update_frequency": 10,
+        "random_sample_percent": 0.1,
+    },
+}
+
+PROJECT = {
+    "name": "reviews",
+    "description": "Product reviews for the returns team",
+    "schemas": [_SCHEMA],
+    "active_learning": _ACTIVE_LEARNING,
+    "lease_seconds": 600,
+    "vector_dim": None,
+    "created_at": "2026-11-23T12:00:00Z",
+    "items": 5000,
+    "counts": {
+        "sentiment": {
+            "labelled": 120,
+            "with_any_label": 120,
+            "leased": 10,
+            "unlabelled": 4880,
+            "model_version": 11,
+            "ranking": {
+                "ranking_id": "12",
+                "strategy": "diverse_uncertainty",
+                "model_version": 11,
+                "published_at": "2026-11-23T12:40:02Z",
+                "ranked": 4880,
+            },
+        }
+    },
+}
+
+PROJECT_PATCH = {"active_learning": {"update_frequency": 25}, "lease_seconds": 900}
+
+PROJECT_LIST = {"projects": ["reviews", "tickets"]}
+
+ITEMS_UPLOAD = {
+    "items": [
+        {"id": "r1", "text": "Loved it, would buy again", "metadata": {"shop": "north"}},
+        {"id": "r2", "text": "Broke after a week"},
+        {"id": "r3", "text": "It is a kettle", "vector": [0.1, 0.3, 0.7]},
+    ]
+}
+
+ITEMS_UPLOAD_RESULT = {"created": 2, "updated": 1, "pool_size": 5000}
+
+ITEM = {
+    "id": "r1",
+    "text": "Loved it, would buy again",
+    "metadata": {"shop": "north"},
+    "labels": {"sentiment": {"ana": "positive"}},
+}
+
+LABELS_UPLOAD = {
+    "labels": [
+        {"item": "r1", "schema": "sentiment", "value": "positive", "annotator": "ana"},
+        {"item": "r2", "schema": "sentiment", "value": "negative", "annotator": "ana"},
+    ]
+}
+
+LABELS_RESULT = {"received": 2, "new": 2, "training_jobs": {"sentiment": "6f1c0e2a9b7d4e21a3c5f0d18b2e4c7a"}}
+
+BATCH = {
+    "project": "reviews",
+    "schema": "sentiment",
+    "annotator": "ana",
+    "strategy": "diverse_uncertainty",
+    "model_version": 11,
+    "ranking_id": "12",
+    "lease_expires_at": "2026-11-23T12:50:00Z",
+    "items": [
+        {
+            "id": "r2",
+            "text": "Broke after a week",
+            "metadata": {},
+            "score": 0.93,
+            "rank": 1,
+            "source": "ranking",
+            "prediction": {"label": "negative", "confidence": 0.54},
+        },
+        {
+            "id": "r77",
+            "text": "Arrived on time",
+            "metadata": {"shop": "south"},
+            "score": 0.0,
+            "rank": 2318,
+            "source": "random",
+            "prediction": {"label": "neutral", "confidence": 0.61},
+        },
+    ],
+}
+
+RELEASE = {"schema": "sentiment", "annotator": "ana", "items": ["r2"]}
+
+RELEASE_RESULT = {"released": 1}
+
+JOB_REF = {
+    "job": "6f1c0e2a9b7d4e21a3c5f0d18b2e4c7a",
+    "status_url": "/v1/jobs/6f1c0e2a9b7d4e21a3c5f0d18b2e4c7a",
+}
+
+JOB = {
+    "id": "6f1c0e2a9b7d4e21a3c5f0d18b2e4c7a",
+    "status": "finished",
+    "project": "reviews",
+    "schema": "sentiment",
+    "reason": "10 new labels",
+    "progress": {"stage": "done", "fraction": 1.0},
+    "enqueued_at": "2026-11-23T12:40:00Z",
+    "started_at": "2026-11-23T12:40:00Z",
+    "ended_at": "2026-11-23T12:40:02Z",
+    "result": {
+        "status": "published",
+        "ranking_id": "12",
+        "strategy": "diverse_uncertainty",
+        "model_version": 11,
+        "ranked": 4880,
+        "seconds": 1.8,
+    },
+    "error": None,
+}
+
+MODELS = {
+    "schema": "sentiment",
+    "models": [
+        {
+            "version": 11,
+            "created_at": "2026-11-23T12:40:01Z",
+            "training_size": 114,
+            "train_seconds": 0.21,
+            "classes": ["negative", "neutral", "positive"],
+            "class_counts": {"positive": 51, "negative": 40, "neutral": 23},
+            "temperature": 1.31,
+            "metrics": {"cv_accuracy": 0.79},
+            "evaluation": {"size": 6, "accuracy": 0.83, "macro_f1": 0.81},
+            "stop_kappa": 0.94,
+            "serving": True,
+        }
+    ],
+}
+
+METRICS = {
+    "schema": "sentiment",
+    "curve": [
+        {
+            "version": 11,
+            "labels": 114,
+            "accuracy": 0.83,
+            "macro_f1": 0.81,
+            "evaluation_size": 6,
+            "stop_kappa": 0.94,
+            "created_at": "2026-11-23T12:40:01Z",
+        }
+    ],
+    "should_stop": False,
+    "reason": (
+        "predictions still changing: kappa of the last 3 versions 0.910, 0.925, 0.940 (stable at >= 0.99)"
+    ),
+}
+
+SIMULATION_REQUEST = {
+    "source": {"project": "reviews", "schema": "sentiment"},
+    "strategies": ["diverse_uncertainty", "uncertainty"],
+    "budget": 500,
+}
+
+SIMULATION_REF = {
+    "id": "3b9d2c7e1f0a4b6c8d5e7f9a1b3c5d7e",
+    "status_url": "/v1/simulations/3b9d2c7e1f0a4b6c8d5e7f9a1b3c5d7e",
+}
+
+SIMULATION = {
+    "id": "3b9d2c7e1f0a4b6c8d5e7f9a1b3c5d7e",
+    "status": "started",
+    "settings": {"strategies": ["diverse_uncertainty", "uncertainty", "random"], "budget": 500, "repeats": 5},
+    "source": {"kind": "project", "project": "reviews", "schema": "sentiment"},
+    "progress": {"stage": "simulating", "fraction": 0.4, "eta_seconds": 95},
+    "enqueued_at": "2026-11-23T13:00:00Z",
+    "started_at": "2026-11-23T13:00:01Z",
+    "ended_at": None,
+    "summary": None,
+    "files": {},
+    "error": None,
+}
+
+HEALTH = {"status": "ok", "workers": None}
+
+READY = {"status": "ready", "workers": 2}
