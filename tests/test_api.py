@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from workers.store import Store
+from workers.store import Store, keys
 
 PROJECT = {
     "name": "news",
@@ -276,7 +276,7 @@ def test_multi_label_schema_trains(client, project, run_jobs):
 def test_delete_project(client, project, redis_conn):
     assert client.delete("/v1/projects/news").status_code == 204
     problem(client.get("/v1/projects/news"), 404)
-    assert not list(redis_conn.scan_iter(match="alrank:p:news:*"))
+    assert not list(redis_conn.scan_iter(match="alrank:{news}:*"))
 
 
 def test_health(client, run_jobs):
@@ -451,7 +451,7 @@ def test_a_project_saved_before_a_setting_existed_gets_its_default_everywhere(
     /next, as the retrain job reads it, not 0."""
     import json
 
-    key = "alrank:p:news:config"
+    key = keys.config("news")
     stored = json.loads(redis_conn.get(key))
     del stored["active_learning"]["eval_fraction"]
     redis_conn.set(key, json.dumps(stored))

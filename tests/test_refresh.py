@@ -7,7 +7,7 @@ import pytest
 import workers.refresh
 from workers.aggregation import aggregate
 from workers.refresh import load_pool, snapshot, training_set
-from workers.store import Store
+from workers.store import Store, keys
 
 TEXTS = [
     "the striker scored twice in the final",
@@ -46,7 +46,7 @@ def project(client, redis_conn):
     ]
     assert client.post("/v1/projects/p/labels", json={"labels": labels}).status_code == 200
     # four of the labelled items were handed out as the random evaluation sample
-    redis_conn.sadd("alrank:p:p:s:s:eval", "n0", "n1", "n2", "n3")
+    redis_conn.sadd(keys.evaluation("p", "s"), "n0", "n1", "n2", "n3")
     return Store(redis_conn)
 
 

@@ -12,6 +12,7 @@ def _patterns() -> list[re.Pattern]:
     p, s = "P", "S"
     named = [
         keys.projects(),
+        keys.layout(),
         keys.config(p),
         keys.items(p),
         keys.vectors(p),
@@ -38,7 +39,7 @@ def _patterns() -> list[re.Pattern]:
     out = []
     for key in named:
         pattern = re.escape(key).replace(r"\*", "[^:]+")
-        pattern = pattern.replace(":p:P:", ":p:[^:]+:").replace(":s:S:", ":s:[^:]+:")
+        pattern = pattern.replace(r"\{P\}", r"\{[^:}]+\}").replace(":s:S:", ":s:[^:]+:")
         out.append(re.compile(pattern + "$"))
     return out
 

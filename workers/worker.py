@@ -32,6 +32,7 @@ from rq.serializers import JSONSerializer
 import workers.jobs
 import workers.simulation.job  # noqa: F401
 from workers import defaults
+from workers.store.migrate import migrate
 
 QUEUES = (defaults.QUEUE_NAME, defaults.SIMULATION_QUEUE_NAME)
 """Queues a worker takes jobs from, in priority order: rankings before simulations."""
@@ -92,6 +93,7 @@ def run_worker(
     redis_url: str, burst: bool = False, name: str | None = None, queues: tuple[str, ...] = QUEUES
 ) -> bool:
     conn = Redis.from_url(redis_url)
+    migrate(conn)
     worker = AlrankWorker(
         [make_queue(conn, q) for q in queues], connection=conn, serializer=JSONSerializer, name=name
     )

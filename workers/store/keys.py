@@ -1,13 +1,18 @@
 """The Redis data layout: every key alrank writes, as a function of what it names.
 
-All keys live under ``alrank:``; a project's under ``alrank:p:{project}:``, a schema's under
-``alrank:p:{project}:s:{schema}:``. The Lua scripts in ``scripts/`` are handed the keys they
-touch, or a schema's prefix from which they name its ranking's keys (a ranking's id is read
-inside the script, so that reading it and using it cannot interleave with a swap).
+All keys live under ``alrank:``; a project's under ``alrank:{P}:``, a schema's under
+``alrank:{P}:s:S:``. The braces are a Redis Cluster hash tag: every key of a project hashes
+to one slot, so a cluster can run each script and transaction on one node. Every key a Lua
+script in ``scripts/`` touches is passed to it in ``KEYS``; a script that touches the
+published ranking is told which ranking id its keys were named for and answers ``stale``
+if another was published in between, and the caller names them again.
+``workers.store.migrate`` renames the keys of the layout before this one
+(``alrank:p:P:...``).
 
 Projects
 
-- ``projects()`` SET of project names; ``config(P)`` the project as JSON.
+- ``layout()`` the layout version of the data; ``projects()`` SET of project names;
+  ``config(P)`` the project as JSON.
 - ``items(P)`` HASH item id -> JSON ``{"text", "metadata"}``; ``vectors(P)`` HASH item id ->
   float32 bytes; ``generation(P)`` counter, bumped by every change to the pool.
 - ``features(P, part)`` one feature part's cached rows (``.npz`` bytes, see
@@ -51,8 +56,8 @@ def projects() -> str:
 
 
 def project(p: str) -> str:
-    """The prefix of every key of project ``p``."""
-    return f"{defaults.KEY_PREFIX}:p:{p}:"
+    """The prefix of every key of project ``p``; ``{p}`` is its cluster hash tag."""
+    return f"{defaults.KEY_PREFIX}:{{{p}}}:"
 
 
 def config(p: str) -> str:
@@ -76,7 +81,7 @@ def features(p: str, part: str) -> str:
 
 
 def schema(p: str, s: str) -> str:
-    """The prefix of every key of schema ``s`` of project ``p`` (the scripts take it)."""
+    """The prefix of every key of schema ``s`` of project ``p``."""
     return f"{project(p)}s:{s}:"
 
 
@@ -145,5 +150,10 @@ def jobstate(p: str, s: str) -> str:
 
 
 def simulation(sim_id: str) -> str:
-    """The prefix of a simulation's keys."""
-    return f"{defaults.KEY_PREFIX}:sim:{sim_id}:"
+    """The prefix of a simulation's keys; ``{sim_id}`` is their cluster hash tag."""
+    return f"{defaults.KEY_PREFIX}:sim:{{{sim_id}}}:"
+
+
+def layout() -> str:
+    """The layout version the data is in (``workers.store.migrate``)."""
+    return f"{defaults.KEY_PREFIX}:layout"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from redis import Redis
@@ -16,6 +17,7 @@ from workers.store.scripts import Scripts
 class Labels:
     redis: Redis
     scripts: Scripts
+    with_ranking_keys: Callable[..., Any]
 
     def check_items_exist(self, project: str, ids: list[str]) -> None:
         key = keys.items(project)
@@ -33,34 +35,47 @@ class Labels:
         """Store labels; returns (labels new to their item and annotator, labels since the
         last retrain trigger, items with a label). An item still short of its ``needed``
         annotators goes back to the head of the ranking for the next one."""
-        argv: list[str | int] = [keys.schema(project, schema), needed]
-        for label in labels:
-            argv += [label["item"], label["annotator"], json.dumps(label["value"])]
-        touched = [
-            keys.items(project),
-            keys.labels(project, schema),
-            keys.annotator_counts(project, schema),
-            keys.label_revision(project, schema),
-            keys.since_trigger(project, schema),
-            keys.leases(project, schema),
-            keys.owners(project, schema),
-        ]
-        reply = self.scripts.upsert_labels(keys=touched, args=argv)
+        annotators = list(dict.fromkeys(label["annotator"] for label in labels))
+
+        def call(rid: str):
+            touched = [
+                keys.items(project),
+                keys.labels(project, schema),
+                keys.annotator_counts(project, schema),
+                keys.label_revision(project, schema),
+                keys.since_trigger(project, schema),
+                keys.leases(project, schema),
+                keys.owners(project, schema),
+                keys.ranking(project, schema),
+                keys.ranking_part(project, schema, rid, "pos"),
+                keys.ranking_part(project, schema, rid, "returned"),
+                *(keys.annotator_leases(project, schema, a) for a in annotators),
+            ]
+            lease_key = {a: len(touched) - len(annotators) + k + 1 for k, a in enumerate(annotators)}
+            argv: list[str | int] = [needed, rid]
+            for label in labels:
+                value = json.dumps(label["value"])
+                argv += [label["item"], label["annotator"], value, lease_key[label["annotator"]]]
+            return self.scripts.upsert_labels(keys=touched, args=argv)
+
+        reply = self.with_ranking_keys(project, schema, call)
         if reply[0] == -1:
             _raise_unknown_items([m.decode() for m in reply[1]])
         return int(reply[0]), int(reply[1]), int(reply[2])
 
     def delete_label(self, project: str, schema: str, item: str, annotator: str | None) -> int:
-        touched = [
-            keys.labels(project, schema),
-            keys.annotator_counts(project, schema),
-            keys.label_revision(project, schema),
-        ]
-        return int(
-            self.scripts.delete_label(
-                keys=touched, args=[item, annotator or "", keys.schema(project, schema)]
-            )
-        )
+        def call(rid: str):
+            touched = [
+                keys.labels(project, schema),
+                keys.annotator_counts(project, schema),
+                keys.label_revision(project, schema),
+                keys.ranking(project, schema),
+                keys.ranking_part(project, schema, rid, "pos"),
+                keys.ranking_part(project, schema, rid, "returned"),
+            ]
+            return self.scripts.delete_label(keys=touched, args=[item, annotator or "", rid])
+
+        return int(self.with_ranking_keys(project, schema, call))
 
     def load_labels(self, project: str, schema: str) -> dict[str, dict[str, Any]]:
         key = keys.labels(project, schema)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from redis import Redis
 
@@ -37,6 +39,7 @@ class Batch:
 class Leases:
     redis: Redis
     scripts: Scripts
+    with_ranking_keys: Callable[..., Any]
 
     def next_batch(
         self,
@@ -49,20 +52,35 @@ class Leases:
         labels_needed: int,
         n_eval: int = 0,
     ) -> Batch:
-        reply = self.scripts.next_batch(
-            keys=[],
-            args=[
-                keys.schema(project, schema),
+        def call(rid: str):
+            def part(name: str) -> str:
+                return keys.ranking_part(project, schema, rid, name)
+
+            touched = [
                 keys.items(project),
+                keys.annotator_counts(project, schema),
+                keys.labels(project, schema),
+                keys.leases(project, schema),
+                keys.owners(project, schema),
+                keys.annotator_leases(project, schema, annotator),
+                keys.evaluation(project, schema),
+                keys.ranking(project, schema),
+                *(part(name) for name in ("order", "explore", "info", "pos", "returned")),
+                *(part(name) for name in ("head:order", "head:explore", "meta")),
+            ]
+            args: list[str | int] = [
                 annotator,
                 size,
                 lease_seconds * 1000,
                 n_explore,
                 labels_needed,
-                max(4 * size, 50),
+                max(4 * size, 50),  # fallback: how many pool items to draw from
                 n_eval,
-            ],
-        )
+                rid,
+            ]
+            return self.scripts.next_batch(keys=touched, args=args)
+
+        reply = self.with_ranking_keys(project, schema, call)
         rid, meta = text(reply[0]), text(reply[1])
         items = [
             BatchItem(
@@ -77,8 +95,19 @@ class Leases:
         return Batch(rid, json.loads(meta) if meta else None, items)
 
     def release(self, project: str, schema: str, annotator: str, items: list[str] | None) -> int:
-        args = [keys.schema(project, schema), annotator, *(items or [])]
-        return int(self.scripts.release(keys=[], args=args))
+        def call(rid: str):
+            touched = [
+                keys.leases(project, schema),
+                keys.owners(project, schema),
+                keys.annotator_leases(project, schema, annotator),
+                keys.ranking(project, schema),
+                keys.ranking_part(project, schema, rid, "pos"),
+                keys.ranking_part(project, schema, rid, "returned"),
+            ]
+            args: list[str] = [annotator, rid, *(items or [])]
+            return self.scripts.release(keys=touched, args=args)
+
+        return int(self.with_ranking_keys(project, schema, call))
 
     def counts(self, project: dict, schema: str) -> dict:
         p = project["name"]

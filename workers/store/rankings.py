@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from redis import Redis
@@ -32,8 +33,22 @@ class RankingEntry(NamedTuple):
         return cls(*json.loads(raw))
 
 
+STALE_RETRIES = 20
+"""Times a script is named keys again after another ranking was published under it."""
+
+
 class Rankings:
     redis: Redis
+
+    def with_ranking_keys(self, project: str, schema: str, call: Callable[[str], Any]) -> Any:
+        """``call(rid)`` with the id of the published ranking ('' for none), again while it
+        answers ``stale`` (a ranking was published between reading the id and the call)."""
+        for _ in range(STALE_RETRIES):
+            current = self.redis.get(keys.ranking(project, schema))
+            reply = call(text(current) if current is not None else "")
+            if reply != b"stale":
+                return reply
+        raise RuntimeError(f"the ranking of {project}/{schema} kept changing under a request")
 
     def publish_ranking(
         self,

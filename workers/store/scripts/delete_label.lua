@@ -1,5 +1,9 @@
--- KEYS: labels, nlab, rev ; ARGV: item, annotator ('' for all), schema prefix.
--- Returns the number of labels removed; the item rejoins the ranking at its rank.
+-- KEYS: labels, nlab, rev, ranking, the ranking's pos and returned.
+-- ARGV: item, annotator ('' for all), the ranking id the keys were named for ('' for none).
+-- Returns the number of labels removed (the item rejoins the ranking at its rank), or
+-- 'stale' when another ranking was published since the caller read its id.
+local rid = redis.call('GET', KEYS[4]) or ''
+if rid ~= ARGV[3] then return 'stale' end
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
 if not raw then return 0 end
 local removed = 0
@@ -21,9 +25,8 @@ else
   end
 end
 redis.call('INCR', KEYS[3])
-local rid = redis.call('GET', ARGV[3] .. 'ranking')
-if rid then
-  local p = redis.call('HGET', ARGV[3] .. 'r:' .. rid .. ':pos', ARGV[1])
-  if p then redis.call('ZADD', ARGV[3] .. 'r:' .. rid .. ':returned', p, ARGV[1]) end
+if rid ~= '' then
+  local p = redis.call('HGET', KEYS[5], ARGV[1])
+  if p then redis.call('ZADD', KEYS[6], p, ARGV[1]) end
 end
 return removed

@@ -1,5 +1,10 @@
--- Lease a batch. ARGV: schema prefix, items key, annotator, size, lease ms, explore count,
--- labels needed per item, fallback sample size, evaluation count.
+-- Lease a batch.
+-- KEYS: items, nlab, labels, leases, owner, the annotator's leases, eval, ranking, then the
+--   ranking's order, explore, info, pos, returned, head:order, head:explore and meta.
+-- ARGV: annotator, size, lease ms, explore count, labels needed per item, fallback sample
+--   size, evaluation count, the ranking id the keys were named for ('' for none).
+-- Returns 'stale' when another ranking was published since the caller read its id (the
+-- caller names the keys again and retries).
 --
 -- Each list of the published ranking has a frontier: items before it have been handed out
 -- (or were done) once already. An item handed out comes back through the ranking's
@@ -10,16 +15,18 @@
 -- Returns {ranking id or '', ranking meta or '', then per item: id, source, item JSON,
 -- ranking info JSON or ''}; sources: 'lease' (already held), 'ranking', 'random'
 -- (exploration), 'fallback' (no ranking published yet).
-local pre, items, annot = ARGV[1], ARGV[2], ARGV[3]
-local size, lease_ms = tonumber(ARGV[4]), tonumber(ARGV[5])
-local n_explore, needed = tonumber(ARGV[6]), tonumber(ARGV[7])
+local items, nlab, labels, leases, owner, mine, eval = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local rid = redis.call('GET', KEYS[8]) or ''
+if rid ~= ARGV[8] then return 'stale' end
+local list_key = {order = KEYS[9], explore = KEYS[10]}
+local info, pos, returned = KEYS[11], KEYS[12], KEYS[13]
+local head_key = {order = KEYS[14], explore = KEYS[15]}
+local meta_key = KEYS[16]
+local annot = ARGV[1]
+local size, lease_ms = tonumber(ARGV[2]), tonumber(ARGV[3])
+local n_explore, needed = tonumber(ARGV[4]), tonumber(ARGV[5])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local nlab, leases, owner = pre .. 'nlab', pre .. 'leases', pre .. 'owner'
-local mine = pre .. 'lease:' .. annot
-local rid = redis.call('GET', pre .. 'ranking') or ''
-local r = pre .. 'r:' .. rid .. ':'
-local returned, pos = r .. 'returned', r .. 'pos'
 local out, chosen, taken = {}, {}, 0
 
 -- 0. lapsed leases: their items return to the pool at their rank
@@ -37,7 +44,7 @@ local function done(id)
   if n >= needed or redis.call('HEXISTS', items, id) == 0 then return true end
   -- an item that needs another annotator is never handed back to one who labelled it
   if n > 0 then
-    local raw = redis.call('HGET', pre .. 'labels', id)
+    local raw = redis.call('HGET', labels, id)
     if raw and cjson.decode(raw)[annot] ~= nil then return true end
   end
   return false
@@ -47,7 +54,7 @@ local function free(id)
   return not redis.call('ZSCORE', leases, id) or redis.call('HGET', owner, id) == annot
 end
 local function take(id, source)
-  if source == 'evaluation' then redis.call('SADD', pre .. 'eval', id) end
+  if source == 'evaluation' then redis.call('SADD', eval, id) end
   chosen[id] = true
   taken = taken + 1
   out[#out + 1] = id
@@ -67,12 +74,12 @@ end
 
 -- 2. walk a published list from its frontier
 local function walk(list, want, source)
-  local head_key = r .. 'head:' .. list
-  local head = tonumber(redis.call('GET', head_key) or '0')
-  local len = redis.call('LLEN', r .. list)
+  local head_at = head_key[list]
+  local head = tonumber(redis.call('GET', head_at) or '0')
+  local len = redis.call('LLEN', list_key[list])
   local got = 0
   while got < want and head < len do
-    local chunk = redis.call('LRANGE', r .. list, head, head + 2 * (want - got) + 8)
+    local chunk = redis.call('LRANGE', list_key[list], head, head + 2 * (want - got) + 8)
     for _, id in ipairs(chunk) do
       head = head + 1
       if not done(id) and free(id) then
@@ -82,7 +89,7 @@ local function walk(list, want, source)
       end
     end
   end
-  redis.call('SET', head_key, head)
+  redis.call('SET', head_at, head)
 end
 
 -- 3. items handed out before and given back, best rank first
@@ -103,7 +110,7 @@ end
 
 if rid ~= '' then
   -- the evaluation share: uniform draws, kept out of the active-learning order
-  local n_eval = math.min(tonumber(ARGV[9]), size - taken)
+  local n_eval = math.min(tonumber(ARGV[7]), size - taken)
   if n_eval > 0 then walk('explore', n_eval, 'evaluation') end
   local explore = math.min(n_explore, size - taken)
   if explore > 0 then walk('explore', explore, 'random') end
@@ -115,7 +122,7 @@ if size - taken > 0 then
   -- no ranking yet, or it ran dry (items added since): sample the pool at random
   -- HRANDFIELD picks a uniform subset, but a small (listpack) hash returns it in upload
   -- order, so taking its head would favour the first items uploaded: shuffle it first
-  local sample = redis.call('HRANDFIELD', items, tonumber(ARGV[8]))
+  local sample = redis.call('HRANDFIELD', items, tonumber(ARGV[6]))
   for i = #sample, 2, -1 do
     local j = math.random(i)
     sample[i], sample[j] = sample[j], sample[i]
@@ -138,13 +145,13 @@ end
 if #out > 0 then redis.call('PEXPIRE', mine, lease_ms + #out) end
 
 -- reply with everything the response needs, saving the caller a round trip
-local meta = rid ~= '' and redis.call('GET', r .. 'meta') or ''
+local meta = rid ~= '' and redis.call('GET', meta_key) or ''
 local reply = {rid, meta or ''}
 for i = 1, #out, 2 do
   local id = out[i]
   reply[#reply + 1] = id
   reply[#reply + 1] = out[i + 1]
   reply[#reply + 1] = redis.call('HGET', items, id) or ''
-  reply[#reply + 1] = rid ~= '' and redis.call('HGET', r .. 'info', id) or ''
+  reply[#reply + 1] = rid ~= '' and redis.call('HGET', info, id) or ''
 end
 return reply

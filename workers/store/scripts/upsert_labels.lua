@@ -1,18 +1,24 @@
--- KEYS: items, labels, nlab, rev, since, leases, owner
--- ARGV: schema prefix, labels an item needs, then triples (item, annotator, json value)
+-- KEYS: items, labels, nlab, rev, since, leases, owner, ranking, the ranking's pos and
+--   returned, then the lease keys of the annotators in the batch.
+-- ARGV: labels an item needs, the ranking id the keys were named for ('' for none), then
+--   quadruples (item, annotator, json value, index in KEYS of the annotator's lease key).
 -- Refuses the whole batch when any item is unknown; otherwise returns
--- {new labels, labels since the last trigger, labelled items}.
-local n = (#ARGV - 2) / 3
-local needed = tonumber(ARGV[2])
+-- {new labels, labels since the last trigger, labelled items}; 'stale' when another
+-- ranking was published since the caller read its id.
+local rid = redis.call('GET', KEYS[8]) or ''
+if rid ~= ARGV[2] then return 'stale' end
+local n = (#ARGV - 2) / 4
+local needed = tonumber(ARGV[1])
 local missing = {}
 for i = 0, n - 1 do
-  local item = ARGV[3 + 3 * i]
+  local item = ARGV[3 + 4 * i]
   if redis.call('HEXISTS', KEYS[1], item) == 0 then missing[#missing + 1] = item end
 end
 if #missing > 0 then return {-1, missing} end
 local new = 0
 for i = 0, n - 1 do
-  local item, annot, value = ARGV[3 + 3 * i], ARGV[4 + 3 * i], ARGV[5 + 3 * i]
+  local item, annot, value = ARGV[3 + 4 * i], ARGV[4 + 4 * i], ARGV[5 + 4 * i]
+  local mine = KEYS[tonumber(ARGV[6 + 4 * i])]
   local raw = redis.call('HGET', KEYS[2], item)
   local byannot = raw and cjson.decode(raw) or {}
   if byannot[annot] == nil then
@@ -21,18 +27,14 @@ for i = 0, n - 1 do
   end
   byannot[annot] = cjson.decode(value)
   redis.call('HSET', KEYS[2], item, cjson.encode(byannot))
-  local owner = redis.call('HGET', KEYS[7], item)
-  if owner == annot then
+  if redis.call('HGET', KEYS[7], item) == annot then
     redis.call('ZREM', KEYS[6], item)
     redis.call('HDEL', KEYS[7], item)
-    redis.call('ZREM', ARGV[1] .. 'lease:' .. owner, item)
+    redis.call('ZREM', mine, item)
     -- still short of annotators: the next one to ask gets it first, at its rank
-    if tonumber(redis.call('HGET', KEYS[3], item)) < needed then
-      local rid = redis.call('GET', ARGV[1] .. 'ranking')
-      if rid then
-        local p = redis.call('HGET', ARGV[1] .. 'r:' .. rid .. ':pos', item)
-        if p then redis.call('ZADD', ARGV[1] .. 'r:' .. rid .. ':returned', p, item) end
-      end
+    if rid ~= '' and tonumber(redis.call('HGET', KEYS[3], item)) < needed then
+      local p = redis.call('HGET', KEYS[9], item)
+      if p then redis.call('ZADD', KEYS[10], p, item) end
     end
   end
 end
