@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import http
-import logging
 
 from flask import Flask, current_app
 from flask_smorest import Api
 from flask_smorest.utils import prepare_response
 from redis import Redis
 from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError, RedisError
+from redis.exceptions import ConnectionError
 from redis.retry import Retry
 from rq import Queue
 from rq.serializers import JSONSerializer
@@ -18,9 +17,6 @@ from rq.serializers import JSONSerializer
 from service.errors import PROBLEM_TYPE, ProblemSchema, handle_http_exception
 from workers import defaults
 from workers.store import Store
-from workers.store.migrate import migrate
-
-log = logging.getLogger(__name__)
 
 
 class ProblemApi(Api):
@@ -71,10 +67,6 @@ class Backend:
             retry=Retry(NoBackoff(), 1, supported_errors=(ConnectionError,)),
         )
         self.store = Store(self.redis)
-        try:
-            migrate(self.redis)
-        except RedisError as exc:  # Redis not up yet: the workers migrate when they start
-            log.warning("could not check the key layout: %s", exc)
         self.queue = Queue(defaults.QUEUE_NAME, connection=self.redis, serializer=JSONSerializer)
         self.simulation_queue = Queue(
             defaults.SIMULATION_QUEUE_NAME, connection=self.redis, serializer=JSONSerializer

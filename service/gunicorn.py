@@ -18,6 +18,22 @@ accesslog = "-"
 graceful_timeout = 10  # seconds in-flight requests get on SIGTERM (alrank serve waits this long)
 
 
+def on_starting(server) -> None:
+    """Bring data of an earlier key layout to the current one before any request is served
+    (the workers do the same when they start, whichever comes first)."""
+    from redis import Redis
+    from redis.exceptions import RedisError
+
+    from workers.store.migrate import migrate
+
+    try:
+        url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+        with Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2) as conn:
+            migrate(conn)
+    except RedisError as exc:  # Redis not up yet: the workers migrate when they start
+        server.log.warning("could not check the key layout: %s", exc)
+
+
 def post_worker_init(worker) -> None:
     gc.collect()
     gc.freeze()

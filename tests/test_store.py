@@ -80,3 +80,23 @@ def test_every_key_the_service_writes_is_in_the_layout(client, redis_conn, run_j
     assert len(written) > 20
     undocumented = [k for k in written if not any(p.match(k) for p in patterns)]
     assert not undocumented, f"keys not in workers/store/keys.py: {undocumented}"
+
+
+def test_a_script_named_for_an_old_ranking_is_named_again(client, redis_conn, run_jobs):
+    """The ranking id a Store remembers may be out of date (another process published a
+    newer ranking): the script answers stale and the call is made again with the new keys."""
+    from workers.store import Store
+
+    body = {"name": "stale", "schemas": [{"name": "s", "labels": ["a", "b"]}]}
+    assert client.post("/v1/projects", json=body).status_code == 201
+    items = [{"id": f"i{k}", "text": f"text {k}"} for k in range(20)]
+    client.post("/v1/projects/stale/items", json={"items": items})
+    run_jobs()
+    store = Store(redis_conn)
+    published = store.ranking_meta("stale", "s")["ranking_id"]
+    store.seen_rankings[("stale", "s")] = "no-such-ranking"
+    batch = store.next_batch("stale", "s", "ana", 5, 600, 0, 1)
+    assert batch.ranking_id == published and len(batch.items) == 5
+    assert all(it.source == "ranking" and it.entry is not None for it in batch.items)
+    assert store.seen_rankings[("stale", "s")] == published
+    assert store.release("stale", "s", "ana", None) == 5

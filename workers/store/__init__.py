@@ -33,6 +33,7 @@ class Store(Projects, Items, Labels, Leases, Rankings, Models, JobState):
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
         self.scripts = Scripts(redis)
+        self.seen_rankings = {}
 
 
 def check_name(kind: str, name: str) -> None:

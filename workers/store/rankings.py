@@ -39,15 +39,26 @@ STALE_RETRIES = 20
 
 class Rankings:
     redis: Redis
+    seen_rankings: dict[tuple[str, str], str]
+    """The ranking id last seen per (project, schema); see ``with_ranking_keys``."""
 
     def with_ranking_keys(self, project: str, schema: str, call: Callable[[str], Any]) -> Any:
         """``call(rid)`` with the id of the published ranking ('' for none), again while it
-        answers ``stale`` (a ranking was published between reading the id and the call)."""
+        answers ``stale`` (another ranking was published since the id was read).
+
+        The id last seen is remembered per schema: rankings change once a retrain, so the
+        hot path (``GET /next``) saves the round trip that would read it each time."""
+        schema_key = (project, schema)
+        rid = self.seen_rankings.get(schema_key)
         for _ in range(STALE_RETRIES):
-            current = self.redis.get(keys.ranking(project, schema))
-            reply = call(text(current) if current is not None else "")
+            if rid is None:
+                current = self.redis.get(keys.ranking(project, schema))
+                rid = text(current) if current is not None else ""
+            reply = call(rid)
             if reply != b"stale":
+                self.seen_rankings[schema_key] = rid
                 return reply
+            rid = None
         raise RuntimeError(f"the ranking of {project}/{schema} kept changing under a request")
 
     def publish_ranking(
