@@ -84,3 +84,45 @@ def pytest_sessionfinish(session, exitstatus):
     if out and _FIGURES:
         with open(out, "w", encoding="utf-8") as f:
             json.dump(_FIGURES, f, indent=2)
+
+
+@pytest.fixture
+def labelled_project(client, run_jobs):
+    """make(name, rounds, size): a project with a two-label schema ``topic``, 40 items (with
+    vectors), and ``rounds`` batches labelled by annotators a0, a1, ... with a retrain after
+    each; returns every label sent."""
+
+    def make(name: str, rounds: int = 1, size: int = 8) -> list[dict]:
+        body = {
+            "name": name,
+            "schemas": [{"name": "topic", "labels": ["a", "b"]}],
+            "active_learning": {
+                "min_instances_for_training": 4,
+                "update_frequency": 4,
+                "vectorizer_name": "tfidf",
+            },
+        }
+        assert client.post("/v1/projects", json=body).status_code == 201
+        items = [
+            {"id": f"i{k}", "text": f"word{k % 3} common text {k}", "vector": [k, 1.0]} for k in range(40)
+        ]
+        assert client.post(f"/v1/projects/{name}/items", json={"items": items}).status_code == 200
+        run_jobs()
+        sent = []
+        for r in range(rounds):
+            batch = client.get(f"/v1/projects/{name}/next?schema=topic&annotator=a{r}&size={size}").json
+            labels = [
+                {
+                    "item": it["id"],
+                    "schema": "topic",
+                    "value": "ab"[int(it["id"][1:]) % 2],
+                    "annotator": f"a{r}",
+                }
+                for it in batch["items"]
+            ]
+            assert client.post(f"/v1/projects/{name}/labels", json={"labels": labels}).status_code == 200
+            run_jobs()
+            sent += labels
+        return sent
+
+    return make

@@ -23,27 +23,8 @@ def _to_layout_1(redis_conn) -> int:
     return moved
 
 
-def test_an_older_layout_is_renamed_once_and_served_as_before(client, redis_conn, run_jobs):
-    body = {
-        "name": "old",
-        "schemas": [{"name": "topic", "labels": ["a", "b"]}],
-        "active_learning": {
-            "min_instances_for_training": 4,
-            "update_frequency": 4,
-            "vectorizer_name": "tfidf",
-        },
-    }
-    assert client.post("/v1/projects", json=body).status_code == 201
-    items = [{"id": f"i{k}", "text": f"word{k % 2} text {k}"} for k in range(30)]
-    client.post("/v1/projects/old/items", json={"items": items})
-    run_jobs()
-    batch = client.get("/v1/projects/old/next?schema=topic&annotator=a&size=8").json
-    labels = [
-        {"item": it["id"], "schema": "topic", "value": "ab"[int(it["id"][1:]) % 2], "annotator": "a"}
-        for it in batch["items"]
-    ]
-    client.post("/v1/projects/old/labels", json={"labels": labels})
-    run_jobs()
+def test_an_older_layout_is_renamed_once_and_served_as_before(client, redis_conn, labelled_project):
+    labels = labelled_project("old", rounds=1, size=8)
     before = client.get("/v1/projects/old").json
     models = client.get("/v1/projects/old/models?schema=topic").json
     written = {k for k in redis_conn.scan_iter(match="alrank:*") if k.decode() != keys.layout()}
@@ -58,8 +39,5 @@ def test_an_older_layout_is_renamed_once_and_served_as_before(client, redis_conn
     assert client.get("/v1/projects/old").json == before
     assert client.get("/v1/projects/old/models?schema=topic").json == models
     again = client.get("/v1/projects/old/next?schema=topic&annotator=b&size=5").json
-    assert (
-        again["ranking_id"] == batch["ranking_id"]
-        or again["model_version"] == models["models"][-1]["version"]
-    )
+    assert again["model_version"] == models["models"][-1]["version"]
     assert not {it["id"] for it in again["items"]} & {lab["item"] for lab in labels}

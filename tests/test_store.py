@@ -44,33 +44,8 @@ def _patterns() -> list[re.Pattern]:
     return out
 
 
-def test_every_key_the_service_writes_is_in_the_layout(client, redis_conn, run_jobs):
-    body = {
-        "name": "layout",
-        "schemas": [{"name": "topic", "labels": ["a", "b"]}],
-        "active_learning": {
-            "min_instances_for_training": 4,
-            "update_frequency": 4,
-            "vectorizer_name": "tfidf",
-        },
-    }
-    assert client.post("/v1/projects", json=body).status_code == 201
-    items = [{"id": f"i{k}", "text": f"word{k % 3} common text {k}", "vector": [k, 1.0]} for k in range(40)]
-    assert client.post("/v1/projects/layout/items", json={"items": items}).status_code == 200
-    run_jobs()
-    for round_ in range(3):
-        batch = client.get(f"/v1/projects/layout/next?schema=topic&annotator=a{round_}&size=6").json
-        labels = [
-            {
-                "item": it["id"],
-                "schema": "topic",
-                "value": "ab"[int(it["id"][1:]) % 2],
-                "annotator": f"a{round_}",
-            }
-            for it in batch["items"]
-        ]
-        client.post("/v1/projects/layout/labels", json={"labels": labels})
-        run_jobs()
+def test_every_key_the_service_writes_is_in_the_layout(client, redis_conn, labelled_project):
+    labelled_project("layout", rounds=3, size=6)
     client.post("/v1/projects/layout/leases/release", json={"schema": "topic", "annotator": "a2"})
     client.get("/v1/projects/layout/next?schema=topic&annotator=z&size=3")
     assert client.get("/v1/projects/layout/models?schema=topic").json["models"]
