@@ -9,6 +9,8 @@ from flask import Flask
 from flask.views import MethodView
 from redis.exceptions import RedisError
 from rq import Worker
+from rq.utils import now as utcnow
+from rq.worker.base import BaseWorker
 
 from service import examples
 from service.bodies import Blueprint
@@ -47,7 +49,7 @@ class Ready(MethodView):
         b = backend()
         try:
             b.redis.ping()
-            n = len(Worker.all(queue=b.queue))
+            n = sum(_alive(w) for w in Worker.all(queue=b.queue))
         except RedisError as exc:
             log.warning("readiness: Redis is unreachable: %s", exc)
             return problem_response(
@@ -61,6 +63,14 @@ class Ready(MethodView):
                 headers=RETRY,
             )
         return {"status": "ready", "workers": n}
+
+
+def _alive(worker: BaseWorker) -> bool:
+    """Whether a registered worker has sent a heartbeat lately: a killed worker's
+    registration outlives it by a minute or more."""
+    if worker.last_heartbeat is None:
+        return False
+    return (utcnow() - worker.last_heartbeat).total_seconds() < defaults.WORKER_TTL
 
 
 def init_app(app: Flask) -> None:

@@ -470,3 +470,21 @@ def test_the_retrain_rule():
     assert labels_call_for_retrain(al, since=4, labelled=4, new=2, has_model=False)
     assert not labels_call_for_retrain(al, since=5, labelled=5, new=1, has_model=False)
     assert not labels_call_for_retrain(al, since=4, labelled=4, new=2, has_model=True)
+
+
+def test_readiness_counts_only_workers_with_a_recent_heartbeat(client, redis_conn):
+    """A worker killed without a goodbye stays registered for a while; /readyz must not count
+    it as listening."""
+    from datetime import timedelta
+
+    from rq import Worker
+    from rq.utils import now
+
+    from workers.worker import make_queue
+
+    worker = Worker([make_queue(redis_conn)], connection=redis_conn, name="gone")
+    worker.register_birth()
+    assert client.get("/readyz").json["workers"] == 1
+    stale = now() - timedelta(seconds=120)
+    redis_conn.hset(worker.key, "last_heartbeat", stale.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+    problem(client.get("/readyz"), 503)
