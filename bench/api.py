@@ -10,8 +10,10 @@ What it does, all in one run:
    each latency measured from its scheduled start, so a slow server cannot hide its
    queueing (no coordinated omission). Annotators label what they are handed, as people
    do, with label uploads at the same rate in the same run;
-4. the baseline, measured the same way in the same run: ``GET /healthz`` (the framework's
-   floor on this machine) at the same rate.
+4. the baselines, measured the same way in the same run: ``GET /healthz`` (the framework's
+   floor on this machine) at the same rate, and ``GET /next`` on a second gunicorn over the
+   same data with ``ALRANK_AUTH=false``, against the first's with the project's API key:
+   what checking a key costs.
 
 Prints medians and p99 per phase. Usage: ``python bench/api.py [--rate 200] [--seconds 30]``.
 """
@@ -44,8 +46,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+ADMIN_KEY = "bench-admin-key-0123456789abcdef"
+"""The admin key of the server the benchmark starts."""
+
+KEYS: dict[int, str] = {}
+"""The API key clients of each port send (none: a server without auth)."""
+
+
 class Client:
-    """One keep-alive HTTP connection."""
+    """One keep-alive HTTP connection, sending the key of its port."""
 
     def __init__(self, port: int) -> None:
         self.port = port
@@ -54,6 +63,8 @@ class Client:
     def call(self, method: str, path: str, body=None) -> tuple[int, dict]:
         data = json.dumps(body).encode() if body is not None else None
         headers = {"Content-Type": "application/json"} if data else {}
+        if self.port in KEYS:
+            headers["Authorization"] = f"Bearer {KEYS[self.port]}"
         for attempt in range(2):
             try:
                 self.conn.request(method, path, body=data, headers=headers)
@@ -94,7 +105,8 @@ def make_pool(n: int, dim: int, classes: int, seed: int = 0):
     return x.astype(np.float32), y
 
 
-def setup(port: int, n_items: int, redis_url: str) -> None:
+def setup(port: int, n_items: int, redis_url: str) -> str:
+    """Create the project with the admin key and fill it; returns the project's first key."""
     c = Client(port)
     labels = ["a", "b", "c", "d"]
     status, body = c.call(
@@ -108,6 +120,7 @@ def setup(port: int, n_items: int, redis_url: str) -> None:
         },
     )
     assert status == 201, body
+    project_key = body["api_key"]["key"]
     x, y = make_pool(n_items, 16, len(labels))
     t0 = time.perf_counter()
     for start in range(0, n_items, 10_000):
@@ -134,6 +147,7 @@ def setup(port: int, n_items: int, redis_url: str) -> None:
     status, body = c.call("GET", f"/v1/jobs/{job}")
     assert body["status"] == "finished", body
     print(f"trained and ranked the pool in {time.perf_counter() - t0:.1f} s: {body['result']}")
+    return project_key
 
 
 def run_load(port: int, rate: float, seconds: float, make_request, n_threads: int = 32):
@@ -224,37 +238,45 @@ def main() -> None:
     from redis import Redis
 
     Redis.from_url(redis_url).flushdb()
-    port = free_port()
-    env = {**os.environ, "REDIS_URL": redis_url}
-    api = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-c",
-            "python:service.gunicorn",
-            f"--bind=127.0.0.1:{port}",
-            f"--workers={args.gunicorn_workers}",
-            f"--threads={args.gunicorn_threads}",
-            "--log-level=warning",
-            "service:create_app()",
-        ],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,  # the access log: written as in production, not shown
-    )
+    port, open_port = free_port(), free_port()
+
+    def start_api(port: int, env: dict) -> subprocess.Popen:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "-c",
+                "python:service.gunicorn",
+                f"--bind=127.0.0.1:{port}",
+                f"--workers={args.gunicorn_workers}",
+                f"--threads={args.gunicorn_threads}",
+                "--log-level=warning",
+                "service:create_app()",
+            ],
+            env={**os.environ, "REDIS_URL": redis_url, **env},
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,  # the access log: written as in production, not shown
+        )
+
+    # the service as deployed (keys checked), and the same on the same data without auth:
+    # the baseline for what checking a key costs
+    api = start_api(port, {"ALRANK_ADMIN_KEY": ADMIN_KEY})
+    api_open = start_api(open_port, {"ALRANK_AUTH": "false"})
+    KEYS[port] = ADMIN_KEY
     try:
         deadline = time.time() + 60
-        while True:
-            try:
-                if Client(port).call("GET", "/healthz")[0] == 200:
-                    break
-            except OSError:
-                pass
-            if time.time() > deadline:
-                raise SystemExit("gunicorn did not start")
-            time.sleep(0.3)
-        setup(port, args.items, redis_url)
+        for p in (port, open_port):
+            while True:
+                try:
+                    if Client(p).call("GET", "/healthz")[0] == 200:
+                        break
+                except OSError:
+                    pass
+                if time.time() > deadline:
+                    raise SystemExit("gunicorn did not start")
+                time.sleep(0.3)
+        KEYS[port] = setup(port, args.items, redis_url)  # then act with the project's own key
         print(
             f"cpu cores: {os.cpu_count()}, gunicorn workers: {args.gunicorn_workers} "
             f"(gthread x {args.gunicorn_threads})"
@@ -307,25 +329,34 @@ def main() -> None:
             status, body = client.call("POST", "/v1/projects/bench/labels", {"labels": labels})
             assert status == 200, body
 
-        results: dict = {}
+        def next_with_labels(p: int, name: str, server: subprocess.Popen) -> None:
+            results: dict = {}
 
-        def labeller() -> None:
-            results["labels"] = run_load(port, args.rate, args.seconds, label, n_threads=8)
+            def labeller() -> None:
+                results["labels"] = run_load(p, args.rate, args.seconds, label, n_threads=8)
 
-        lt = threading.Thread(target=labeller)
-        lt.start()
-        name, out, cpu = measured(
-            f"GET /next (size {args.size})", lambda: run_load(port, args.rate, args.seconds, next_batch)
-        )
-        lt.join()
-        rows.append(report(name, *out, cpu=cpu + " (with the label uploads)"))
-        rows.append(report("POST /labels (concurrent)", *results["labels"]))
+            def next_on(client: Client, k: int) -> None:
+                next_batch(client, k)
+
+            lt = threading.Thread(target=labeller)
+            lt.start()
+            before = cpu_seconds([server.pid])
+            t0 = time.perf_counter()
+            out = run_load(p, args.rate, args.seconds, next_on)
+            busy = (cpu_seconds([server.pid]) - before) / (time.perf_counter() - t0)
+            lt.join()
+            rows.append(report(name, *out, cpu=f"cores busy: api {busy:.2f} (with the label uploads)"))
+            rows.append(report("POST /labels (concurrent)", *results["labels"]))
+
+        next_with_labels(port, f"GET /next (size {args.size}), project key", api)
+        next_with_labels(open_port, f"GET /next (size {args.size}), no auth", api_open)
         if args.json:
             with open(args.json, "w", encoding="utf-8") as f:
                 json.dump({"args": vars(args), "rows": rows}, f, indent=2)
     finally:
-        api.send_signal(signal.SIGTERM)
-        api.wait(timeout=30)
+        for server_process in (api, api_open):
+            server_process.send_signal(signal.SIGTERM)
+            server_process.wait(timeout=30)
         if server is not None:
             server.stop()
 

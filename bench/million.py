@@ -30,7 +30,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         s = Serve(Path(tmp) / "data")
         try:
-            ann = Annotator(s.base, project="million")
+            ann = Annotator(s.base, s.admin_key, project="million")
             t = time.monotonic()
             ann.create(n=args.items, seed=1, query_strategy=args.strategy)
             print(f"uploaded {args.items:,} items in {time.monotonic() - t:.0f} s", flush=True)

@@ -26,14 +26,31 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         OPENAPI_URL_PREFIX="/",
         OPENAPI_JSON_PATH="openapi.json",
         API_SPEC_OPTIONS={
+            "security": [{"bearer": []}, {"basic": []}],
+            "components": {
+                "securitySchemes": {
+                    "bearer": {
+                        "type": "http",
+                        "scheme": "bearer",
+                        "description": "An API key: a project's (alr_...) or the admin key",
+                    },
+                    "basic": {
+                        "type": "http",
+                        "scheme": "basic",
+                        "description": "Any user name, the API key as the password (for Basic-only tools)",
+                    },
+                }
+            },
             "info": {
                 "description": (
                     "Active-learning ranking for data annotation: send the pool and the "
                     "labels, ask for the items most worth labelling next."
                 )
-            }
+            },
         },
         MAX_CONTENT_LENGTH=defaults.MAX_BODY_BYTES,
+        AUTH=True,
+        ADMIN_KEY=None,
         DEFAULT_BATCH_SIZE=defaults.BATCH_SIZE,
     )
     app.config.from_prefixed_env("ALRANK")
@@ -41,13 +58,27 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.config.from_mapping(config)
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
-    from service import batches, errors, health, items, jobs, labels, metrics, projects, simulations
+    from service import (
+        auth,
+        batches,
+        errors,
+        health,
+        items,
+        jobs,
+        keys,
+        labels,
+        metrics,
+        projects,
+        simulations,
+    )
     from service.extensions import api, init_backend
 
     init_backend(app)
     api.init_app(app)
     errors.init_app(app)
-    for module in (projects, items, labels, batches, jobs, metrics, simulations, health):
+    auth.init_app(app)
+    for module in (projects, keys, items, labels, batches, jobs, metrics, simulations, health):
         module.init_app(app)
-    errors.document_errors(api.spec)
+    public = frozenset(rule.rule for rule in app.url_map.iter_rules() if rule.endpoint in auth.PUBLIC)
+    errors.document_errors(api.spec, public)
     return app

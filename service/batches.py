@@ -10,6 +10,7 @@ from flask import Flask, jsonify
 from flask.views import MethodView
 
 from service import examples
+from service.auth import require_annotator
 from service.bodies import Blueprint
 from service.common import annotator_field, load_project, load_schema
 from service.extensions import api, backend
@@ -111,6 +112,7 @@ class Next(MethodView):
     @blp.response(200, BatchSchema, example=examples.BATCH)
     def get(self, query, project):
         """The next batch for an annotator, from the latest ranking; never waits for training."""
+        require_annotator(query["annotator"])
         proj = load_project(project)
         schema = load_schema(proj, query["schema"])["name"]
         al = active_learning(proj)
@@ -168,6 +170,7 @@ class Release(MethodView):
     @blp.response(200, ReleaseResultSchema, example=examples.RELEASE_RESULT)
     def post(self, body, project):
         """Give leased items back to the pool (skipped, or the annotator is leaving)."""
+        require_annotator(body["annotator"])
         proj = load_project(project)
         schema = load_schema(proj, body["schema"])["name"]
         released = backend().store.release(project, schema, body["annotator"], body["items"])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import socket
 import sys
 from collections.abc import Callable
@@ -68,6 +69,23 @@ def answers(url: str) -> Callable[[], bool]:
     return ping
 
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+"""Addresses --no-auth may listen on."""
+
+
+def admin_key(data_dir: Path) -> tuple[str, Path]:
+    """The admin key kept in ``data_dir`` (made at first start, readable by its owner only)."""
+    path = data_dir / "admin-key"
+    if path.exists():
+        return path.read_text(encoding="ascii").strip(), path
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = "alr_admin_" + secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        f.write(key + "\n")
+    return key, path
+
+
 def serve(args: argparse.Namespace) -> int:
     from service.supervisor import Child, Supervisor, log
 
@@ -80,6 +98,16 @@ def serve(args: argparse.Namespace) -> int:
         log(f"embedded Redis at {env['REDIS_URL']}, data in {data_dir}")
     else:
         log("using REDIS_URL")
+
+    if args.no_auth:
+        if args.host not in LOOPBACK:
+            log(f"--no-auth serves only on a loopback address, not {args.host}")
+            return 2
+        env["ALRANK_AUTH"] = "false"
+        log("--no-auth: NO API KEYS are checked; anyone who reaches this port may do anything")
+    elif not env.get("ALRANK_ADMIN_KEY"):
+        env["ALRANK_ADMIN_KEY"], where = admin_key(Path(args.data_dir).resolve())
+        log(f"admin key in {where} (send it as 'Authorization: Bearer <key>')")
 
     api_workers = args.api_workers or int(env.get("ALRANK_API_WORKERS", "2"))
     # one worker for rankings only, so a long simulation never holds up a ranking, and one
@@ -123,6 +151,11 @@ def main(argv: list[str] | None = None) -> None:
         type=int,
         default=None,
         help="gunicorn worker processes (default: $ALRANK_API_WORKERS or 2)",
+    )
+    s.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="check no API keys (loopback addresses only): for a laptop, never a network",
     )
     s.add_argument(
         "--stop-grace",

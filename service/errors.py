@@ -35,14 +35,19 @@ class ProblemSchema(ma.Schema):
 
 
 def problem_response(
-    status: int, title: str, detail: str, errors: dict | None = None, headers: dict | None = None
+    status: int,
+    title: str,
+    detail: str,
+    errors: dict | None = None,
+    headers: dict | list[tuple[str, str]] | None = None,
 ) -> Response:
     body: dict = {"type": "about:blank", "title": title, "status": status, "detail": detail}
     if errors:
         body["errors"] = errors
     resp = Response(json.dumps(body), status=status, mimetype=PROBLEM_TYPE)
-    for k, v in (headers or {}).items():
-        resp.headers[k] = v
+    pairs = headers.items() if isinstance(headers, dict) else headers or []
+    for k, v in pairs:
+        resp.headers.add(k, v)  # add: a 401 carries one WWW-Authenticate per scheme
     return resp
 
 
@@ -65,8 +70,8 @@ def handle_http_exception(error: HTTPException) -> Response:
     data = getattr(error, "data", None) or {}
     messages = data.get("errors") or data.get("messages")
     # werkzeug's own headers (Allow on a 405, WWW-Authenticate on a 401), then the view's
-    headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
-    headers |= data.get("headers") or {}
+    headers = [(k, v) for k, v in error.get_headers() if k.lower() != "content-type"]
+    headers += list((data.get("headers") or {}).items())
     if messages:
         # webargs nests messages under the request location ('json', 'query')
         if isinstance(messages, dict) and len(messages) == 1:
@@ -134,9 +139,10 @@ PATH_PARAMETERS = {
 """What each path parameter names, for the OpenAPI document."""
 
 
-def document_errors(spec) -> None:
+def document_errors(spec, public_paths: frozenset[str] = frozenset()) -> None:
     """State in the OpenAPI document what each path parameter names, and every error each
-    operation can answer, by rule: a 503
+    operation can answer, by rule: 401 and 403 from all but ``public_paths`` (which need no
+    key), a 503
     (storage unreachable, with Retry-After) from all, a 404 from those with a path parameter,
     a 400 (malformed JSON) and a 413 (body too large) from those with a body, and a 409
     from creating a project that exists. 422s for bad arguments are stated by flask-smorest."""
@@ -148,6 +154,10 @@ def document_errors(spec) -> None:
             if method not in _METHODS:
                 continue
             codes = [503]
+            if path not in public_paths:
+                codes += [401, 403]
+            else:
+                operation["security"] = []  # open to anyone
             if "{" in path:
                 codes.append(404)
             if "requestBody" in operation:

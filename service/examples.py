@@ -66,6 +66,42 @@ PROJECT = {
     },
 }
 
+PROJECT_CREATED = {
+    **PROJECT,
+    "api_key": {
+        "id": "3f9c2a71be04",
+        "name": "first key",
+        "role": "manager",
+        "annotators": [],
+        "created_at": "2026-11-23T12:00:00Z",
+        "key": "alr_3f9c2a71be04_Qm9vZ2xlLWFsd2F5cy1pbi10aGUtbWlkZGxlLW9mLWl0cy1s",
+    },
+}
+
+KEY_CREATE = {"name": "ana's laptop", "role": "annotator", "annotators": ["ana"]}
+
+NEW_KEY = {
+    "id": "8d0e5b2c4a1f",
+    "name": "ana's laptop",
+    "role": "annotator",
+    "annotators": ["ana"],
+    "created_at": "2026-11-23T12:05:00Z",
+    "key": "alr_8d0e5b2c4a1f_c2VjcmV0LXNob3duLW9uY2UtYW5kLW5ldmVyLWFnYWluLWhlcmU",
+}
+
+KEY_LIST = {
+    "keys": [
+        {k: v for k, v in NEW_KEY.items() if k != "key"},
+        {
+            "id": "3f9c2a71be04",
+            "name": "first key",
+            "role": "manager",
+            "annotators": [],
+            "created_at": "2026-11-23T12:00:00Z",
+        },
+    ]
+}
+
 PROJECT_PATCH = {"active_learning": {"update_frequency": 25}, "lease_seconds": 900}
 
 PROJECT_LIST = {"projects": ["reviews", "tickets"]}

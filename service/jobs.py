@@ -10,6 +10,7 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from service import examples
+from service.auth import principal
 from service.bodies import Blueprint
 from service.common import SchemaQuery, load_project, load_schema, trigger_refresh
 from service.extensions import api, backend
@@ -117,6 +118,8 @@ class JobStatus(MethodView):
             j = Job.fetch(job, connection=backend().redis, serializer=JSONSerializer)
         except (NoSuchJobError, ValueError):  # ValueError: not even a valid job id
             raise NotFound(f"no job {job!r} (finished jobs are kept for a week)") from None
+        if j.meta.get("project") is None or not principal().may_see(j.meta["project"]):
+            raise NotFound(f"no job {job!r} (finished jobs are kept for a week)")
         status = j.get_status()
         status_name = status.value if status is not None else "unknown"
         return {

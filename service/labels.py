@@ -7,8 +7,10 @@ from collections import defaultdict
 import marshmallow as ma
 from flask import Flask
 from flask.views import MethodView
+from werkzeug.exceptions import Forbidden
 
 from service import examples
+from service.auth import principal, require_annotator
 from service.bodies import Blueprint
 from service.common import annotator_field, load_project, load_schema, trigger_refresh
 from service.extensions import api, backend
@@ -98,6 +100,8 @@ class Labels(MethodView):
     @blp.response(200, LabelsResultSchema, example=examples.LABELS_RESULT)
     def post(self, body, project):
         """Store labels in bulk; re-sending (item, schema, annotator) replaces the value."""
+        for annotator in {label["annotator"] for label in body["labels"]}:
+            require_annotator(annotator)
         proj = load_project(project)
         by_schema: dict[str, list[dict]] = defaultdict(list)
         for i, label in enumerate(body["labels"]):
@@ -126,7 +130,12 @@ class Label(MethodView):
     @blp.arguments(DeleteLabelQuery, location="query")
     @blp.response(204)
     def delete(self, query, project, schema, item):
-        """Delete an item's labels on a schema (or one annotator's); the item rejoins the pool."""
+        """Delete an item's labels on a schema (or one annotator's); the item rejoins the pool.
+        An annotator key deletes only its own: it must name the annotator."""
+        if principal().role == "annotator":
+            if not query.get("annotator"):
+                raise Forbidden("an annotator key deletes only its own labels: name the annotator")
+            require_annotator(query["annotator"])
         proj = load_project(project)
         load_schema(proj, schema)
         removed = backend().store.delete_label(project, schema, item, query.get("annotator"))

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import marshmallow as ma
-from flask import Flask
+from flask import Flask, current_app
 from flask.views import MethodView
 
 from service import examples
+from service.auth import principal
 from service.bodies import Blueprint
 from service.common import load_project, name_field, trigger_refresh
 from service.extensions import api, backend
+from service.keys import NewKeySchema, issue_key
 from workers import defaults
 from workers.features import VECTORIZERS
 from workers.settings import check_schemas, resolve_active_learning
@@ -210,6 +212,16 @@ class ProjectSchema(ma.Schema):
     )
 
 
+class ProjectCreatedSchema(ProjectSchema):
+    api_key = ma.fields.Nested(
+        NewKeySchema,
+        allow_none=True,
+        metadata={
+            "description": "The project's first API key (a manager's), shown this once; null without auth"
+        },
+    )
+
+
 class ProjectListSchema(ma.Schema):
     projects = ma.fields.List(ma.fields.String(), metadata={"description": "Project names, sorted"})
 
@@ -241,19 +253,24 @@ def describe(project: dict) -> dict:
 @blp.route("")
 class Projects(MethodView):
     @blp.arguments(ProjectCreateSchema, example=examples.PROJECT_CREATE)
-    @blp.response(201, ProjectSchema, example=examples.PROJECT)
+    @blp.response(201, ProjectCreatedSchema, example=examples.PROJECT_CREATED)
     def post(self, body):
-        """Create a project with its label schemas and active-learning settings."""
+        """Create a project with its label schemas and active-learning settings (admin key);
+        the answer carries the project's first API key, a manager's, once."""
         check_name("project", body["name"])
         check_schemas(body["schemas"])
         body["active_learning"] = resolve_active_learning(body["schemas"], body["active_learning"])
         project = backend().store.create_project(body)
-        return describe(project)
+        first_key = None
+        if current_app.config["AUTH"]:
+            first_key = issue_key(project["name"], "first key", "manager", [])
+        return {**describe(project), "api_key": first_key}
 
     @blp.response(200, ProjectListSchema, example=examples.PROJECT_LIST)
     def get(self):
-        """List project names."""
-        return {"projects": backend().store.list_projects()}
+        """List the names of the projects this key may see."""
+        who = principal()
+        return {"projects": [p for p in backend().store.list_projects() if who.may_see(p)]}
 
 
 @blp.route("/<project>")

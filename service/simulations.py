@@ -16,6 +16,7 @@ from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
 from service import examples
+from service.auth import principal
 from service.bodies import Blueprint
 from service.common import load_project, name_field
 from service.extensions import api, backend
@@ -186,9 +187,16 @@ def _fetch(sim: str) -> Job:
         job = Job.fetch(sim, connection=backend().redis, serializer=JSONSerializer)
     except (NoSuchJobError, ValueError):
         job = None
-    if job is None or job.meta.get("kind") != "simulation":
+    if job is None or job.meta.get("kind") != "simulation" or not _visible(job):
         raise NotFound(f"no simulation {sim!r} (results are kept for a week)")
     return job
+
+
+def _visible(job: Job) -> bool:
+    """A simulation belongs to the project whose key started it (the admin's: to the admin)."""
+    owner = job.meta.get("owner")
+    who = principal()
+    return who.is_admin or (owner is not None and who.may_manage(owner))
 
 
 @blp.route("")
@@ -198,7 +206,10 @@ class Simulations(MethodView):
     def post(self, args):
         """Start a simulation; follow it at the returned status URL."""
         b = backend()
+        who = principal()
         if "source" in args:
+            if not who.may_manage(args["source"]["project"]):
+                raise NotFound(f"no project named {args['source']['project']!r}")
             project = load_project(args["source"]["project"])
             al = active_learning(project)
             payload: dict = {
@@ -215,7 +226,7 @@ class Simulations(MethodView):
         settings = _settings(args, al)
         payload["settings"] = settings.__dict__
         source |= {"train_rows": len(train), "test_rows": len(test) if test is not None else None}
-        sim = simulation_job.submit(b.redis, b.simulation_queue, payload, settings, source)
+        sim = simulation_job.submit(b.redis, b.simulation_queue, payload, settings, source, owner=who.project)
         location = url_for("simulations.Simulation", sim=sim)
         return {"id": sim, "status_url": location}, {"Location": location}
 

@@ -42,13 +42,26 @@ def redis_conn(redis_url):
     conn.close()
 
 
+ADMIN_KEY = "test-admin-key-0123456789abcdef"
+"""The admin key of the test app; the ``client`` fixture sends it with every request."""
+
+
 @pytest.fixture
 def app(redis_conn, redis_url):
-    return create_app({"TESTING": True, "REDIS_URL": redis_url})
+    return create_app({"TESTING": True, "REDIS_URL": redis_url, "ADMIN_KEY": ADMIN_KEY})
 
 
 @pytest.fixture
 def client(app):
+    """A test client acting with the admin key (tests of access control use ``anonymous``)."""
+    c = app.test_client()
+    c.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {ADMIN_KEY}"
+    return c
+
+
+@pytest.fixture
+def anonymous(app):
+    """A test client that sends no key unless told to."""
     return app.test_client()
 
 

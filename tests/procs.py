@@ -15,6 +15,9 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 
+ADMIN_KEY = "proc-admin-key-0123456789abcdef"
+"""The admin key of the gunicorn processes tests start themselves (``gunicorn``)."""
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -46,7 +49,7 @@ def gunicorn(redis_url: str, port: int, **popen) -> subprocess.Popen:
         *(sys.executable, "-m", "gunicorn", "--config=python:service.gunicorn"),
         *(f"--bind=127.0.0.1:{port}", "--workers=1", "service:create_app()"),
     ]
-    popen.setdefault("env", {**os.environ, "REDIS_URL": redis_url})
+    popen.setdefault("env", {**os.environ, "REDIS_URL": redis_url, "ALRANK_ADMIN_KEY": ADMIN_KEY})
     return subprocess.Popen(command, cwd=ROOT, **popen)
 
 
@@ -130,6 +133,8 @@ class Serve:
         )
         self.seen: set[int] = set()
         wait_until(self.ready, 60, "alrank serve to be ready")
+        self.admin_key = (data_dir / "admin-key").read_text(encoding="ascii").strip()
+        """The admin key alrank serve made in its data dir."""
 
     def ready(self) -> bool:
         self.seen.update(descendants(self.proc.pid))
@@ -190,8 +195,9 @@ class Annotator:
     Requests answered 503 are retried after their Retry-After, as a client should; every
     label the service acknowledged is remembered, to check none is lost."""
 
-    def __init__(self, base: str, project: str = "rel", schema: str = "topic") -> None:
+    def __init__(self, base: str, key: str, project: str = "rel", schema: str = "topic") -> None:
         self.base, self.project, self.schema = base, project, schema
+        self.headers = {"Authorization": f"Bearer {key}"}
         self.truth: dict[str, str] = {}
         self.acked: dict[str, str] = {}
 
@@ -199,7 +205,7 @@ class Annotator:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                r = requests.request(method, self.base + path, timeout=10, **kwargs)
+                r = requests.request(method, self.base + path, timeout=10, headers=self.headers, **kwargs)
                 if r.status_code != 503 or time.monotonic() > deadline:
                     return r
                 time.sleep(min(float(r.headers.get("Retry-After", 1)), 1.0))

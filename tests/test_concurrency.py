@@ -28,6 +28,7 @@ def test_concurrent_annotators_never_share_an_item(app, client, run_jobs):
 
     def annotate(t: int) -> None:
         c = app.test_client()
+        c.environ_base.update(client.environ_base)
         annotator = f"ann{t}"
         start.wait()
         for _ in range(REQUESTS_PER_THREAD):

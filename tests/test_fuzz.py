@@ -1,7 +1,9 @@
-"""Schemathesis fuzzes the running service from ``openapi.yaml``, with a fixed seed.
+"""Schemathesis fuzzes the running service from ``openapi.yaml``, with a fixed seed and the
+admin key.
 
 Every answer must be a documented status with the documented body and content type, none a
-5xx, and a 405 must carry ``Allow``. Path parameters point at a project that exists (with
+5xx, a 405 must carry ``Allow``, and a request with no key or a wrong one must be refused
+(``ignored_auth``). Path parameters point at a project that exists (with
 items, labels, a model and a job), so the fuzzing reaches the service's logic instead of
 stopping at 404s.
 """
@@ -26,6 +28,7 @@ CHECKS = (
     "response_headers_conformance",
     "response_schema_conformance",
     "unsupported_method",
+    "ignored_auth",
 )
 
 
@@ -40,14 +43,14 @@ def test_fuzzing_the_running_service_finds_no_error(tmp_path):
     command = schemathesis()
     s = Serve(tmp_path / "data")
     try:
-        ann = Annotator(s.base, project="fuzz")
+        ann = Annotator(s.base, s.admin_key, project="fuzz")
         ann.create(n=300)
         for _ in range(2):
             ann.label_round(10)
         ann.wait_for_version_above(None, 60)
         job = ann.call("POST", "/v1/projects/fuzz/train?schema=topic").json()["job"]
         for doomed in ("doomed", "doomed2"):
-            Annotator(s.base, project=doomed).create(n=20)
+            Annotator(s.base, s.admin_key, project=doomed).create(n=20)
         config = tmp_path / "schemathesis.toml"
         config.write_text(
             f"""
@@ -74,6 +77,7 @@ parameters = {{ "path.project" = "doomed" }}
                 f"--checks={','.join(CHECKS)}",
                 f"--max-examples={EXAMPLES}",
                 f"--seed={SEED}",
+                f"--header=Authorization: Bearer {s.admin_key}",
                 "--workers=1",
                 "--request-timeout=20",
             ],
@@ -90,3 +94,33 @@ parameters = {{ "path.project" = "doomed" }}
     finally:
         s.close()
         shutil.rmtree(tmp_path / "data", ignore_errors=True)
+
+
+def test_every_operation_without_a_key_is_a_401(tmp_path):
+    """Each operation of the document, called with no key and with a wrong one: 401 with
+    WWW-Authenticate (never a 5xx, never an answer), but for the probes."""
+    import requests
+    import yaml
+    from procs import ROOT
+
+    spec = yaml.safe_load((ROOT / "openapi.yaml").read_text(encoding="utf-8"))
+    s = Serve(tmp_path / "data")
+    try:
+        checked = 0
+        for path, item in spec["paths"].items():
+            url = s.base + path.replace("{", "").replace("}", "")
+            for method, operation in item.items():
+                if method == "parameters":
+                    continue
+                for headers in ({}, {"Authorization": "Bearer alr_000000000000_" + "x" * 43}):
+                    r = requests.request(method, url, headers=headers, timeout=10)
+                    if operation.get("security") == []:
+                        assert r.status_code < 500 and r.status_code != 401, (method, path, r.status_code)
+                        continue
+                    assert r.status_code == 401, (method, path, r.status_code, r.text)
+                    assert "Bearer" in r.headers["WWW-Authenticate"]
+                    assert r.headers["Content-Type"] == "application/problem+json"
+                    checked += 1
+        assert checked >= 40
+    finally:
+        s.close()

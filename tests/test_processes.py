@@ -9,9 +9,9 @@ import subprocess
 import sys
 
 import pytest
-import requests
+import requests as http
 import yaml
-from procs import answers, free_port, terminate, wait_until
+from procs import ADMIN_KEY, answers, free_port, terminate, wait_until
 from sklearn.datasets import load_breast_cancer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -36,7 +36,7 @@ def local(command: list[str]) -> list[str]:
 def stack(redis_conn, redis_url):
     port = free_port()
     api_cmd = [a.replace("0.0.0.0:8000", f"127.0.0.1:{port}") for a in compose_command("api")]
-    env = {**os.environ, "REDIS_URL": redis_url}
+    env = {**os.environ, "REDIS_URL": redis_url, "ALRANK_ADMIN_KEY": ADMIN_KEY}
     procs = [
         subprocess.Popen(local(api_cmd), env=env, cwd=ROOT),
         subprocess.Popen(local(compose_command("worker")), env=env, cwd=ROOT),
@@ -51,6 +51,7 @@ def stack(redis_conn, redis_url):
 
 def test_loop_through_gunicorn_and_worker(stack):
     base = stack
+    requests = http_as_admin()
     wait_until(lambda: requests.get(base + "/readyz").status_code == 200, 30, "a worker")
     x, y = load_breast_cancer(return_X_y=True)
     names = ["malignant", "benign"]
@@ -90,3 +91,9 @@ def test_loop_through_gunicorn_and_worker(stack):
     ).json()
     assert batch["model_version"] == 1 and batch["strategy"] == "diverse_uncertainty"
     assert not {it["id"] for it in batch["items"]} & {lab["item"] for lab in labels}
+
+
+def http_as_admin() -> http.Session:
+    session = http.Session()
+    session.headers["Authorization"] = f"Bearer {ADMIN_KEY}"
+    return session

@@ -20,6 +20,7 @@ import time
 import pytest
 import requests
 from procs import (
+    ADMIN_KEY,
     ROOT,
     Annotator,
     Serve,
@@ -84,7 +85,7 @@ def wait_for_horse(s: Serve, timeout: float = 30.0) -> int:
 
 def test_restart_on_the_same_data_dir(serve, tmp_path, record):
     s = serve()
-    ann = Annotator(s.base)
+    ann = Annotator(s.base, s.admin_key)
     ann.create()
     version = trained(ann)
     s.stop()
@@ -96,7 +97,7 @@ def test_restart_on_the_same_data_dir(serve, tmp_path, record):
 
 def test_deleted_items(serve, record):
     s = serve()
-    ann = Annotator(s.base)
+    ann = Annotator(s.base, s.admin_key)
     ann.create()
     version = trained(ann)
     labelled = next(iter(ann.acked))
@@ -110,7 +111,7 @@ def test_deleted_items(serve, record):
 
 def test_redis_restarted_under_the_running_service(serve, record):
     s = serve()
-    ann = Annotator(s.base)
+    ann = Annotator(s.base, s.admin_key)
     ann.create()
     version = trained(ann)
     (valkey,) = s.processes("valkey-server")
@@ -123,7 +124,7 @@ def test_redis_restarted_under_the_running_service(serve, record):
 
 def test_hostile_input_is_refused_and_the_pool_stays_trainable(serve, record):
     s = serve()
-    ann = Annotator(s.base)
+    ann = Annotator(s.base, s.admin_key)
     ann.create()
     version = trained(ann)
     bodies = [
@@ -136,7 +137,7 @@ def test_hostile_input_is_refused_and_the_pool_stays_trainable(serve, record):
         r = requests.post(
             s.base + "/v1/projects/rel/items",
             data=body.encode(),
-            headers={"Content-Type": "application/json"},
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {s.admin_key}"},
         )
         assert r.status_code == 422, r.text
         assert r.headers["Content-Type"] == "application/problem+json" and r.json()["detail"]
@@ -147,7 +148,7 @@ def test_hostile_input_is_refused_and_the_pool_stays_trainable(serve, record):
 
 def test_work_horse_killed_mid_retrain(serve, record):
     s = serve()
-    ann = Annotator(s.base)
+    ann = Annotator(s.base, s.admin_key)
     ann.create(n=4000)
     version = trained(ann)
     ann.label_round(10)  # triggers a retrain
@@ -161,7 +162,7 @@ def test_work_horse_killed_mid_retrain(serve, record):
 
 def test_worker_killed_mid_retrain_is_replaced_and_its_job_retried(serve, record):
     s = serve()
-    ann = Annotator(s.base)
+    ann = Annotator(s.base, s.admin_key)
     ann.create(n=4000)
     version = trained(ann)
     ann.label_round(10)
@@ -180,7 +181,7 @@ def test_worker_killed_mid_retrain_is_replaced_and_its_job_retried(serve, record
 
 def test_api_process_killed_is_restarted(serve, record):
     s = serve()
-    ann = Annotator(s.base)
+    ann = Annotator(s.base, s.admin_key)
     ann.create()
     version = trained(ann)
     (gunicorn,) = [p for p in children(s.proc.pid) if "gunicorn" in cmdline(p)]
@@ -197,7 +198,7 @@ def test_api_process_killed_is_restarted(serve, record):
 
 def test_sigterm_during_a_retrain_leaves_no_orphan_and_the_job_runs_after_restart(serve, record):
     s = serve("data", "--stop-grace=0")  # the retrain outlasts the grace: it is cut short
-    ann = Annotator(s.base)
+    ann = Annotator(s.base, s.admin_key)
     ann.create(n=4000)
     version = trained(ann)
     ann.label_round(10)
@@ -218,7 +219,7 @@ def test_sigterm_during_a_retrain_leaves_no_orphan_and_the_job_runs_after_restar
 def test_two_instances_side_by_side(serve, record):
     a, b = serve("a"), serve("b")
     for s in (a, b):
-        ann = Annotator(s.base)
+        ann = Annotator(s.base, s.admin_key)
         ann.create()
         trained(ann)
     record("two alrank serve on one machine", instances=2)
@@ -270,7 +271,7 @@ def test_redis_restarted_empty(stack, record):
     start_redis("redis-2")  # same port, no data
     wait_until(lambda: ready(base), 45, "/readyz once the workers registered again")
     record("Redis restarted empty", seconds_to_ready=round(time.monotonic() - started, 1))
-    ann = Annotator(base)
+    ann = Annotator(base, ADMIN_KEY)
     ann.create()
     trained(ann)
     learns_again(ann, ann.served_version() or 0, record, "Redis restarted empty, new project")
@@ -301,7 +302,7 @@ def test_a_hung_redis_answers_503_within_a_second(tmp_path, record):
         seconds = []
         for path in ("/readyz", "/v1/projects", "/v1/projects/x/next?schema=s&annotator=a"):
             t = time.monotonic()
-            r = requests.get(base + path, timeout=10)
+            r = requests.get(base + path, timeout=10, headers={"Authorization": f"Bearer {ADMIN_KEY}"})
             seconds.append(time.monotonic() - t)
             assert r.status_code == 503 and r.headers["Retry-After"], (path, r.status_code)
             assert r.headers["Content-Type"] == "application/problem+json"

@@ -13,6 +13,8 @@ def _patterns() -> list[re.Pattern]:
     named = [
         keys.projects(),
         keys.layout(),
+        keys.api_keys(),
+        keys.project_keys(p),
         keys.config(p),
         keys.items(p),
         keys.vectors(p),

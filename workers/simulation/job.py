@@ -71,8 +71,11 @@ def project_rows(store: Store, project_name: str, schema_name: str) -> list[dict
     return rows
 
 
-def submit(redis: Redis, queue: Queue, payload: dict, settings: Settings, source: dict) -> str:
-    """Keep the data beside a new simulation job and queue it; returns the simulation id."""
+def submit(
+    redis: Redis, queue: Queue, payload: dict, settings: Settings, source: dict, owner: str | None = None
+) -> str:
+    """Keep the data beside a new simulation job and queue it; returns the simulation id.
+    ``owner``: the project whose key started it (None: the admin key)."""
     sim_id = uuid.uuid4().hex
     pre = sim_prefix(sim_id)
     redis.set(pre + "data", json.dumps(payload), ex=defaults.SIMULATION_TTL)
@@ -83,7 +86,7 @@ def submit(redis: Redis, queue: Queue, payload: dict, settings: Settings, source
         timeout=defaults.SIMULATION_TIMEOUT,
         result_ttl=defaults.SIMULATION_TTL,
         failure_ttl=defaults.SIMULATION_TTL,
-        meta={"kind": "simulation", "settings": asdict(settings), "source": source},
+        meta={"kind": "simulation", "settings": asdict(settings), "source": source, "owner": owner},
         description=f"simulate {','.join(settings.strategies)} ({source.get('kind')})",
     )
     return sim_id

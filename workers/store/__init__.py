@@ -1,7 +1,8 @@
 """Every read and write of alrank's state in Redis.
 
 ``Store`` is one object over one connection (passed in), made of a class per concern:
-projects, items, labels, leases and batches, rankings, model versions and job state. The
+projects, items, labels, leases and batches, rankings, model versions, job state and API
+keys. The
 layout of the keys is stated once, in :mod:`workers.store.keys`; the operations that must
 not interleave are Lua scripts in ``scripts/``.
 """
@@ -15,6 +16,7 @@ from redis import Redis
 from workers import defaults
 from workers.exceptions import InvalidInput
 from workers.store._codec import now_iso
+from workers.store.apikeys import ApiKeys
 from workers.store.items import Items
 from workers.store.jobstate import JobState
 from workers.store.labels import Labels
@@ -27,7 +29,7 @@ from workers.store.scripts import Scripts
 NAME_RE = re.compile(defaults.NAME_PATTERN)
 
 
-class Store(Projects, Items, Labels, Leases, Rankings, Models, JobState):
+class Store(Projects, Items, Labels, Leases, Rankings, Models, JobState, ApiKeys):
     """Every read and write of alrank's state, over one Redis connection (passed in)."""
 
     def __init__(self, redis: Redis) -> None:

@@ -13,6 +13,8 @@ Projects
 
 - ``layout()`` the layout version of the data; ``projects()`` SET of project names;
   ``config(P)`` the project as JSON.
+- ``api_keys()`` HASH key id -> JSON record (project, name, role, annotators, the
+  secret's keyed hash); ``project_keys(P)`` SET of the project's key ids.
 - ``items(P)`` HASH item id -> JSON ``{"text", "metadata"}``; ``vectors(P)`` HASH item id ->
   float32 bytes; ``generation(P)`` counter, bumped by every change to the pool.
 - ``features(P, part)`` one feature part's cached rows (``.npz`` bytes, see
@@ -58,6 +60,14 @@ def projects() -> str:
 def project(p: str) -> str:
     """The prefix of every key of project ``p``; ``{p}`` is its cluster hash tag."""
     return f"{defaults.KEY_PREFIX}:{{{p}}}:"
+
+
+def api_keys() -> str:
+    return f"{defaults.KEY_PREFIX}:apikeys"
+
+
+def project_keys(p: str) -> str:
+    return project(p) + "keys"
 
 
 def config(p: str) -> str:

@@ -39,6 +39,9 @@ class Projects:
     def delete_project(self, name: str) -> None:
         self.get_project(name)
         self.redis.srem(keys.projects(), name)
+        ids = list(self.redis.smembers(keys.project_keys(name)))
+        if ids:  # its API keys stop working with it
+            self.redis.hdel(keys.api_keys(), *ids)
         batch: list[bytes] = []
         for key in self.redis.scan_iter(match=glob_escape(keys.project(name)) + "*", count=1000):
             batch.append(key)

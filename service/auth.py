@@ -1,0 +1,129 @@
+"""Access control at the edge: every request names an API key, except the probes and the
+API document.
+
+The key goes in ``Authorization: Bearer <key>``, or as the password of HTTP Basic (what
+Label Studio can send). A missing or wrong key gets 401 with ``WWW-Authenticate``. A key of
+one project gets 404 on everything of another, so it cannot learn which projects exist; a
+valid key whose role does not allow an operation gets 403. The roles are described in
+:mod:`workers.access`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+
+from flask import Flask, current_app, g, request
+from werkzeug.datastructures import WWWAuthenticate
+from werkzeug.exceptions import Forbidden, Unauthorized
+
+from service.extensions import backend
+from workers.access import Principal, admin_matches, digest, hashing_key, parse_token
+from workers.exceptions import NotFound
+
+PUBLIC = frozenset({"health.Health", "health.Ready", "api-docs.openapi_json"})
+"""Endpoints anyone may call: liveness, readiness and the API document."""
+
+ROLE_NEEDED: dict[tuple[str, str], str] = {
+    ("projects.Projects", "POST"): "admin",
+    ("projects.Projects", "GET"): "annotator",
+    ("projects.Project", "GET"): "annotator",
+    ("items.Item", "GET"): "annotator",
+    ("labels.Labels", "POST"): "annotator",
+    ("labels.Label", "DELETE"): "annotator",
+    ("batches.Next", "GET"): "annotator",
+    ("batches.Release", "POST"): "annotator",
+    ("jobs.JobStatus", "GET"): "annotator",
+    ("jobs.Models", "GET"): "annotator",
+    ("metrics.Metrics", "GET"): "annotator",
+    ("metrics.MetricsPlot", "GET"): "annotator",
+}
+"""The least role each operation needs; every other operation needs a manager key (or the
+admin key)."""
+
+
+def _challenges() -> list[WWWAuthenticate]:
+    return [WWWAuthenticate("Bearer", {"realm": "alrank"}), WWWAuthenticate("Basic", {"realm": "alrank"})]
+
+
+def principal() -> Principal:
+    """Who the current request acts as."""
+    return g.principal
+
+
+def presented_key() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    if scheme.lower() == "basic" and value.strip():
+        try:
+            decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        _, _, password = decoded.partition(":")
+        return password or None
+    return None
+
+
+def resolve(token: str) -> Principal | None:
+    """The principal a key stands for, or None for a key that is not (or no longer) valid."""
+    admin_key = current_app.config.get("ADMIN_KEY")
+    if admin_key and admin_matches(admin_key, token):
+        return Principal("admin")
+    parsed = parse_token(token)
+    if parsed is None or not admin_key:
+        return None
+    key_id, secret = parsed
+    record = backend().store.key_record(key_id)
+    if record is None:
+        return None
+    if not hmac.compare_digest(record["digest"], digest(hashing_key(admin_key), secret)):
+        return None
+    return Principal(record["role"], record["project"], key_id, tuple(record.get("annotators") or ()))
+
+
+def authenticate() -> None:
+    if not current_app.config["AUTH"]:
+        g.principal = Principal("admin")
+        return
+    if request.endpoint is None or request.endpoint in PUBLIC or request.method == "OPTIONS":
+        return
+    token = presented_key()
+    if token is None:
+        raise Unauthorized(
+            "send an API key: 'Authorization: Bearer <key>', or HTTP Basic with the key as the password",
+            www_authenticate=_challenges(),
+        )
+    who = resolve(token)
+    if who is None:
+        raise Unauthorized(
+            "the API key is not valid: it is mistyped, or was revoked or rotated",
+            www_authenticate=_challenges(),
+        )
+    g.principal = who
+    project = (request.view_args or {}).get("project")
+    if project is not None and not who.may_see(project):
+        raise NotFound(f"no project named {project!r}")  # the same answer as for none at all
+    needed = ROLE_NEEDED.get((request.endpoint, request.method), "manager")
+    if needed == "admin" and not who.is_admin:
+        raise Forbidden("only the admin key may do this")
+    if needed == "manager" and who.role == "annotator":
+        raise Forbidden("this needs a manager key; this key is an annotator's")
+
+
+def require_annotator(name: str) -> None:
+    """An annotator key acts only as the annotators it is bound to."""
+    if not principal().may_act_as(name):
+        raise Forbidden(f"this key may act only as {list(principal().annotators)}, not as {name!r}")
+
+
+def require_project(project: str) -> None:
+    """A resource outside the request path (a job, a simulation) belongs to ``project``."""
+    if not principal().may_see(project):
+        raise NotFound("no such resource")
+
+
+def init_app(app: Flask) -> None:
+    app.before_request(authenticate)
