@@ -105,7 +105,7 @@ def make_pool(n: int, dim: int, classes: int, seed: int = 0):
     return x.astype(np.float32), y
 
 
-def setup(port: int, n_items: int, redis_url: str) -> str:
+def setup(port: int, n_items: int, redis_url: str, name: str) -> str:
     """Create the project with the admin key and fill it; returns the project's first key."""
     c = Client(port)
     labels = ["a", "b", "c", "d"]
@@ -113,7 +113,7 @@ def setup(port: int, n_items: int, redis_url: str) -> str:
         "POST",
         "/v1/projects",
         {
-            "name": "bench",
+            "name": name,
             "schemas": [{"name": "s", "labels": labels}],
             "active_learning": {"min_instances_for_training": 40, "update_frequency": 1_000_000},
             "lease_seconds": 3600,
@@ -128,13 +128,13 @@ def setup(port: int, n_items: int, redis_url: str) -> str:
             {"id": f"i{i}", "text": f"item number {i}", "vector": [round(float(v), 4) for v in x[i]]}
             for i in range(start, min(start + 10_000, n_items))
         ]
-        status, body = c.call("POST", "/v1/projects/bench/items", {"items": items})
+        status, body = c.call("POST", f"/v1/projects/{name}/items", {"items": items})
         assert status == 200, body
     print(f"uploaded {n_items:,} items in {time.perf_counter() - t0:.1f} s")
     seed = [{"item": f"i{i}", "schema": "s", "value": labels[y[i]], "annotator": "seed"} for i in range(200)]
-    status, body = c.call("POST", "/v1/projects/bench/labels", {"labels": seed})
+    status, body = c.call("POST", f"/v1/projects/{name}/labels", {"labels": seed})
     assert status == 200, body
-    status, body = c.call("POST", "/v1/projects/bench/train?schema=s")
+    status, body = c.call("POST", f"/v1/projects/{name}/train?schema=s")
     job = body["job"]
     t0 = time.perf_counter()
     subprocess.run(
@@ -276,7 +276,10 @@ def main() -> None:
                 if time.time() > deadline:
                     raise SystemExit("gunicorn did not start")
                 time.sleep(0.3)
-        KEYS[port] = setup(port, args.items, redis_url)  # then act with the project's own key
+        # one project a /next phase, each with a pool of its own, since annotators use it up
+        project_key = setup(port, args.items, redis_url, "bench")
+        setup(port, args.items, redis_url, "bench_open")
+        KEYS[port] = project_key  # from here on, act with the project's own key
         print(
             f"cpu cores: {os.cpu_count()}, gunicorn workers: {args.gunicorn_workers} "
             f"(gthread x {args.gunicorn_threads})"
@@ -311,8 +314,9 @@ def main() -> None:
 
         def next_batch(client: Client, k: int) -> None:
             annotator = f"ann{k % args.annotators}"
+            project = "bench" if client.port == port else "bench_open"
             status, body = client.call(
-                "GET", f"/v1/projects/bench/next?schema=s&annotator={annotator}&size={args.size}"
+                "GET", f"/v1/projects/{project}/next?schema=s&annotator={annotator}&size={args.size}"
             )
             assert status == 200 and len(body["items"]) == args.size, (status, body)
             to_label.put((annotator, [it["id"] for it in body["items"]]))
@@ -326,7 +330,8 @@ def main() -> None:
                 {"item": i, "schema": "s", "value": random.choice("abcd"), "annotator": annotator}
                 for i in ids
             ]
-            status, body = client.call("POST", "/v1/projects/bench/labels", {"labels": labels})
+            project = "bench" if client.port == port else "bench_open"
+            status, body = client.call("POST", f"/v1/projects/{project}/labels", {"labels": labels})
             assert status == 200, body
 
         def next_with_labels(p: int, name: str, server: subprocess.Popen) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from procs import answers, free_port, gunicorn, wait_until
+from procs import ADMIN_KEY, answers, free_port, gunicorn, wait_until
 
 WORDS = (
     "the service ranks a pool of items so annotators label what the model learns most from "
@@ -42,6 +42,7 @@ def memory_mb(pid: int) -> dict[str, float]:
 def post(base: str, path: str, body: bytes) -> int:
     req = urllib.request.Request(base + path, data=body, method="POST")
     req.add_header("Content-Type", "application/json")
+    req.add_header("Authorization", f"Bearer {ADMIN_KEY}")
     with urllib.request.urlopen(req, timeout=120) as r:
         return r.status
 

@@ -13,10 +13,11 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import time
 
 from flask import Flask, current_app, g, request
 from werkzeug.datastructures import WWWAuthenticate
-from werkzeug.exceptions import Forbidden, Unauthorized
+from werkzeug.exceptions import Forbidden, TooManyRequests, Unauthorized
 
 from service.extensions import backend
 from workers.access import Principal, admin_matches, digest, hashing_key, parse_token
@@ -41,6 +42,9 @@ ROLE_NEEDED: dict[tuple[str, str], str] = {
 }
 """The least role each operation needs; every other operation needs a manager key (or the
 admin key)."""
+
+RATE_WINDOW_SECONDS = 60
+"""A key's rate limit counts requests in windows of this many seconds."""
 
 
 def _challenges() -> list[WWWAuthenticate]:
@@ -81,7 +85,13 @@ def resolve(token: str) -> Principal | None:
         return None
     if not hmac.compare_digest(record["digest"], digest(hashing_key(admin_key), secret)):
         return None
-    return Principal(record["role"], record["project"], key_id, tuple(record.get("annotators") or ()))
+    return Principal(
+        record["role"],
+        record["project"],
+        key_id,
+        tuple(record.get("annotators") or ()),
+        record.get("rate_limit_per_minute"),
+    )
 
 
 def authenticate() -> None:
@@ -103,6 +113,8 @@ def authenticate() -> None:
             www_authenticate=_challenges(),
         )
     g.principal = who
+    if who.per_minute is not None and who.key_id is not None:
+        limit(who.key_id, who.per_minute)
     project = (request.view_args or {}).get("project")
     if project is not None and not who.may_see(project):
         raise NotFound(f"no project named {project!r}")  # the same answer as for none at all
@@ -111,6 +123,19 @@ def authenticate() -> None:
         raise Forbidden("only the admin key may do this")
     if needed == "manager" and who.role == "annotator":
         raise Forbidden("this needs a manager key; this key is an annotator's")
+
+
+def limit(key_id: str, per_minute: int) -> None:
+    """A fixed one-minute window per key, counted in Redis so every API process shares it;
+    past the limit, 429 with the seconds to the next window in Retry-After."""
+    now = time.time()
+    window = int(now // RATE_WINDOW_SECONDS)
+    if backend().store.count_request(key_id, window, RATE_WINDOW_SECONDS) > per_minute:
+        retry = int((window + 1) * RATE_WINDOW_SECONDS - now) + 1
+        raise TooManyRequests(
+            f"this key may make {per_minute} requests a minute; retry in {retry} s",
+            retry_after=retry,
+        )
 
 
 def require_annotator(name: str) -> None:

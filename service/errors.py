@@ -141,8 +141,8 @@ PATH_PARAMETERS = {
 
 def document_errors(spec, public_paths: frozenset[str] = frozenset()) -> None:
     """State in the OpenAPI document what each path parameter names, and every error each
-    operation can answer, by rule: 401 and 403 from all but ``public_paths`` (which need no
-    key), a 503
+    operation can answer, by rule: 401, 403 and 429 (a key's rate limit) from all but
+    ``public_paths`` (which need no key), a 503
     (storage unreachable, with Retry-After) from all, a 404 from those with a path parameter,
     a 400 (malformed JSON) and a 413 (body too large) from those with a body, and a 409
     from creating a project that exists. 422s for bad arguments are stated by flask-smorest."""
@@ -155,7 +155,7 @@ def document_errors(spec, public_paths: frozenset[str] = frozenset()) -> None:
                 continue
             codes = [503]
             if path not in public_paths:
-                codes += [401, 403]
+                codes += [401, 403, 429]
             else:
                 operation["security"] = []  # open to anyone
             if "{" in path:

@@ -78,13 +78,19 @@ PROJECT_CREATED = {
     },
 }
 
-KEY_CREATE = {"name": "ana's laptop", "role": "annotator", "annotators": ["ana"]}
+KEY_CREATE = {
+    "name": "ana's laptop",
+    "role": "annotator",
+    "annotators": ["ana"],
+    "rate_limit_per_minute": 600,
+}
 
 NEW_KEY = {
     "id": "8d0e5b2c4a1f",
     "name": "ana's laptop",
     "role": "annotator",
     "annotators": ["ana"],
+    "rate_limit_per_minute": 600,
     "created_at": "2026-11-23T12:05:00Z",
     "key": "alr_8d0e5b2c4a1f_c2VjcmV0LXNob3duLW9uY2UtYW5kLW5ldmVyLWFnYWluLWhlcmU",
 }

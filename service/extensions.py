@@ -33,6 +33,14 @@ class ProblemApi(Api):
             response: dict = {"description": status.phrase}
             if not (100 <= status < 200) and status not in (204, 304):
                 response["schema"] = self.ERROR_SCHEMA
+            if status == 429:
+                response["description"] = "The key's rate limit is spent; retry after Retry-After seconds"
+                response["headers"] = {
+                    "Retry-After": {
+                        "description": "Seconds to wait before retrying",
+                        "schema": {"type": "integer"},
+                    }
+                }
             if status == 503:
                 response["description"] = "Storage (Redis) unreachable; retry after Retry-After seconds"
                 response["headers"] = {

@@ -28,6 +28,12 @@ class KeyCreateSchema(ma.Schema):
         validate=ma.validate.OneOf(ROLES),
         metadata={"description": "manager (everything on the project) or annotator"},
     )
+    rate_limit_per_minute = ma.fields.Integer(
+        load_default=None,
+        allow_none=True,
+        validate=ma.validate.Range(1, 1_000_000),
+        metadata={"description": "Requests the key may make a minute (429 past it); null: no limit"},
+    )
     annotators = ma.fields.List(
         annotator_field(),
         load_default=list,
@@ -43,6 +49,9 @@ class KeySchema(ma.Schema):
     annotators = ma.fields.List(
         ma.fields.String(), metadata={"description": "Who an annotator key may act as"}
     )
+    rate_limit_per_minute = ma.fields.Integer(
+        allow_none=True, metadata={"description": "Requests the key may make a minute; null: no limit"}
+    )
     created_at = ma.fields.String(
         metadata={"description": "When the key (or its last rotation) was made (UTC)"}
     )
@@ -56,7 +65,14 @@ class KeyListSchema(ma.Schema):
     keys = ma.fields.List(ma.fields.Nested(KeySchema), metadata={"description": "The project's keys"})
 
 
-def issue_key(project: str, name: str, role: str, annotators: list[str], key_id: str | None = None) -> dict:
+def issue_key(
+    project: str,
+    name: str,
+    role: str,
+    annotators: list[str],
+    key_id: str | None = None,
+    per_minute: int | None = None,
+) -> dict:
     """Make a key (or a new secret for key ``key_id``); returns its record with the key."""
     if role == "annotator" and not annotators:
         raise InvalidInput("an annotator key needs the annotator names it may act as ('annotators')")
@@ -68,6 +84,7 @@ def issue_key(project: str, name: str, role: str, annotators: list[str], key_id:
         "name": name,
         "role": role,
         "annotators": annotators if role == "annotator" else [],
+        "rate_limit_per_minute": per_minute,
         "digest": digest(hashing_key(admin_key), secret),
     }
     saved = backend().store.save_key(project, key_id or new_id, record)
@@ -88,7 +105,9 @@ class Keys(MethodView):
     def post(self, body, project):
         """Create an API key for the project; its secret is in this answer only."""
         load_project(project)
-        return issue_key(project, body["name"], body["role"], body["annotators"])
+        return issue_key(
+            project, body["name"], body["role"], body["annotators"], per_minute=body["rate_limit_per_minute"]
+        )
 
     @blp.response(200, KeyListSchema, example=examples.KEY_LIST)
     def get(self, project):
@@ -103,7 +122,14 @@ class Rotate(MethodView):
     def post(self, project, key_id):
         """A new secret for the key; the old one stops working at once."""
         record = backend().store.project_key(project, key_id)
-        return issue_key(project, record["name"], record["role"], record["annotators"], key_id=key_id)
+        return issue_key(
+            project,
+            record["name"],
+            record["role"],
+            record["annotators"],
+            key_id=key_id,
+            per_minute=record.get("rate_limit_per_minute"),
+        )
 
 
 @blp.route("/<project>/keys/<key_id>")

@@ -171,3 +171,15 @@ def test_jobs_and_simulations_belong_to_their_project(anonymous, client, two_pro
     assert (
         anonymous.post("/v1/simulations", json=source, headers=bearer(two_projects["B"])).status_code == 404
     )
+
+
+def test_a_keys_rate_limit_answers_429_with_retry_after(anonymous, client, two_projects):
+    body = {"name": "bot", "role": "annotator", "annotators": ["bot"], "rate_limit_per_minute": 3}
+    key = client.post("/v1/projects/A/keys", json=body).json["key"]
+    answers = [anonymous.get("/v1/projects/A", headers=bearer(key)) for _ in range(4)]
+    assert [r.status_code for r in answers[:3]] == [200, 200, 200]
+    limited = answers[3]
+    assert limited.status_code == 429 and limited.headers["Content-Type"] == "application/problem+json"
+    assert 1 <= int(limited.headers["Retry-After"]) <= 61
+    # other keys are not held back
+    assert anonymous.get("/v1/projects/A", headers=bearer(two_projects["A"])).status_code == 200

@@ -32,3 +32,20 @@ def test_compose_redis_is_persistent_and_checked():
     assert "deploy" not in services["worker"] or "replicas" not in services["worker"]["deploy"]
     assert "container_name" not in services["worker"]  # or --scale worker=N would clash
     assert "ports" not in services["worker"]
+
+
+def test_compose_keeps_redis_private_and_the_api_keyed():
+    with open(COMPOSE, encoding="utf-8") as f:
+        services = yaml.safe_load(f)["services"]
+    redis = services["redis"]
+    assert "ports" not in redis  # reachable by the other services only
+    assert "--requirepass" in redis["command"]
+    assert redis["command"][redis["command"].index("--requirepass") + 1].startswith("${REDIS_PASSWORD:?")
+    for name in ("api", "worker"):
+        assert services[name]["environment"]["REDIS_URL"].startswith("redis://:${REDIS_PASSWORD}@")
+    assert services["api"]["environment"]["ALRANK_ADMIN_KEY"].startswith("${ALRANK_ADMIN_KEY:?")
+    assert services["api"]["ports"] == ["127.0.0.1:8000:8000"]
+    example = os.path.join(ROOT, ".env.example")
+    with open(example, encoding="utf-8") as f:
+        names = {line.split("=")[0] for line in f if "=" in line and not line.startswith("#")}
+    assert names == {"REDIS_PASSWORD", "ALRANK_ADMIN_KEY"}

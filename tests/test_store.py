@@ -15,6 +15,7 @@ def _patterns() -> list[re.Pattern]:
         keys.layout(),
         keys.api_keys(),
         keys.project_keys(p),
+        keys.rate_window("*", "*"),  # type: ignore[arg-type]
         keys.config(p),
         keys.items(p),
         keys.vectors(p),

@@ -37,6 +37,8 @@ class Principal:
     key_id: str | None = None
     annotators: tuple[str, ...] = field(default_factory=tuple)
     """Annotator names an annotator key may act as."""
+    per_minute: int | None = None
+    """Requests the key may make per minute (None: no limit)."""
 
     @property
     def is_admin(self) -> bool:

@@ -25,6 +25,15 @@ class ApiKeys:
         pipe.execute()
         return record
 
+    def count_request(self, key_id: str, window: int, seconds: int) -> int:
+        """Count one request of a key in a fixed window; returns the window's count so far."""
+        key = keys.rate_window(key_id, window)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.incr(key)
+        pipe.expire(key, seconds + 1)
+        count, _ = pipe.execute()
+        return int(count)
+
     def key_record(self, key_id: str) -> dict | None:
         raw = self.redis.hget(keys.api_keys(), key_id)
         return json.loads(raw) if raw is not None else None

@@ -14,7 +14,8 @@ Projects
 - ``layout()`` the layout version of the data; ``projects()`` SET of project names;
   ``config(P)`` the project as JSON.
 - ``api_keys()`` HASH key id -> JSON record (project, name, role, annotators, the
-  secret's keyed hash); ``project_keys(P)`` SET of the project's key ids.
+  secret's keyed hash); ``project_keys(P)`` SET of the project's key ids;
+  ``rate_window(K, W)`` requests key K made in rate-limit window W.
 - ``items(P)`` HASH item id -> JSON ``{"text", "metadata"}``; ``vectors(P)`` HASH item id ->
   float32 bytes; ``generation(P)`` counter, bumped by every change to the pool.
 - ``features(P, part)`` one feature part's cached rows (``.npz`` bytes, see
@@ -64,6 +65,11 @@ def project(p: str) -> str:
 
 def api_keys() -> str:
     return f"{defaults.KEY_PREFIX}:apikeys"
+
+
+def rate_window(key_id: str, window: int) -> str:
+    """Requests a key made in one window of its rate limit (expires with the window)."""
+    return f"{defaults.KEY_PREFIX}:rate:{key_id}:{window}"
 
 
 def project_keys(p: str) -> str:
