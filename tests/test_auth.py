@@ -1,12 +1,18 @@
-"""Access control: project keys, the admin key, isolation between projects, roles."""
+"""Access control: project keys, the admin key, isolation between projects, roles.
+
+Against a running ``alrank serve`` (gunicorn, RQ workers, its embedded Valkey), over HTTP:
+``client`` acts with the admin key it made, ``anonymous`` sends only the headers a test
+gives it.
+"""
 
 from __future__ import annotations
 
 import base64
 
 import pytest
+import requests
 import yaml
-from procs import ROOT
+from procs import ROOT, Serve
 
 SPEC = yaml.safe_load((ROOT / "openapi.yaml").read_text(encoding="utf-8"))
 
@@ -20,18 +26,66 @@ def bearer(key: str) -> dict:
     return {"Authorization": f"Bearer {key}"}
 
 
+class Answer:
+    """A response, with the parts of the Flask test client's response the tests read."""
+
+    def __init__(self, r: requests.Response) -> None:
+        self.status_code = r.status_code
+        self.headers = r.raw.headers  # urllib3's: getlist() gives each of a repeated header
+        self.json = r.json() if r.content and "json" in r.headers.get("Content-Type", "") else None
+
+
+class Live:
+    """HTTP calls to the running service, shaped as the Flask test client's."""
+
+    def __init__(self, base: str, headers: dict | None = None) -> None:
+        self.base, self.headers = base, headers or {}
+
+    def open(self, url: str, method: str = "GET", headers: dict | None = None, json=None) -> Answer:
+        sent = {**self.headers, **(headers or {})}
+        return Answer(requests.request(method, self.base + url, headers=sent, json=json, timeout=30))
+
+    def get(self, url: str, **kwargs) -> Answer:
+        return self.open(url, "GET", **kwargs)
+
+    def post(self, url: str, **kwargs) -> Answer:
+        return self.open(url, "POST", **kwargs)
+
+    def delete(self, url: str, **kwargs) -> Answer:
+        return self.open(url, "DELETE", **kwargs)
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    s = Serve(tmp_path_factory.mktemp("auth") / "data")
+    yield s
+    s.close()
+
+
 @pytest.fixture
-def two_projects(client, run_jobs):
-    """Projects A and B (made with the admin key), each with items, and their first keys."""
+def client(service):
+    return Live(service.base, bearer(service.admin_key))
+
+
+@pytest.fixture
+def anonymous(service):
+    return Live(service.base)
+
+
+@pytest.fixture
+def two_projects(client):
+    """Projects A and B (made with the admin key), each with items, and their first keys;
+    deleted again after the test."""
     keys = {}
     for name in ("A", "B"):
         r = client.post("/v1/projects", json={"name": name, **BODY})
-        assert r.status_code == 201
+        assert r.status_code == 201, r.json
         keys[name] = r.json["api_key"]["key"]
         items = [{"id": f"i{k}", "text": f"word{k % 2} item {k}"} for k in range(12)]
         assert client.post(f"/v1/projects/{name}/items", json={"items": items}).status_code == 200
-    run_jobs()
-    return keys
+    yield keys
+    for name in ("A", "B"):
+        client.delete(f"/v1/projects/{name}")
 
 
 def annotator_key(client, project: str, manager: str, names: list[str]) -> str:
