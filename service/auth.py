@@ -151,4 +151,9 @@ def require_project(project: str) -> None:
 
 
 def init_app(app: Flask) -> None:
+    if app.config["AUTH"] and not app.config.get("ADMIN_KEY"):
+        app.logger.warning(
+            "ALRANK_ADMIN_KEY is not set: no key is valid, so every request but the probes gets "
+            "401; set it (alrank serve makes one), or run with ALRANK_AUTH=false on a laptop"
+        )
     app.before_request(authenticate)
