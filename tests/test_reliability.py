@@ -62,6 +62,14 @@ def trained(ann: Annotator, rounds: int = 2) -> int:
     return version
 
 
+def learning(s: Serve, n: int = 600) -> tuple[Annotator, int]:
+    """An annotator on a new project of ``n`` items at service ``s``, labelled until a model
+    serves; with that model's version."""
+    ann = Annotator(s.base, s.admin_key)
+    ann.create(n=n)
+    return ann, trained(ann)
+
+
 def learns_again(ann: Annotator, version: int, record, event: str, since: float | None = None) -> None:
     """Ten more labels bring a newer model into service; no acknowledged label is lost."""
     started = time.monotonic() if since is None else since
@@ -85,9 +93,7 @@ def wait_for_horse(s: Serve, timeout: float = 30.0) -> int:
 
 def test_restart_on_the_same_data_dir(serve, tmp_path, record):
     s = serve()
-    ann = Annotator(s.base, s.admin_key)
-    ann.create()
-    version = trained(ann)
+    ann, version = learning(s)
     s.stop()
     assert not s.leftovers()
     s2 = serve()  # same data dir, another port
@@ -97,9 +103,7 @@ def test_restart_on_the_same_data_dir(serve, tmp_path, record):
 
 def test_deleted_items(serve, record):
     s = serve()
-    ann = Annotator(s.base, s.admin_key)
-    ann.create()
-    version = trained(ann)
+    ann, version = learning(s)
     labelled = next(iter(ann.acked))
     unlabelled = next(i for i in ann.truth if i not in ann.acked)
     for item in (labelled, unlabelled):
@@ -111,9 +115,7 @@ def test_deleted_items(serve, record):
 
 def test_redis_restarted_under_the_running_service(serve, record):
     s = serve()
-    ann = Annotator(s.base, s.admin_key)
-    ann.create()
-    version = trained(ann)
+    ann, version = learning(s)
     (valkey,) = s.processes("valkey-server")
     started = time.monotonic()
     os.kill(valkey, signal.SIGTERM)  # it writes its append-only file and exits; serve restarts it
@@ -124,9 +126,7 @@ def test_redis_restarted_under_the_running_service(serve, record):
 
 def test_hostile_input_is_refused_and_the_pool_stays_trainable(serve, record):
     s = serve()
-    ann = Annotator(s.base, s.admin_key)
-    ann.create()
-    version = trained(ann)
+    ann, version = learning(s)
     bodies = [
         '{"items": [{"id": "s1", "text": "\\udc00abc"}]}',
         '{"items": [{"id": "\\udc00", "text": "abc"}]}',
@@ -148,9 +148,7 @@ def test_hostile_input_is_refused_and_the_pool_stays_trainable(serve, record):
 
 def test_work_horse_killed_mid_retrain(serve, record):
     s = serve()
-    ann = Annotator(s.base, s.admin_key)
-    ann.create(n=4000)
-    version = trained(ann)
+    ann, version = learning(s, n=4000)
     ann.label_round(10)  # triggers a retrain
     horse = wait_for_horse(s)
     started = time.monotonic()
@@ -162,9 +160,7 @@ def test_work_horse_killed_mid_retrain(serve, record):
 
 def test_worker_killed_mid_retrain_is_replaced_and_its_job_retried(serve, record):
     s = serve()
-    ann = Annotator(s.base, s.admin_key)
-    ann.create(n=4000)
-    version = trained(ann)
+    ann, version = learning(s, n=4000)
     ann.label_round(10)
     horse = wait_for_horse(s)
     (worker,) = [w for w in s.workers() if horse in children(w)]
@@ -181,9 +177,7 @@ def test_worker_killed_mid_retrain_is_replaced_and_its_job_retried(serve, record
 
 def test_api_process_killed_is_restarted(serve, record):
     s = serve()
-    ann = Annotator(s.base, s.admin_key)
-    ann.create()
-    version = trained(ann)
+    ann, version = learning(s)
     (gunicorn,) = [p for p in children(s.proc.pid) if "gunicorn" in cmdline(p)]
     api = [gunicorn, *children(gunicorn)]
     started = time.monotonic()
@@ -198,9 +192,7 @@ def test_api_process_killed_is_restarted(serve, record):
 
 def test_sigterm_during_a_retrain_leaves_no_orphan_and_the_job_runs_after_restart(serve, record):
     s = serve("data", "--stop-grace=0")  # the retrain outlasts the grace: it is cut short
-    ann = Annotator(s.base, s.admin_key)
-    ann.create(n=4000)
-    version = trained(ann)
+    ann, version = learning(s, n=4000)
     ann.label_round(10)
     horse = wait_for_horse(s)
     took = s.stop()

@@ -7,6 +7,7 @@ takes in ``KEYS`` and ``ARGV`` and what it returns.
 
 from __future__ import annotations
 
+from functools import cache
 from importlib.resources import files
 
 from redis import Redis
@@ -24,13 +25,18 @@ NAMES = (
 )
 
 
+@cache
+def source(name: str) -> str:
+    """A script's Lua, read from its file once per process (every job makes a Store)."""
+    return (files(__package__) / "scripts" / f"{name}.lua").read_text(encoding="utf-8")
+
+
 class Scripts:
     """Every script, registered on one connection; ``scripts.next_batch(keys=..., args=...)``."""
 
     def __init__(self, redis: Redis) -> None:
-        folder = files(__package__) / "scripts"
         for name in NAMES:
-            setattr(self, name, redis.register_script((folder / f"{name}.lua").read_text(encoding="utf-8")))
+            setattr(self, name, redis.register_script(source(name)))
 
     def __getattr__(self, name: str) -> Script:  # for type checkers: set in __init__
         raise AttributeError(name)
