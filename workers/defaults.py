@@ -135,7 +135,8 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
 """What a project or schema name may look like (it becomes part of Redis keys and URLs)."""
 
 COLD_START_DEPTH = 1000
-"""Items a cold-start ranking orders by k-center greedy; the rest of the pool follows at random."""
+"""The most items a cold-start ranking orders by k-center greedy (as deep as a batch-aware
+ranking, ``workers.ranking.batch_aware_depth``); the rest of the pool follows at random."""
 
 DIVERSE_PREFILTER = 100
 """``diverse_uncertainty`` clusters this many times a batch's size of the most uncertain
@@ -151,7 +152,12 @@ DIVERSE_BLOCK = 25
 commonly ask for (and the benchmarks use)."""
 
 BATCH_AWARE_DEPTH = 1000
-"""Items a batch-aware strategy orders one pick at a time; the rest follow by score."""
+"""The most items a batch-aware strategy orders one pick at a time; the rest follow by
+score (``workers.ranking.batch_aware_depth`` sets the depth of each ranking)."""
+
+MIN_BATCH_AWARE_DEPTH = 100
+"""The fewest items a batch-aware ranking orders one pick at a time: four blocks of
+``DIVERSE_BLOCK``, and Label Studio's default head (``LABEL_STUDIO_HEAD``)."""
 
 EXPLORE_DEPTH = 20_000
 """Length of the random exploration list published with every ranking."""
@@ -231,3 +237,14 @@ MAX_SIMULATION_ROWS = 200_000
 
 MAX_SIMULATION_REPEATS = 20
 """Most repeats a simulation may ask for."""
+
+SYNC_QUEUE_NAME = "alrank-sync"
+"""The queue of jobs that keep a connected tool (Label Studio) in step with a project."""
+
+LABEL_STUDIO_HEAD = 100
+"""Tasks at the head of the ranking that get a prediction in Label Studio after each
+ranking: enough for the annotators working until the next retrain. The rest of the queue
+follows in Label Studio's own order."""
+
+MAX_LABEL_STUDIO_HEAD = 10_000
+"""The largest head a project may push to Label Studio after each ranking."""

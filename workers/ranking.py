@@ -3,9 +3,9 @@
 Score-based strategies order the whole pool by score. Batch-aware ones (diverse
 uncertainty, diversity, BADGE, hybrid) choose the head of the ranking as batches would be
 chosen (one pick at a time; diverse uncertainty a block of ``DIVERSE_BLOCK`` at a time),
-for ``BATCH_AWARE_DEPTH`` items; the rest of the pool follows by uncertainty (or at random
-when there is no model). Before the first model, the head is a k-center cold-start
-selection over the features.
+for as many items as annotators will take before the next ranking (``batch_aware_depth``);
+the rest of the pool follows by uncertainty (or at random when there is no model). Before
+the first model, the head is a k-center cold-start selection over the features.
 """
 
 from __future__ import annotations
@@ -44,6 +44,22 @@ def strategy_params(al: dict, features) -> dict:
     return params
 
 
+def batch_aware_depth(al: dict, leased: int) -> int:
+    """How much of the ranking a batch-aware strategy orders one batch at a time: what
+    annotators take before the next ranking replaces it, with room to spare.
+
+    A retrain comes every ``update_frequency`` labels (each item needing
+    ``min_annotations_per_instance``), and the items leased now are handed out already;
+    four retrain intervals, or twice the leases, cover the wait for the next ranking. At
+    least ``MIN_BATCH_AWARE_DEPTH`` (a Label Studio head, four blocks), at most
+    ``BATCH_AWARE_DEPTH``. Ordering the head costs about a second per 100 items with the
+    default features (k-means per block), so a depth that follows the serving rate keeps
+    retrains fresh."""
+    interval = al["update_frequency"] * al["min_annotations_per_instance"]
+    wanted = max(defaults.MIN_BATCH_AWARE_DEPTH, 4 * interval, 2 * leased)
+    return min(wanted, defaults.BATCH_AWARE_DEPTH)
+
+
 def rank_pool(
     strategy: str,
     features,
@@ -53,14 +69,18 @@ def rank_pool(
     probabilities: np.ndarray | None = None,
     member_probabilities: np.ndarray | None = None,
     multi_label: bool = False,
+    depth: int = defaults.BATCH_AWARE_DEPTH,
 ) -> Ranking:
+    """The candidates in rank order; a batch-aware strategy (or the cold start) orders the
+    first ``depth``."""
     n = features.shape[0]
     params = strategy_params(al, features)
     if strategy in REGISTRY and REGISTRY[strategy].needs_model and probabilities is None:
         strategy = "cold_start"
     scores = np.zeros(n)
     if strategy == "cold_start" or REGISTRY[strategy].batch_aware:
-        depth = defaults.COLD_START_DEPTH if strategy == "cold_start" else defaults.BATCH_AWARE_DEPTH
+        if strategy == "cold_start":
+            depth = min(depth, defaults.COLD_START_DEPTH)
         head = select(
             "diversity" if strategy == "cold_start" else strategy,
             batch_size=min(depth, n),

@@ -44,7 +44,7 @@ from workers.models import (
     train_multi_label,
     train_single_label,
 )
-from workers.ranking import Ranking, rank_pool, strategy_params
+from workers.ranking import Ranking, batch_aware_depth, rank_pool, strategy_params
 from workers.settings import active_learning, active_schemas, find_schema
 from workers.stopping import agreement, stop_set
 from workers.store import RankingEntry, Store
@@ -234,6 +234,7 @@ def score(
     x,
     rng: np.random.Generator,
     report: Report,
+    leased: int = 0,
 ) -> Scores:
     xc = x[labelled.candidates]
     strategy = snap.al["query_strategy"] if snap.active else "random"
@@ -254,7 +255,8 @@ def score(
         )
         member_proba = np.stack([aligned_proba(m, xc, model.classes) for m in members])
     labelled_x = x[np.array(labelled.rows)] if labelled.rows else None
-    ranking = rank_pool(strategy, xc, labelled_x, snap.al, rng, proba, member_proba, multi)
+    depth = batch_aware_depth(snap.al, leased)
+    ranking = rank_pool(strategy, xc, labelled_x, snap.al, rng, proba, member_proba, multi, depth)
     return Scores(ranking, proba)
 
 
@@ -339,7 +341,8 @@ def refresh(
     report("training", 0.4)
     trained = train(store, snap, pool, labelled, x)
     report("scoring", 0.6)
-    scores = score(snap, labelled, trained, x, rng, report)
+    leased = store.counts(snap.project, schema_name)["leased"]
+    scores = score(snap, labelled, trained, x, rng, report, leased)
     report("publishing", 0.8)
     rid = publish(store, snap, pool, labelled, trained, scores, rng)
     report("done", 1.0)
