@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 from flask import Flask
@@ -66,6 +67,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         items,
         jobs,
         keys,
+        label_studio,
         labels,
         metrics,
         projects,
@@ -77,8 +79,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     api.init_app(app)
     errors.init_app(app)
     auth.init_app(app)
-    for module in (projects, keys, items, labels, batches, jobs, metrics, simulations, health):
+    for module in (projects, keys, items, labels, batches, jobs, metrics, simulations, health, label_studio):
         module.init_app(app)
-    public = frozenset(rule.rule for rule in app.url_map.iter_rules() if rule.endpoint in auth.PUBLIC)
+    public = frozenset(
+        re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"{\1}", rule.rule)  # as the OpenAPI document writes it
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint in auth.PUBLIC or rule.endpoint.startswith(auth.BACKEND_BLUEPRINT + ".")
+    )
     errors.document_errors(api.spec, public)
     return app

@@ -26,6 +26,9 @@ from workers.exceptions import NotFound
 PUBLIC = frozenset({"health.Health", "health.Ready", "api-docs.openapi_json"})
 """Endpoints anyone may call: liveness, readiness and the API document."""
 
+BACKEND_BLUEPRINT = "label_studio"
+"""Label Studio's ML-backend calls: authenticated by the secret in the backend URL."""
+
 ROLE_NEEDED: dict[tuple[str, str], str] = {
     ("projects.Projects", "POST"): "admin",
     ("projects.Projects", "GET"): "annotator",
@@ -99,6 +102,14 @@ def authenticate() -> None:
         g.principal = Principal("admin")
         return
     if request.endpoint is None or request.endpoint in PUBLIC or request.method == "OPTIONS":
+        return
+    if request.blueprint == BACKEND_BLUEPRINT:
+        # Label Studio's calls carry the project's secret in the URL instead of a key
+        from service.label_studio import check_secret
+
+        args = request.view_args or {}
+        check_secret(args["project"], args["secret"])
+        g.principal = Principal("manager", args["project"])
         return
     token = presented_key()
     if token is None:

@@ -164,6 +164,78 @@ class Next(MethodView):
         )
 
 
+class RankingQuery(ma.Schema):
+    schema = ma.fields.String(
+        required=True, metadata={"description": "Label schema name", "example": "sentiment"}
+    )
+    limit = ma.fields.Integer(
+        load_default=20,
+        validate=ma.validate.Range(1, defaults.MAX_BATCH_SIZE),
+        metadata={"description": "Items from the head of the ranking"},
+    )
+
+
+class RankedItemSchema(ma.Schema):
+    id = ma.fields.String(metadata={"description": "The item's id"})
+    rank = ma.fields.Integer(metadata={"description": "Position in the ranking, 1 first"})
+    score = ma.fields.Float(metadata={"description": "The strategy's score (higher: more informative)"})
+    prediction = ma.fields.Dict(
+        allow_none=True, metadata={"description": "The model's label and confidence (null before a model)"}
+    )
+
+
+class RankingSchema(ma.Schema):
+    schema = ma.fields.String(metadata={"description": "The schema"})
+    ranking_id = ma.fields.String(
+        allow_none=True, metadata={"description": "The published ranking (null: none)"}
+    )
+    strategy = ma.fields.String(allow_none=True, metadata={"description": "The strategy that ordered it"})
+    model_version = ma.fields.Integer(
+        allow_none=True, metadata={"description": "The model it was scored with"}
+    )
+    published_at = ma.fields.String(allow_none=True, metadata={"description": "When it was published (UTC)"})
+    items = ma.fields.List(
+        ma.fields.Nested(RankedItemSchema),
+        metadata={"description": "The head of the ranking, still to be labelled, best first"},
+    )
+
+
+@blp.route("/<project>/ranking")
+class PublishedRanking(MethodView):
+    @blp.arguments(RankingQuery, location="query")
+    @blp.response(200, RankingSchema, example=examples.RANKING)
+    def get(self, query, project):
+        """The head of the published ranking, without handing anything out: the items still
+        to be labelled, best first (leased ones included), with the model's predictions."""
+        proj = load_project(project)
+        schema = load_schema(proj, query["schema"])["name"]
+        store = backend().store
+        needed = active_learning(proj)["min_annotations_per_instance"]
+        meta, head = store.ranking_head(project, schema, query["limit"] * 2)
+        counts = store.annotator_counts(project, schema, [item for item, _ in head])
+        items = [
+            {
+                "id": item,
+                "rank": entry.rank,
+                "score": entry.score,
+                "prediction": None
+                if entry.label is None
+                else {"label": entry.label, "confidence": entry.confidence},
+            }
+            for (item, entry), n in zip(head, counts, strict=True)
+            if n < needed
+        ][: query["limit"]]
+        meta = meta or {}
+        return {
+            "schema": schema,
+            "ranking_id": meta.get("ranking_id"),
+            "strategy": meta.get("strategy"),
+            "model_version": meta.get("model_version"),
+            "published_at": meta.get("published_at"),
+            "items": items,
+        }
+
+
 @blp.route("/<project>/leases/release")
 class Release(MethodView):
     @blp.arguments(ReleaseSchema, example=examples.RELEASE)

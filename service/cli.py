@@ -110,12 +110,11 @@ def serve(args: argparse.Namespace) -> int:
         log(f"admin key in {where} (send it as 'Authorization: Bearer <key>')")
 
     api_workers = args.api_workers or int(env.get("ALRANK_API_WORKERS", "2"))
-    # one worker for rankings only, so a long simulation never holds up a ranking, and one
-    # that takes rankings first and simulations when there are none
+    # one worker for rankings and tool syncs only, so a long simulation never holds up a
+    # ranking, and one that takes rankings first and simulations when there are none
+    ranking_queues = f"{defaults.QUEUE_NAME},{defaults.SYNC_QUEUE_NAME}"
     children += [
-        Child(
-            "ranking worker", [sys.executable, "-m", "workers.worker", f"--queues={defaults.QUEUE_NAME}"], env
-        ),
+        Child("ranking worker", [sys.executable, "-m", "workers.worker", f"--queues={ranking_queues}"], env),
         Child("worker", [sys.executable, "-m", "workers.worker"], env),
         Child(
             "API",

@@ -135,6 +135,7 @@ PATH_PARAMETERS = {
     "job": "The job's id, from the response that started it",
     "sim": "The simulation's id, from the response that started it",
     "name": "A result file: curves.csv, curves.png or summary.json",
+    "secret": "The secret of the project's Label Studio backend URL",
 }
 """What each path parameter names, for the OpenAPI document."""
 

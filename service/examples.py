@@ -264,3 +264,82 @@ SIMULATION = {
 HEALTH = {"status": "ok", "workers": None}
 
 READY = {"status": "ready", "workers": 2}
+
+LS_CONFIG = (
+    '<View><Text name="text" value="$text"/><Choices name="label" toName="text" choice="single">'
+    '<Choice value="ham"/><Choice value="spam"/></Choices></View>'
+)
+
+LS_SETUP = {
+    "project": "1.1796157013",
+    "schema": LS_CONFIG,
+    "hostname": "http://localhost:8080",
+    "access_token": "0123456789abcdef0123456789abcdef01234567",
+    "extra_params": None,
+}
+
+LS_PREDICT = {
+    "tasks": [{"id": 139, "data": {"text": "Free entry in 2 a wkly comp to win FA Cup final tkts"}}],
+    "project": "1.1796157013",
+    "label_config": LS_CONFIG,
+    "params": {"login": None, "password": None, "context": None},
+}
+
+LS_PREDICTIONS = {
+    "results": [
+        {
+            "result": [
+                {
+                    "from_name": "label",
+                    "to_name": "text",
+                    "type": "choices",
+                    "value": {"choices": ["spam"]},
+                    "score": 0.93,
+                }
+            ],
+            "score": 0.0008,
+            "model_version": "alrank-label-v3-r7",
+        }
+    ],
+    "model_version": "alrank-label-v3-r7",
+}
+
+LS_WEBHOOK = {
+    "action": "ANNOTATION_CREATED",
+    "annotation": {
+        "id": 1,
+        "result": [
+            {"from_name": "label", "to_name": "text", "type": "choices", "value": {"choices": ["spam"]}}
+        ],
+        "was_cancelled": False,
+        "task": 139,
+        "completed_by": 1,
+    },
+    "task": {"id": 139, "data": {"text": "Free entry in 2 a wkly comp to win FA Cup final tkts"}},
+    "project": {"id": 1, "label_config": LS_CONFIG},
+}
+
+LABEL_STUDIO = {
+    "backend_url": "http://127.0.0.1:8000/ls/reviews/9f2c4e0b7d1a3c5e8f6b2d4a0c9e7f1b3d5a8c6e",
+    "connected": True,
+    "url": "http://localhost:8080",
+    "project": 1,
+    "text_field": "text",
+    "order_schema": "label",
+    "settings": {"head": 100, "url": None, "order_schema": None},
+    "tasks": {"state": "done", "at": "2026-12-02T10:00:03Z", "tasks": 4460, "changed": 4460, "deleted": 0},
+    "order": {"state": "done", "at": "2026-12-02T10:04:12Z", "version": "alrank-label-v3-r7", "pushed": 100},
+    "annotations": None,
+}
+
+RANKING = {
+    "schema": "sentiment",
+    "ranking_id": "7",
+    "strategy": "diverse_uncertainty",
+    "model_version": 3,
+    "published_at": "2026-11-23T12:05:00Z",
+    "items": [
+        {"id": "r-1042", "rank": 1, "score": 0.97, "prediction": {"label": "neutral", "confidence": 0.41}},
+        {"id": "r-0071", "rank": 2, "score": 0.95, "prediction": {"label": "positive", "confidence": 0.44}},
+    ],
+}

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
-
 import marshmallow as ma
 from flask import Flask
 from flask.views import MethodView
@@ -12,12 +10,11 @@ from werkzeug.exceptions import Forbidden
 from service import examples
 from service.auth import principal, require_annotator
 from service.bodies import Blueprint
-from service.common import annotator_field, load_project, load_schema, trigger_refresh
+from service.common import annotator_field, load_project, load_schema
 from service.extensions import api, backend
 from workers import defaults
 from workers.exceptions import InvalidInput, NotFound
-from workers.queueing import labels_call_for_retrain
-from workers.settings import active_learning, active_schemas
+from workers.queueing import store_labels
 
 blp = Blueprint("labels", __name__, url_prefix="/v1/projects", description="Annotators' labels")
 
@@ -103,25 +100,14 @@ class Labels(MethodView):
         for annotator in {label["annotator"] for label in body["labels"]}:
             require_annotator(annotator)
         proj = load_project(project)
-        by_schema: dict[str, list[dict]] = defaultdict(list)
         for i, label in enumerate(body["labels"]):
             check_value(load_schema(proj, label["schema"]), label["value"], i)
-            by_schema[label["schema"]].append(label)
-        store = backend().store
-        if len(by_schema) > 1:  # all or nothing across schemas (one schema checks atomically)
-            store.check_items_exist(project, [lab["item"] for lab in body["labels"]])
-        al = active_learning(proj)
-        active = active_schemas(proj)
-        new_total, jobs = 0, {}
-        for schema, labels in by_schema.items():
-            new, since, labelled = store.upsert_labels(
-                project, schema, labels, al["min_annotations_per_instance"]
-            )
-            new_total += new
-            if schema in active and labels_call_for_retrain(
-                al, since, labelled, new, has_model=store.latest_model(project, schema) is not None
-            ):
-                jobs[schema] = trigger_refresh(project, schema, f"{since} new labels")
+        b = backend()
+        if (
+            len({label["schema"] for label in body["labels"]}) > 1
+        ):  # all or nothing across schemas (one schema checks atomically)
+            b.store.check_items_exist(project, [lab["item"] for lab in body["labels"]])
+        new_total, jobs = store_labels(b.store, b.queue, proj, body["labels"])
         return {"received": len(body["labels"]), "new": new_total, "training_jobs": jobs}
 
 

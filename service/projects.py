@@ -6,7 +6,7 @@ import marshmallow as ma
 from flask import Flask, current_app
 from flask.views import MethodView
 
-from service import examples
+from service import examples, label_studio
 from service.auth import principal
 from service.bodies import Blueprint
 from service.common import load_project, name_field, trigger_refresh
@@ -162,6 +162,28 @@ class ProjectCreateSchema(ma.Schema):
     )
 
 
+class LabelStudioSettingsSchema(ma.Schema):
+    head = ma.fields.Integer(
+        validate=ma.validate.Range(1, defaults.MAX_LABEL_STUDIO_HEAD),
+        metadata={
+            "description": "Tasks at the head of each ranking that get a prediction in Label Studio "
+            f"(default {defaults.LABEL_STUDIO_HEAD})"
+        },
+    )
+    url = ma.fields.Url(
+        allow_none=True,
+        require_tld=False,
+        metadata={
+            "description": "Label Studio's URL as alrank's workers reach it (default: the one Label "
+            "Studio sends at setup)"
+        },
+    )
+    order_schema = ma.fields.String(
+        allow_none=True,
+        metadata={"description": "The schema whose ranking orders Label Studio's queue (default: the first)"},
+    )
+
+
 class ProjectPatchSchema(ma.Schema):
     description = ma.fields.String(
         validate=ma.validate.Length(max=10_000), metadata={"description": "Free text shown with the project"}
@@ -172,6 +194,12 @@ class ProjectPatchSchema(ma.Schema):
     lease_seconds = ma.fields.Integer(
         validate=ma.validate.Range(1, defaults.MAX_LEASE_SECONDS),
         metadata={"description": "How long a batch's items stay reserved for the annotator who got them"},
+    )
+    label_studio = ma.fields.Nested(
+        LabelStudioSettingsSchema,
+        metadata={
+            "description": "How the project's order reaches Label Studio; keys not given keep their values"
+        },
     )
 
 
@@ -210,6 +238,15 @@ class ProjectSchema(ma.Schema):
         values=ma.fields.Nested(SchemaCountsSchema),
         metadata={"description": "Per schema: items, labels, leases and the published ranking"},
     )
+    label_studio = ma.fields.Dict(
+        allow_none=True,
+        metadata={
+            "description": "The Label Studio connection (managers only): backend_url to paste into "
+            "Label Studio's model settings, whether Label Studio has connected, its settings, and "
+            "how the last task sync, order push and annotation sync ended",
+            "example": examples.LABEL_STUDIO,
+        },
+    )
 
 
 class ProjectCreatedSchema(ProjectSchema):
@@ -238,7 +275,7 @@ def describe(project: dict) -> dict:
         if ranking is not None:
             ranking = {
                 k: ranking[k]
-                for k in ("ranking_id", "strategy", "model_version", "published_at", "ranked")
+                for k in ("ranking_id", "strategy", "model_version", "published_at", "ranked", "labelled")
                 if k in ranking
             }
         counts[schema["name"]] = {
@@ -247,7 +284,12 @@ def describe(project: dict) -> dict:
             "model_version": latest["version"] if latest else None,
             "ranking": ranking,
         }
-    return {**project, "items": n_items, "counts": counts}
+    return {
+        **project,
+        "items": n_items,
+        "counts": counts,
+        "label_studio": label_studio.manager_view(project["name"]),
+    }
 
 
 @blp.route("")
@@ -285,6 +327,10 @@ class Project(MethodView):
     def patch(self, body, project):
         """Change settings; active-learning keys not given keep their values."""
         current = load_project(project)
+        if "label_studio" in body:
+            label_studio.save_settings(current, body.pop("label_studio"))
+            if not body:
+                return describe(current)
         if "active_learning" in body:
             body["active_learning"] = resolve_active_learning(
                 current["schemas"], body["active_learning"], current["active_learning"]
@@ -299,6 +345,17 @@ class Project(MethodView):
     def delete(self, project):
         """Delete a project with its items, labels, models and rankings."""
         backend().store.delete_project(project)
+
+
+@blp.route("/<project>/label-studio")
+class LabelStudioConnection(MethodView):
+    @blp.response(204)
+    def delete(self, project):
+        """Disconnect Label Studio: the backend URL stops working at once (the next one shown
+        has a new secret), and what Label Studio sent at setup is forgotten. Items and labels
+        stay."""
+        load_project(project)
+        backend().store.forget_label_studio(project)
 
 
 def init_app(app: Flask) -> None:

@@ -158,6 +158,9 @@ def test_fuzzing_without_a_key_gets_only_401s(tmp_path):
             if status == 405:  # a method the path does not have: refused before any key is asked
                 assert method not in documented_methods(path), (method, path)
                 continue
+            if path.startswith("/ls/"):  # Label Studio's calls: the URL's secret is the credential
+                assert status == 404, (method, path, status)
+                continue
             assert status == 401, (method, path, status)
             names = {h["name"].lower() for h in entry["response"]["headers"]}
             assert "www-authenticate" in names

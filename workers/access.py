@@ -80,3 +80,13 @@ def admin_matches(admin_key: str, presented: str) -> bool:
     return hmac.compare_digest(
         hashlib.sha256(admin_key.encode()).digest(), hashlib.sha256(presented.encode()).digest()
     )
+
+
+def backend_secret(admin_key: str | None, project: str, nonce: str) -> str:
+    """The secret in a project's Label Studio backend URL: a keyed hash of the project and
+    its nonce, so it is never stored and a new nonce (or admin key) retires it. Without an
+    admin key (no auth) the nonce stands in."""
+    if not admin_key:
+        return nonce
+    message = f"label-studio backend\0{project}\0{nonce}".encode()
+    return hmac.new(hashing_key(admin_key), message, hashlib.sha256).hexdigest()[:40]

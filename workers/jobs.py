@@ -16,6 +16,7 @@ from rq.serializers import JSONSerializer
 from rq.timeouts import JobTimeoutException
 
 from workers.exceptions import InvalidInput, NotFound
+from workers.label_studio.sync import after_publish
 from workers.queueing import request_refresh
 from workers.refresh import feature_cache, refresh
 from workers.settings import find_schema
@@ -62,7 +63,7 @@ def refresh_schema(project_name: str, schema_name: str) -> dict:
             return {"status": "skipped", "reason": str(exc)}
         cache = feature_cache(store, project_name)
         try:
-            return refresh(store, project_name, schema_name, _report, cache)
+            result = refresh(store, project_name, schema_name, _report, cache)
         except JobTimeoutException:
             # a job out of time that saved some features queues one that carries on
             if cache.checkpoints:
@@ -74,8 +75,20 @@ def refresh_schema(project_name: str, schema_name: str) -> dict:
             # (labels, an upload, POST .../train) tries again
             _fail(job, f"{type(exc).__name__}: {exc}")
             raise
+        if result["status"] == "published":
+            _tell_tools(store, conn, project_name, schema_name)
+        return result
     finally:
         store.job_ended(project_name, schema_name, job_id)
+
+
+def _tell_tools(store: Store, conn: Redis, project_name: str, schema_name: str) -> None:
+    """Queue the push of a new ranking to a connected Label Studio; a failure there never
+    fails the ranking, which is already served."""
+    try:
+        after_publish(store, conn, project_name, schema_name)
+    except Exception:
+        log.exception("could not queue the Label Studio push for %s/%s", project_name, schema_name)
 
 
 def _fail(job, reason: str) -> None:

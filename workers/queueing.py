@@ -72,3 +72,26 @@ def request_refresh(store: Store, queue: Queue, project: str, schema: str, reaso
         store.unclaim_trigger(project, schema, job_id)
         raise
     return job_id
+
+
+def store_labels(store: Store, queue: Queue, project: dict, labels: list[dict]) -> tuple[int, dict[str, str]]:
+    """Store checked labels (``item``, ``schema``, ``value``, ``annotator``), one schema at a
+    time, and queue a retrain for each active schema the retrain rule calls for; returns the
+    labels new to their item and annotator, and per schema the job triggered."""
+    from workers.settings import active_learning, active_schemas
+
+    by_schema: dict[str, list[dict]] = {}
+    for label in labels:
+        by_schema.setdefault(label["schema"], []).append(label)
+    al = active_learning(project)
+    active = active_schemas(project)
+    name = project["name"]
+    new_total, jobs = 0, {}
+    for schema, group in by_schema.items():
+        new, since, labelled = store.upsert_labels(name, schema, group, al["min_annotations_per_instance"])
+        new_total += new
+        if schema in active and labels_call_for_retrain(
+            al, since, labelled, new, has_model=store.latest_model(name, schema) is not None
+        ):
+            jobs[schema] = request_refresh(store, queue, name, schema, f"{since} new labels")
+    return new_total, jobs

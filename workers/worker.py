@@ -34,8 +34,9 @@ import workers.simulation.job  # noqa: F401
 from workers import defaults
 from workers.store.migrate import migrate
 
-QUEUES = (defaults.QUEUE_NAME, defaults.SIMULATION_QUEUE_NAME)
-"""Queues a worker takes jobs from, in priority order: rankings before simulations."""
+QUEUES = (defaults.QUEUE_NAME, defaults.SYNC_QUEUE_NAME, defaults.SIMULATION_QUEUE_NAME)
+"""Queues a worker takes jobs from, in priority order: rankings, then keeping connected
+tools in step, then simulations."""
 
 
 log = logging.getLogger(__name__)

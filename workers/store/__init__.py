@@ -1,8 +1,8 @@
 """Every read and write of alrank's state in Redis.
 
 ``Store`` is one object over one connection (passed in), made of a class per concern:
-projects, items, labels, leases and batches, rankings, model versions, job state and API
-keys. The
+projects, items, labels, leases and batches, rankings, model versions, job state, API
+keys and Label Studio connections. The
 layout of the keys is stated once, in :mod:`workers.store.keys`; the operations that must
 not interleave are Lua scripts in ``scripts/``.
 """
@@ -19,6 +19,7 @@ from workers.store._codec import now_iso
 from workers.store.apikeys import ApiKeys
 from workers.store.items import Items
 from workers.store.jobstate import JobState
+from workers.store.label_studio import LabelStudioLinks
 from workers.store.labels import Labels
 from workers.store.leases import Batch, BatchItem, Leases
 from workers.store.models import Models
@@ -29,7 +30,7 @@ from workers.store.scripts import Scripts
 NAME_RE = re.compile(defaults.NAME_PATTERN)
 
 
-class Store(Projects, Items, Labels, Leases, Rankings, Models, JobState, ApiKeys):
+class Store(Projects, Items, Labels, Leases, Rankings, Models, JobState, ApiKeys, LabelStudioLinks):
     """Every read and write of alrank's state, over one Redis connection (passed in)."""
 
     def __init__(self, redis: Redis) -> None:

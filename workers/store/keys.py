@@ -20,6 +20,10 @@ Projects
   float32 bytes; ``generation(P)`` counter, bumped by every change to the pool.
 - ``features(P, part)`` one feature part's cached rows (``.npz`` bytes, see
   ``workers.features``).
+- ``label_studio(P)`` HASH of the project's Label Studio connection (``workers.store.
+  label_studio``); ``label_studio_annotations(P)`` HASH Label Studio annotation id -> JSON
+  ``{"item", "annotator", "schemas"}``, the labels it became; ``label_studio_job(P, kind,
+  state)`` the ``queued`` and ``running`` sync job of each kind, one at a time per project.
 
 Schemas
 
@@ -94,6 +98,19 @@ def generation(p: str) -> str:
 
 def features(p: str, part: str) -> str:
     return project(p) + "features:" + part
+
+
+def label_studio(p: str) -> str:
+    return project(p) + "ls"
+
+
+def label_studio_annotations(p: str) -> str:
+    return project(p) + "ls:annotations"
+
+
+def label_studio_job(p: str, kind: str, state: str) -> str:
+    """The id of the ``queued`` or ``running`` sync job of ``kind`` (expires with it)."""
+    return f"{project(p)}ls:{state}:{kind}"
 
 
 def schema(p: str, s: str) -> str:

@@ -85,6 +85,11 @@ class Labels:
         doc = self.redis.hget(keys.labels(project, schema), item)
         return json.loads(doc) if doc is not None else {}
 
+    def annotator_counts(self, project: str, schema: str, ids: list[str]) -> list[int]:
+        """How many annotators labelled each item."""
+        counts = self.redis.hmget(keys.annotator_counts(project, schema), ids) if ids else []
+        return [int(c) if c is not None else 0 for c in counts]
+
     def eval_items(self, project: str, schema: str) -> set[str]:
         """Items handed out as part of the random evaluation sample."""
         return {text(m) for m in self.redis.smembers(keys.evaluation(project, schema))}

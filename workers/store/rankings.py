@@ -107,3 +107,46 @@ class Rankings:
             rid = text(current)
         meta = self.redis.get(keys.ranking_part(project, schema, rid, "meta"))
         return json.loads(meta) if meta is not None else None
+
+    def ranking_entries(
+        self, project: str, schema: str, ids: list[str]
+    ) -> tuple[dict | None, list[RankingEntry | None]]:
+        """The published ranking's metadata and its entries for ``ids`` (None for an item it
+        does not rank: labelled, or new since)."""
+
+        def read(rid: str) -> list:
+            return self.redis.hmget(keys.ranking_part(project, schema, rid, "info"), ids) if ids else []
+
+        meta, entries = self._read_published(project, schema, read)
+        return meta, [RankingEntry.from_json(e) if e else None for e in entries or [None] * len(ids)]
+
+    def ranking_head(
+        self, project: str, schema: str, n: int
+    ) -> tuple[dict | None, list[tuple[str, RankingEntry]]]:
+        """The published ranking's metadata and its first ``n`` items with their entries (items
+        labelled since it was published included: the caller skips what it must)."""
+
+        def read(rid: str) -> list:
+            head = self.redis.lrange(keys.ranking_part(project, schema, rid, "order"), 0, n - 1)
+            order = [text(i) for i in head]
+            info = self.redis.hmget(keys.ranking_part(project, schema, rid, "info"), order) if order else []
+            return [(item, RankingEntry.from_json(e)) for item, e in zip(order, info, strict=True) if e]
+
+        meta, head = self._read_published(project, schema, read)
+        return meta, head or []
+
+    def _read_published(
+        self, project: str, schema: str, read: Callable[[str], Any]
+    ) -> tuple[dict | None, Any]:
+        """``read(rid)`` of the published ranking with its metadata; read again if another
+        ranking replaced it (and its grace period ran out) in between."""
+        for _ in range(STALE_RETRIES):
+            current = self.redis.get(keys.ranking(project, schema))
+            if current is None:
+                return None, None
+            rid = text(current)
+            found = read(rid)
+            meta = self.redis.get(keys.ranking_part(project, schema, rid, "meta"))
+            if meta is not None:
+                return json.loads(meta), found
+        raise RuntimeError(f"the ranking of {project}/{schema} kept changing under a request")

@@ -1,0 +1,400 @@
+"""Keeping a project and its Label Studio project in step: the RQ jobs, and the pieces the
+webhook handler shares with them.
+
+Three jobs, each coalesced per project (a trigger while one waits joins it) and run on the
+``alrank-sync`` queue, so they never hold up a ranking and never block labelling:
+
+- ``sync_tasks`` reads every task through Label Studio's API and upserts the ones that are
+  new or changed as items, in pages, with progress on the job; items of tasks Label Studio
+  no longer has are deleted.
+- ``sync_annotations`` reads every annotation (Label Studio's JSON export), makes the
+  project's labels from Label Studio match them, and asks for a retrain.
+- ``push_order`` writes the published ranking's head to Label Studio as predictions of a
+  new model version with ``score`` = rank, switches the project's ``model_version`` to it
+  and removes the version before. One bulk write of ``head`` predictions per published
+  ranking, one push at a time.
+
+Each records how it ended on the connection (``GET /v1/projects/{project}`` shows it), so a
+Label Studio that is down shows up there; the next trigger tries again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Any
+
+from redis import Redis
+from rq import Queue, Retry, get_current_job
+from rq.job import Dependency
+from rq.serializers import JSONSerializer
+
+from workers import defaults
+from workers.exceptions import InvalidInput, NotFound
+from workers.label_studio.client import LabelStudio, LabelStudioError
+from workers.label_studio.config import (
+    LabelConfig,
+    annotation_labels,
+    annotator_name,
+    prediction_result,
+    task_item,
+)
+from workers.queueing import job_pending, request_refresh, store_labels
+from workers.settings import check_schemas, resolve_active_learning
+from workers.store import Store, now_iso
+
+log = logging.getLogger(__name__)
+
+KINDS = ("sync_tasks", "sync_annotations", "push_order")
+CLAIM_SECONDS = 600
+"""A queued job's claim outlives a lost job by this long at most."""
+
+
+class NotConnected(InvalidInput):
+    """The project has no Label Studio connection yet (Label Studio has not called /setup)."""
+
+
+def settings(link: dict) -> dict:
+    """The connection's settings, defaults filled in."""
+    given = link.get("settings") or {}
+    return {
+        "head": given.get("head", defaults.LABEL_STUDIO_HEAD),
+        "url": given.get("url"),
+        "order_schema": given.get("order_schema"),
+    }
+
+
+def order_schema(link: dict) -> str | None:
+    """The schema whose ranking orders Label Studio's queue: the one set, else the label
+    config's first ``Choices``."""
+    chosen = settings(link)["order_schema"]
+    if chosen:
+        return chosen
+    config = link.get("config")
+    return config["controls"][0]["name"] if config else None
+
+
+def version_name(schema: str, meta: dict) -> str:
+    """The Label Studio model version of one published ranking: new with every ranking, so
+    switching to it re-orders the queue at once."""
+    return f"alrank-{schema}-v{meta.get('model_version') or 0}-r{meta['ranking_id']}"
+
+
+def order_score(rank: int, ranked: int) -> float:
+    """A prediction's ``score`` for a task at ``rank`` (1 first) of a ranking of ``ranked``
+    items: rising with the rank and within [0, 1], as Label Studio requires, so its
+    ``Uncertainty sampling`` (lowest score first) serves the ranking's order."""
+    return rank / (ranked + 1)
+
+
+def connected(store: Store, project: str) -> tuple[dict, LabelConfig, LabelStudio]:
+    link = store.label_studio(project)
+    if not link.get("project") or not link.get("config"):
+        raise NotConnected(f"project {project!r} is not connected to Label Studio yet")
+    if not link.get("token") or not (settings(link)["url"] or link.get("url")):
+        raise NotConnected("Label Studio sent no URL or API token at setup, so alrank cannot read its API")
+    url = settings(link)["url"] or link["url"]
+    return link, LabelConfig.from_json(link["config"]), LabelStudio(url, link["token"])
+
+
+def adopt_label_config(store: Store, project: dict, config: LabelConfig) -> dict:
+    """Give the project a schema for every ``Choices`` of the label config: new ones are
+    added, an existing one gains the config's new labels. Saved only when something changed
+    (saving re-ranks)."""
+    schemas = [dict(s) for s in project["schemas"]]
+    by_name = {s["name"]: s for s in schemas}
+    changed = False
+    for wanted in config.schemas:
+        have = by_name.get(wanted["name"])
+        if have is None:
+            schemas.append(wanted)
+            changed = True
+            continue
+        if have["multi_label"] != wanted["multi_label"]:
+            kind = "multiple" if wanted["multi_label"] else "single"
+            raise InvalidInput(
+                f'<Choices name="{wanted["name"]}" choice="{kind}"> does not match schema '
+                f"{wanted['name']!r}, which is {'multi' if have['multi_label'] else 'single'}-label"
+            )
+        extra = [label for label in wanted["labels"] if label not in have["labels"]]
+        if extra:
+            have["labels"] = have["labels"] + extra
+            changed = True
+    if not changed:
+        return project
+    check_schemas(schemas)
+    al = resolve_active_learning(schemas, {}, project["active_learning"])
+    return store.save_project({**project, "schemas": schemas, "active_learning": al})
+
+
+def enqueue(store: Store, conn: Redis, project: str, kind: str, reason: str) -> str | None:
+    """Queue a sync job of ``kind`` unless one is already waiting; its id, or None."""
+    if not store.claim_label_studio_job(project, kind, CLAIM_SECONDS):
+        return None
+    job_id = f"ls-{kind.replace('_', '-')}-{uuid.uuid4().hex[:12]}"
+    queue = Queue(defaults.SYNC_QUEUE_NAME, connection=conn, serializer=JSONSerializer)
+    running = store.label_studio_job_running(project, kind, None)
+    try:
+        queue.enqueue_call(
+            f"workers.label_studio.sync.{kind}",
+            args=(project,),
+            job_id=job_id,
+            timeout=defaults.JOB_TIMEOUT,
+            retry=Retry(max=defaults.JOB_RETRIES),
+            result_ttl=defaults.JOB_RESULT_TTL,
+            failure_ttl=defaults.JOB_RESULT_TTL,
+            meta={"project": project, "schema": None, "reason": reason},
+            description=f"{kind} {project} ({reason})",
+            # one at a time per project and kind: two task syncs or pushes never interleave
+            depends_on=Dependency(jobs=[running], allow_failure=True)
+            if running and job_pending(queue, running)
+            else None,
+        )
+    except Exception:
+        store.release_label_studio_job(project, kind)
+        raise
+    return job_id
+
+
+def after_publish(store: Store, conn: Redis, project: str, schema: str) -> None:
+    """Called when a ranking is published: push it to Label Studio if it orders the queue."""
+    link = store.label_studio(project)
+    if link.get("project") and schema == order_schema(link):
+        enqueue(store, conn, project, "push_order", f"ranking of {schema} published")
+
+
+def ensure_items(store: Store, project: dict, config: LabelConfig, tasks: list[dict]) -> int:
+    """Upsert the tasks whose item is missing or has another text; returns how many."""
+    if not tasks:
+        return 0
+    items = [task_item(config, t) for t in tasks]
+    docs = store.get_items(project["name"], [i["id"] for i in items])
+    changed = [i for i, doc in zip(items, docs, strict=True) if doc is None or doc.get("text") != i["text"]]
+    for start in range(0, len(changed), defaults.MAX_ITEMS_PER_REQUEST):
+        store.upsert_items(project, changed[start : start + defaults.MAX_ITEMS_PER_REQUEST])
+    return len(changed)
+
+
+def apply_annotations(
+    store: Store, queue: Queue, project: dict, config: LabelConfig, annotations: list[dict]
+) -> dict[str, Any]:
+    """Make each annotation's labels alrank's: new and changed values stored, choices it no
+    longer makes (or a cancelled annotation's) removed. Returns counts and the retrain jobs."""
+    name = project["name"]
+    labels, removed, touched = [], 0, set()
+    for annotation in annotations:
+        key = str(annotation["id"])
+        item = str(annotation["task"])
+        annotator = annotator_name(annotation.get("completed_by"))
+        values = annotation_labels(config, annotation)
+        before = store.label_studio_annotation(name, key)
+        if before is not None:
+            for schema in set(before["schemas"]) - set(values):
+                removed += store.delete_label(name, schema, before["item"], before["annotator"])
+                touched.add(schema)
+        labels += [
+            {"item": item, "schema": schema, "value": value, "annotator": annotator}
+            for schema, value in values.items()
+        ]
+        record = {"item": item, "annotator": annotator, "schemas": sorted(values)}
+        store.remember_label_studio_annotation(name, key, record)
+    new, jobs = 0, {}
+    for start in range(0, len(labels), defaults.MAX_LABELS_PER_REQUEST):
+        n, triggered = store_labels(
+            store, queue, project, labels[start : start + defaults.MAX_LABELS_PER_REQUEST]
+        )
+        new += n
+        jobs.update(triggered)
+    for schema in touched - set(jobs):
+        jobs[schema] = request_refresh(store, queue, name, schema, "Label Studio annotations removed")
+    return {"labels": len(labels), "new": new, "removed": removed, "training_jobs": jobs}
+
+
+def forget_annotations(store: Store, queue: Queue, project: str, annotation_ids: list[str]) -> int:
+    """Remove the labels that deleted annotations gave; returns how many went."""
+    removed, touched = 0, set()
+    for key in annotation_ids:
+        record = store.label_studio_annotation(project, key)
+        if record is None:
+            continue
+        for schema in record["schemas"]:
+            removed += store.delete_label(project, schema, record["item"], record["annotator"])
+            touched.add(schema)
+        store.forget_label_studio_annotation(project, key)
+    for schema in touched:
+        request_refresh(store, queue, project, schema, "Label Studio annotations deleted")
+    return removed
+
+
+def _progress(stage: str, done: int, total: int) -> None:
+    job = get_current_job()
+    if job is not None:
+        fraction = done / total if total else 1.0
+        job.meta["progress"] = {"stage": stage, "fraction": round(fraction, 3), "done": done, "total": total}
+        job.save_meta()
+
+
+def _run(kind: str, project: str, work) -> dict:
+    """Run one sync job: give back its claim, record how it ended on the connection."""
+    job = get_current_job()
+    conn: Redis = job.connection if job is not None else Redis()
+    store = Store(conn)
+    store.release_label_studio_job(project, kind)
+    own_id = job.id if job is not None else "inline"
+    store.label_studio_job_running(project, kind, own_id, defaults.JOB_TIMEOUT)
+    try:
+        return _work(store, conn, kind, project, work)
+    finally:
+        if store.label_studio_job_running(project, kind, None) == own_id:
+            store.label_studio_job_running(project, kind, "")
+
+
+def _work(store: Store, conn: Redis, kind: str, project: str, work) -> dict:
+    field = kind.split("_", 1)[1]
+    started = time.perf_counter()
+    previous = store.label_studio(project).get(field) or {}
+    store.save_label_studio(project, **{field: {**previous, "state": "running", "at": now_iso()}})
+    try:
+        store.get_project(project)
+        link, config, client = connected(store, project)
+    except (NotFound, NotConnected) as exc:
+        return {"status": "skipped", "reason": str(exc)}
+    except LabelStudioError as exc:  # the token exchange failed
+        _failed(store, project, field, exc)
+        raise
+    try:
+        queue = Queue(defaults.QUEUE_NAME, connection=conn, serializer=JSONSerializer)
+        result = work(store, queue, link, config, client)
+    except Exception as exc:
+        _failed(store, project, field, exc)
+        raise
+    result = {"status": "done", **result, "seconds": round(time.perf_counter() - started, 3)}
+    store.save_label_studio(project, **{field: {"state": "done", "at": now_iso(), **result}})
+    return result
+
+
+def _failed(store: Store, project: str, field: str, exc: Exception) -> None:
+    """Say on the connection and the job why a sync failed. Only Label Studio's errors are
+    retried (it may be back in a moment); anything else would fail the same way again."""
+    reason = str(exc) if isinstance(exc, LabelStudioError) else f"{type(exc).__name__}: {exc}"
+    store.save_label_studio(project, **{field: {"state": "failed", "at": now_iso(), "error": reason}})
+    job = get_current_job()
+    if job is not None:
+        job.meta["error"] = reason
+        job.save_meta()
+        if not isinstance(exc, LabelStudioError):
+            job.retries_left = 0
+
+
+def sync_tasks(project: str) -> dict:
+    """RQ job: Label Studio's tasks become the project's items."""
+
+    def work(store: Store, queue: Queue, link: dict, config: LabelConfig, client: LabelStudio) -> dict:
+        proj = store.get_project(project)
+        seen: set[str] = set()
+        changed = 0
+        for tasks, total in client.tasks(int(link["project"])):
+            changed += ensure_items(store, proj, config, tasks)
+            seen.update(str(t["id"]) for t in tasks)
+            _progress("reading tasks", len(seen), total)
+        gone = [
+            item_id
+            for item_id, doc in store.iter_items(project)
+            if "label_studio_task" in (doc.get("metadata") or {}) and item_id not in seen
+        ]
+        for item_id in gone:
+            store.delete_item(proj, item_id)
+        if changed or gone:
+            for schema in proj["schemas"]:
+                request_refresh(store, queue, project, schema["name"], "Label Studio tasks synced")
+        return {"tasks": len(seen), "changed": changed, "deleted": len(gone)}
+
+    return _run("sync_tasks", project, work)
+
+
+def sync_annotations(project: str) -> dict:
+    """RQ job (START_TRAINING): the project's labels from Label Studio match its annotations,
+    then every schema retrains."""
+
+    def work(store: Store, queue: Queue, link: dict, config: LabelConfig, client: LabelStudio) -> dict:
+        proj = store.get_project(project)
+        tasks = client.annotated_tasks(int(link["project"]))
+        ensure_items(store, proj, config, tasks)
+        annotations = [{**a, "task": t["id"]} for t in tasks for a in t.get("annotations") or [] if "id" in a]
+        _progress("storing labels", 0, len(annotations))
+        known = set(store.label_studio_annotations(project))
+        removed = forget_annotations(
+            store, queue, project, sorted(known - {str(a["id"]) for a in annotations})
+        )
+        applied = apply_annotations(store, queue, proj, config, annotations)
+        _progress("storing labels", len(annotations), len(annotations))
+        for schema in proj["schemas"]:
+            request_refresh(store, queue, project, schema["name"], "Label Studio asked to train")
+        return {
+            "annotations": len(annotations),
+            "new": applied["new"],
+            "removed": removed + applied["removed"],
+        }
+
+    return _run("sync_annotations", project, work)
+
+
+def push_order(project: str) -> dict:
+    """RQ job: the published ranking's head becomes Label Studio's queue."""
+
+    def work(store: Store, queue: Queue, link: dict, config: LabelConfig, client: LabelStudio) -> dict:
+        schema = order_schema(link)
+        if schema is None:
+            return {"pushed": 0, "reason": "no schema orders the queue"}
+        head = settings(link)["head"]
+        meta, ranked = store.ranking_head(project, schema, head * 2)
+        if meta is None:
+            return {"pushed": 0, "reason": f"schema {schema!r} has no ranking yet"}
+        version = version_name(schema, meta)
+        pushed = link.get("order") or {}
+        previous = pushed.get("version")
+        if previous == version and pushed.get("head") == head:
+            return {"version": version, "pushed": 0, "reason": "already in Label Studio"}
+        docs = store.get_items(project, [item for item, _ in ranked])
+        tasks = [
+            (doc["metadata"]["label_studio_task"], entry)
+            for (item, entry), doc in zip(ranked, docs, strict=True)
+            if doc is not None and "label_studio_task" in (doc.get("metadata") or {})
+        ][:head]
+        others = [c.name for c in config.controls if c.name != schema]
+        extra = {s: store.ranking_entries(project, s, [str(t) for t, _ in tasks])[1] for s in others}
+        predictions = []
+        for k, (task, entry) in enumerate(tasks):
+            predicted = {schema: (entry.label, entry.confidence)}
+            for s in others:
+                e = extra[s][k]
+                if e is not None:
+                    predicted[s] = (e.label, e.confidence)
+            predictions.append(
+                {
+                    "task": task,
+                    "model_version": version,
+                    "score": order_score(entry.rank, meta["ranked"]),
+                    "result": prediction_result(config, predicted),
+                }
+            )
+        _progress("writing predictions", 0, len(predictions))
+        ls_project = int(link["project"])
+        if predictions:
+            client.import_predictions(ls_project, predictions)
+            client.set_model_version(ls_project, version)
+        _progress("writing predictions", len(predictions), len(predictions))
+        if previous and previous != version:
+            try:
+                client.delete_predictions(ls_project, previous)
+            except LabelStudioError as exc:  # stale predictions only cost Label Studio space
+                log.warning("could not delete Label Studio predictions of %s: %s", previous, exc)
+        return {
+            "version": version,
+            "ranking_id": meta["ranking_id"],
+            "pushed": len(predictions),
+            "head": head,
+        }
+
+    return _run("push_order", project, work)
