@@ -41,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 import requests
+import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
@@ -203,7 +204,7 @@ def new_ls_project(
     ls: LabelStudio, title: str, sampling: str, train: list[dict]
 ) -> tuple[int, dict[int, str], dict[int, str]]:
     """A Label Studio project with the train set imported; returns its id, and per task id
-    the true label and the text."""
+    the true label and the data set's id."""
     project = ls.call("POST", "/api/projects", json={"title": title, "label_config": LABEL_CONFIG})
     pid = project["id"]
     ls.call("PATCH", f"/api/projects/{pid}", json={"sampling": sampling})
@@ -212,17 +213,17 @@ def new_ls_project(
     )
     truth_by_sms = {r["id"]: r["label"] for r in train}
     truth: dict[int, str] = {}
-    texts: dict[int, str] = {}
+    sms: dict[int, str] = {}
     page = 1
     while True:
         doc = ls.call("GET", "/api/tasks/", params={"project": pid, "page": page, "page_size": 1000})
         for t in doc["tasks"]:
             truth[t["id"]] = truth_by_sms[t["data"]["sms_id"]]
-            texts[t["id"]] = t["data"]["text"]
+            sms[t["id"]] = t["data"]["sms_id"]
         if page * 1000 >= doc["total"]:
             break
         page += 1
-    return pid, truth, texts
+    return pid, truth, sms
 
 
 def annotate(ls: LabelStudio, task_id: int, value: str) -> int:
@@ -241,7 +242,7 @@ def version_of(ranking: dict) -> str:
 
 def run_alrank(ls: LabelStudio, al: Alrank, train: list[dict], n: int, run: int, checks: Checks) -> dict:
     name = f"sms-{run}"
-    pid, truth, texts = new_ls_project(ls, f"alrank order {run}", "Uncertainty sampling", train)
+    pid, truth, sms = new_ls_project(ls, f"alrank order {run}", "Uncertainty sampling", train)
     al.call(
         "POST", "/v1/projects", json={"name": name, "schemas": [{"name": "label", "labels": ["ham", "spam"]}]}
     )
@@ -350,43 +351,124 @@ def run_alrank(ls: LabelStudio, al: Alrank, train: list[dict], n: int, run: int,
         flush=True,
     )
     return {
-        "labels": labelled,
-        "texts": texts,
+        "labels": [(sms[task], value) for task, value in labelled],
         "freshness": freshness,
         "first_order_seconds": first_order_seconds,
     }
 
 
 def run_uniform(ls: LabelStudio, train: list[dict], n: int, run: int) -> dict:
-    pid, truth, texts = new_ls_project(ls, f"uniform {run}", "Uniform sampling", train)
+    pid, truth, sms = new_ls_project(ls, f"uniform {run}", "Uniform sampling", train)
     labelled = []
     for _ in range(n):
         task = ls.call("GET", f"/api/projects/{pid}/next")
         annotate(ls, task["id"], truth[task["id"]])
-        labelled.append((task["id"], truth[task["id"]]))
-    return {"labels": labelled, "texts": texts}
+        labelled.append((sms[task["id"]], truth[task["id"]]))
+    return {"labels": labelled}
 
 
-def scores(
-    texts_by_task: dict[int, str], labels: list[tuple[int, str]], test: list[dict]
-) -> dict[int, tuple]:
-    """Test accuracy and macro-F1 of TF-IDF + logistic regression on the first N labels."""
-    out = {}
-    test_texts = [r["text"] for r in test]
-    truth = [r["label"] for r in test]
-    for n in CHECKPOINTS:
-        if n > len(labels):
-            continue
-        texts = [texts_by_task[t] for t, _ in labels[:n]]
-        ys = [v for _, v in labels[:n]]
-        if len(set(ys)) < 2:
-            predicted = [ys[0]] * len(test)
+def alrank_features(train_texts: list[str], test_texts: list[str]):
+    """The service's default features (``defaults.VECTORIZER_NAME``), fitted on the pool
+    (the train texts) as a ranking job fits them, and the test texts under the same fit."""
+    from workers import defaults
+    from workers.features import EMBEDDINGS, PARTS, fit_tfidf, transform_tfidf
+
+    train_parts, test_parts = [], []
+    for part in PARTS[defaults.VECTORIZER_NAME]:
+        if part in EMBEDDINGS:
+            train_parts.append(sp.csr_matrix(EMBEDDINGS[part](train_texts, None)))
+            test_parts.append(sp.csr_matrix(EMBEDDINGS[part](test_texts, None)))
         else:
-            vec = TfidfVectorizer(sublinear_tf=True, min_df=1)
-            model = LogisticRegression(max_iter=2000).fit(vec.fit_transform(texts), ys)
-            predicted = list(model.predict(vec.transform(test_texts)))
-        out[n] = (accuracy_score(truth, predicted), f1_score(truth, predicted, average="macro"))
-    return out
+            fitted = fit_tfidf(part, train_texts)
+            assert fitted is not None
+            train_parts.append(fitted[0])
+            test_parts.append(transform_tfidf(part, fitted[1], test_texts))
+    return sp.hstack(train_parts, format="csr"), sp.hstack(test_parts, format="csr")
+
+
+class Scorer:
+    """Test-split accuracy and macro-F1 of two models trained on the first N labels an arm
+    collected: alrank's own (its default features and classifier, ``workers.models``), and
+    an independent TF-IDF + logistic regression (scikit-learn's defaults)."""
+
+    def __init__(self, train: list[dict], test: list[dict]) -> None:
+        self.train_texts = [r["text"] for r in train]
+        self.row = {r["id"]: k for k, r in enumerate(train)}
+        self.test_texts = [r["text"] for r in test]
+        self.truth = [r["label"] for r in test]
+        self.x_train, self.x_test = alrank_features(self.train_texts, self.test_texts)
+
+    def __call__(self, labels: list[tuple[str, str]]) -> dict[str, dict[int, tuple[float, float]]]:
+        from workers.models import train_single_label
+
+        out: dict[str, dict[int, tuple[float, float]]] = {"alrank model": {}, "TF-IDF + LR": {}}
+        for n in CHECKPOINTS:
+            if n > len(labels):
+                continue
+            ids = [sms for sms, _ in labels[:n]]
+            ys = [v for _, v in labels[:n]]
+            if len(set(ys)) < 2:
+                for name in out:
+                    out[name][n] = self._measure([ys[0]] * len(self.truth))
+                continue
+            model = train_single_label(self.x_train[[self.row[i] for i in ids]], ys)
+            proba = model.predict_proba(self.x_test)
+            out["alrank model"][n] = self._measure([model.classes[k] for k in proba.argmax(axis=1)])
+            vec = TfidfVectorizer(sublinear_tf=True)
+            lr = LogisticRegression(max_iter=2000).fit(
+                vec.fit_transform([self.train_texts[self.row[i]] for i in ids]), ys
+            )
+            out["TF-IDF + LR"][n] = self._measure(list(lr.predict(vec.transform(self.test_texts))))
+        return out
+
+    def _measure(self, predicted: list[str]) -> tuple[float, float]:
+        return accuracy_score(self.truth, predicted), f1_score(self.truth, predicted, average="macro")
+
+
+def report(results: dict, train: list[dict], test: list[dict]) -> None:
+    scorer = Scorer(train, test)
+    per: dict = {}
+    for arm, runs in results.items():
+        for r in runs:
+            for model, by_n in scorer(r["labels"]).items():
+                for n, s in by_n.items():
+                    per.setdefault(model, {}).setdefault(arm, {}).setdefault(n, []).append(s)
+
+    def cell(values: list[float]) -> str:
+        if not values:
+            return "-"
+        return f"{statistics.median(values):.3f} ({min(values):.3f}-{max(values):.3f})"
+
+    print(
+        f"SMS spam test split ({len(test)} messages, {sum(t == 'spam' for t in scorer.truth)} spam); "
+        f"median (min-max) of {len(results['alrank'])} runs per arm"
+    )
+    for model, arms in per.items():
+        print()
+        print(f"{model} trained on the labels each arm collected")
+        print(
+            "| labels | alrank order: accuracy | Uniform sampling: accuracy "
+            "| alrank order: macro-F1 | Uniform sampling: macro-F1 |"
+        )
+        print("|---|---|---|---|---|")
+        for n in CHECKPOINTS:
+            a, u = arms.get("alrank", {}).get(n, []), arms.get("uniform", {}).get(n, [])
+            print(
+                f"| {n} | {cell([x[0] for x in a])} | {cell([x[0] for x in u])} | "
+                f"{cell([x[1] for x in a])} | {cell([x[1] for x in u])} |"
+            )
+    fresh = [f for r in results["alrank"] for f in r["freshness"]]
+    print()
+    print(
+        f"annotation in Label Studio -> new order served, {len(fresh)} retrains: "
+        f"median {statistics.median(fresh):.2f} s, p90 {np.percentile(fresh, 90):.2f} s, "
+        f"max {max(fresh):.2f} s"
+    )
+    first = [r["first_order_seconds"] for r in results["alrank"]]
+    print(
+        f"connect -> {len(train)} tasks read and the first order served: "
+        f"median {statistics.median(first):.1f} s"
+    )
 
 
 def main() -> int:
@@ -399,9 +481,14 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--annotations", type=int, default=200)
     parser.add_argument("--keep", action="store_true", help="keep the work dir (logs, data)")
+    parser.add_argument("--out", type=Path, help="write every run's labels and timings here (JSON)")
+    parser.add_argument("--score", type=Path, help="only score the runs saved in this --out file")
     args = parser.parse_args()
-    exe = ensure_label_studio(args.ls_venv)
     train, test = load("train"), load("test")
+    if args.score:
+        report(json.loads(args.score.read_text()), train, test)
+        return 0
+    exe = ensure_label_studio(args.ls_venv)
     workdir = Path(tempfile.mkdtemp(prefix="alrank-ls-e2e-"))
     print(f"work dir {workdir}", flush=True)
     ls = LabelStudio(exe, workdir)
@@ -417,44 +504,10 @@ def main() -> int:
     finally:
         al.close()
         ls.close()
+    if args.out:
+        args.out.write_text(json.dumps(results))
     print()
-    print(
-        f"SMS spam test split ({len(test)} messages): TF-IDF + logistic regression "
-        "on the labels each arm collected"
-    )
-    print(
-        f"{'labels':>6} | {'alrank order: accuracy':>24} | {'uniform: accuracy':>20} | "
-        f"{'alrank: macro-F1':>18} | {'uniform: macro-F1':>18}"
-    )
-    per_arm: dict[str, dict[int, list[tuple]]] = {arm: {n: [] for n in CHECKPOINTS} for arm in results}
-    for arm, runs in results.items():
-        for r in runs:
-            for n, s in scores(r["texts"], r["labels"], test).items():
-                per_arm[arm][n].append(s)
-
-    def cell(values: list[float]) -> str:
-        if not values:
-            return "-"
-        return f"{statistics.median(values):.3f} ({min(values):.3f}-{max(values):.3f})"
-
-    for n in CHECKPOINTS:
-        a, u = per_arm["alrank"][n], per_arm["uniform"][n]
-        print(
-            f"{n:>6} | {cell([x[0] for x in a]):>24} | {cell([x[0] for x in u]):>20} | "
-            f"{cell([x[1] for x in a]):>18} | {cell([x[1] for x in u]):>18}"
-        )
-    fresh = [f for r in results["alrank"] for f in r["freshness"]]
-    print()
-    print(
-        f"annotation in Label Studio -> new order served, {len(fresh)} retrains: "
-        f"median {statistics.median(fresh):.2f} s, p90 {np.percentile(fresh, 90):.2f} s, "
-        f"max {max(fresh):.2f} s"
-    )
-    first = [r["first_order_seconds"] for r in results["alrank"]]
-    print(
-        f"connect -> {len(train)} tasks read and the first order served: "
-        f"median {statistics.median(first):.1f} s"
-    )
+    report(results, train, test)
     print(f"checks: {checks.passed} passed, {len(checks.failed)} failed")
     for failure in checks.failed:
         print(f"  FAILED: {failure}")
