@@ -31,6 +31,7 @@ BACKEND_BLUEPRINT = "label_studio"
 
 ROLE_NEEDED: dict[tuple[str, str], str] = {
     ("projects.Projects", "POST"): "admin",
+    ("projects.PotatoProjects", "POST"): "admin",
     ("projects.Projects", "GET"): "annotator",
     ("projects.Project", "GET"): "annotator",
     ("items.Item", "GET"): "annotator",

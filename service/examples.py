@@ -343,3 +343,23 @@ RANKING = {
         {"id": "r-0071", "rank": 2, "score": 0.95, "prediction": {"label": "positive", "confidence": 0.44}},
     ],
 }
+
+POTATO_CONFIG = """annotation_task_name: sentiment-al
+annotation_schemes:
+  - annotation_type: radio
+    name: sentiment
+    labels: [positive, negative, neutral]
+active_learning:
+  enabled: true
+  min_instances_for_training: 20
+  update_frequency: 10
+  classifier_name: sklearn.linear_model.LogisticRegression
+  vectorizer_name: sklearn.feature_extraction.text.TfidfVectorizer
+  vectorizer_kwargs: {max_features: 1000, stop_words: english}
+  random_sample_percent: 20
+"""
+
+POTATO_CREATED = {
+    **PROJECT_CREATED,
+    "notes": ["active_learning.random_sample_percent: 20 read as 20% (a fraction of 0.2)"],
+}

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import marshmallow as ma
-from flask import Flask, current_app
+import yaml
+from flask import Flask, current_app, request
 from flask.views import MethodView
 
 from service import examples, label_studio
@@ -13,7 +14,10 @@ from service.common import load_project, name_field, trigger_refresh
 from service.extensions import api, backend
 from service.keys import NewKeySchema, issue_key
 from workers import defaults
+from workers.aggregation import RESOLUTION_STRATEGIES
+from workers.exceptions import InvalidInput
 from workers.features import VECTORIZERS
+from workers.potato import project_from_potato
 from workers.settings import check_schemas, resolve_active_learning
 from workers.store import check_name
 from workers.strategies import STRATEGIES
@@ -82,8 +86,12 @@ class ActiveLearningSchema(ma.Schema):
         metadata={"description": "Labels from distinct annotators an item needs before it leaves the pool"},
     )
     resolution_strategy = ma.fields.String(
-        validate=ma.validate.OneOf(["majority_vote"]),
-        metadata={"description": "How several annotators' labels become one training label"},
+        validate=ma.validate.OneOf(RESOLUTION_STRATEGIES),
+        metadata={
+            "description": "How several annotators' labels become one training label: majority_vote, "
+            "consensus (all agree, else the item trains nothing), random (one annotator's, drawn per "
+            "item) or weighted_average (each annotator weighted by agreement with the others)"
+        },
     )
     hybrid_weights = ma.fields.Dict(
         keys=ma.fields.String(),
@@ -128,6 +136,40 @@ class ActiveLearningSchema(ma.Schema):
             "description": "Schema model: logistic_regression, linear_svm or complement_nb "
             "(or Potato's sklearn class paths)"
         }
+    )
+    classifier_params = ma.fields.Dict(
+        keys=ma.fields.String(),
+        allow_none=True,
+        metadata={
+            "description": "The classifier's hyperparameters (Potato's classifier_kwargs): C, max_iter, tol, "
+            "class_weight for the linear models; alpha, norm for complement_nb"
+        },
+    )
+    vectorizer_params = ma.fields.Dict(
+        keys=ma.fields.String(),
+        allow_none=True,
+        metadata={
+            "description": "The word TF-IDF's settings (Potato's vectorizer_kwargs): max_features, min_df, "
+            "max_df, ngram_range, stop_words (english), lowercase, sublinear_tf"
+        },
+    )
+    calibrate_probabilities = ma.fields.Boolean(
+        metadata={"description": "Calibrate the model's confidence (temperature scaling; default true)"}
+    )
+    cold_start_strategy = ma.fields.String(
+        validate=ma.validate.OneOf(["diverse", "random"]),
+        metadata={
+            "description": "Before the first model: diverse (k-center over the features, the default) "
+            "or random"
+        },
+    )
+    max_instances_to_reorder = ma.fields.Integer(
+        allow_none=True,
+        validate=ma.validate.Range(1),
+        metadata={
+            "description": "Rank a random sample of this many unlabelled items, the rest following at "
+            "random (Potato's cap; default: rank the whole pool)"
+        },
     )
 
 
@@ -259,6 +301,29 @@ class ProjectCreatedSchema(ProjectSchema):
     )
 
 
+class PotatoProjectCreatedSchema(ProjectCreatedSchema):
+    notes = ma.fields.List(
+        ma.fields.String(),
+        metadata={"description": "What became of each Potato key that is not simply alrank's own"},
+    )
+
+
+class PotatoQuery(ma.Schema):
+    name = ma.fields.String(
+        validate=ma.validate.Regexp(defaults.NAME_PATTERN, error="use 1-64 letters, digits, '_', '.' or '-'"),
+        metadata={"description": "The project's name (default: the config's annotation_task_name)"},
+    )
+
+
+class _NoAliases(yaml.SafeLoader):
+    """YAML without aliases: a few bytes of nested aliases expand to billions of nodes."""
+
+    def compose_node(self, parent, index):  # type: ignore[no-untyped-def]
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.YAMLError("aliases (*name) are not accepted in a config")
+        return super().compose_node(parent, index)
+
+
 class ProjectListSchema(ma.Schema):
     projects = ma.fields.List(ma.fields.String(), metadata={"description": "Project names, sorted"})
 
@@ -299,20 +364,54 @@ class Projects(MethodView):
     def post(self, body):
         """Create a project with its label schemas and active-learning settings (admin key);
         the answer carries the project's first API key, a manager's, once."""
-        check_name("project", body["name"])
-        check_schemas(body["schemas"])
-        body["active_learning"] = resolve_active_learning(body["schemas"], body["active_learning"])
-        project = backend().store.create_project(body)
-        first_key = None
-        if current_app.config["AUTH"]:
-            first_key = issue_key(project["name"], "first key", "manager", [])
-        return {**describe(project), "api_key": first_key}
+        return create(body)
 
     @blp.response(200, ProjectListSchema, example=examples.PROJECT_LIST)
     def get(self):
         """List the names of the projects this key may see."""
         who = principal()
         return {"projects": [p for p in backend().store.list_projects() if who.may_see(p)]}
+
+
+def create(body: dict) -> dict:
+    check_name("project", body["name"])
+    check_schemas(body["schemas"])
+    body["active_learning"] = resolve_active_learning(body["schemas"], body["active_learning"])
+    project = backend().store.create_project(body)
+    first_key = None
+    if current_app.config["AUTH"]:
+        first_key = issue_key(project["name"], "first key", "manager", [])
+    return {**describe(project), "api_key": first_key}
+
+
+@blp.route("/potato")
+class PotatoProjects(MethodView):
+    @blp.arguments(PotatoQuery, location="query")
+    @blp.doc(
+        requestBody={
+            "required": True,
+            "description": "A whole Potato config file (YAML), as Potato reads it",
+            "content": {
+                "application/yaml": {"schema": {"type": "string"}, "example": examples.POTATO_CONFIG}
+            },
+        }
+    )
+    @blp.response(201, PotatoProjectCreatedSchema, example=examples.POTATO_CREATED)
+    def post(self, query):
+        """Create a project from a Potato config (admin key): its annotation_task_name names
+        it, its annotation_schemes become schemas, and every key of its active_learning
+        block is honoured, mapped, or refused with the reason (422); notes say which."""
+        try:
+            # a SafeLoader that also refuses aliases
+            config = yaml.load(request.get_data(as_text=True), Loader=_NoAliases)
+        except yaml.YAMLError as exc:
+            raise InvalidInput(f"the body is not YAML: {exc}") from exc
+        body, notes = project_from_potato(config, query.get("name"))
+        try:
+            body = ProjectCreateSchema().load(body)
+        except ma.ValidationError as exc:
+            raise InvalidInput(f"the config maps to settings alrank refuses: {exc.messages}") from exc
+        return {**create(body), "notes": notes}
 
 
 @blp.route("/<project>")

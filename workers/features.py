@@ -86,16 +86,35 @@ def check_vectorizer(vectorizer: str) -> None:
 # --- the parts ----------------------------------------------------------------------------
 
 
-def _tfidf(part: str, **kwargs) -> TfidfVectorizer:
-    return TfidfVectorizer(sublinear_tf=True, dtype=np.float32, **_TFIDF_ARGS[part], **kwargs)
+TFIDF_PARAMS: tuple[str, ...] = (
+    "max_features",
+    "min_df",
+    "max_df",
+    "ngram_range",
+    "stop_words",
+    "lowercase",
+    "sublinear_tf",
+)
+"""The word TF-IDF's settings a project may change (``vectorizer_params``, what Potato calls
+``vectorizer_kwargs``)."""
 
 
-def fit_tfidf(part: str, texts: list[str]) -> tuple[sp.csr_matrix, dict] | None:
-    """Fit a TF-IDF part on ``texts``: its rows and its state (vocabulary and IDF weights).
+def _tfidf(part: str, params: dict | None = None, **kwargs) -> TfidfVectorizer:
+    args = {"sublinear_tf": True, **_TFIDF_ARGS[part], **kwargs, **(params or {})}
+    if "ngram_range" in args:
+        args["ngram_range"] = tuple(args["ngram_range"])
+    return TfidfVectorizer(dtype=np.float32, **args)
+
+
+def fit_tfidf(part: str, texts: list[str], params: dict | None = None) -> tuple[sp.csr_matrix, dict] | None:
+    """Fit a TF-IDF part on ``texts``: its rows and its state (vocabulary, IDF weights and
+    the project's ``params`` for the word part).
 
     None when every text is empty after tokenising (or pruned by ``min_df``)."""
+    params = params if part == "words" else None
     vectorizer = _tfidf(
         part,
+        params,
         min_df=2 if len(texts) >= 1000 else 1,
         max_features=defaults.TFIDF_MAX_FEATURES,
     )
@@ -106,12 +125,17 @@ def fit_tfidf(part: str, texts: list[str]) -> tuple[sp.csr_matrix, dict] | None:
     terms = [""] * len(vectorizer.vocabulary_)
     for term, j in vectorizer.vocabulary_.items():
         terms[j] = term
-    return rows, {"terms": terms, "idf": vectorizer.idf_}
+    return rows, {"terms": terms, "idf": vectorizer.idf_, "params": params or {}}
 
 
 def transform_tfidf(part: str, state: dict, texts: list[str]) -> sp.csr_matrix:
     """Rows of new texts under a fitted TF-IDF part's vocabulary and IDF weights."""
-    vectorizer = _tfidf(part, vocabulary={t: j for j, t in enumerate(state["terms"])})
+    analyzer = {
+        k: v
+        for k, v in (state.get("params") or {}).items()
+        if k in ("ngram_range", "lowercase", "sublinear_tf")
+    }
+    vectorizer = _tfidf(part, analyzer, vocabulary={t: j for j, t in enumerate(state["terms"])})
     vectorizer.idf_ = state["idf"]
     return sp.csr_matrix(vectorizer.transform(texts))
 
@@ -161,7 +185,12 @@ text is unchanged."""
 # --- one pass, no cache (the simulator's path) ----------------------------------------------
 
 
-def text_features(texts: list[str], vectorizer: str = "tfidf", progress: Progress | None = None):
+def text_features(
+    texts: list[str],
+    vectorizer: str = "tfidf",
+    progress: Progress | None = None,
+    tfidf_params: dict | None = None,
+):
     """Features of the pool's texts; None when the pool has no words at all.
 
     ``progress(fraction)`` hears how far an embedding part has got (MiniLM on long texts
@@ -174,7 +203,7 @@ def text_features(texts: list[str], vectorizer: str = "tfidf", progress: Progres
         if part in EMBEDDINGS:
             parts.append(EMBEDDINGS[part](texts, progress))
         else:
-            fitted = fit_tfidf(part, texts)
+            fitted = fit_tfidf(part, texts, tfidf_params)
             if fitted is not None:
                 parts.append(fitted[0])
     return _side_by_side(parts)
@@ -246,6 +275,7 @@ class CachedPart:
         if self.state:
             arrays["terms"] = _json_array(self.state["terms"])
             arrays["idf"] = np.asarray(self.state["idf"], dtype=np.float64)
+            arrays["params"] = _json_array([json.dumps(self.state.get("params") or {}, sort_keys=True)])
         buf = io.BytesIO()
         np.savez(buf, allow_pickle=False, **arrays)
         return buf.getvalue()
@@ -258,6 +288,8 @@ class CachedPart:
             else:
                 rows = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=tuple(z["shape"]))
             state = {"terms": _json_list(z["terms"]), "idf": z["idf"]} if "terms" in z else {}
+            if state:
+                state["params"] = json.loads(_json_list(z["params"])[0]) if "params" in z else {}
             fitted, added = (int(v) for v in z["counts"])
             return cls(_json_list(z["ids"]), z["checksums"], rows, state, fitted, added)
 
@@ -319,8 +351,10 @@ class FeatureCache:
         vectors: np.ndarray | None,
         vectorizer: str = "tfidf",
         progress: Progress | None = None,
+        tfidf_params: dict | None = None,
     ) -> tuple[sp.csr_matrix | np.ndarray, CacheReport]:
-        """The same matrix as :func:`pool_features`, computing only rows the cache lacks.
+        """The same matrix as :func:`pool_features`, computing only rows the cache lacks
+        (a word TF-IDF cached under other ``tfidf_params`` is fitted again).
 
         ``progress(fraction)`` hears how far an embedding part has got on the rows it computes."""
         check_vectorizer(vectorizer)
@@ -329,7 +363,7 @@ class FeatureCache:
         if any(t.strip() for t in texts):
             sums = checksums(texts)
             for part in PARTS[vectorizer]:
-                rows = self._part(part, ids, texts, sums, report, progress)
+                rows = self._part(part, ids, texts, sums, report, progress, tfidf_params or {})
                 if rows is not None:
                     parts.append(rows)
         return with_vectors(_side_by_side(parts), vectors, len(texts)), report
@@ -342,8 +376,12 @@ class FeatureCache:
         sums: np.ndarray,
         report: CacheReport,
         progress: Progress | None,
+        tfidf_params: dict,
     ):
         cached = self._cached(part)
+        wanted = tfidf_params if part == "words" else {}
+        if cached is not None and part not in EMBEDDINGS and (cached.state.get("params") or {}) != wanted:
+            cached = None  # fitted under other settings
         where = {item_id: k for k, item_id in enumerate(cached.ids)} if cached else {}
         old = np.array([where.get(item_id, -1) for item_id in ids], dtype=np.int64)
         if cached is not None:
@@ -369,7 +407,7 @@ class FeatureCache:
             return self._embed(part, ids, texts, sums, cached, old, keep, new, progress)
         if cached is None:
             report.refitted.append(part)
-            fitted = fit_tfidf(part, texts)
+            fitted = fit_tfidf(part, texts, wanted)
             if fitted is None:
                 return None
             self.save(part, CachedPart(list(ids), sums, fitted[0], fitted[1], len(ids), 0).to_bytes())

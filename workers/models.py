@@ -82,20 +82,31 @@ def _logreg(random_state: int) -> LogisticRegression:
     )
 
 
-def _estimator(classifier: str, random_state: int):
+CLASSIFIER_PARAMS: dict[str, tuple[str, ...]] = {
+    "logistic_regression": ("C", "max_iter", "tol", "class_weight"),
+    "linear_svm": ("C", "max_iter", "tol", "class_weight"),
+    "complement_nb": ("alpha", "norm"),
+}
+"""The hyperparameters a project may set on each classifier (``classifier_params``, what
+Potato calls ``classifier_kwargs``); the others are alrank's to choose."""
+
+
+def _estimator(classifier: str, random_state: int, params: dict | None = None):
     if classifier == "logistic_regression":
-        return _logreg(random_state)
-    if classifier == "linear_svm":
+        est = _logreg(random_state)
+    elif classifier == "linear_svm":
         # liblinear's default 1,000 iterations fall short at C=10 on some whole pools
-        return LinearSVC(
+        est = LinearSVC(
             C=defaults.LINEAR_C,
             class_weight=defaults.CLASS_WEIGHT,
             max_iter=10_000,
             random_state=random_state,
         )
-    if classifier == "complement_nb":
-        return ComplementNB()
-    raise InvalidInput(f"unknown classifier {classifier!r}; use one of {list(CLASSIFIERS)}")
+    elif classifier == "complement_nb":
+        est = ComplementNB()
+    else:
+        raise InvalidInput(f"unknown classifier {classifier!r}; use one of {list(CLASSIFIERS)}")
+    return est.set_params(**params) if params else est
 
 
 def _linear_state(est, classifier: str) -> tuple[np.ndarray, np.ndarray]:
@@ -128,10 +139,16 @@ def _as_two_columns(z: np.ndarray) -> np.ndarray:
 
 
 def train_single_label(
-    x, y: list[str], random_state: int = 0, classifier: str = "logistic_regression"
+    x,
+    y: list[str],
+    random_state: int = 0,
+    classifier: str = "logistic_regression",
+    params: dict | None = None,
+    calibrate: bool = True,
 ) -> LinearModel:
     """A linear model over the classes present in ``y``, its probabilities calibrated by a
-    temperature fitted on cross-validated logits once every class has a few labels."""
+    temperature fitted on cross-validated logits once every class has a few labels (unless
+    ``calibrate`` is off). ``params`` sets the classifier's hyperparameters."""
     classes = sorted(set(y))
     if len(classes) < 2:
         raise NotTrainable("training needs labels of at least two classes")
@@ -144,7 +161,7 @@ def train_single_label(
     yi = np.array([index[v] for v in y])
     n_features = x.shape[1]
     x, columns = _compact(x, classifier)
-    est = _estimator(classifier, random_state).fit(x, yi)
+    est = _estimator(classifier, random_state, params).fit(x, yi)
     coef, intercept = _linear_state(est, classifier)
     coef = _expand(coef, columns, n_features)
     if coef.shape[0] == 1:
@@ -153,7 +170,7 @@ def train_single_label(
     model = LinearModel(classes, np.asarray(coef, dtype=np.float32), np.asarray(intercept, dtype=np.float64))
 
     counts = np.bincount(yi, minlength=len(classes))
-    if counts.min() >= defaults.CALIBRATION_MIN_PER_CLASS:
+    if calibrate and counts.min() >= defaults.CALIBRATION_MIN_PER_CLASS:
         folds = StratifiedKFold(
             n_splits=min(defaults.CALIBRATION_FOLDS, int(counts.min())),
             shuffle=True,
@@ -161,7 +178,7 @@ def train_single_label(
         )
         z = np.zeros((len(yi), 0))
         for train, held in folds.split(np.zeros(len(yi)), yi):
-            fold = _estimator(classifier, random_state).fit(x[train], yi[train])
+            fold = _estimator(classifier, random_state, params).fit(x[train], yi[train])
             zf = _as_two_columns(_logits(fold, classifier, x[held]))
             if z.shape[1] == 0:
                 z = np.zeros((len(yi), zf.shape[1]))
@@ -201,7 +218,9 @@ def _has_negative(x) -> bool:
     return bool(data.size) and float(data.min()) < 0
 
 
-def train_multi_label(x, y: list[list[str]], labels: list[str], random_state: int = 0) -> LinearModel:
+def train_multi_label(
+    x, y: list[list[str]], labels: list[str], random_state: int = 0, params: dict | None = None
+) -> LinearModel:
     """One logistic regression per label; a label seen with one value only gets its prevalence."""
     n_features = x.shape[1]
     coef = np.zeros((len(labels), n_features), dtype=np.float32)
@@ -211,7 +230,7 @@ def train_multi_label(x, y: list[list[str]], labels: list[str], random_state: in
     for j, label in enumerate(labels):
         t = np.array([label in v for v in y], dtype=int)
         if 0 < t.sum() < len(t):
-            clf = _logreg(random_state).fit(x, t)
+            clf = _estimator("logistic_regression", random_state, params).fit(x, t)
             coef[j] = _expand(clf.coef_, columns, n_features)[0]
             intercept[j] = clf.intercept_[0]
             trained += 1
@@ -241,6 +260,7 @@ def train_ensemble(
     bootstrap_fraction: float,
     random_state: int = 0,
     classifier: str = "logistic_regression",
+    params: dict | None = None,
 ) -> list[LinearModel]:
     """Bootstrap replicates of the single-label model, for BALD.
 
@@ -259,7 +279,7 @@ def train_ensemble(
                 break
         else:
             rows = np.arange(n)
-        member = train_single_label(x[rows], y_arr[rows].tolist(), random_state + m + 1, classifier)
+        member = train_single_label(x[rows], y_arr[rows].tolist(), random_state + m + 1, classifier, params)
         member.metrics = {}
         members.append(member)
     return members

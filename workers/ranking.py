@@ -72,11 +72,32 @@ def rank_pool(
     depth: int = defaults.BATCH_AWARE_DEPTH,
 ) -> Ranking:
     """The candidates in rank order; a batch-aware strategy (or the cold start) orders the
-    first ``depth``."""
+    first ``depth``. With ``max_instances_to_reorder`` set, a random sample of that many
+    candidates is ranked and the rest follow in random order (Potato's cap on reordering)."""
     n = features.shape[0]
+    cap = al.get("max_instances_to_reorder")
+    if cap and n > cap:
+        sample = np.sort(rng.choice(n, cap, replace=False))
+        inner = rank_pool(
+            strategy,
+            features[sample],
+            labelled_features,
+            {**al, "max_instances_to_reorder": None},
+            rng,
+            probabilities[sample] if probabilities is not None else None,
+            member_probabilities[:, sample] if member_probabilities is not None else None,
+            multi_label,
+            depth,
+        )
+        rest = rng.permutation(np.setdiff1d(np.arange(n), sample))
+        scores = np.zeros(n)
+        scores[sample] = inner.scores
+        return Ranking(np.concatenate([sample[inner.order], rest]).astype(np.int64), scores, inner.strategy)
     params = strategy_params(al, features)
     if strategy in REGISTRY and REGISTRY[strategy].needs_model and probabilities is None:
         strategy = "cold_start"
+    if strategy == "cold_start" and al.get("cold_start_strategy") == "random":
+        return Ranking(rng.permutation(n).astype(np.int64), np.zeros(n), "random")
     scores = np.zeros(n)
     if strategy == "cold_start" or REGISTRY[strategy].batch_aware:
         if strategy == "cold_start":

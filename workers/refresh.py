@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from workers import defaults
-from workers.aggregation import aggregate
+from workers.aggregation import resolve
 from workers.evaluation import evaluate_on, predict_labels
 from workers.exceptions import NotTrainable
 from workers.features import CacheReport, FeatureCache
@@ -163,6 +163,7 @@ def pool_features(cache: FeatureCache, snap: Snapshot, pool: Pool, report: Repor
         pool.vectors,
         snap.al["vectorizer_name"],
         lambda f: report("features", 0.2 + 0.2 * f),
+        snap.al["vectorizer_params"],
     )
 
 
@@ -170,13 +171,22 @@ def training_set(snap: Snapshot, pool: Pool) -> TrainingSet:
     index = {item_id: i for i, item_id in enumerate(pool.ids)}
     needed = snap.al["min_annotations_per_instance"]
     rows, targets, done = [], [], np.zeros(len(pool.ids), dtype=bool)
+    resolved = resolve(
+        pool.labels,
+        snap.schema["labels"],
+        snap.schema["multi_label"],
+        snap.al["resolution_strategy"],
+        snap.seed,
+    )
     for item_id, by_annotator in pool.labels.items():
         row = index.get(item_id)
         if row is None or not by_annotator:
             continue
-        rows.append(row)
-        targets.append(aggregate(by_annotator, snap.schema["labels"], snap.schema["multi_label"]))
         done[row] = len(by_annotator) >= needed
+        if resolved[item_id] is None:  # the annotators disagree and the strategy takes no side
+            continue
+        rows.append(row)
+        targets.append(resolved[item_id])
     # the random evaluation sample: measured on, and trained on only if the project says so
     held_out = [k for k, r in enumerate(rows) if pool.ids[r] in pool.eval_ids]
     train = [
@@ -194,9 +204,18 @@ def train(store: Store, snap: Snapshot, pool: Pool, labelled: TrainingSet, x) ->
     xl = x[np.array(labelled.train_rows)]
     try:
         if multi:
-            model = train_multi_label(xl, labelled.train_targets, snap.schema["labels"], snap.seed)
+            model = train_multi_label(
+                xl, labelled.train_targets, snap.schema["labels"], snap.seed, snap.al["classifier_params"]
+            )
         else:
-            model = train_single_label(xl, labelled.train_targets, snap.seed, snap.al["classifier_name"])
+            model = train_single_label(
+                xl,
+                labelled.train_targets,
+                snap.seed,
+                snap.al["classifier_name"],
+                snap.al["classifier_params"],
+                snap.al["calibrate_probabilities"],
+            )
     except NotTrainable:
         return None
     held_rows = [labelled.rows[k] for k in labelled.held_out]
@@ -252,6 +271,7 @@ def score(
             snap.al["bald_params"]["bootstrap_fraction"],
             snap.seed,
             snap.al["classifier_name"],
+            snap.al["classifier_params"],
         )
         member_proba = np.stack([aligned_proba(m, xc, model.classes) for m in members])
     labelled_x = x[np.array(labelled.rows)] if labelled.rows else None

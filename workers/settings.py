@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from workers import defaults
 from workers.exceptions import InvalidInput
-from workers.features import VECTORIZERS, check_vectorizer
-from workers.models import CLASSIFIERS
+from workers.features import PARTS, TFIDF_PARAMS, VECTORIZERS, check_vectorizer
+from workers.models import CLASSIFIER_PARAMS, CLASSIFIERS
 from workers.strategies import STRATEGIES
 from workers.strategies.hybrid import SHARED, WEIGHTED
 from workers.strategies.uncertainty import MEASURES
@@ -31,6 +31,11 @@ AL_DEFAULTS: dict = {
     "classifier_name": defaults.CLASSIFIER_NAME,
     "eval_fraction": defaults.EVAL_FRACTION,
     "train_on_eval": False,
+    "classifier_params": None,
+    "vectorizer_params": None,
+    "calibrate_probabilities": True,
+    "cold_start_strategy": "diverse",
+    "max_instances_to_reorder": None,
 }
 """Every active-learning setting and its default; Potato's key names where Potato has one."""
 
@@ -106,12 +111,67 @@ def resolve_active_learning(schemas: list[dict], given: dict, current: dict | No
             f"{sorted(needs_single)} rank single-label schemas only; {multi} "
             "are multi-label: leave them out of schema_names or use uncertainty"
         )
+    check_params(al)
     al["bald_params"] = {
         "n_estimators": defaults.BALD_N_ESTIMATORS,
         "bootstrap_fraction": defaults.BALD_BOOTSTRAP_FRACTION,
         **(al["bald_params"] or {}),
     }
     return al
+
+
+CLASSIFIER_VALUES = {
+    "C": lambda v: isinstance(v, int | float) and v > 0,
+    "max_iter": lambda v: isinstance(v, int) and v > 0,
+    "tol": lambda v: isinstance(v, int | float) and v > 0,
+    "class_weight": lambda v: v in (None, "balanced"),
+    "alpha": lambda v: isinstance(v, int | float) and v >= 0,
+    "norm": lambda v: isinstance(v, bool),
+}
+TFIDF_VALUES = {
+    "max_features": lambda v: isinstance(v, int) and v > 0,
+    "min_df": lambda v: (isinstance(v, int) and v >= 1) or (isinstance(v, float) and 0 < v <= 1),
+    "max_df": lambda v: (isinstance(v, int) and v >= 1) or (isinstance(v, float) and 0 < v <= 1),
+    "ngram_range": lambda v: (
+        isinstance(v, list | tuple)
+        and len(v) == 2
+        and all(isinstance(n, int) for n in v)
+        and 1 <= v[0] <= v[1] <= 5
+    ),
+    "stop_words": lambda v: v in (None, "english"),
+    "lowercase": lambda v: isinstance(v, bool),
+    "sublinear_tf": lambda v: isinstance(v, bool),
+}
+"""What each hyperparameter a project may set accepts."""
+
+
+def check_params(al: dict) -> None:
+    """The classifier's and the word TF-IDF's hyperparameters: only those alrank lets a
+    project set, with values their estimators accept."""
+    _check_values(
+        "classifier_params",
+        al["classifier_params"],
+        CLASSIFIER_PARAMS[al["classifier_name"]],
+        f"of {al['classifier_name']}",
+        CLASSIFIER_VALUES,
+    )
+    if al["vectorizer_params"] and "words" not in PARTS[al["vectorizer_name"]]:
+        raise InvalidInput(
+            f"active_learning.vectorizer_params set the word TF-IDF, which "
+            f"{al['vectorizer_name']!r} does not use"
+        )
+    _check_values("vectorizer_params", al["vectorizer_params"], TFIDF_PARAMS, "of the TF-IDF", TFIDF_VALUES)
+
+
+def _check_values(field: str, given: dict | None, allowed, owner: str, values: dict) -> None:
+    for key, value in (given or {}).items():
+        if key not in allowed:
+            raise InvalidInput(
+                f"active_learning.{field}.{key} is not a setting {owner} alrank lets a project change; "
+                f"it takes {list(allowed)}"
+            )
+        if not values[key](value):
+            raise InvalidInput(f"active_learning.{field}.{key}: {value!r} is not a valid value")
 
 
 def active_schemas(project: dict) -> list[str]:

@@ -1,0 +1,267 @@
+"""Projects from Potato config files as they are (``POST /v1/projects/potato``), every key of
+Potato 2.12.1's ``active_learning:`` block honoured, mapped or refused with its reason, and
+the resolution strategies Potato offers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from workers.aggregation import annotator_weights, resolve
+from workers.potato import NOT_USED
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "integrations" / "potato-2.12.1"
+
+HEAD = """annotation_task_name: sentiment-al
+annotation_schemes:
+  - annotation_type: radio
+    name: sentiment
+    labels: [positive, negative, neutral]
+"""
+
+GUIDE_BASIC = (
+    HEAD
+    + """active_learning:
+  enabled: true
+  schema_names: [sentiment]
+  min_annotations_per_instance: 2
+  min_instances_for_training: 20
+  update_frequency: 10
+  max_instances_to_reorder: 1000
+  resolution_strategy: majority_vote
+  random_sample_percent: 20
+"""
+)
+"""The active-learning guide's "Example Basic Configuration" block."""
+
+
+def create(client, text: str, name: str | None = None):
+    url = "/v1/projects/potato" + (f"?name={name}" if name else "")
+    return client.post(url, data=text.encode(), headers={"Content-Type": "application/yaml"})
+
+
+def test_the_guides_sentiment_example_is_created_as_it_is(client):
+    if not (SHARED / "example-sentiment.yaml").exists():
+        pytest.skip("the shared Potato example is not beside the project")
+    answer = create(client, (SHARED / "example-sentiment.yaml").read_text())
+    assert answer.status_code == 201, answer.json
+    project = answer.json
+    assert project["name"] == "sentiment-al"
+    assert project["schemas"] == [
+        {"name": "sentiment", "labels": ["positive", "negative", "neutral"], "multi_label": False}
+    ]
+    al = project["active_learning"]
+    assert al["random_sample_percent"] == 0.2 and al["min_annotations_per_instance"] == 2
+    assert al["classifier_name"] == "logistic_regression" and al["vectorizer_name"] == "tfidf"
+    assert al["vectorizer_params"] == {"max_features": 1000, "stop_words": "english"}
+    assert any("20% " in note for note in project["notes"])
+    assert project["api_key"]["role"] == "manager"
+
+
+def test_the_guides_basic_example_is_created(client):
+    answer = create(client, GUIDE_BASIC, name="basic")
+    assert answer.status_code == 201, answer.json
+    al = answer.json["active_learning"]
+    assert al["max_instances_to_reorder"] == 1000 and al["random_sample_percent"] == 0.2
+
+
+@pytest.mark.parametrize(
+    "block,expected",
+    [
+        ({"random_sample_percent": 0.2}, {"random_sample_percent": 0.2}),
+        ({"random_sample_percent": 35}, {"random_sample_percent": 0.35}),
+        ({"resolution_strategy": "consensus"}, {"resolution_strategy": "consensus"}),
+        ({"resolution_strategy": "random"}, {"resolution_strategy": "random"}),
+        ({"resolution_strategy": "weighted_average"}, {"resolution_strategy": "weighted_average"}),
+        ({"classifier_params": {"C": 1.0}}, {"classifier_params": {"C": 1.0}}),
+        (
+            {"classifier": {"name": "sklearn.svm.LinearSVC", "hyperparameters": {"C": 0.5}}},
+            {"classifier_name": "linear_svm", "classifier_params": {"C": 0.5}},
+        ),
+        (
+            {
+                "vectorizer": {
+                    "name": "sklearn.feature_extraction.text.TfidfVectorizer",
+                    "hyperparameters": {"max_features": 1000},
+                }
+            },
+            {"vectorizer_name": "tfidf", "vectorizer_params": {"max_features": 1000}},
+        ),
+        (
+            {
+                "vectorizer_name": "sklearn.feature_extraction.text.TfidfVectorizer",
+                "vectorizer_kwargs": {"max_features": 1000, "ngram_range": [1, 2], "stop_words": "english"},
+            },
+            {"vectorizer_params": {"max_features": 1000, "ngram_range": [1, 2], "stop_words": "english"}},
+        ),
+        ({"classifier_name": "sklearn.naive_bayes.MultinomialNB"}, {"classifier_name": "complement_nb"}),
+        ({"calibrate_probabilities": False}, {"calibrate_probabilities": False}),
+        ({"cold_start_strategy": "random", "cold_start_batch_size": 20}, {"cold_start_strategy": "random"}),
+        ({"schema_names": []}, {"schema_names": None}),
+        ({"model_persistence": {"enabled": True, "save_directory": "./models", "retention_count": 2}}, {}),
+        ({"model_persistence_enabled": True, "model_save_directory": "./m", "model_retention_count": 2}, {}),
+        ({"use_icl_ensemble": False, "icl_ensemble_params": {"initial_icl_weight": 0.7}}, {}),
+        (
+            {"annotation_routing": False, "routing_thresholds": {"a": 0.9}, "verification_sample_rate": 0.2},
+            {},
+        ),
+        ({"confidence_method": "logprobs", "database": {"enabled": False}}, {}),
+        ({"schema_configs": {"sentiment": {"min_annotations_per_instance": 3}}}, {}),
+        ({"llm": {"enabled": False}}, {}),
+    ],
+)
+def test_each_potato_key_is_honoured_or_mapped(client, block, expected):
+    text = HEAD + yaml.safe_dump({"active_learning": block})
+    answer = create(client, text, name="keys")
+    assert answer.status_code == 201, answer.json
+    al = answer.json["active_learning"]
+    for key, value in expected.items():
+        assert al[key] == value, key
+    # a key with nothing to do in alrank is named in a note that says why
+    for key in set(block) & (set(NOT_USED) | {"llm", "use_icl_ensemble"}):
+        assert any(f"active_learning.{key}:" in note for note in answer.json["notes"]), key
+
+
+@pytest.mark.parametrize(
+    "block,words",
+    [
+        ({"cold_start_strategy": "llm"}, ["cold_start_strategy", "offline"]),
+        ({"llm": {"enabled": True, "endpoint_url": "http://localhost:8080/v1"}}, ["llm", "offline"]),
+        ({"llm_enabled": True, "llm_config": {"endpoint_url": "http://x"}}, ["llm_enabled", "offline"]),
+        ({"use_icl_ensemble": True}, ["use_icl_ensemble", "offline"]),
+        ({"classifier_name": "sklearn.ensemble.RandomForestClassifier"}, ["classifier_name", "linear"]),
+        ({"classifier_name": "sklearn.svm.SVC"}, ["classifier_name", "linear"]),
+        (
+            {"vectorizer_name": "sklearn.feature_extraction.text.CountVectorizer"},
+            ["CountVectorizer", "TF-IDF"],
+        ),
+        (
+            {"vectorizer_name": "sentence-transformers", "vectorizer_params": {"model_name": "bge-large"}},
+            ["model_name", "all-MiniLM-L6-v2"],
+        ),
+        ({"classifier_kwargs": {"n_estimators": 100}}, ["classifier_params.n_estimators"]),
+        ({"vectorizer_kwargs": {"analyzer": "char"}}, ["vectorizer_params.analyzer"]),
+        ({"random_sample_percent": 120}, ["random_sample_percent"]),
+        ({"resolution_strategy": "dawid_skene"}, ["resolution_strategy"]),
+    ],
+)
+def test_what_cannot_be_honoured_is_refused_with_the_reason(client, block, words):
+    answer = create(client, HEAD + yaml.safe_dump({"active_learning": block}), name="refused")
+    assert answer.status_code == 422
+    detail = str(answer.json)
+    for word in words:
+        assert word in detail, (word, detail)
+
+
+def test_a_config_alrank_cannot_read_says_why(client):
+    assert "not YAML" in create(client, "annotation_task_name: [unclosed").json["detail"]
+    bomb = "a: &a [x, x]\nb: &b [*a, *a]\nc: [*b, *b]\n"
+    assert "aliases" in create(client, bomb).json["detail"]
+    only_text = "annotation_task_name: t\nannotation_schemes:\n  - {annotation_type: text, name: why}\n"
+    assert "nothing for alrank to rank for" in create(client, only_text).json["detail"]
+    assert create(client, GUIDE_BASIC, name="twice").status_code == 201
+    assert create(client, GUIDE_BASIC, name="twice").status_code == 409
+
+
+def test_multiselect_and_likert_schemes_become_schemas(client):
+    text = """annotation_task_name: many
+annotation_schemes:
+  - {annotation_type: multiselect, name: topics, labels: [price, delivery, quality]}
+  - {annotation_type: likert, name: rating, size: 5, min_label: bad, max_label: good}
+  - {annotation_type: text, name: comment}
+"""
+    answer = create(client, text)
+    assert answer.status_code == 201, answer.json
+    assert answer.json["schemas"] == [
+        {"name": "topics", "labels": ["price", "delivery", "quality"], "multi_label": True},
+        {"name": "rating", "labels": ["1", "2", "3", "4", "5"], "multi_label": False},
+    ]
+    assert any("comment" in note for note in answer.json["notes"])
+
+
+def test_only_the_admin_key_creates_projects_from_potato(client, anonymous):
+    project = create(client, GUIDE_BASIC, name="owner").json
+    key = project["api_key"]["key"]
+    answer = anonymous.post(
+        "/v1/projects/potato?name=other",
+        data=GUIDE_BASIC.encode(),
+        headers={"Content-Type": "application/yaml", "Authorization": f"Bearer {key}"},
+    )
+    assert answer.status_code == 403
+
+
+LABELS = ["a", "b", "c"]
+
+
+def test_consensus_trains_only_on_agreement():
+    votes = {"i1": {"x": "a", "y": "a"}, "i2": {"x": "a", "y": "b"}, "i3": {"x": ["a", "b"], "y": ["b", "a"]}}
+    single = resolve({k: v for k, v in votes.items() if k != "i3"}, LABELS, False, "consensus")
+    assert single == {"i1": "a", "i2": None}
+    assert resolve({"i3": votes["i3"]}, LABELS, True, "consensus") == {"i3": ["a", "b"]}
+
+
+def test_random_takes_one_annotators_label_reproducibly():
+    votes = {f"i{k}": {"x": "a", "y": "b", "z": "c"} for k in range(300)}
+    first = resolve(votes, LABELS, False, "random", seed=7)
+    assert first == resolve(votes, LABELS, False, "random", seed=7)
+    assert first != resolve(votes, LABELS, False, "random", seed=8)
+    counts = {v: list(first.values()).count(v) for v in LABELS}
+    assert all(70 < c < 130 for c in counts.values()), counts
+
+
+def test_weighted_average_trusts_annotators_who_agree_with_the_others():
+    votes: dict = {f"i{k}": {"good1": "a", "good2": "a", "careless": "b"} for k in range(10)}
+    votes["split"] = {"good1": "b", "careless": "a"}
+    weights = annotator_weights(votes, LABELS, False)
+    assert weights["good1"] > 0.8 and weights["careless"] < 0.2
+    # a plain majority vote breaks the tie by label order; the weighted one follows good1
+    assert resolve(votes, LABELS, False, "majority_vote")["split"] == "a"
+    assert resolve(votes, LABELS, False, "weighted_average")["split"] == "b"
+
+
+def test_the_mapped_settings_train_and_rank(client, run_jobs):
+    """Potato's vectorizer and classifier hyperparameters, its random cold start, its cap on
+    reordering and calibration switched off all reach the model and the ranking."""
+    block = {
+        "min_instances_for_training": 4,
+        "update_frequency": 4,
+        "vectorizer_name": "sklearn.feature_extraction.text.TfidfVectorizer",
+        "vectorizer_kwargs": {"max_features": 5, "stop_words": "english", "ngram_range": [1, 1]},
+        "classifier_kwargs": {"C": 0.5, "random_state": 42},
+        "calibrate_probabilities": False,
+        "cold_start_strategy": "random",
+        "max_instances_to_reorder": 10,
+        "query_strategy": "uncertainty",
+        "random_sample_percent": 0,
+    }
+    answer = create(client, HEAD + yaml.safe_dump({"active_learning": block}), name="mapped")
+    assert answer.status_code == 201, answer.json
+    words = ["good", "bad", "fine", "awful", "great", "poor", "the", "and"]
+    items = [{"id": f"i{k}", "text": f"{words[k % 8]} {words[(k + 3) % 8]} the item {k}"} for k in range(40)]
+    client.post("/v1/projects/mapped/items", json={"items": items})
+    run_jobs()
+    assert client.get("/v1/projects/mapped").json["counts"]["sentiment"]["ranking"]["strategy"] == "random"
+    labels = [
+        {"item": f"i{k}", "schema": "sentiment", "value": ["positive", "negative"][k % 2], "annotator": a}
+        for k in range(24)  # enough of each class that calibration would have run
+        for a in ("x", "y")
+    ]
+    client.post("/v1/projects/mapped/labels", json={"labels": labels})
+    run_jobs()
+    model = client.get("/v1/projects/mapped/models?schema=sentiment").json["models"][-1]
+    assert model["temperature"] == 1.0  # not calibrated
+    ranking = client.get("/v1/projects/mapped/ranking?schema=sentiment&limit=40").json
+    assert ranking["strategy"] == "uncertainty"
+    ranked = [it for it in ranking["items"] if it["score"] > 0]
+    assert len(ranked) == 10  # only the sampled ten were scored; the rest follow at random
+    from redis import Redis
+
+    from workers.features import CachedPart
+    from workers.store import Store
+
+    store = Store(Redis.from_url(client.application.config["REDIS_URL"]))
+    words_part = CachedPart.from_bytes(store.feature_rows("mapped", "words"))
+    assert words_part.rows.shape[1] == 5 and "the" not in words_part.state["terms"]
+    assert words_part.state["params"]["stop_words"] == "english"
