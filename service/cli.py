@@ -134,8 +134,31 @@ def serve(args: argparse.Namespace) -> int:
     return Supervisor(children, stop_grace=args.stop_grace).run()
 
 
+def client_command(argv: list[str]) -> bool:
+    """Whether ``argv`` names one of the commands that talk to a running service."""
+    from alrank.cli import COMMANDS
+
+    words = iter(argv)
+    for word in words:
+        if word in ("--url", "--key"):
+            next(words, None)
+        elif not word.startswith("-"):
+            return word in COMMANDS
+    return False
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="alrank", description="Active-learning ranking service")
+    argv = sys.argv[1:] if argv is None else argv
+    if client_command(argv):
+        from alrank.cli import main as client_main
+
+        sys.exit(client_main(argv))
+    parser = argparse.ArgumentParser(
+        prog="alrank",
+        description="Active-learning ranking service. Run it (serve, worker), replay annotation "
+        "(simulate), or talk to a running one (projects, items, labels, next, train, metrics; "
+        "alrank projects --help and so on)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     s = sub.add_parser("serve", help="run the API, two workers and (without REDIS_URL) an embedded Redis")
     s.add_argument("--host", default=DEFAULT_HOST)

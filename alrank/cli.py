@@ -1,0 +1,408 @@
+"""``alrank`` commands that talk to a running service, on ``alrank.client``.
+
+The service is found through ``--url`` and ``--key``, or ``ALRANK_URL`` and
+``ALRANK_API_KEY``. Exit codes a script can rely on:
+
+- 0: done;
+- 1: the service refused the request (the message is its problem document's detail);
+- 2: the command line or an input file is wrong;
+- 3: the service could not be reached, or stayed unavailable through the retries;
+- 4: ``train --wait``: the job ended without success.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gzip
+import io
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from alrank.client import ApiError, Client, Unreachable
+
+COMMANDS = ("projects", "items", "labels", "next", "train", "metrics")
+"""The first words of the commands this module runs (``service.cli`` hands them over)."""
+
+EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_JOB_FAILED = 1, 2, 3, 4
+
+
+class InputError(Exception):
+    """An input file that cannot be read as asked."""
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="alrank", description="Talk to a running alrank service")
+    p.add_argument("--url", help="the service (default: $ALRANK_URL or http://127.0.0.1:8000)")
+    p.add_argument("--key", help="an API key (default: $ALRANK_API_KEY)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    projects = sub.add_parser("projects", help="create, list, show or delete projects")
+    ps = projects.add_subparsers(dest="action", required=True)
+    create = ps.add_parser("create", help="create a project from a JSON or YAML file, or a Potato config")
+    create.add_argument("file", type=Path)
+    create.add_argument(
+        "--name", help="the project's name (a Potato config's annotation_task_name otherwise)"
+    )
+    ps.add_parser("list", help="the projects this key may see")
+    show = ps.add_parser("show", help="a project's settings and counts")
+    show.add_argument("project")
+    delete = ps.add_parser("delete", help="delete a project with everything in it")
+    delete.add_argument("project")
+
+    items = sub.add_parser("items", help="upload the pool")
+    its = items.add_subparsers(dest="action", required=True)
+    upload = its.add_parser(
+        "upload",
+        help="upload items from JSONL (.gz), CSV or Parquet; resumes where an interrupted upload stopped",
+    )
+    upload.add_argument("project")
+    upload.add_argument("file", type=Path)
+    upload.add_argument("--id-key", default="id", help="the field holding the item's id (default: id)")
+    upload.add_argument("--text-key", default="text", help="the field holding its text (default: text)")
+    upload.add_argument(
+        "--restart", action="store_true", help="start from the first record, not where it stopped"
+    )
+    upload.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    labels = sub.add_parser("labels", help="send labels")
+    ls = labels.add_subparsers(dest="action", required=True)
+    push = ls.add_parser("push", help="send labels from JSONL or CSV: item, schema, value, annotator")
+    push.add_argument("project")
+    push.add_argument("file", type=Path)
+    push.add_argument("--no-progress", action="store_true")
+
+    nxt = sub.add_parser("next", help="the next batch for an annotator")
+    nxt.add_argument("project")
+    nxt.add_argument("--schema", required=True)
+    nxt.add_argument("--annotator", required=True)
+    nxt.add_argument("--size", type=int)
+    nxt.add_argument("--json", action="store_true", help="print the batch as JSON")
+
+    train = sub.add_parser("train", help="retrain a schema now")
+    train.add_argument("project")
+    train.add_argument("--schema", required=True)
+    train.add_argument("--wait", action="store_true", help="follow the job's stage until it ends")
+
+    metrics = sub.add_parser("metrics", help="the learning curve on the evaluation sample")
+    metrics.add_argument("project")
+    metrics.add_argument("--schema", required=True)
+    metrics.add_argument("--png", type=Path, help="also save the plot here")
+    metrics.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    client = Client(args.url, args.key)
+    try:
+        return RUN[args.command](client, args)
+    except ApiError as exc:
+        print(f"alrank: {exc.status} {exc.title}: {exc.detail}", file=sys.stderr)
+        return EXIT_REFUSED
+    except Unreachable as exc:
+        print(f"alrank: the service is unavailable: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    except InputError as exc:
+        print(f"alrank: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+# -- projects --------------------------------------------------------------------------
+
+
+def run_projects(client: Client, args) -> int:
+    if args.action == "list":
+        for name in client.projects():
+            print(name)
+    elif args.action == "show":
+        print(json.dumps(client.project(args.project), indent=2))
+    elif args.action == "delete":
+        client.delete_project(args.project)
+        print(f"deleted {args.project}")
+    else:
+        created = create_project(client, args.file, args.name)
+        print(json.dumps(created, indent=2))
+    return 0
+
+
+def create_project(client: Client, path: Path, name: str | None) -> dict:
+    import yaml
+
+    text = read_text(path)
+    try:
+        doc = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise InputError(f"{path} is not JSON or YAML: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise InputError(f"{path} holds no project: expected a mapping at the top")
+    if "annotation_schemes" in doc:  # a Potato config, sent whole
+        return client.create_project_from_potato(text, name)
+    if name:
+        doc["name"] = name
+    return client.create_project(doc)
+
+
+# -- items and labels ------------------------------------------------------------------
+
+
+def readable(path: Path) -> Path:
+    if not path.is_file():
+        raise InputError(f"no file {path}")
+    return path
+
+
+def run_items(client: Client, args) -> int:
+    records = read_records(readable(args.file))
+
+    def item(row: dict) -> dict:
+        if args.id_key not in row:
+            raise InputError(f"{args.file}: a record has no {args.id_key!r} field (use --id-key)")
+        out: dict[str, Any] = {"id": str(row[args.id_key])}
+        if row.get(args.text_key) is not None:
+            out["text"] = str(row[args.text_key])
+        if row.get("vector") is not None:
+            out["vector"] = row["vector"] if isinstance(row["vector"], list) else json.loads(row["vector"])
+        rest = {k: v for k, v in row.items() if k not in (args.id_key, args.text_key, "vector", "metadata")}
+        metadata = row.get("metadata")
+        out["metadata"] = {**rest, **(metadata if isinstance(metadata, dict) else {})}
+        return out
+
+    result = upload(
+        client.upload_items,
+        args.project,
+        args.file,
+        (item(r) for r in records),
+        args.restart,
+        args.no_progress,
+    )
+    print(f"{result['created']} created, {result['updated']} updated; pool of {result['pool_size']}")
+    return 0
+
+
+def run_labels(client: Client, args) -> int:
+    fields = ("item", "schema", "value", "annotator")
+
+    def label(row: dict) -> dict:
+        missing = [f for f in fields if row.get(f) in (None, "")]
+        if missing:
+            raise InputError(f"{args.file}: a label lacks {missing}")
+        value = row["value"]
+        if isinstance(value, str) and value.startswith("["):
+            value = json.loads(value)  # a multi-label value in a CSV cell
+        return {
+            "item": str(row["item"]),
+            "schema": row["schema"],
+            "value": value,
+            "annotator": row["annotator"],
+        }
+
+    result = upload(
+        client.push_labels,
+        args.project,
+        args.file,
+        (label(r) for r in read_records(readable(args.file))),
+        True,
+        args.no_progress,
+    )
+    print(f"{result['received']} labels sent, {result['new']} new")
+    for schema, job in result["training_jobs"].items():
+        print(f"retraining {schema}: job {job}")
+    return 0
+
+
+def upload(send, project: str, path: Path, records, restart: bool, quiet: bool) -> dict:
+    """Send records with a progress bar (rate and ETA). The count sent so far is kept
+    beside the file, so an interrupted upload carries on where it stopped."""
+    from tqdm import tqdm
+
+    marker = path.with_name(path.name + ".alrank-upload")
+    stat = path.stat()
+    here = {"project": project, "size": stat.st_size, "mtime": stat.st_mtime_ns}
+    done = 0
+    if not restart and marker.exists():
+        saved = json.loads(marker.read_text())
+        if {k: saved.get(k) for k in here} == here:
+            done = int(saved["done"])
+    total = count_records(path)
+    if done:
+        print(f"resuming after record {done:,} of {total:,} ({marker.name})", file=sys.stderr, flush=True)
+    bar = tqdm(total=total, initial=done, unit="rec", disable=quiet, file=sys.stderr, dynamic_ncols=True)
+    sent = done
+
+    def progress(n: int) -> None:
+        nonlocal sent
+        sent += n
+        marker.write_text(json.dumps({**here, "done": sent}))
+        bar.update(n)
+
+    skip = iter(records)
+    for _ in range(done):
+        next(skip, None)
+    try:
+        result = send(project, skip, progress=progress)
+    finally:
+        bar.close()
+    marker.unlink(missing_ok=True)
+    return result
+
+
+# -- reading files ---------------------------------------------------------------------
+
+
+def read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path} is not UTF-8 text") from exc
+
+
+def read_records(path: Path) -> Iterator[dict]:
+    """Records of a JSONL (optionally gzip'd), CSV or Parquet file, one at a time."""
+    name = path.name.lower()
+    if not path.exists():
+        raise InputError(f"no file {path}")
+    if name.endswith(".parquet"):
+        try:
+            import pyarrow.parquet as pq
+        except ImportError as exc:
+            raise InputError("reading Parquet needs pyarrow: pip install pyarrow") from exc
+        for batch in pq.ParquetFile(path).iter_batches():
+            yield from batch.to_pylist()
+        return
+    opener = gzip.open if name.endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8", newline="") as f:
+        if name.endswith((".csv", ".csv.gz")):
+            yield from csv.DictReader(f)
+            return
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError as exc:
+                raise InputError(f"{path}:{n}: not JSON ({exc})") from exc
+            if not isinstance(record, dict):
+                raise InputError(f"{path}:{n}: expected a JSON object")
+            yield record
+
+
+def count_records(path: Path) -> int | None:
+    """How many records a file holds (for the progress bar's ETA), or None for Parquet
+    without pyarrow's metadata."""
+    name = path.name.lower()
+    if name.endswith(".parquet"):
+        try:
+            import pyarrow.parquet as pq
+
+            return pq.ParquetFile(path).metadata.num_rows
+        except ImportError:
+            return None
+    opener = gzip.open if name.endswith(".gz") else open
+    with opener(path, "rb") as f:
+        lines = sum(1 for line in io.BufferedReader(f) if line.strip())  # type: ignore[arg-type]
+    return lines - 1 if name.endswith((".csv", ".csv.gz")) else lines
+
+
+# -- batches, training, metrics ----------------------------------------------------------
+
+
+def run_next(client: Client, args) -> int:
+    batch = client.next(args.project, args.schema, args.annotator, args.size)
+    if args.json:
+        print(json.dumps(batch, indent=2))
+        return 0
+    print(
+        f"{len(batch['items'])} items for {batch['annotator']} "
+        f"({batch['strategy']}, model {batch['model_version']})"
+    )
+    for it in batch["items"]:
+        guess = it.get("prediction") or {}
+        hint = f"  [{guess['label']} {guess['confidence']:.2f}]" if guess else ""
+        text = (it.get("text") or "").replace("\n", " ")
+        print(f"{it['id']}\t{text[:100]}{hint}")
+    return 0
+
+
+def run_train(client: Client, args) -> int:
+    ref = client.train(args.project, args.schema)
+    print(f"job {ref['job']}")
+    if not args.wait:
+        return 0
+    last = None
+
+    def show(state: dict) -> None:
+        nonlocal last
+        progress = state.get("progress") or {}
+        line = f"{state['status']}: {progress.get('stage', '')} {progress.get('fraction', 0):.0%}".rstrip()
+        if line != last:
+            print(line, flush=True)
+            last = line
+
+    state = client.wait(ref["job"], on_progress=show)
+    result = state.get("result") or {}
+    if state["status"] != "finished":
+        print(f"the job ended {state['status']}: {state.get('error') or ''}", file=sys.stderr)
+        return EXIT_JOB_FAILED
+    print(
+        f"{result.get('status')}: model version {result.get('model_version')}, "
+        f"ranking {result.get('ranking_id')}, {result.get('seconds')} s"
+    )
+    return 0
+
+
+def run_metrics(client: Client, args) -> int:
+    metrics = client.metrics(args.project, args.schema)
+    if args.json:
+        print(json.dumps(metrics, indent=2))
+    else:
+        print(curve_table(metrics))
+    if args.png:
+        args.png.write_bytes(client.metrics_png(args.project, args.schema))
+        print(f"plot saved to {args.png}")
+    return 0
+
+
+def curve_table(metrics: dict) -> str:
+    """The learning curve as a terminal table: labels, evaluation size, accuracy, macro-F1
+    and stop-set agreement per model version."""
+    rows: list[tuple[str, ...]] = [("version", "labels", "eval", "accuracy", "macro-F1", "kappa")]
+    for point in metrics.get("curve", []):
+        rows.append(
+            tuple(
+                "-" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
+                for v in (
+                    point.get("version"),
+                    point.get("labels"),
+                    point.get("evaluation_size"),
+                    point.get("accuracy"),
+                    point.get("macro_f1"),
+                    point.get("stop_kappa"),
+                )
+            )
+        )
+    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
+    lines = ["  ".join(cell.rjust(w) for cell, w in zip(r, widths, strict=True)) for r in rows]
+    if "should_stop" in metrics:
+        verdict = "stop labelling" if metrics["should_stop"] else "keep labelling"
+        lines.append(f"{verdict}: {metrics.get('reason', '')}")
+    return "\n".join(lines)
+
+
+RUN = {
+    "projects": run_projects,
+    "items": run_items,
+    "labels": run_labels,
+    "next": run_next,
+    "train": run_train,
+    "metrics": run_metrics,
+}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
