@@ -204,7 +204,7 @@ class Setup(MethodView):
         b = backend()
         proj = load_project(project)
         config = parse_label_config(body["schema"])
-        adopt_label_config(b.store, proj, config)
+        adopt(proj, config)
         link = b.store.label_studio(project)
         ls_project = body["project"].split(".", 1)[0]
         fields = {"config": config.to_json()}
@@ -318,13 +318,23 @@ class Webhook(MethodView):
             xml = (body.get("project") or {}).get("label_config")
             if xml:
                 config = parse_label_config(xml)
-                adopt_label_config(b.store, proj, config)
+                adopt(proj, config)
                 b.store.save_label_studio(project, config=config.to_json())
         elif action in ("TASKS_CREATED", "TASKS_DELETED"):
             answer["job"] = enqueue(b.store, b.redis, project, "sync_tasks", f"Label Studio {action}")
         else:
             answer["ignored"] = True
         return answer
+
+
+def adopt(project: dict, config: LabelConfig) -> None:
+    """Give the project the config's schemas; a schema new or changed is ranked at once."""
+    saved = adopt_label_config(backend().store, project, config)
+    if saved is not project:
+        before = {s["name"]: s for s in project["schemas"]}
+        for schema in saved["schemas"]:
+            if before.get(schema["name"]) != schema:
+                trigger_refresh(project["name"], schema["name"], "Label Studio's label config changed")
 
 
 def _listed(value) -> list:

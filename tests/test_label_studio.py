@@ -489,3 +489,21 @@ def test_annotation_labels_map_choices_and_ignore_other_controls():
         )
         == {}
     )
+
+
+def test_a_choices_block_added_later_is_ranked_at_once(client, anonymous, run_jobs):
+    base = make_project(client)
+    anonymous.post(base + "/setup", json={"schema": CONFIG, "project": "1.1", "hostname": CLOSED_PORT_URL})
+    anonymous.post(
+        base + "/predict", json={"tasks": [{"id": k, "data": {"text": f"text {k}"}} for k in range(1, 6)]}
+    )
+    run_jobs()
+    wider = CONFIG.replace(
+        "</View>",
+        '<Choices name="lang" toName="text"><Choice value="en"/><Choice value="fr"/></Choices></View>',
+    )
+    project = {"id": 1, "label_config": wider}
+    assert webhook(anonymous, base, "PROJECT_UPDATED", project=project).status_code == 200
+    run_jobs()
+    counts = client.get("/v1/projects/sms").json["counts"]
+    assert counts["lang"]["ranking"] is not None and counts["lang"]["ranking"]["ranked"] == 5
