@@ -140,6 +140,10 @@ class Client:
     def delete_project(self, project: str) -> None:
         self.request("DELETE", f"/v1/projects/{project}")
 
+    def retire_potato_secret(self, project: str) -> None:
+        """Retire the project's Potato webhook secret."""
+        self.request("DELETE", f"/v1/projects/{project}/potato")
+
     def disconnect_label_studio(self, project: str) -> None:
         """Retire the project's Label Studio backend URL."""
         self.request("DELETE", f"/v1/projects/{project}/label-studio")

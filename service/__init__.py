@@ -70,6 +70,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         label_studio,
         labels,
         metrics,
+        potato,
         projects,
         simulations,
     )
@@ -79,12 +80,25 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     api.init_app(app)
     errors.init_app(app)
     auth.init_app(app)
-    for module in (projects, keys, items, labels, batches, jobs, metrics, simulations, health, label_studio):
+    modules = (
+        projects,
+        keys,
+        items,
+        labels,
+        batches,
+        jobs,
+        metrics,
+        simulations,
+        health,
+        label_studio,
+        potato,
+    )
+    for module in modules:
         module.init_app(app)
     public = frozenset(
         re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"{\1}", rule.rule)  # as the OpenAPI document writes it
         for rule in app.url_map.iter_rules()
-        if rule.endpoint in auth.PUBLIC or rule.endpoint.startswith(auth.BACKEND_BLUEPRINT + ".")
+        if rule.endpoint in auth.PUBLIC or rule.endpoint.split(".")[0] in auth.SIGNED_BLUEPRINTS
     )
     errors.document_errors(api.spec, public)
     return app

@@ -7,7 +7,7 @@ import yaml
 from flask import Flask, current_app, request
 from flask.views import MethodView
 
-from service import examples, label_studio
+from service import examples, label_studio, potato
 from service.auth import principal
 from service.bodies import Blueprint
 from service.common import load_project, name_field, trigger_refresh
@@ -280,6 +280,18 @@ class ProjectSchema(ma.Schema):
         values=ma.fields.Nested(SchemaCountsSchema),
         metadata={"description": "Per schema: items, labels, leases and the published ranking"},
     )
+    potato = ma.fields.Dict(
+        allow_none=True,
+        metadata={
+            "description": "Potato's webhook endpoint for this project (managers only): webhook_url, "
+            "webhook_secret and the events to send",
+            "example": {
+                "webhook_url": "http://127.0.0.1:8000/potato/reviews/webhook",
+                "webhook_secret": "5be4c0a8d1f2e3b4a5c6d7e8f9a0b1c2d3e4f5a6",
+                "events": ["annotation.created", "annotation.updated"],
+            },
+        },
+    )
     label_studio = ma.fields.Dict(
         allow_none=True,
         metadata={
@@ -354,6 +366,7 @@ def describe(project: dict) -> dict:
         "items": n_items,
         "counts": counts,
         "label_studio": label_studio.manager_view(project["name"]),
+        "potato": potato.manager_view(project["name"]) if principal().role != "annotator" else None,
     }
 
 
@@ -455,6 +468,16 @@ class LabelStudioConnection(MethodView):
         stay."""
         load_project(project)
         backend().store.forget_label_studio(project)
+
+
+@blp.route("/<project>/potato")
+class PotatoConnection(MethodView):
+    @blp.response(204)
+    def delete(self, project):
+        """Retire the project's Potato webhook secret: deliveries signed with it get 401 at
+        once, and the next one shown is new (put it in the Potato config again)."""
+        load_project(project)
+        backend().store.forget_potato(project)
 
 
 def init_app(app: Flask) -> None:

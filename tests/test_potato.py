@@ -4,13 +4,18 @@ the resolution strategies Potato offers."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
 from workers.aggregation import annotator_weights, resolve
-from workers.potato import NOT_USED
+from workers.potato import NOT_USED, signature_matches, webhook_labels
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "integrations" / "potato-2.12.1"
 
@@ -265,3 +270,107 @@ def test_the_mapped_settings_train_and_rank(client, run_jobs):
     words_part = CachedPart.from_bytes(store.feature_rows("mapped", "words"))
     assert words_part.rows.shape[1] == 5 and "the" not in words_part.state["terms"]
     assert words_part.state["params"]["stop_words"] == "english"
+
+
+# --- Potato's webhooks, as a real Potato 2.12.1 sent them ------------------------------------
+
+FIXTURE = Path(__file__).parent / "fixtures" / "potato-2.12.1-webhooks.jsonl"
+"""Deliveries a real Potato 2.12.1 sent to a capturing endpoint whose secret was ``s3cret``:
+a login, an annotation created (ham) and updated (spam) by user ana on sms-00001, and the
+item.fully_annotated events after each."""
+
+
+SMS_CONFIG = (
+    "annotation_task_name: sms\n"
+    "annotation_schemes:\n  - {annotation_type: radio, name: label, labels: [ham, spam]}\n"
+)
+
+
+def deliveries() -> list[dict]:
+    return [json.loads(line) for line in FIXTURE.read_text().splitlines()]
+
+
+def test_potatos_real_signatures_are_verified():
+    for d in deliveries():
+        h = d["headers"]
+        body = d["body"].encode()
+        assert signature_matches(
+            "s3cret", h["Webhook-Id"], h["Webhook-Timestamp"], body, h["Webhook-Signature"]
+        )
+        assert not signature_matches(
+            "other", h["Webhook-Id"], h["Webhook-Timestamp"], body, h["Webhook-Signature"]
+        )
+        assert not signature_matches(
+            "s3cret", h["Webhook-Id"], h["Webhook-Timestamp"], body + b" ", h["Webhook-Signature"]
+        )
+
+
+def sign(secret: str, body: bytes, webhook_id: str = "msg_1", timestamp: int | None = None) -> dict:
+    """Headers as Potato builds them (potato/webhooks/signing.py)."""
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    digest = hmac.new(secret.encode(), f"{webhook_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    return {
+        "webhook-id": webhook_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": "v1," + base64.b64encode(digest).decode(),
+        "Content-Type": "application/json",
+    }
+
+
+def test_potato_annotations_become_labels(client, anonymous, run_jobs):
+    sms = create(client, SMS_CONFIG).json
+    client.post(
+        "/v1/projects/sms/items",
+        json={"items": [{"id": "sms-00001", "text": "Ok lar... Joking wif u oni..."}]},
+    )
+    endpoint = client.get("/v1/projects/sms").json["potato"]
+    assert endpoint["webhook_url"].endswith("/potato/sms/webhook")
+    secret = endpoint["webhook_secret"]
+    path = "/potato/sms/webhook"
+    seen = []
+    for d in deliveries():  # the real bodies, signed with the project's secret as Potato would
+        body = d["body"].encode()
+        answer = anonymous.post(path, data=body, headers=sign(secret, body))
+        assert answer.status_code == 200, answer.json
+        seen.append(answer.json)
+        if json.loads(body)["event"] == "annotation.created":
+            assert client.get("/v1/projects/sms/items/sms-00001").json["labels"]["label"] == {"ana": "ham"}
+    assert [a.get("ignored", False) for a in seen] == [True, False, True, False, True]
+    assert client.get("/v1/projects/sms/items/sms-00001").json["labels"]["label"] == {"ana": "spam"}
+    assert sms["api_key"]["role"] == "manager"
+
+
+def test_unsigned_stale_or_foreign_deliveries_are_refused(client, anonymous):
+    create(client, SMS_CONFIG, name="signed")
+    secret = client.get("/v1/projects/signed").json["potato"]["webhook_secret"]
+    body = deliveries()[1]["body"].encode()
+    path = "/potato/signed/webhook"
+    assert anonymous.post(path, data=body, headers={"Content-Type": "application/json"}).status_code == 401
+    assert anonymous.post(path, data=body, headers=sign("s3cret", body)).status_code == 401
+    stale = anonymous.post(path, data=body, headers=sign(secret, body, timestamp=int(time.time()) - 3600))
+    assert stale.status_code == 401 and "five minutes" in stale.json["detail"]
+    missing = anonymous.post("/potato/nope/webhook", data=body, headers=sign(secret, body))
+    assert missing.status_code == 401  # no hint whether the project exists
+    # an item alrank does not have yet: refused, so Potato delivers it again later
+    unknown = anonymous.post(path, data=body, headers=sign(secret, body))
+    assert unknown.status_code == 422 and "sms-00001" in unknown.json["detail"]
+    client.delete("/v1/projects/signed/potato")
+    assert anonymous.post(path, data=body, headers=sign(secret, body)).status_code == 401
+
+
+def test_choices_alrank_does_not_know_are_left_out_with_the_reason():
+    project = {"name": "p", "schemas": [{"name": "topics", "labels": ["a", "b", "c"], "multi_label": True}]}
+    data = {
+        "user_id": "ana",
+        "instance_id": "7",
+        "annotations": {
+            "topics:::a": "true",
+            "topics:::c": "true",
+            "topics:::z": "true",
+            "mood:::x": "true",
+            "topics": "true",
+        },
+    }
+    labels, skipped = webhook_labels(project, data)
+    assert labels == [{"item": "7", "schema": "topics", "value": ["a", "c"], "annotator": "ana"}]
+    assert any("'z' is not a label" in s for s in skipped) and any("no schema 'mood'" in s for s in skipped)

@@ -82,11 +82,14 @@ def admin_matches(admin_key: str, presented: str) -> bool:
     )
 
 
-def backend_secret(admin_key: str | None, project: str, nonce: str) -> str:
-    """The secret in a project's Label Studio backend URL: a keyed hash of the project and
-    its nonce, so it is never stored and a new nonce (or admin key) retires it. Without an
-    admin key (no auth) the nonce stands in."""
+def backend_secret(
+    admin_key: str | None, project: str, nonce: str, purpose: str = "label-studio backend"
+) -> str:
+    """The secret of a project's connection to a tool (``purpose``: Label Studio's backend
+    URL, Potato's webhook secret): a keyed hash of the project and its nonce, so it is never
+    stored and a new nonce (or admin key) retires it. Without an admin key (no auth) the
+    nonce stands in."""
     if not admin_key:
         return nonce
-    message = f"label-studio backend\0{project}\0{nonce}".encode()
+    message = f"{purpose}\0{project}\0{nonce}".encode()
     return hmac.new(hashing_key(admin_key), message, hashlib.sha256).hexdigest()[:40]

@@ -9,6 +9,9 @@ back as notes, so a team moving from Potato sees it.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import re
 from collections.abc import Callable
 from typing import Any
@@ -282,3 +285,56 @@ HANDLERS: dict[str, Callable[[Any, dict, list[str]], None]] = {
     ),
 }
 """Keys whose value alrank turns into its own settings."""
+
+
+# --- Potato's outgoing webhooks: annotations in ---------------------------------------------
+
+SIGNATURE_TOLERANCE_SECONDS = 300
+"""How far a webhook's timestamp may be from now: an older delivery replayed is refused."""
+
+
+def signature_matches(secret: str, webhook_id: str, timestamp: str, body: bytes, signatures: str) -> bool:
+    """A Standard Webhooks signature, as Potato signs its deliveries: ``v1,`` and the base64
+    HMAC-SHA256 of ``id.timestamp.body`` under the endpoint's secret. The header may list
+    several signatures, space-separated; one match is enough."""
+    digest = hmac.new(secret.encode(), f"{webhook_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    expected = "v1," + base64.b64encode(digest).decode()
+    return any(hmac.compare_digest(expected, s) for s in signatures.split())
+
+
+def fresh(timestamp: str, now: float) -> bool:
+    try:
+        return abs(now - int(timestamp)) <= SIGNATURE_TOLERANCE_SECONDS
+    except ValueError:
+        return False
+
+
+def webhook_labels(project: dict, data: dict) -> tuple[list[dict], list[str]]:
+    """The labels an ``annotation.created``/``updated`` delivery carries, and what was left
+    out. Potato sends the annotator's choices as ``{"schema:::label": "true"}``; a schema
+    alrank does not have, or a label it does not know, is left out and said so."""
+    schemas = {s["name"]: s for s in project["schemas"]}
+    chosen: dict[str, list[str]] = {}
+    skipped = []
+    for key, given in (data.get("annotations") or {}).items():
+        if ":::" not in key or given in (None, "", False, "false"):
+            continue
+        schema, label = key.split(":::", 1)
+        if schema not in schemas:
+            skipped.append(f"{key}: no schema {schema!r} in the project")
+        elif label not in schemas[schema]["labels"]:
+            skipped.append(f"{key}: {label!r} is not a label of {schema!r}")
+        else:
+            chosen.setdefault(schema, []).append(label)
+    labels = []
+    for schema, values in chosen.items():
+        value: Any = values if schemas[schema]["multi_label"] else values[-1]
+        labels.append(
+            {
+                "item": str(data["instance_id"]),
+                "schema": schema,
+                "value": value,
+                "annotator": str(data["user_id"]),
+            }
+        )
+    return labels, skipped

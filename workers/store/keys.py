@@ -24,6 +24,7 @@ Projects
   label_studio``); ``label_studio_annotations(P)`` HASH Label Studio annotation id -> JSON
   ``{"item", "annotator", "schemas"}``, the labels it became; ``label_studio_job(P, kind,
   state)`` the ``queued`` and ``running`` sync job of each kind, one at a time per project.
+- ``potato(P)`` HASH of the project's Potato webhook: ``nonce``, its secret's seed.
 
 Schemas
 
@@ -106,6 +107,10 @@ def label_studio(p: str) -> str:
 
 def label_studio_annotations(p: str) -> str:
     return project(p) + "ls:annotations"
+
+
+def potato(p: str) -> str:
+    return project(p) + "potato"
 
 
 def label_studio_job(p: str, kind: str, state: str) -> str:

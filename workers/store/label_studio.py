@@ -35,6 +35,14 @@ class LabelStudioLinks:
         self.redis.hsetnx(key, "nonce", secrets.token_hex(8))
         return text(self.redis.hget(key, "nonce") or b"")
 
+    def potato_nonce(self, project: str) -> str:
+        """The nonce the project's Potato webhook secret is derived from, made on first use."""
+        self.redis.hsetnx(keys.potato(project), "nonce", secrets.token_hex(8))
+        return text(self.redis.hget(keys.potato(project), "nonce") or b"")
+
+    def forget_potato(self, project: str) -> None:
+        self.redis.delete(keys.potato(project))
+
     def save_label_studio(self, project: str, /, **fields) -> None:
         pipe = self.redis.pipeline(transaction=True)
         for name, value in fields.items():
