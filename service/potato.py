@@ -31,6 +31,7 @@ from service.common import load_project
 from service.extensions import api, backend
 from workers.access import backend_secret
 from workers.exceptions import InvalidInput, NotFound
+from workers import potato_feed
 from workers.potato import fresh, signature_matches, webhook_labels
 from workers.queueing import store_labels
 
@@ -51,13 +52,31 @@ def webhook_secret(project: str) -> str:
 
 
 def manager_view(project: str) -> dict:
-    """What to put in the Potato config's ``webhooks.endpoints``."""
+    """What to put in the Potato config's ``webhooks.endpoints``, how the order reaches
+    Potato, and how the last feed ended."""
     base = current_app.config.get("PUBLIC_URL") or request.url_root
+    store = backend().store
     return {
         "webhook_url": f"{base.rstrip('/')}/potato/{project}/webhook",
         "webhook_secret": webhook_secret(project),
         "events": list(LABEL_EVENTS),
+        "settings": potato_feed.settings(store, project),
+        "feed": store.potato(project).get("feed"),
     }
+
+
+def save_settings(project: dict, given: dict) -> None:
+    """Change how the order reaches Potato, and feed the published ranking at once."""
+    names = [s["name"] for s in project["schemas"]]
+    if given.get("order_schema") is not None and given["order_schema"] not in names:
+        raise InvalidInput(
+            f"potato.order_schema {given['order_schema']!r} is not a schema; the schemas are {names}"
+        )
+    store = backend().store
+    current = store.potato(project["name"]).get("settings") or {}
+    store.save_potato(project["name"], settings={**current, **given})
+    if potato_feed.settings(store, project["name"])["data_directory"]:
+        potato_feed.enqueue(store, backend().redis, project["name"], "Potato settings changed")
 
 
 class DeliveryAnswer(ma.Schema):

@@ -226,6 +226,25 @@ class LabelStudioSettingsSchema(ma.Schema):
     )
 
 
+class PotatoSettingsSchema(ma.Schema):
+    data_directory = ma.fields.String(
+        allow_none=True,
+        validate=ma.validate.Length(min=1, max=4096),
+        metadata={
+            "description": "Potato's watched data_directory, as alrank's workers reach it: each "
+            "ranking's head is written there (null: feed nothing)"
+        },
+    )
+    head = ma.fields.Integer(
+        validate=ma.validate.Range(1, defaults.MAX_LABEL_STUDIO_HEAD),
+        metadata={"description": f"Items of each ranking's head written (default {defaults.POTATO_HEAD})"},
+    )
+    order_schema = ma.fields.String(
+        allow_none=True,
+        metadata={"description": "The schema whose ranking orders Potato's queue (default: the first)"},
+    )
+
+
 class ProjectPatchSchema(ma.Schema):
     description = ma.fields.String(
         validate=ma.validate.Length(max=10_000), metadata={"description": "Free text shown with the project"}
@@ -236,6 +255,10 @@ class ProjectPatchSchema(ma.Schema):
     lease_seconds = ma.fields.Integer(
         validate=ma.validate.Range(1, defaults.MAX_LEASE_SECONDS),
         metadata={"description": "How long a batch's items stay reserved for the annotator who got them"},
+    )
+    potato = ma.fields.Nested(
+        PotatoSettingsSchema,
+        metadata={"description": "How the project's order reaches Potato; keys not given keep their values"},
     )
     label_studio = ma.fields.Nested(
         LabelStudioSettingsSchema,
@@ -441,8 +464,10 @@ class Project(MethodView):
         current = load_project(project)
         if "label_studio" in body:
             label_studio.save_settings(current, body.pop("label_studio"))
-            if not body:
-                return describe(current)
+        if "potato" in body:
+            potato.save_settings(current, body.pop("potato"))
+        if not body:
+            return describe(current)
         if "active_learning" in body:
             body["active_learning"] = resolve_active_learning(
                 current["schemas"], body["active_learning"], current["active_learning"]

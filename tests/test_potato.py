@@ -374,3 +374,62 @@ def test_choices_alrank_does_not_know_are_left_out_with_the_reason():
     labels, skipped = webhook_labels(project, data)
     assert labels == [{"item": "7", "schema": "topics", "value": ["a", "c"], "annotator": "ana"}]
     assert any("'z' is not a label" in s for s in skipped) and any("no schema 'mood'" in s for s in skipped)
+
+
+def test_each_ranking_feeds_its_head_to_potatos_data_directory(client, run_jobs, tmp_path):
+    """After each published ranking the items Potato has not been given yet are written as
+    one new file, each with an alrank_priority above every earlier file's, best first."""
+    create(client, SMS_CONFIG, name="fed")
+    words = ["free", "prize", "call", "lunch", "later", "home", "txt", "win"]
+    items = [{"id": f"m{k}", "text": f"{words[k % 8]} {words[(k * 3) % 8]} msg {k}"} for k in range(60)]
+    client.post("/v1/projects/fed/items", json={"items": items})
+    patched = client.patch(
+        "/v1/projects/fed",
+        json={
+            "potato": {"data_directory": str(tmp_path), "head": 10},
+            "active_learning": {
+                "min_instances_for_training": 4,
+                "update_frequency": 4,
+                "vectorizer_name": "tfidf",
+            },
+        },
+    )
+    assert patched.status_code == 200, patched.json
+    run_jobs()
+    files = sorted(tmp_path.glob("*.jsonl"))
+    assert [f.name for f in files] == ["alrank-fed-000001.jsonl"]
+    first = [json.loads(line) for line in files[0].read_text().splitlines()]
+    assert len(first) == 10
+    top = client.get("/v1/projects/fed/ranking?schema=label&limit=10").json["items"]
+    assert [r["id"] for r in first] == [t["id"] for t in top]
+    assert [r["alrank_priority"] for r in first] == sorted(
+        (r["alrank_priority"] for r in first), reverse=True
+    )
+    labels = [
+        {"item": r["id"], "schema": "label", "value": ["ham", "spam"][k % 2], "annotator": "ana"}
+        for k, r in enumerate(first[:4])
+    ]
+    client.post("/v1/projects/fed/labels", json={"labels": labels})
+    run_jobs()
+    files = sorted(tmp_path.glob("*.jsonl"))
+    assert len(files) == 2
+    second = [json.loads(line) for line in files[1].read_text().splitlines()]
+    assert not {r["id"] for r in second} & {r["id"] for r in first}  # Potato has those already
+    assert min(r["alrank_priority"] for r in second) > max(r["alrank_priority"] for r in first)
+    fresh_top = client.get("/v1/projects/fed/ranking?schema=label&limit=40").json["items"]
+    given = {r["id"] for r in first}
+    assert second[0]["id"] == next(t["id"] for t in fresh_top if t["id"] not in given)
+    feed = client.get("/v1/projects/fed").json["potato"]["feed"]
+    assert feed["state"] == "done" and feed["file"] == files[1].name and feed["written"] == 10
+    assert not list(tmp_path.glob(".*"))  # no half-written file left behind
+
+
+def test_a_feed_that_cannot_write_says_so(client, run_jobs, tmp_path):
+    create(client, SMS_CONFIG, name="nowhere")
+    client.post(
+        "/v1/projects/nowhere/items", json={"items": [{"id": "a", "text": "x"}, {"id": "b", "text": "y"}]}
+    )
+    client.patch("/v1/projects/nowhere", json={"potato": {"data_directory": str(tmp_path / "missing")}})
+    run_jobs()
+    feed = client.get("/v1/projects/nowhere").json["potato"]["feed"]
+    assert feed["state"] == "failed" and "missing" in feed["error"]

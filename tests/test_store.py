@@ -25,6 +25,7 @@ def _patterns() -> list[re.Pattern]:
         keys.label_studio_annotations(p),
         keys.label_studio_job(p, "*", "*"),
         keys.potato(p),
+        keys.potato_given(p),
         keys.labels(p, s),
         keys.annotator_counts(p, s),
         keys.label_revision(p, s),

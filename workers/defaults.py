@@ -246,5 +246,9 @@ LABEL_STUDIO_HEAD = 100
 ranking: enough for the annotators working until the next retrain. The rest of the queue
 follows in Label Studio's own order."""
 
+POTATO_HEAD = 50
+"""Items of each ranking's head written to Potato's data directory (those it has not been
+given yet): more than annotators label before the next retrain."""
+
 MAX_LABEL_STUDIO_HEAD = 10_000
 """The largest head a project may push to Label Studio after each ranking."""

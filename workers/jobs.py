@@ -15,6 +15,7 @@ from rq import Queue, get_current_job
 from rq.serializers import JSONSerializer
 from rq.timeouts import JobTimeoutException
 
+from workers import potato_feed
 from workers.exceptions import InvalidInput, NotFound
 from workers.label_studio.sync import after_publish
 from workers.queueing import request_refresh
@@ -85,10 +86,11 @@ def refresh_schema(project_name: str, schema_name: str) -> dict:
 def _tell_tools(store: Store, conn: Redis, project_name: str, schema_name: str) -> None:
     """Queue the push of a new ranking to a connected Label Studio; a failure there never
     fails the ranking, which is already served."""
-    try:
-        after_publish(store, conn, project_name, schema_name)
-    except Exception:
-        log.exception("could not queue the Label Studio push for %s/%s", project_name, schema_name)
+    for tool, hook in (("Label Studio", after_publish), ("Potato", potato_feed.after_publish)):
+        try:
+            hook(store, conn, project_name, schema_name)
+        except Exception:
+            log.exception("could not queue the %s push for %s/%s", tool, project_name, schema_name)
 
 
 def _fail(job, reason: str) -> None:

@@ -24,7 +24,9 @@ Projects
   label_studio``); ``label_studio_annotations(P)`` HASH Label Studio annotation id -> JSON
   ``{"item", "annotator", "schemas"}``, the labels it became; ``label_studio_job(P, kind,
   state)`` the ``queued`` and ``running`` sync job of each kind, one at a time per project.
-- ``potato(P)`` HASH of the project's Potato webhook: ``nonce``, its secret's seed.
+- ``potato(P)`` HASH of the project's Potato connection: ``nonce`` (its webhook secret's
+  seed), ``settings``, ``feed`` (the last feed), ``files`` (files written so far);
+  ``potato_given(P)`` SET of items written to Potato's data directory.
 
 Schemas
 
@@ -111,6 +113,10 @@ def label_studio_annotations(p: str) -> str:
 
 def potato(p: str) -> str:
     return project(p) + "potato"
+
+
+def potato_given(p: str) -> str:
+    return project(p) + "potato:given"
 
 
 def label_studio_job(p: str, kind: str, state: str) -> str:

@@ -41,7 +41,29 @@ class LabelStudioLinks:
         return text(self.redis.hget(keys.potato(project), "nonce") or b"")
 
     def forget_potato(self, project: str) -> None:
-        self.redis.delete(keys.potato(project))
+        """A new webhook secret; the feed's settings and what was given stay."""
+        self.redis.hdel(keys.potato(project), "nonce")
+
+    def potato(self, project: str) -> dict:
+        raw = self.redis.hgetall(keys.potato(project))
+        out = {text(k): text(v) for k, v in raw.items()}
+        for name in ("settings", "feed"):
+            if name in out:
+                out[name] = json.loads(out[name])
+        return out
+
+    def save_potato(self, project: str, /, **fields) -> None:
+        self.redis.hset(keys.potato(project), mapping={k: json.dumps(v) for k, v in fields.items()})
+
+    def next_potato_file(self, project: str) -> int:
+        return int(self.redis.hincrby(keys.potato(project), "files", 1))
+
+    def potato_given(self, project: str, ids: list[str]) -> list[bool]:
+        return [bool(v) for v in self.redis.smismember(keys.potato_given(project), ids)] if ids else []
+
+    def potato_gave(self, project: str, ids: list[str]) -> None:
+        if ids:
+            self.redis.sadd(keys.potato_given(project), *ids)
 
     def save_label_studio(self, project: str, /, **fields) -> None:
         pipe = self.redis.pipeline(transaction=True)
