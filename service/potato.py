@@ -29,9 +29,9 @@ from werkzeug.exceptions import Unauthorized
 from service.bodies import Blueprint
 from service.common import load_project
 from service.extensions import api, backend
+from workers import potato_feed
 from workers.access import backend_secret
 from workers.exceptions import InvalidInput, NotFound
-from workers import potato_feed
 from workers.potato import fresh, signature_matches, webhook_labels
 from workers.queueing import store_labels
 

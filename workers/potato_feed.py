@@ -20,12 +20,10 @@ import json
 import logging
 import os
 import time
-import uuid
 from pathlib import Path
 
 from redis import Redis
-from rq import Queue, Retry, get_current_job
-from rq.serializers import JSONSerializer
+from rq import get_current_job
 
 from workers import defaults
 from workers.exceptions import NotFound
@@ -64,25 +62,9 @@ def after_publish(store: Store, conn: Redis, project: str, schema: str) -> None:
 
 def enqueue(store: Store, conn: Redis, project: str, reason: str) -> str | None:
     """Queue a feed unless one is already waiting; its id, or None."""
-    if not store.claim_label_studio_job(project, KIND, 600):
-        return None
-    job_id = f"potato-feed-{uuid.uuid4().hex[:12]}"
-    try:
-        Queue(defaults.SYNC_QUEUE_NAME, connection=conn, serializer=JSONSerializer).enqueue_call(
-            "workers.potato_feed.feed",
-            args=(project,),
-            job_id=job_id,
-            timeout=defaults.JOB_TIMEOUT,
-            retry=Retry(max=defaults.JOB_RETRIES),
-            result_ttl=defaults.JOB_RESULT_TTL,
-            failure_ttl=defaults.JOB_RESULT_TTL,
-            meta={"project": project, "schema": None, "reason": reason},
-            description=f"potato feed {project} ({reason})",
-        )
-    except Exception:
-        store.release_label_studio_job(project, KIND)
-        raise
-    return job_id
+    from workers.label_studio.sync import enqueue as enqueue_sync
+
+    return enqueue_sync(store, conn, project, KIND, reason, "workers.potato_feed.feed")
 
 
 def feed(project: str) -> dict:

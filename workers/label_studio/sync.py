@@ -128,16 +128,19 @@ def adopt_label_config(store: Store, project: dict, config: LabelConfig) -> dict
     return store.save_project({**project, "schemas": schemas, "active_learning": al})
 
 
-def enqueue(store: Store, conn: Redis, project: str, kind: str, reason: str) -> str | None:
-    """Queue a sync job of ``kind`` unless one is already waiting; its id, or None."""
+def enqueue(
+    store: Store, conn: Redis, project: str, kind: str, reason: str, function: str | None = None
+) -> str | None:
+    """Queue a sync job of ``kind`` (``function``, by default this module's function of that
+    name) unless one is already waiting; its id, or None."""
     if not store.claim_label_studio_job(project, kind, CLAIM_SECONDS):
         return None
-    job_id = f"ls-{kind.replace('_', '-')}-{uuid.uuid4().hex[:12]}"
+    job_id = f"{kind.replace('_', '-')}-{uuid.uuid4().hex[:12]}"
     queue = Queue(defaults.SYNC_QUEUE_NAME, connection=conn, serializer=JSONSerializer)
     running = store.label_studio_job_running(project, kind, None)
     try:
         queue.enqueue_call(
-            f"workers.label_studio.sync.{kind}",
+            function or f"workers.label_studio.sync.{kind}",
             args=(project,),
             job_id=job_id,
             timeout=defaults.JOB_TIMEOUT,
