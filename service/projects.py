@@ -306,8 +306,9 @@ class ProjectSchema(ma.Schema):
     potato = ma.fields.Dict(
         allow_none=True,
         metadata={
-            "description": "Potato's webhook endpoint for this project (managers only): webhook_url, "
-            "webhook_secret and the events to send",
+            "description": "The Potato connection (managers only): webhook_url, webhook_secret and the "
+            "events to send; the feed's settings (data_directory, head, order_schema) and how the last "
+            "feed of a ranking's head ended",
             "example": {
                 "webhook_url": "http://127.0.0.1:8000/potato/reviews/webhook",
                 "webhook_secret": "5be4c0a8d1f2e3b4a5c6d7e8f9a0b1c2d3e4f5a6",
