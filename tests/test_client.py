@@ -277,6 +277,24 @@ def test_the_cli_runs_the_loop(service, tmp_path):
     assert listed.stdout.split() == ["cli"]
 
 
+def test_the_cli_uploads_parquet(service, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    alrank(service, "projects", "create", str(write_project(tmp_path, "columns")))
+    rows = texts(2_500)
+    table = pa.table(
+        {"doc_id": [r["id"] for r in rows], "body": [r["text"] for r in rows], "shop": ["a"] * 2_500}
+    )
+    path = tmp_path / "pool.parquet"
+    pq.write_table(table, path, row_group_size=1_000)
+    up = alrank(service, "items", "upload", "columns", str(path), "--id-key", "doc_id", "--text-key", "body")
+    assert up.returncode == 0, up.stderr
+    assert "2500 created" in up.stdout and "2500/2500" in up.stderr
+    item = Client(service.base, service.admin_key).item("columns", "r7")
+    assert item["text"] == rows[7]["text"] and item["metadata"] == {"shop": "a"}
+
+
 def test_cli_exit_codes(service, tmp_path):
     missing = alrank(service, "projects", "show", "nope")
     assert missing.returncode == 1 and "404" in missing.stderr and "nope" in missing.stderr
