@@ -254,7 +254,8 @@ def verdicts(name: str, summary: dict, default: str, peers: dict) -> list[str]:
                 f"2. {name}: labels to 95% of the whole pool: {role} {strategy} {d95}, random {r95}: "
                 f"{'met' if ok else 'NOT met'}"
             )
-    ours = {k: v for k, v in s.items() if k not in peers}
+    # random is the baseline every strategy is measured against, never one of alrank's
+    ours = {k: v for k, v in s.items() if k not in peers and k != "random"}
     theirs = {k: v for k, v in s.items() if k in peers}
     if theirs:
         best_ours = max(ours, key=lambda k: ours[k]["auc"])

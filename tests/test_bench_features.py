@@ -81,3 +81,21 @@ def test_other_data_or_vectorizer_or_no_cache_computes_afresh(tmp_path, monkeypa
     label_efficiency.cached_features(tmp_path / "toy", train, test, "tfidf", "")
     assert calls == ["tfidf", "tfidf_char", "tfidf", "tfidf"]
     assert not list((tmp_path / "cache").glob("*.part"))
+
+
+def test_the_verdicts_never_count_random_as_an_alrank_strategy():
+    """Random is the baseline: when it has the best area, alrank's best is still one of its
+    own strategies, and the verdict against the peers says so."""
+    curves = [
+        {"strategy": name, "repeat": r, "labels": n, "accuracy": acc + 0.01 * r}
+        for name, acc in (("random", 0.9), ("uncertainty", 0.7), ("peer", 0.8))
+        for r in range(3)
+        for n in (10, 20)
+    ]
+    summary = {
+        "strategies": {"random": {"auc": 0.9}, "uncertainty": {"auc": 0.7}, "peer": {"auc": 0.8}},
+        "curves": curves,
+    }
+    lines = label_efficiency.verdicts("set", summary, "uncertainty", {"peer": object()})
+    (against_peers,) = [line for line in lines if line.startswith("3.")]
+    assert "best alrank uncertainty" in against_peers and "NOT met" in against_peers
