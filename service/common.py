@@ -6,6 +6,7 @@ import marshmallow as ma
 
 from service.extensions import backend
 from workers import defaults
+from workers.exceptions import InvalidInput
 from workers.settings import find_schema
 
 
@@ -21,6 +22,15 @@ class SchemaQuery(ma.Schema):
     schema = ma.fields.String(
         required=True, metadata={"description": "Label schema name", "example": "sentiment"}
     )
+
+
+def check_order_schema(project: dict, given: dict, tool: str) -> None:
+    """A connected tool's ``order_schema``, when given, names one of the project's schemas."""
+    names = [s["name"] for s in project["schemas"]]
+    if given.get("order_schema") is not None and given["order_schema"] not in names:
+        raise InvalidInput(
+            f"{tool}.order_schema {given['order_schema']!r} is not a schema; the schemas are {names}"
+        )
 
 
 def name_field(description: str) -> ma.fields.String:

@@ -23,7 +23,7 @@ from flask.views import MethodView
 from service import examples
 from service.auth import principal
 from service.bodies import Blueprint
-from service.common import load_project, trigger_refresh
+from service.common import check_order_schema, load_project, trigger_refresh
 from service.extensions import api, backend
 from workers import defaults
 from workers.access import backend_secret
@@ -362,11 +362,7 @@ def init_app(app: Flask) -> None:
 
 def save_settings(project: dict, given: dict) -> None:
     """Change how the order reaches Label Studio, and push it again under the new settings."""
-    names = [s["name"] for s in project["schemas"]]
-    if given.get("order_schema") is not None and given["order_schema"] not in names:
-        raise InvalidInput(
-            f"label_studio.order_schema {given['order_schema']!r} is not a schema; the schemas are {names}"
-        )
+    check_order_schema(project, given, "label_studio")
     store = backend().store
     link = store.label_studio(project["name"])
     store.save_label_studio(project["name"], settings={**(link.get("settings") or {}), **given})

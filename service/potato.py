@@ -27,7 +27,7 @@ from werkzeug.datastructures import WWWAuthenticate
 from werkzeug.exceptions import Unauthorized
 
 from service.bodies import Blueprint
-from service.common import load_project
+from service.common import check_order_schema, load_project
 from service.extensions import api, backend
 from workers import potato_feed
 from workers.access import backend_secret
@@ -67,11 +67,7 @@ def manager_view(project: str) -> dict:
 
 def save_settings(project: dict, given: dict) -> None:
     """Change how the order reaches Potato, and feed the published ranking at once."""
-    names = [s["name"] for s in project["schemas"]]
-    if given.get("order_schema") is not None and given["order_schema"] not in names:
-        raise InvalidInput(
-            f"potato.order_schema {given['order_schema']!r} is not a schema; the schemas are {names}"
-        )
+    check_order_schema(project, given, "potato")
     store = backend().store
     current = store.potato(project["name"]).get("settings") or {}
     store.save_potato(project["name"], settings={**current, **given})

@@ -23,7 +23,7 @@ def _patterns() -> list[re.Pattern]:
         keys.features(p, "*"),
         keys.label_studio(p),
         keys.label_studio_annotations(p),
-        keys.label_studio_job(p, "*", "*"),
+        keys.sync_job(p, "*", "*"),
         keys.potato(p),
         keys.potato_given(p),
         keys.labels(p, s),

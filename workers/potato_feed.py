@@ -71,7 +71,7 @@ def feed(project: str) -> dict:
     """RQ job: write the published ranking's head to Potato's data directory."""
     job = get_current_job()
     store = Store(job.connection if job is not None else Redis())
-    store.release_label_studio_job(project, KIND)
+    store.release_sync_job(project, KIND)
     try:
         result = write_head(store, project)
     except NotFound as exc:

@@ -133,11 +133,11 @@ def enqueue(
 ) -> str | None:
     """Queue a sync job of ``kind`` (``function``, by default this module's function of that
     name) unless one is already waiting; its id, or None."""
-    if not store.claim_label_studio_job(project, kind, CLAIM_SECONDS):
+    if not store.claim_sync_job(project, kind, CLAIM_SECONDS):
         return None
     job_id = f"{kind.replace('_', '-')}-{uuid.uuid4().hex[:12]}"
     queue = Queue(defaults.SYNC_QUEUE_NAME, connection=conn, serializer=JSONSerializer)
-    running = store.label_studio_job_running(project, kind, None)
+    running = store.sync_job_running(project, kind, None)
     try:
         queue.enqueue_call(
             function or f"workers.label_studio.sync.{kind}",
@@ -155,7 +155,7 @@ def enqueue(
             else None,
         )
     except Exception:
-        store.release_label_studio_job(project, kind)
+        store.release_sync_job(project, kind)
         raise
     return job_id
 
@@ -243,14 +243,14 @@ def _run(kind: str, project: str, work) -> dict:
     job = get_current_job()
     conn: Redis = job.connection if job is not None else Redis()
     store = Store(conn)
-    store.release_label_studio_job(project, kind)
+    store.release_sync_job(project, kind)
     own_id = job.id if job is not None else "inline"
-    store.label_studio_job_running(project, kind, own_id, defaults.JOB_TIMEOUT)
+    store.sync_job_running(project, kind, own_id, defaults.JOB_TIMEOUT)
     try:
         return _work(store, conn, kind, project, work)
     finally:
-        if store.label_studio_job_running(project, kind, None) == own_id:
-            store.label_studio_job_running(project, kind, "")
+        if store.sync_job_running(project, kind, None) == own_id:
+            store.sync_job_running(project, kind, "")
 
 
 def _work(store: Store, conn: Redis, kind: str, project: str, work) -> dict:

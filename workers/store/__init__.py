@@ -2,7 +2,7 @@
 
 ``Store`` is one object over one connection (passed in), made of a class per concern:
 projects, items, labels, leases and batches, rankings, model versions, job state, API
-keys and Label Studio connections. The
+keys, Label Studio and Potato connections. The
 layout of the keys is stated once, in :mod:`workers.store.keys`; the operations that must
 not interleave are Lua scripts in ``scripts/``.
 """
@@ -23,6 +23,7 @@ from workers.store.label_studio import LabelStudioLinks
 from workers.store.labels import Labels
 from workers.store.leases import Batch, BatchItem, Leases
 from workers.store.models import Models
+from workers.store.potato import PotatoLinks, SyncJobs
 from workers.store.projects import Projects
 from workers.store.rankings import RankingEntry, Rankings
 from workers.store.scripts import Scripts
@@ -30,7 +31,19 @@ from workers.store.scripts import Scripts
 NAME_RE = re.compile(defaults.NAME_PATTERN)
 
 
-class Store(Projects, Items, Labels, Leases, Rankings, Models, JobState, ApiKeys, LabelStudioLinks):
+class Store(
+    Projects,
+    Items,
+    Labels,
+    Leases,
+    Rankings,
+    Models,
+    JobState,
+    ApiKeys,
+    LabelStudioLinks,
+    PotatoLinks,
+    SyncJobs,
+):
     """Every read and write of alrank's state, over one Redis connection (passed in)."""
 
     def __init__(self, redis: Redis) -> None:

@@ -22,8 +22,9 @@ Projects
   ``workers.features``).
 - ``label_studio(P)`` HASH of the project's Label Studio connection (``workers.store.
   label_studio``); ``label_studio_annotations(P)`` HASH Label Studio annotation id -> JSON
-  ``{"item", "annotator", "schemas"}``, the labels it became; ``label_studio_job(P, kind,
-  state)`` the ``queued`` and ``running`` sync job of each kind, one at a time per project.
+  ``{"item", "annotator", "schemas"}``, the labels it became.
+- ``sync_job(P, kind, state)`` the ``queued`` and ``running`` job of each kind that keeps a
+  connected tool (Label Studio, Potato) in step, one at a time per project.
 - ``potato(P)`` HASH of the project's Potato connection: ``nonce`` (its webhook secret's
   seed), ``settings``, ``feed`` (the last feed), ``files`` (files written so far);
   ``potato_given(P)`` SET of items written to Potato's data directory.
@@ -119,9 +120,9 @@ def potato_given(p: str) -> str:
     return project(p) + "potato:given"
 
 
-def label_studio_job(p: str, kind: str, state: str) -> str:
+def sync_job(p: str, kind: str, state: str) -> str:
     """The id of the ``queued`` or ``running`` sync job of ``kind`` (expires with it)."""
-    return f"{project(p)}ls:{state}:{kind}"
+    return f"{project(p)}sync:{state}:{kind}"
 
 
 def schema(p: str, s: str) -> str:
