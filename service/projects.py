@@ -157,10 +157,10 @@ class ActiveLearningSchema(ma.Schema):
         metadata={"description": "Calibrate the model's confidence (temperature scaling; default true)"}
     )
     cold_start_strategy = ma.fields.String(
-        validate=ma.validate.OneOf(["diverse", "random"]),
+        validate=ma.validate.OneOf(["typical", "diverse", "random"]),
         metadata={
-            "description": "Before the first model: diverse (k-center over the features, the default) "
-            "or random"
+            "description": "Before the first model: typical (the most typical item of each of the "
+            "largest clusters, the default), diverse (k-center over the features) or random"
         },
     )
     max_instances_to_reorder = ma.fields.Integer(

@@ -5,7 +5,8 @@ uncertainty, diversity, BADGE, hybrid) choose the head of the ranking as batches
 chosen (one pick at a time; diverse uncertainty a block of ``DIVERSE_BLOCK`` at a time),
 for as many items as annotators will take before the next ranking (``batch_aware_depth``);
 the rest of the pool follows by uncertainty (or at random when there is no model). Before
-the first model, the head is a k-center cold-start selection over the features.
+the first model, the head is the cold start: typical items of the pool's largest clusters
+(``workers.strategies.typical``), k-center greedy or a random order, as the project says.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import scipy.sparse as sp
 
 from workers import defaults
 from workers.strategies import REGISTRY, select
+from workers.strategies.typical import typical_clusters
 from workers.strategies.uncertainty import uncertainty_scores
 
 
@@ -96,23 +98,27 @@ def rank_pool(
     params = strategy_params(al, features)
     if strategy in REGISTRY and REGISTRY[strategy].needs_model and probabilities is None:
         strategy = "cold_start"
-    if strategy == "cold_start" and al.get("cold_start_strategy") == "random":
+    cold = al.get("cold_start_strategy", defaults.COLD_START_STRATEGY)
+    if strategy == "cold_start" and cold == "random":
         return Ranking(rng.permutation(n).astype(np.int64), np.zeros(n), "random")
     scores = np.zeros(n)
     if strategy == "cold_start" or REGISTRY[strategy].batch_aware:
-        if strategy == "cold_start":
-            depth = min(depth, defaults.COLD_START_DEPTH)
-        head = select(
-            "diversity" if strategy == "cold_start" else strategy,
-            batch_size=min(depth, n),
-            probabilities=probabilities,
-            member_probabilities=member_probabilities,
-            features=features,
-            labelled_features=labelled_features,
-            random_state=rng,
-            multi_label=multi_label,
-            params=params,
-        )
+        if strategy == "cold_start" and cold == "typical":
+            head = typical_clusters(
+                features, min(depth, defaults.COLD_START_DEPTH, n), labelled_features, rng
+            )
+        else:
+            head = select(
+                "diversity" if strategy == "cold_start" else strategy,
+                batch_size=min(depth, defaults.COLD_START_DEPTH if strategy == "cold_start" else depth, n),
+                probabilities=probabilities,
+                member_probabilities=member_probabilities,
+                features=features,
+                labelled_features=labelled_features,
+                random_state=rng,
+                multi_label=multi_label,
+                params=params,
+            )
         rest = np.setdiff1d(np.arange(n), head.indices)
         if probabilities is not None:
             u = uncertainty_scores(probabilities, params["measure"], multi_label)[rest]

@@ -34,7 +34,7 @@ AL_DEFAULTS: dict = {
     "classifier_params": None,
     "vectorizer_params": None,
     "calibrate_probabilities": True,
-    "cold_start_strategy": "diverse",
+    "cold_start_strategy": defaults.COLD_START_STRATEGY,
     "max_instances_to_reorder": None,
 }
 """Every active-learning setting and its default; Potato's key names where Potato has one."""

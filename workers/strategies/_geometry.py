@@ -17,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from workers import defaults
+
 # Relative slack on the pruning tests, so rounding can only make them measure more.
 _SLACK = 1e-6
 # Above this share of points to measure, one pass over all rows beats gathering them.
@@ -326,3 +328,39 @@ class LazyNearest:
         self.centres.append(int(c))
         self.taken[c] = True
         self.values[c] = -np.inf
+
+
+def dense_projection(x, rng: np.random.Generator) -> np.ndarray:
+    """``x`` as dense float64 rows for k-means; rows wider than ``PROJECTION_WIDTH``
+    columns are projected to that width first.
+
+    A sparse random projection (each column adds into ``PROJECTION_HITS`` output columns
+    with random signs; Kane and Nelson 2014) keeps the distances between a few thousand
+    rows to within a few per cent (Johnson-Lindenstrauss). k-means on TF-IDF's tens of
+    thousands of sparse columns beside an embedding costs about a second per
+    ``diverse_uncertainty`` block; on 256 dense columns, tens of milliseconds
+    (``bench/freshness.py``)."""
+    width = defaults.PROJECTION_WIDTH
+    if x.shape[1] > width:
+        x = x @ _sparse_projection(x.shape[1], width, rng)
+    if sp.issparse(x):
+        x = x.toarray()
+    # float64: scikit-learn measures float32 distances in chunks upcast one at a time,
+    # which makes k-means++ seeding several times slower
+    return np.asarray(x, dtype=np.float64)
+
+
+PROJECTION_HITS = 4
+"""Output columns each input column of a projection adds into."""
+
+
+def _sparse_projection(width_in: int, width_out: int, rng: np.random.Generator) -> sp.csr_matrix:
+    """A ``width_in`` x ``width_out`` matrix with ``PROJECTION_HITS`` entries of
+    +-1/sqrt(hits) per row: it preserves squared lengths in expectation and costs one
+    multiply-add per stored feature value and hit."""
+    hits = min(PROJECTION_HITS, width_out)
+    # two hits of a row may land on one column: they add up, still +-1/sqrt(hits) each
+    cols = rng.integers(0, width_out, size=(width_in, hits))
+    signs = rng.choice(np.array([-1.0, 1.0]), size=(width_in, hits)) / np.sqrt(hits)
+    rows = np.repeat(np.arange(width_in), hits)
+    return sp.csr_matrix((signs.ravel(), (rows, cols.ravel())), shape=(width_in, width_out))
