@@ -29,6 +29,8 @@ MAX_ITEMS_PER_REQUEST = 10_000
 MAX_BODY_BYTES = 32 * 1024 * 1024
 """The server's limit on a request body; chunks stay well inside it."""
 CHUNK_BYTES = MAX_BODY_BYTES // 2
+MAX_PREDICT_ITEMS = 1000
+"""The server's limit on items in one prediction request."""
 
 Progress = Callable[[int], None]
 """progress(n): n more records were accepted by the server."""
@@ -223,6 +225,20 @@ class Client:
         )
 
     # -- training, models, metrics ----------------------------------------------------
+
+    def predict(self, project: str, schema: str, items: list[dict]) -> list[dict]:
+        """The serving model's ``label``, ``confidence`` and ``probabilities`` for each item
+        (``text`` and/or ``vector``; in the pool or not), in requests the server accepts."""
+        out: list[dict] = []
+        for start in range(0, len(items), MAX_PREDICT_ITEMS):
+            answer = self.request(
+                "POST",
+                f"/v1/projects/{project}/predict",
+                params={"schema": schema},
+                json={"items": items[start : start + MAX_PREDICT_ITEMS]},
+            )
+            out += answer["predictions"]
+        return out
 
     def train(self, project: str, schema: str) -> dict:
         """Ask for a retrain now; returns the job reference (``job``, ``status_url``)."""

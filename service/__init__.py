@@ -71,6 +71,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         labels,
         metrics,
         potato,
+        predictions,
         projects,
         simulations,
     )
@@ -86,6 +87,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         items,
         labels,
         batches,
+        predictions,
         jobs,
         metrics,
         simulations,

@@ -43,6 +43,7 @@ ROLE_NEEDED: dict[tuple[str, str], str] = {
     ("labels.Label", "DELETE"): "annotator",
     ("batches.Next", "GET"): "annotator",
     ("batches.Release", "POST"): "annotator",
+    ("predictions.Predict", "POST"): "annotator",
     ("jobs.JobStatus", "GET"): "annotator",
     ("jobs.Models", "GET"): "annotator",
     ("metrics.Metrics", "GET"): "annotator",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 import marshmallow as ma
-import numpy as np
 from flask import Flask, jsonify
 from flask.views import MethodView
 
@@ -15,7 +14,6 @@ from service.bodies import Blueprint
 from service.common import annotator_field, load_project, load_schema
 from service.extensions import api, backend
 from workers import defaults
-from workers.batches import shares
 from workers.settings import active_learning
 
 blp = Blueprint("batches", __name__, url_prefix="/v1/projects", description="Next batches and leases")
@@ -118,16 +116,15 @@ class Next(MethodView):
         al = active_learning(proj)
         store = backend().store
         size = query["size"]
-        drawn = shares(size, al, np.random.default_rng())
         batch = store.next_batch(
             project,
             schema,
             query["annotator"],
             size,
             proj["lease_seconds"],
-            drawn.explore,
+            al["random_sample_percent"],
             al["min_annotations_per_instance"],
-            drawn.evaluation,
+            al["eval_fraction"],
         )
         items = []
         for it in batch.items:
@@ -194,6 +191,12 @@ class RankingSchema(ma.Schema):
         allow_none=True, metadata={"description": "The model it was scored with"}
     )
     published_at = ma.fields.String(allow_none=True, metadata={"description": "When it was published (UTC)"})
+    pool_size = ma.fields.Integer(
+        allow_none=True, metadata={"description": "Items in the pool the ranking was built from"}
+    )
+    labelled = ma.fields.Integer(
+        allow_none=True, metadata={"description": "Labelled items the ranking was built from"}
+    )
     items = ma.fields.List(
         ma.fields.Nested(RankedItemSchema),
         metadata={"description": "The head of the ranking, still to be labelled, best first"},
@@ -232,6 +235,8 @@ class PublishedRanking(MethodView):
             "strategy": meta.get("strategy"),
             "model_version": meta.get("model_version"),
             "published_at": meta.get("published_at"),
+            "pool_size": meta.get("pool_size"),
+            "labelled": meta.get("labelled"),
             "items": items,
         }
 

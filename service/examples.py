@@ -338,9 +338,37 @@ RANKING = {
     "strategy": "diverse_uncertainty",
     "model_version": 3,
     "published_at": "2026-11-23T12:05:00Z",
+    "pool_size": 4460,
+    "labelled": 120,
     "items": [
         {"id": "r-1042", "rank": 1, "score": 0.97, "prediction": {"label": "neutral", "confidence": 0.41}},
         {"id": "r-0071", "rank": 2, "score": 0.95, "prediction": {"label": "positive", "confidence": 0.44}},
+    ],
+}
+
+PREDICT = {
+    "items": [
+        {"id": "new-1", "text": "The battery died after a week."},
+        {"text": "Arrived early and works as described."},
+    ]
+}
+
+PREDICT_RESULT = {
+    "schema": "sentiment",
+    "model_version": 3,
+    "predictions": [
+        {
+            "id": "new-1",
+            "label": "negative",
+            "confidence": 0.91,
+            "probabilities": {"negative": 0.91, "neutral": 0.06, "positive": 0.03},
+        },
+        {
+            "id": None,
+            "label": "positive",
+            "confidence": 0.84,
+            "probabilities": {"negative": 0.04, "neutral": 0.12, "positive": 0.84},
+        },
     ],
 }
 

@@ -24,12 +24,9 @@ def _shallow_enough(metadata: dict) -> None:
         )
 
 
-class ItemSchema(ma.Schema):
-    id = ma.fields.String(
-        required=True,
-        validate=ma.validate.Length(min=1, max=defaults.MAX_ID_CHARS),
-        metadata={"description": "The item's id in your tool; re-sending an id replaces the item"},
-    )
+class TextOrVectorSchema(ma.Schema):
+    """An item's content: its text, its vector, or both."""
+
     text = ma.fields.String(
         allow_none=True,
         validate=ma.validate.Length(max=defaults.MAX_TEXT_CHARS),
@@ -50,6 +47,19 @@ class ItemSchema(ma.Schema):
             "description": "Your own feature vector, beside the text features (every item the same length)"
         },
     )
+
+    @ma.validates_schema
+    def text_or_vector(self, data, **kwargs):
+        if data.get("text") is None and data.get("vector") is None:
+            raise ma.ValidationError("an item needs a text, a vector, or both", "_item")
+
+
+class ItemSchema(TextOrVectorSchema):
+    id = ma.fields.String(
+        required=True,
+        validate=ma.validate.Length(min=1, max=defaults.MAX_ID_CHARS),
+        metadata={"description": "The item's id in your tool; re-sending an id replaces the item"},
+    )
     metadata = ma.fields.Dict(
         load_default=dict,
         validate=_shallow_enough,
@@ -58,11 +68,6 @@ class ItemSchema(ma.Schema):
             f"{defaults.MAX_METADATA_DEPTH} levels)"
         },
     )
-
-    @ma.validates_schema
-    def text_or_vector(self, data, **kwargs):
-        if data.get("text") is None and data.get("vector") is None:
-            raise ma.ValidationError("an item needs a text, a vector, or both", "_item")
 
 
 class ItemsUploadSchema(ma.Schema):

@@ -2,19 +2,42 @@
 
 from __future__ import annotations
 
-import numpy as np
-
-from workers.batches import share, shares
+from workers.batches import share
 
 
-def test_a_share_is_exact_on_average_and_never_off_by_more_than_one():
-    rng = np.random.default_rng(0)
-    draws = [share(10, 0.05, rng) for _ in range(4000)]
-    assert set(draws) == {0, 1}
-    assert abs(np.mean(draws) - 0.5) < 0.03
-    assert share(20, 0.05, rng) == 1 and share(10, 0.0, rng) == 0 and share(7, 1.0, rng) == 7
+def test_a_share_alternates_and_its_running_total_is_exact():
+    asked, draws = 0, []
+    for _ in range(40):
+        draws.append(share(asked, 10, 0.05))
+        asked += 10
+    assert draws[:4] == [0, 1, 0, 1]
+    assert sum(draws) == 20  # 5% of 400
+    assert share(0, 20, 0.05) == 1 and share(0, 10, 0.0) == 0 and share(3, 7, 1.0) == 7
 
 
-def test_shares_read_both_settings():
-    got = shares(20, {"random_sample_percent": 0.1, "eval_fraction": 0.05}, np.random.default_rng(1))
-    assert got.explore == 2 and got.evaluation == 1
+def test_uneven_batches_keep_the_total_within_one_item():
+    asked, total = 0, 0
+    for size in [3, 17, 1, 25, 9, 40, 2, 11] * 20:
+        total += share(asked, size, 0.13)
+        asked += size
+        assert abs(total - 0.13 * asked) < 1
+
+
+def test_the_script_draws_the_same_counts(client, run_jobs):
+    """GET /next's evaluation items follow the same formula, batch after batch."""
+    body = {
+        "name": "shares",
+        "schemas": [{"name": "s", "labels": ["a", "b"]}],
+        "active_learning": {"vectorizer_name": "tfidf", "eval_fraction": 0.3, "random_sample_percent": 0.15},
+    }
+    assert client.post("/v1/projects", json=body).status_code == 201
+    items = [{"id": f"i{k}", "text": f"word{k % 7} text {k}"} for k in range(300)]
+    assert client.post("/v1/projects/shares/items", json={"items": items}).status_code == 200
+    run_jobs()
+    asked = 0
+    for size in (7, 3, 10, 1, 13):
+        batch = client.get(f"/v1/projects/shares/next?schema=s&annotator=a{size}&size={size}").json
+        sources = [it["source"] for it in batch["items"]]
+        assert sources.count("evaluation") == share(asked, size, 0.3)
+        assert sources.count("random") == share(asked, size, 0.15)
+        asked += size

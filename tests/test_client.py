@@ -47,6 +47,7 @@ OPERATIONS = {
     ("get", "/v1/projects/{project}/next"): "next",
     ("post", "/v1/projects/{project}/leases/release"): "release",
     ("get", "/v1/projects/{project}/ranking"): "ranking",
+    ("post", "/v1/projects/{project}/predict"): "predict",
     ("post", "/v1/projects/{project}/train"): "train",
     ("get", "/v1/jobs/{job}"): "job",
     ("get", "/v1/projects/{project}/models"): "models",

@@ -29,6 +29,9 @@ def _patterns() -> list[re.Pattern]:
         keys.labels(p, s),
         keys.annotator_counts(p, s),
         keys.label_revision(p, s),
+        keys.asked(p, s),
+        keys.featurizer(p, s, "*"),  # type: ignore[arg-type]
+        keys.featurizer_latest(p, s),
         keys.since_trigger(p, s),
         keys.leases(p, s),
         keys.owners(p, s),

@@ -1,33 +1,23 @@
 """How a batch is made up: its exploration and evaluation shares.
 
-A batch of ``size`` items holds ``size x random_sample_percent`` items drawn at random for
-exploration and ``size x eval_fraction`` drawn at random for the evaluation sample; the rest
-come from the ranking (``Store.next_batch`` fills each share).
+Of the items asked for, a share ``random_sample_percent`` is drawn at random for
+exploration and a share ``eval_fraction`` at random for the evaluation sample; the rest
+come from the ranking (``Store.next_batch`` fills each share). The count of a share in one
+batch is the rise of ``floor(fraction x items asked for so far)`` over the batch: 5% of
+batches of 10 is one item every other batch, exactly, and the same requests always get the
+same counts (the served-loop replay, ``workers.simulation.served``, relies on that). The
+store's script computes the same formula in Lua.
 """
 
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
 
-import numpy as np
-
-
-class Shares(NamedTuple):
-    """Items of one batch drawn at random: for exploration, and for the evaluation sample."""
-
-    explore: int
-    evaluation: int
+EPSILON = 1e-9
+"""Keeps 0.05 x 20 at 1, not 0.999...: the same tolerance as the script's."""
 
 
-def share(size: int, fraction: float, rng: np.random.Generator) -> int:
-    """``size x fraction`` items, rounded up or down at random so the expected share is exact
-    even for small batches (5% of a batch of 10 is one item every other batch)."""
-    exact = size * fraction
-    base = math.floor(exact)
-    return base + int(rng.random() < exact - base)
-
-
-def shares(size: int, al: dict, rng: np.random.Generator) -> Shares:
-    """The random shares of a batch of ``size`` under a project's settings ``al``."""
-    return Shares(share(size, al["random_sample_percent"], rng), share(size, al["eval_fraction"], rng))
+def share(asked: int, size: int, fraction: float) -> int:
+    """Items of a batch of ``size`` in a share ``fraction``, when ``asked`` items were asked
+    for before it."""
+    return math.floor((asked + size) * fraction + EPSILON) - math.floor(asked * fraction + EPSILON)

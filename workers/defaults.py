@@ -115,6 +115,9 @@ MAX_ITEMS_PER_REQUEST = 10_000
 MAX_LABELS_PER_REQUEST = 10_000
 """Largest number of labels in one bulk upload."""
 
+MAX_PREDICT_ITEMS = 1000
+"""Most items one prediction request may carry."""
+
 MAX_TEXT_CHARS = 100_000
 """Longest item text accepted."""
 
@@ -135,8 +138,21 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
 """What a project or schema name may look like (it becomes part of Redis keys and URLs)."""
 
 COLD_START_DEPTH = 1000
-"""The most items a cold-start ranking orders by k-center greedy (as deep as a batch-aware
-ranking, ``workers.ranking.batch_aware_depth``); the rest of the pool follows at random."""
+"""The most items a cold-start ranking orders (as deep as a batch-aware ranking,
+``workers.ranking.batch_aware_depth``); the rest of the pool follows at random."""
+
+COLD_START_STRATEGY = "typical"
+"""How the pool is ordered before the first model: ``typical`` (the most typical item of
+each of the largest clusters, ``workers.strategies.typical``), ``diverse`` (k-center
+greedy, farthest first) or ``random``."""
+
+TYPICAL_FIRST_STAGE = 10
+"""Items of the typical cold start's first stage (the pool's ten largest regions); each
+later stage doubles the items picked so far."""
+
+TYPICAL_SAMPLE = 10_000
+"""Pool items the typical cold start clusters (a uniform sample of a larger pool): enough
+for a hundred clusters of a hundred items, and k-means on it takes well under a second."""
 
 DIVERSE_PREFILTER = 100
 """``diverse_uncertainty`` clusters this many times a batch's size of the most uncertain
@@ -146,6 +162,16 @@ favour a wider net at the small budgets annotation teams work with; 100 does bes
 and AG News together (the prefilter comparison in
 ``bench/results/2026-11-26-label-efficiency-diverse-uncertainty-with-a-prefilter-of-100-the-default.md``).
 The cost is per block of a ranking: k-means over 2,500 candidates (``bench/ranking.py``)."""
+
+PROJECTION_WIDTH = 256
+"""Columns the clustering strategies (``diverse_uncertainty``'s blocks, the typical cold
+start) cluster in: wider features (TF-IDF beside an embedding) are randomly projected to
+this width first, which keeps their distances to within a few per cent and makes k-means
+tens of times cheaper (``workers.strategies._geometry.dense_projection``)."""
+
+DIVERSE_ITERATIONS = 30
+"""Most Lloyd iterations of a ``diverse_uncertainty`` block's k-means (scikit-learn: 300);
+the blocks converge well before, and a block costs a few hundredths of a second less."""
 
 DIVERSE_BLOCK = 25
 """Items per block of a ``diverse_uncertainty`` ranking: a batch the size annotation tools

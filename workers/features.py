@@ -272,13 +272,8 @@ class CachedPart:
             }
         else:
             arrays["dense"] = np.asarray(self.rows, dtype=np.float32)
-        if self.state:
-            arrays["terms"] = _json_array(self.state["terms"])
-            arrays["idf"] = np.asarray(self.state["idf"], dtype=np.float64)
-            arrays["params"] = _json_array([json.dumps(self.state.get("params") or {}, sort_keys=True)])
-        buf = io.BytesIO()
-        np.savez(buf, allow_pickle=False, **arrays)
-        return buf.getvalue()
+        arrays |= _state_arrays(self.state)
+        return _npz(arrays)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> CachedPart:
@@ -292,6 +287,23 @@ class CachedPart:
                 state["params"] = json.loads(_json_list(z["params"])[0]) if "params" in z else {}
             fitted, added = (int(v) for v in z["counts"])
             return cls(_json_list(z["ids"]), z["checksums"], rows, state, fitted, added)
+
+
+def _state_arrays(state: dict, suffix: str = "") -> dict[str, np.ndarray]:
+    """A fitted TF-IDF part's state as arrays (none for an embedding's empty state)."""
+    if not state:
+        return {}
+    return {
+        f"terms{suffix}": _json_array(state["terms"]),
+        f"idf{suffix}": np.asarray(state["idf"], dtype=np.float64),
+        f"params{suffix}": _json_array([json.dumps(state.get("params") or {}, sort_keys=True)]),
+    }
+
+
+def _npz(arrays: dict[str, np.ndarray]) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, allow_pickle=False, **arrays)
+    return buf.getvalue()
 
 
 def _json_array(values: list[str]) -> np.ndarray:
@@ -317,6 +329,10 @@ class CacheReport:
     reused: dict[str, int] = field(default_factory=dict)
     computed: dict[str, int] = field(default_factory=dict)
     refitted: list[str] = field(default_factory=list)
+    states: dict[str, dict] = field(default_factory=dict)
+    parts: list[tuple[str, dict]] = field(default_factory=list)
+    """The parts that gave rows, in column order, each with its fitted state ({} for an
+    embedding): what :class:`Featurizer` needs to give new texts the same columns."""
 
 
 class FeatureCache:
@@ -366,6 +382,7 @@ class FeatureCache:
                 rows = self._part(part, ids, texts, sums, report, progress, tfidf_params or {})
                 if rows is not None:
                     parts.append(rows)
+                    report.parts.append((part, report.states.pop(part, {})))
         return with_vectors(_side_by_side(parts), vectors, len(texts)), report
 
     def _part(
@@ -396,6 +413,8 @@ class FeatureCache:
                 cached, keep, new = None, keep[:0], np.arange(len(ids))
         report.reused[part] = len(keep)
         report.computed[part] = len(new)
+        if cached is not None and part not in EMBEDDINGS:
+            report.states[part] = cached.state
         if (
             cached is not None
             and len(new) == 0
@@ -410,6 +429,7 @@ class FeatureCache:
             fitted = fit_tfidf(part, texts, wanted)
             if fitted is None:
                 return None
+            report.states[part] = fitted[1]
             self.save(part, CachedPart(list(ids), sums, fitted[0], fitted[1], len(ids), 0).to_bytes())
             return fitted[0]
         # rows are matched by item id: a pool read in another order, or with items deleted,
@@ -490,3 +510,53 @@ def _assemble(cached_rows, old: np.ndarray, keep: np.ndarray, new: np.ndarray, a
         return stacked[order]
     stacked = np.vstack([np.asarray(cached_rows)[old[keep]], added]).astype(np.float32)
     return stacked[order]
+
+
+@dataclass
+class Featurizer:
+    """Feature rows for items outside the pool, in the columns a model was trained on: the
+    TF-IDF parts' fitted vocabularies and weights, the embeddings by name, then the
+    client's vectors (``vector_dim`` wide, zeros where an item has none)."""
+
+    parts: list[tuple[str, dict]]
+    vector_dim: int | None = None
+
+    def transform(self, texts: list[str], vectors: list[list[float] | None] | None = None):
+        n = len(texts)
+        rows = []
+        for part, state in self.parts:
+            if part in EMBEDDINGS:
+                rows.append(EMBEDDINGS[part](texts, None))
+            else:
+                rows.append(transform_tfidf(part, state, texts))
+        dense = None
+        if self.vector_dim:
+            dense = np.zeros((n, self.vector_dim), dtype=np.float32)
+            for i, v in enumerate(vectors or []):
+                if v is not None:
+                    dense[i] = v
+        return with_vectors(_side_by_side(rows), dense, n)
+
+    def to_bytes(self) -> bytes:
+        arrays: dict[str, np.ndarray] = {
+            "parts": _json_array([part for part, _ in self.parts]),
+            "vector_dim": np.array([self.vector_dim or 0], dtype=np.int64),
+        }
+        for k, (_, state) in enumerate(self.parts):
+            arrays |= _state_arrays(state, str(k))
+        return _npz(arrays)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Featurizer:
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            parts: list[tuple[str, dict]] = []
+            for k, part in enumerate(_json_list(z["parts"])):
+                state: dict = {}
+                if f"terms{k}" in z:
+                    state = {
+                        "terms": _json_list(z[f"terms{k}"]),
+                        "idf": z[f"idf{k}"],
+                        "params": json.loads(_json_list(z[f"params{k}"])[0]),
+                    }
+                parts.append((part, state))
+            return cls(parts, int(z["vector_dim"][0]) or None)

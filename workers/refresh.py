@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ from workers import defaults
 from workers.aggregation import resolve
 from workers.evaluation import evaluate_on, predict_labels
 from workers.exceptions import NotTrainable
-from workers.features import CacheReport, FeatureCache
+from workers.features import CacheReport, FeatureCache, Featurizer
 from workers.models import (
     LinearModel,
     aligned_proba,
@@ -137,16 +138,22 @@ def snapshot(store: Store, project_name: str, schema_name: str) -> Snapshot:
         "labels": store.label_revision(project_name, schema_name),
         "settings": project["settings_rev"],
     }
-    seed = int(hashlib.sha256(json.dumps(fingerprint).encode()).hexdigest()[:8], 16)
-    return Snapshot(project, find_schema(project, schema_name), active_learning(project), fingerprint, seed)
+    schema = find_schema(project, schema_name)
+    return Snapshot(project, schema, active_learning(project), fingerprint, seed_of(fingerprint))
+
+
+def seed_of(fingerprint: dict) -> int:
+    """The seed of every random choice a refresh makes, from what its ranking is built from."""
+    return int(hashlib.sha256(json.dumps(fingerprint).encode()).hexdigest()[:8], 16)
 
 
 def load_pool(store: Store, snap: Snapshot) -> Pool:
-    ids: list[str] = []
-    texts: list[str] = []
-    for item_id, doc in store.iter_items(snap.name):
-        ids.append(item_id)
-        texts.append(doc.get("text") or "")
+    # in id order: Redis hands a hash out in an order of its own, which a restart or a
+    # rehash changes, and the ranking's random choices depend on the rows' order
+    docs = sorted(store.iter_items(snap.name), key=lambda pair: pair[0])
+    ids = [item_id for item_id, _ in docs]
+    texts = [doc.get("text") or "" for _, doc in docs]
+    del docs
     return Pool(
         ids,
         texts,
@@ -195,28 +202,34 @@ def training_set(snap: Snapshot, pool: Pool) -> TrainingSet:
     return TrainingSet(rows, targets, train, held_out, np.flatnonzero(~done))
 
 
-def train(store: Store, snap: Snapshot, pool: Pool, labelled: TrainingSet, x) -> ModelVersion | None:
-    """A new model version, or None while the schema has too few labels (or one class)."""
+def fit(snap: Snapshot, labelled: TrainingSet, x) -> LinearModel | None:
+    """The schema's model on its training labels; None while it has too few (or one class)."""
     if not snap.active or len(labelled.train) < snap.al["min_instances_for_training"]:
         return None
-    multi = snap.schema["multi_label"]
-    started = time.perf_counter()
     xl = x[np.array(labelled.train_rows)]
     try:
-        if multi:
-            model = train_multi_label(
+        if snap.schema["multi_label"]:
+            return train_multi_label(
                 xl, labelled.train_targets, snap.schema["labels"], snap.seed, snap.al["classifier_params"]
             )
-        else:
-            model = train_single_label(
-                xl,
-                labelled.train_targets,
-                snap.seed,
-                snap.al["classifier_name"],
-                snap.al["classifier_params"],
-                snap.al["calibrate_probabilities"],
-            )
+        return train_single_label(
+            xl,
+            labelled.train_targets,
+            snap.seed,
+            snap.al["classifier_name"],
+            snap.al["classifier_params"],
+            snap.al["calibrate_probabilities"],
+        )
     except NotTrainable:
+        return None
+
+
+def train(store: Store, snap: Snapshot, pool: Pool, labelled: TrainingSet, x) -> ModelVersion | None:
+    """A new model version, or None while the schema has too few labels (or one class)."""
+    multi = snap.schema["multi_label"]
+    started = time.perf_counter()
+    model = fit(snap, labelled, x)
+    if model is None:
         return None
     held_rows = [labelled.rows[k] for k in labelled.held_out]
     meta = {
@@ -280,6 +293,12 @@ def score(
     return Scores(ranking, proba)
 
 
+def explore_order(rng: np.random.Generator, candidates: int) -> np.ndarray:
+    """The ranking's random list (exploration and evaluation draws walk it): positions of
+    the candidates in random order, at most ``EXPLORE_DEPTH``."""
+    return rng.permutation(candidates)[: defaults.EXPLORE_DEPTH]
+
+
 def publish(
     store: Store,
     snap: Snapshot,
@@ -288,8 +307,11 @@ def publish(
     trained: ModelVersion | None,
     scores: Scores,
     rng: np.random.Generator,
+    featurizer: Featurizer | None = None,
 ) -> str:
-    """Publish the ranking with its model version; returns the ranking id."""
+    """Publish the ranking with its model version; returns the ranking id. ``featurizer``
+    (the feature parts the model was trained on) is kept with the model, for predictions on
+    items outside the pool."""
     order, candidates = scores.ranking.order, labelled.candidates
     preds = conf = None
     if trained is not None and scores.probabilities is not None:
@@ -303,7 +325,7 @@ def publish(
         )
         for rank, c in enumerate(order)
     }
-    explore = rng.permutation(len(candidates))[: defaults.EXPLORE_DEPTH]
+    explore = explore_order(rng, len(candidates))
     meta = {
         "strategy": scores.ranking.strategy,
         "model_version": trained.version if trained is not None else None,
@@ -311,10 +333,14 @@ def publish(
         "pool_size": len(pool.ids),
         "ranked": len(order),
         "labelled": len(labelled.rows),
+        # names this model's state among every project's, for processes that keep it loaded
+        "model_token": uuid.uuid4().hex if trained is not None else None,
     }
     schema = snap.schema["name"]
     if trained is not None:
         # the model's state first: a ranking that names a version can always load it
+        if featurizer is not None:
+            store.save_featurizer(snap.name, schema, trained.version, featurizer.to_bytes())
         store.save_model_state(snap.name, schema, trained.version, trained.model.to_bytes())
     rid = store.publish_ranking(
         snap.name,
@@ -340,8 +366,20 @@ def refresh(
     cache: FeatureCache | None = None,
 ) -> dict:
     """Train (when the schema has enough labels) and publish a ranking of its unlabelled pool."""
-    report = report or (lambda stage, fraction: None)
     started = time.perf_counter()
+    stages: dict[str, float] = {}
+    heard = report or (lambda stage, fraction: None)
+    at = [("snapshot", started)]  # the stage under way and when it began
+
+    def tell(stage: str, fraction: float) -> None:
+        # each stage's seconds, for the job's result; sub-stage reports count to their stage
+        name, since = at[0]
+        if stage != name:
+            now = time.perf_counter()
+            stages[name] = round(stages.get(name, 0.0) + now - since, 3)
+            at[0] = (stage, now)
+        heard(stage, fraction)
+
     snap = snapshot(store, project_name, schema_name)
     current = store.ranking_meta(project_name, schema_name)
     if current is not None and current.get("fingerprint") == snap.fingerprint:
@@ -352,20 +390,23 @@ def refresh(
         }
     rng = np.random.default_rng(snap.seed)
 
-    report("loading", 0.05)
+    tell("loading", 0.05)
     pool = load_pool(store, snap)
-    report("features", 0.2)
+    tell("features", 0.2)
     cache = cache or feature_cache(store, project_name)
-    x, cache_report = pool_features(cache, snap, pool, report)
+    x, cache_report = pool_features(cache, snap, pool, tell)
     labelled = training_set(snap, pool)
-    report("training", 0.4)
+    tell("training", 0.4)
     trained = train(store, snap, pool, labelled, x)
-    report("scoring", 0.6)
+    tell("scoring", 0.6)
     leased = store.counts(snap.project, schema_name)["leased"]
-    scores = score(snap, labelled, trained, x, rng, report, leased)
-    report("publishing", 0.8)
-    rid = publish(store, snap, pool, labelled, trained, scores, rng)
-    report("done", 1.0)
+    scores = score(snap, labelled, trained, x, rng, tell, leased)
+    tell("publishing", 0.8)
+    vector_dim = pool.vectors.shape[1] if pool.vectors is not None else None
+    rid = publish(
+        store, snap, pool, labelled, trained, scores, rng, Featurizer(cache_report.parts, vector_dim)
+    )
+    tell("done", 1.0)
     return {
         "status": "published",
         "ranking_id": rid,
@@ -374,6 +415,7 @@ def refresh(
         "ranked": len(scores.ranking.order),
         "features": {"reused": cache_report.reused, "computed": cache_report.computed},
         "seconds": round(time.perf_counter() - started, 3),
+        "stage_seconds": stages,
     }
 
 

@@ -44,8 +44,13 @@ Schemas
   position in ``order``; ``returned`` ZSET of items handed out and given back, by position;
   ``meta`` JSON; ``head:order`` and ``head:explore`` how far each list has been handed out.
 - ``models(P, S)`` LIST of model-version JSON; ``model_sequence(P, S)`` counter of
-  versions; ``model(P, S, V)`` version V's state (``.npz`` bytes);
+  versions; ``model(P, S, V)`` version V's state (``.npz`` bytes); ``featurizer(P, S, V)``
+  the fitted feature parts version V was trained on (``.npz``, for predictions on items
+  outside the pool; an older version's expires once a newer one is saved), and
+  ``featurizer_latest(P, S)`` the version of the newest;
   ``stop_predictions(P, S, V)`` version V's predictions on the stop set, JSON.
+- ``asked(P, S)`` counter of items asked for by ``GET /next``, which sets each batch's
+  random shares (``workers.batches.share``).
 - ``jobstate(P, S)`` HASH ``queued``/``running`` job ids, for coalescing retrain triggers.
 
 Simulations
@@ -184,6 +189,18 @@ def model_sequence(p: str, s: str) -> str:
 
 def model(p: str, s: str, version: int) -> str:
     return f"{schema(p, s)}model:{version}"
+
+
+def asked(p: str, s: str) -> str:
+    return schema(p, s) + "asked"
+
+
+def featurizer(p: str, s: str, version: int) -> str:
+    return f"{schema(p, s)}featurizer:{version}"
+
+
+def featurizer_latest(p: str, s: str) -> str:
+    return schema(p, s) + "featurizer:latest"
 
 
 def stop_predictions(p: str, s: str, version: int) -> str:

@@ -48,10 +48,13 @@ class Leases:
         annotator: str,
         size: int,
         lease_seconds: int,
-        n_explore: int,
+        explore_share: float,
         labels_needed: int,
-        n_eval: int = 0,
+        eval_share: float = 0.0,
     ) -> Batch:
+        """Lease up to ``size`` items to ``annotator``: the shares (fractions of the items
+        asked for) from the ranking's random list, the rest from its order."""
+
         def call(rid: str):
             def part(name: str) -> str:
                 return keys.ranking_part(project, schema, rid, name)
@@ -67,15 +70,16 @@ class Leases:
                 keys.ranking(project, schema),
                 *(part(name) for name in ("order", "explore", "info", "pos", "returned")),
                 *(part(name) for name in ("head:order", "head:explore", "meta")),
+                keys.asked(project, schema),
             ]
             args: list[str | int] = [
                 annotator,
                 size,
                 lease_seconds * 1000,
-                n_explore,
+                repr(float(explore_share)),
                 labels_needed,
                 max(4 * size, 50),  # fallback: how many pool items to draw from
-                n_eval,
+                repr(float(eval_share)),
                 rid,
             ]
             return self.scripts.next_batch(keys=touched, args=args)

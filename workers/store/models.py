@@ -7,6 +7,7 @@ from typing import Any
 
 from redis import Redis
 
+from workers import defaults
 from workers.exceptions import NotFound
 from workers.store import keys
 from workers.store._codec import raw
@@ -21,6 +22,20 @@ class Models:
 
     def save_model_state(self, project: str, schema: str, version: int, state: bytes) -> None:
         self.redis.set(keys.model(project, schema, version), state)
+
+    def save_featurizer(self, project: str, schema: str, version: int, blob: bytes) -> None:
+        """Version ``version``'s feature parts; the one saved before it stays readable for
+        ``RANKING_GRACE_SECONDS`` (requests that read the older ranking), then expires."""
+        previous = self.redis.getset(keys.featurizer_latest(project, schema), version)
+        pipe = self.redis.pipeline()
+        pipe.set(keys.featurizer(project, schema, version), blob)
+        if previous is not None and int(previous) != version:
+            pipe.expire(keys.featurizer(project, schema, int(previous)), defaults.RANKING_GRACE_SECONDS)
+        pipe.execute()
+
+    def featurizer(self, project: str, schema: str, version: int) -> bytes | None:
+        blob = self.redis.get(keys.featurizer(project, schema, version))
+        return raw(blob) if blob is not None else None
 
     def add_model(self, project: str, schema: str, meta: dict) -> dict:
         """List a model version (its state saved and its ranking published already)."""

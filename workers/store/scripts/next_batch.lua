@@ -1,8 +1,12 @@
 -- Lease a batch.
 -- KEYS: items, nlab, labels, leases, owner, the annotator's leases, eval, ranking, then the
---   ranking's order, explore, info, pos, returned, head:order, head:explore and meta.
--- ARGV: annotator, size, lease ms, explore count, labels needed per item, fallback sample
---   size, evaluation count, the ranking id the keys were named for ('' for none).
+--   ranking's order, explore, info, pos, returned, head:order, head:explore and meta, then
+--   the schema's count of items asked for.
+-- ARGV: annotator, size, lease ms, exploration share, labels needed per item, fallback
+--   sample size, evaluation share, the ranking id the keys were named for ('' for none).
+-- The shares are fractions of the items asked for; a batch's count of each is the rise of
+-- floor(share x items asked for) over the batch (``workers.batches.share``), so over any
+-- run of batches it is exact to within one item.
 -- Returns 'stale' when another ranking was published since the caller read its id (the
 -- caller names the keys again and retries).
 --
@@ -24,7 +28,12 @@ local head_key = {order = KEYS[14], explore = KEYS[15]}
 local meta_key = KEYS[16]
 local annot = ARGV[1]
 local size, lease_ms = tonumber(ARGV[2]), tonumber(ARGV[3])
-local n_explore, needed = tonumber(ARGV[4]), tonumber(ARGV[5])
+local needed = tonumber(ARGV[5])
+local asked = redis.call('INCRBY', KEYS[17], size) - size
+local function share(fraction)
+  return math.floor((asked + size) * fraction + 1e-9) - math.floor(asked * fraction + 1e-9)
+end
+local n_explore, n_eval_share = share(tonumber(ARGV[4])), share(tonumber(ARGV[7]))
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local out, chosen, taken = {}, {}, 0
@@ -110,7 +119,7 @@ end
 
 if rid ~= '' then
   -- the evaluation share: uniform draws, kept out of the active-learning order
-  local n_eval = math.min(tonumber(ARGV[7]), size - taken)
+  local n_eval = math.min(n_eval_share, size - taken)
   if n_eval > 0 then walk('explore', n_eval, 'evaluation') end
   local explore = math.min(n_explore, size - taken)
   if explore > 0 then walk('explore', explore, 'random') end

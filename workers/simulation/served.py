@@ -1,0 +1,235 @@
+"""The served loop, replayed: what a team labelling through the service gets.
+
+A replay does what the service and one annotation tool do together, through the service's
+own code:
+
+- the pool is uploaded (in ``uploads`` requests) and the cold start ranks it: ``refresh``'s
+  stages (features, training set, model, scores, the random list), seeded as the service
+  seeds them, from the pool's generation, the label revision and the settings revision;
+- the tool asks for a batch, filled as ``GET /next`` fills it: the evaluation and
+  exploration shares (``workers.batches.share``) walk the ranking's random list, the rest
+  comes from the ranking's order;
+- it labels every item it was handed, in one request; the retrain rule
+  (``labels_call_for_retrain``) decides whether a new ranking is made;
+- it asks again once that ranking is served (people take longer to label a batch than a
+  retrain takes: ``bench/freshness.py``).
+
+After each retrain, the serving model is measured on the test split, with the features the
+prediction endpoint gives items outside the pool. The service reads its pool in id order,
+and so does the replay: ``bench/served_loop.py`` drives a running service the same way over
+HTTP and gets the same batches and the same accuracies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import accuracy_score, f1_score
+
+from workers.batches import share
+from workers.features import FeatureCache, Featurizer
+from workers.models import LinearModel, predictions
+from workers.queueing import labels_call_for_retrain
+from workers.refresh import (
+    ModelVersion,
+    Pool,
+    Snapshot,
+    explore_order,
+    fit,
+    pool_features,
+    score,
+    seed_of,
+    training_set,
+)
+from workers.settings import AL_DEFAULTS, active_learning
+
+SCHEMA = "label"
+ANNOTATOR = "replay"
+SETTINGS_REVISION = 1
+"""A new project's settings revision."""
+
+
+@dataclass
+class ServedPool:
+    """A replay's pool: item ids, texts or vectors, and each item's true label."""
+
+    ids: list[str]
+    texts: list[str]
+    vectors: np.ndarray | None
+    truth: dict[str, str]
+
+    def __post_init__(self) -> None:
+        # the service reads its pool in id order
+        order = sorted(range(len(self.ids)), key=self.ids.__getitem__)
+        self.ids = [self.ids[i] for i in order]
+        self.texts = [self.texts[i] for i in order]
+        if self.vectors is not None:
+            self.vectors = self.vectors[order]
+
+
+@dataclass
+class ServedPoint:
+    """The serving model after a retrain, measured on the test split."""
+
+    labels: int
+    accuracy: float
+    macro_f1: float
+    model_version: int
+    labelled_ids: list[str]
+
+
+@dataclass
+class Project:
+    """What the service holds for one project while the replay runs."""
+
+    doc: dict
+    generation: int
+    revision: int = 0
+    since: int = 0
+    asked: int = 0
+    models: int = 0
+    labels: dict[str, dict[str, Any]] = field(default_factory=dict)
+    eval_ids: set[str] = field(default_factory=set)
+    order: list[str] = field(default_factory=list)
+    explore: list[str] = field(default_factory=list)
+    heads: dict[str, int] = field(default_factory=lambda: {"order": 0, "explore": 0})
+    model: LinearModel | None = None
+    featurizer: Featurizer | None = None
+
+    @property
+    def al(self) -> dict:
+        return active_learning(self.doc)
+
+
+def project_doc(labels: list[str], al: dict) -> dict:
+    """The project a replay stands for, as the service stores it."""
+    return {
+        "name": "replay",
+        "schemas": [{"name": SCHEMA, "labels": labels, "multi_label": False}],
+        "active_learning": {**AL_DEFAULTS, **al},
+        "settings_rev": SETTINGS_REVISION,
+    }
+
+
+def refresh(project: Project, pool: ServedPool, cache: FeatureCache) -> None:
+    """The refresh job, on the replay's state: a new ranking, and a new model when the
+    labels allow one."""
+    fingerprint = {"pool": project.generation, "labels": project.revision, "settings": SETTINGS_REVISION}
+    doc = project.doc
+    snap = Snapshot(doc, doc["schemas"][0], active_learning(doc), fingerprint, seed_of(fingerprint))
+    rng = np.random.default_rng(snap.seed)
+    state = Pool(pool.ids, pool.texts, pool.vectors, project.labels, project.eval_ids)
+    x, report = pool_features(cache, snap, state, lambda stage, fraction: None)
+    labelled = training_set(snap, state)
+    model = fit(snap, labelled, x)
+    trained = None
+    if model is not None:
+        project.models += 1
+        trained = ModelVersion(model, {"version": project.models}, {})
+    scores = score(snap, labelled, trained, x, rng, lambda stage, fraction: None, 0)
+    candidates = labelled.candidates
+    project.order = [pool.ids[candidates[c]] for c in scores.ranking.order]
+    project.explore = [pool.ids[candidates[c]] for c in explore_order(rng, len(candidates))]
+    project.heads = {"order": 0, "explore": 0}
+    if model is not None:
+        project.model = model
+        dim = pool.vectors.shape[1] if pool.vectors is not None else None
+        project.featurizer = Featurizer(report.parts, dim)
+
+
+def next_batch(project: Project, size: int) -> list[tuple[str, str]]:
+    """``GET /next`` for the replay's one annotator, who holds no lease: (item, source)."""
+    al = project.al
+    n_explore = share(project.asked, size, al["random_sample_percent"])
+    n_eval = share(project.asked, size, al["eval_fraction"])
+    project.asked += size
+    needed = al["min_annotations_per_instance"]
+    out: list[tuple[str, str]] = []
+    chosen: set[str] = set()
+
+    def walk(name: str, want: int, source: str) -> None:
+        items = project.order if name == "order" else project.explore
+        head, got = project.heads[name], 0
+        while got < want and head < len(items):
+            item = items[head]
+            head += 1
+            if len(project.labels.get(item, {})) < needed and ANNOTATOR not in project.labels.get(item, {}):
+                if item not in chosen:
+                    chosen.add(item)
+                    out.append((item, source))
+                    if source == "evaluation":
+                        project.eval_ids.add(item)
+                    got += 1
+        project.heads[name] = head
+
+    walk("explore", min(n_eval, size), "evaluation")
+    walk("explore", min(n_explore, size - len(out)), "random")
+    walk("order", size - len(out), "ranking")
+    walk("explore", size - len(out), "random")
+    return out
+
+
+def label(project: Project, pool: ServedPool, items: list[str]) -> bool:
+    """``POST /labels`` with the true labels of ``items``; whether it triggers a retrain."""
+    new = sum(1 for item in items if ANNOTATOR not in project.labels.get(item, {}))
+    for item in items:
+        project.labels.setdefault(item, {})[ANNOTATOR] = pool.truth[item]
+    project.revision += 1
+    project.since += new
+    retrain = labels_call_for_retrain(
+        project.al, project.since, len(project.labels), new, has_model=project.models > 0
+    )
+    if retrain:
+        project.since = 0
+    return retrain
+
+
+def measure(project: Project, test_texts: list[str], test_vectors, test_labels: list[str]):
+    """Accuracy and macro-F1 of the serving model on the test split, as ``POST .../predict``
+    computes its predictions."""
+    assert project.model is not None and project.featurizer is not None
+    x = project.featurizer.transform(test_texts, test_vectors)
+    labels, _ = predictions(project.model, project.model.predict_proba(x))
+    return accuracy_score(test_labels, labels), f1_score(test_labels, labels, average="macro")
+
+
+def replay(
+    pool: ServedPool,
+    test_texts: list[str],
+    test_vectors: list | None,
+    test_labels: list[str],
+    al: dict,
+    batch_size: int,
+    budget: int,
+    uploads: int = 1,
+    on_round: Callable[[int], None] | None = None,
+    cache: FeatureCache | None = None,
+) -> list[ServedPoint]:
+    """The served loop until ``budget`` labels: one point per retrain that serves a model.
+
+    ``al`` is the project's ``active_learning`` as created; ``uploads`` the requests the
+    pool was uploaded in (each is a pool generation); ``cache`` the feature cache (one kept
+    in memory by default; replays of one pool may share one)."""
+    labels = sorted(set(pool.truth.values()))
+    project = Project(project_doc(labels, al), generation=uploads)
+    if cache is None:
+        blobs: dict[str, bytes] = {}
+        cache = FeatureCache(blobs.get, blobs.__setitem__)
+    refresh(project, pool, cache)
+    points: list[ServedPoint] = []
+    while len(project.labels) < budget:
+        batch = next_batch(project, min(batch_size, budget - len(project.labels)))
+        if not batch:
+            break  # the pool is used up
+        if label(project, pool, [item for item, _ in batch]):
+            before = project.models
+            refresh(project, pool, cache)
+            if project.models > before:
+                acc, f1 = measure(project, test_texts, test_vectors, test_labels)
+                points.append(ServedPoint(len(project.labels), acc, f1, project.models, list(project.labels)))
+        if on_round:
+            on_round(len(project.labels))
+    return points
