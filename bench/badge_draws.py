@@ -59,7 +59,7 @@ def main() -> None:
     train = load_dataset(DATASETS / args.dataset / "train.jsonl.gz")
     test = load_dataset(DATASETS / args.dataset / "test.jsonl.gz")
     x, x_test = featurise(train, test, args.vectorizer)
-    settings = Settings(strategies=["badge"], repeats=args.repeats, vectorizer=args.vectorizer)
+    settings = Settings(strategies=["badge"], repeats=args.repeats, vectorizer=args.vectorizer, loop="seeded")
     print(f"{args.dataset}, {args.vectorizer}: AUC per repeat (seed 20, batch 25, budget 1000)")
     for name, make in (("alrank badge", alrank_badge), ("skactiveml Badge", skactiveml_badge)):
         for stream in (int(s) for s in args.streams.split(",")):

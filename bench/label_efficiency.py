@@ -55,6 +55,7 @@ def run_dataset(name: str, args, peers: dict) -> dict:
     test = load_dataset(folder / "test.jsonl.gz")
     ours = [s.strip() for s in args.strategies.split(",") if s.strip()]
     settings = Settings(
+        loop="seeded",
         strategies=list(ours),
         seed_size=args.seed_size,
         batch_size=args.batch_size,
@@ -188,13 +189,14 @@ def labels_to_mark(
 
     x, x_test = features
     longer = Settings(
+        loop="seeded",
         **{
             **settings.__dict__,
             "budget": len(train),
             "large_batch_size": args.extend_batch,
             "large_batch_from": args.budget,
             "stop_accuracy": 0.95 * full,
-        }
+        },
     )
     out = {}
     for strategy in [*strategies, "random"]:

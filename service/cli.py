@@ -196,7 +196,19 @@ def main(argv: list[str] | None = None) -> None:
         help=f"comma-separated; random is always added (default: {defaults.QUERY_STRATEGY}, "
         "the project default)",
     )
-    sim.add_argument("--seed-size", type=int, default=defaults.SIMULATION_SEED_SIZE)
+    sim.add_argument(
+        "--loop",
+        choices=["served", "seeded"],
+        default="served",
+        help="served: the loop the service runs, from its cold start (default); seeded: a random "
+        "seed set, then the strategy's picks, as papers replay it",
+    )
+    sim.add_argument(
+        "--seed-size",
+        type=int,
+        default=defaults.SIMULATION_SEED_SIZE,
+        help="random labels a seeded loop starts from",
+    )
     sim.add_argument("--batch-size", type=int, default=defaults.SIMULATION_BATCH_SIZE)
     sim.add_argument("--budget", type=int, default=defaults.SIMULATION_BUDGET)
     sim.add_argument("--repeats", type=int, default=defaults.SIMULATION_REPEATS)
@@ -245,6 +257,7 @@ def run_simulation(args: argparse.Namespace) -> int:
             seed=args.seed,
             vectorizer=args.vectorizer,
             classifier=args.classifier,
+            loop=args.loop,
         )
         rows = len(train) + (len(test) if test is not None else 0)
         # features come first and can take minutes (MiniLM: about 60 news texts a second a core)

@@ -80,10 +80,18 @@ class SimulationRequestSchema(ma.Schema):
         validate=ma.validate.Length(min=1, max=len(STRATEGIES)),
         metadata={"description": "Strategies to compare; random is always added (default: the project's)"},
     )
+    loop = ma.fields.String(
+        load_default="served",
+        validate=ma.validate.OneOf(["served", "seeded"]),
+        metadata={
+            "description": "served: the loop the service runs, from its cold start, each repeat on a "
+            "random 90% of the pool (default); seeded: a random seed set, then the strategy's picks"
+        },
+    )
     seed_size = ma.fields.Integer(
         load_default=defaults.SIMULATION_SEED_SIZE,
         validate=ma.validate.Range(1, 100_000),
-        metadata={"description": "Random labels each replay starts from"},
+        metadata={"description": "Random labels a seeded replay starts from"},
     )
     batch_size = ma.fields.Integer(
         load_default=defaults.SIMULATION_BATCH_SIZE,
@@ -167,6 +175,7 @@ def _settings(args: dict, al: dict) -> Settings:
     return Settings(
         strategies=list(dict.fromkeys(args.get("strategies") or [al["query_strategy"]])),
         seed_size=args["seed_size"],
+        loop=args["loop"],
         batch_size=args["batch_size"],
         budget=args["budget"],
         repeats=args["repeats"],

@@ -167,7 +167,8 @@ def test_progress_covers_the_features_then_the_rounds(tmp_path, monkeypatch):
 
     def embed(texts: list[str], progress=None) -> np.ndarray:
         for done in (len(texts) // 2, len(texts)):
-            progress(done / len(texts))
+            if progress:
+                progress(done / len(texts))
         rows = np.array([[len(t), t.count("red") + 1.0, 1.0] for t in texts], dtype=np.float32)
         return rows / np.linalg.norm(rows, axis=1, keepdims=True)
 
@@ -378,6 +379,7 @@ def test_a_projects_uncertainty_measure_reaches_the_strategy(tmp_path, monkeypat
         repeats=1,
         vectorizer="tfidf",
         params={"uncertainty_measure": "entropy"},
+        loop="seeded",
     )
     simulate(data, None, settings, tmp_path / "out", progress=quiet)
     measures = {params["measure"] for name, params in seen if name == "uncertainty"}

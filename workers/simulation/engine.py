@@ -1,10 +1,12 @@
 """Replaying annotation on a labelled data set: does active learning help on *my* data?
 
-The simulator hides the labels of a data set, reveals a random seed set, then round after
-round trains the schema model, measures it on a held-out test split, asks a strategy for
-the next batch and reveals those labels, until the budget is spent. It runs the same
-feature, model and strategy code as the service. Several repeats with different seeds
-give a band; ``random`` is always among the strategies, as the baseline.
+The simulator hides the labels of a data set and replays labelling it, up to a budget,
+measuring the model on a held-out test split as it goes. By default it replays the loop the
+service runs (``workers.simulation.served``: its cold start, shares, retrain rule and
+ranking, through the service's own code), which is what a team gets. The ``seeded`` loop
+instead reveals a random seed set, then round after round trains the schema model and asks
+a strategy for the next batch, as active-learning papers measure it. Several repeats give
+a band; ``random`` is always among the strategies, as the baseline.
 """
 
 from __future__ import annotations
@@ -76,6 +78,17 @@ class Settings:
     large_batch_from: int = 1000
     stop_accuracy: float | None = None
     """End a replay as soon as its test accuracy reaches this (for labels-to-a-mark runs)."""
+    loop: str = "served"
+    """``served``: the loop the service runs (its cold start, evaluation and exploration
+    shares, retrain rule and ranking head; ``workers.simulation.served``), each repeat on a
+    random 90% of the pool. ``seeded``: a random seed set of ``seed_size`` labels, then
+    ``batch_size`` picks per round straight from the strategy, as papers replay it."""
+
+
+LOOPS = ("served", "seeded")
+SERVED_POOL_SHARE = 0.9
+"""Share of the pool each served repeat runs on (the service's loop is deterministic on a
+given pool, so the repeats differ by their pools)."""
 
 
 def _open_text(path: Path) -> io.TextIOBase:
@@ -319,6 +332,53 @@ def run_one(
         is_labelled[chosen] = True
 
 
+def run_served(
+    strategy: str,
+    repeat: int,
+    train: Dataset,
+    test: Dataset,
+    settings: Settings,
+    progress: Callable[[int], None] | None = None,
+) -> list[Point]:
+    """One replay of the served loop on a random share of the pool: a point per model the
+    service would serve, measured on the test split."""
+    from workers.simulation.served import ServedPool, replay
+
+    rng = np.random.default_rng([settings.seed, repeat])
+    keep = np.sort(rng.choice(len(train), max(1, int(SERVED_POOL_SHARE * len(train))), replace=False))
+    ids = [f"{k:08d}" for k in keep]
+    texts = [train.texts[k] for k in keep] if train.texts is not None else [""] * len(keep)
+    vectors = test_vectors = None
+    if train.rows is not None:
+        both = _numeric_rows([train.rows[k] for k in keep] + (test.rows or []))
+        vectors, test_vectors = both[: len(keep)], list(both[len(keep) :])
+    pool = ServedPool(ids, texts, vectors, {i: train.labels[k] for i, k in zip(ids, keep, strict=True)})
+    al = {
+        **settings.params,
+        "query_strategy": strategy,
+        "vectorizer_name": settings.vectorizer,
+        "classifier_name": settings.classifier,
+    }
+    served = replay(
+        pool,
+        test.texts if test.texts is not None else [""] * len(test),
+        test_vectors,
+        test.labels,
+        al,
+        settings.batch_size,
+        min(settings.budget, len(keep)),
+        on_round=progress,
+    )
+    return [Point(strategy, repeat, p.labels, p.accuracy, p.macro_f1) for p in served]
+
+
+def _numeric_rows(rows: list[list]) -> np.ndarray:
+    """Rows as the vectors a client would upload: numbers as they are, text values one-hot,
+    missing values 0."""
+    records = [{str(j): v for j, v in enumerate(row) if v is not None} for row in rows]
+    return DictVectorizer(sparse=False).fit_transform(records).astype(np.float32)
+
+
 def normalised_auc(labels, accuracy) -> float:
     """Area under an accuracy curve over its span of labels: its mean height, between 0 and
     1 (the one value, for a curve of one point)."""
@@ -395,6 +455,10 @@ def simulate(
     need the features once); it needs ``test``."""
     progress = progress or terminal_progress()
     pickers = pickers or {}
+    if settings.loop not in LOOPS:
+        raise InvalidInput(f"unknown loop {settings.loop!r}; use one of {list(LOOPS)}")
+    if settings.loop == "served" and pickers:
+        raise InvalidInput("outside strategies replay the seeded loop only")
     unknown = [s for s in settings.strategies if s not in STRATEGIES and s not in pickers]
     if unknown:
         raise InvalidInput(f"unknown strategies {unknown}; use some of {list(STRATEGIES)}")
@@ -422,17 +486,22 @@ def simulate(
     step = 0
     for strategy in settings.strategies:
         for repeat in range(settings.repeats):
-            points += run_one(
-                strategy,
-                repeat,
-                x,
-                train.labels,
-                x_test,
-                test.labels,
-                settings,
-                progress_for(step * settings.budget),
-                pickers.get(strategy),
-            )
+            if settings.loop == "served":
+                points += run_served(
+                    strategy, repeat, train, test, settings, progress_for(step * settings.budget)
+                )
+            else:
+                points += run_one(
+                    strategy,
+                    repeat,
+                    x,
+                    train.labels,
+                    x_test,
+                    test.labels,
+                    settings,
+                    progress_for(step * settings.budget),
+                    pickers.get(strategy),
+                )
             step += 1
     progress(1.0, 0.0, "simulating")
 

@@ -44,7 +44,7 @@ from workers.refresh import (
     seed_of,
     training_set,
 )
-from workers.settings import AL_DEFAULTS, active_learning
+from workers.settings import active_learning, resolve_active_learning
 
 SCHEMA = "label"
 ANNOTATOR = "replay"
@@ -106,10 +106,11 @@ class Project:
 
 def project_doc(labels: list[str], al: dict) -> dict:
     """The project a replay stands for, as the service stores it."""
+    schemas = [{"name": SCHEMA, "labels": labels, "multi_label": False}]
     return {
         "name": "replay",
-        "schemas": [{"name": SCHEMA, "labels": labels, "multi_label": False}],
-        "active_learning": {**AL_DEFAULTS, **al},
+        "schemas": schemas,
+        "active_learning": resolve_active_learning(schemas, al),
         "settings_rev": SETTINGS_REVISION,
     }
 

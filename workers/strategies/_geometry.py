@@ -330,9 +330,9 @@ class LazyNearest:
         self.values[c] = -np.inf
 
 
-def dense_projection(x, rng: np.random.Generator) -> np.ndarray:
-    """``x`` as dense float64 rows for k-means; rows wider than ``PROJECTION_WIDTH``
-    columns are projected to that width first.
+def dense_projection(x, rng: np.random.Generator, width: int = defaults.PROJECTION_WIDTH) -> np.ndarray:
+    """``x`` as dense float64 rows for k-means; rows wider than ``width`` columns are
+    projected to that width first.
 
     A sparse random projection (each column adds into ``PROJECTION_HITS`` output columns
     with random signs; Kane and Nelson 2014) keeps the distances between a few thousand
@@ -340,7 +340,6 @@ def dense_projection(x, rng: np.random.Generator) -> np.ndarray:
     thousands of sparse columns beside an embedding costs about a second per
     ``diverse_uncertainty`` block; on 256 dense columns, tens of milliseconds
     (``bench/freshness.py``)."""
-    width = defaults.PROJECTION_WIDTH
     if x.shape[1] > width:
         x = x @ _sparse_projection(x.shape[1], width, rng)
     if sp.issparse(x):

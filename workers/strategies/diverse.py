@@ -17,8 +17,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-import scipy.sparse as sp
-from sklearn.cluster import KMeans, kmeans_plusplus
+from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
 
 from workers import defaults
@@ -85,23 +84,16 @@ def _representatives(x, weights: np.ndarray, k: int, rng: np.random.Generator) -
         return np.arange(x.shape[0])
     # the least uncertain candidate weighs almost nothing, the most uncertain the most
     w = weights - weights.min() + 1e-6
-    seed = int(rng.integers(1 << 31))
-    # k-means++ seeding measures every row against every new centre: in a random projection
-    # of the rows (``dense_projection``) that costs milliseconds where on TF-IDF's sparse
-    # columns it cost a quarter of a second per block. Lloyd's iterations then run on the
-    # rows themselves, which the ranking's quality needs (bench/freshness.py).
-    _, seeds = kmeans_plusplus(dense_projection(x, rng), k, sample_weight=w, random_state=seed)
-    if sp.issparse(x):
-        # only the columns these rows use: the same distances, less work per centre
-        x = sp.csr_matrix(x)
-        x = x[:, np.unique(x.indices)]
-    # float64: scikit-learn measures float32 distances in chunks upcast one at a time
-    x = x.astype(np.float64)
-    start = x[seeds].toarray() if sp.issparse(x) else x[seeds]
+    # k-means on TF-IDF's sparse columns beside an embedding cost about a second per block;
+    # in a random projection to ``DIVERSE_PROJECTION_WIDTH`` columns it costs tens of
+    # milliseconds and picks batches as good (bench/freshness.py, bench/README.md)
+    x = dense_projection(x, rng, defaults.DIVERSE_PROJECTION_WIDTH)
     with warnings.catch_warnings():
         # identical rows leave fewer distinct points than clusters: the loop below copes
         warnings.simplefilter("ignore", ConvergenceWarning)
-        km = KMeans(k, init=start, n_init=1, max_iter=defaults.DIVERSE_ITERATIONS).fit(x, sample_weight=w)
+        km = KMeans(
+            k, n_init=1, max_iter=defaults.DIVERSE_ITERATIONS, random_state=int(rng.integers(1 << 31))
+        ).fit(x, sample_weight=w)
     distances = km.transform(x)
     taken = np.zeros(x.shape[0], dtype=bool)
     out = np.empty(k, dtype=np.int64)
