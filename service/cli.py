@@ -270,6 +270,9 @@ def run_simulation(args: argparse.Namespace) -> int:
     print(f"{'strategy':<14} {'AUC':>6} {'final':>6} {'to 90%':>7} {'to 95%':>7} {'to 98%':>7}")
     for name, s in summary["strategies"].items():
         marks = [str(s[f"labels_to_{m}"]) if s[f"labels_to_{m}"] is not None else "-" for m in (90, 95, 98)]
+        if s["auc"] is None:
+            print(f"{name:<14} no model within the budget")
+            continue
         print(
             f"{name:<14} {s['auc']:6.3f} {s['final_accuracy']:6.3f} {marks[0]:>7} {marks[1]:>7} {marks[2]:>7}"
         )

@@ -12,6 +12,7 @@ PROJECT = {
         "min_instances_for_training": 4,
         "update_frequency": 100,
         "eval_fraction": 0.0,
+        "random_sample_percent": 0.0,
         "vectorizer_name": "tfidf",
     },
 }

@@ -51,7 +51,7 @@ def test_create_project_fills_defaults(project):
     al = project["active_learning"]
     assert al["query_strategy"] == "diverse_uncertainty" and al["uncertainty_measure"] == "margin"
     assert al["min_instances_for_training"] == 4 and al["update_frequency"] == 3
-    assert al["random_sample_percent"] == 0.0 and al["enabled"] is True
+    assert al["random_sample_percent"] == 0.35 and al["enabled"] is True
     assert project["lease_seconds"] == 600
 
 

@@ -156,7 +156,13 @@ def test_the_client_makes_every_call(service):
     ]
     assert ana.push_labels("shop", more)["received"] == 20  # a replay needs 10 labelled rows or more
     sim = al.simulate(
-        {"source": {"project": "shop", "schema": "mood"}, "budget": 6, "repeats": 1, "seed_size": 2}
+        {
+            "source": {"project": "shop", "schema": "mood"},
+            "budget": 6,
+            "repeats": 1,
+            "seed_size": 2,
+            "loop": "seeded",
+        }
     )
     wait_until(lambda: al.simulation(sim["id"])["status"] in ("finished", "failed"), 120, "the simulation")
     assert al.simulation(sim["id"])["status"] == "finished"

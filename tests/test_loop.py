@@ -31,6 +31,7 @@ def create(client, **al):
             "min_instances_for_training": 30,
             "update_frequency": 20,
             "eval_fraction": 0.0,
+            "random_sample_percent": 0.0,
             **al,
         },
     }
@@ -65,7 +66,7 @@ def test_full_loop(client, redis_conn, run_jobs, digits):
     assert upload(client, x, y)["created"] == len(y)
     run_jobs()
 
-    # cold start: a diverse batch from k-center greedy, not the upload order
+    # cold start: typical items of the pool's clusters, not the upload order
     first = next_batch(client, "ann", size=30)
     assert first["strategy"] == "cold_start" and first["model_version"] is None
     ids = [it["id"] for it in first["items"]]

@@ -53,10 +53,9 @@ def batch_aware_depth(al: dict, leased: int) -> int:
     A retrain comes every ``update_frequency`` labels (each item needing
     ``min_annotations_per_instance``), and the items leased now are handed out already;
     four retrain intervals, or twice the leases, cover the wait for the next ranking. At
-    least ``MIN_BATCH_AWARE_DEPTH`` (a Label Studio head, four blocks), at most
-    ``BATCH_AWARE_DEPTH``. Ordering the head costs about a second per 100 items with the
-    default features (k-means per block), so a depth that follows the serving rate keeps
-    retrains fresh."""
+    least ``MIN_BATCH_AWARE_DEPTH`` (two blocks), at most ``BATCH_AWARE_DEPTH``. Ordering
+    the head costs about a third of a second per block of 25 with the default features
+    (k-means per block), so a depth that follows the serving rate keeps retrains fresh."""
     interval = al["update_frequency"] * al["min_annotations_per_instance"]
     wanted = max(defaults.MIN_BATCH_AWARE_DEPTH, 4 * interval, 2 * leased)
     return min(wanted, defaults.BATCH_AWARE_DEPTH)

@@ -393,6 +393,10 @@ def summarise(points: list[Point], full_accuracy: float, settings: Settings) -> 
     for strategy in settings.strategies:
         mine = [p for p in points if p.strategy == strategy]
         grid = sorted({p.labels for p in mine})
+        if not grid:  # no model within the budget (one class only, say)
+            out["strategies"][strategy] = {"auc": None, "final_accuracy": None, "final_macro_f1": None}
+            out["strategies"][strategy] |= {f"labels_to_{round(m * 100)}": None for m in MARKS}
+            continue
         mean = np.array([np.mean([p.accuracy for p in mine if p.labels == g]) for g in grid])
         f1 = np.array([np.mean([p.macro_f1 for p in mine if p.labels == g]) for g in grid])
         entry: dict[str, float | int | None] = {
@@ -422,6 +426,8 @@ def plot(points: list[Point], summary: dict, path: Path) -> None:
         lo = np.array([np.min(a) for a in acc])
         hi = np.array([np.max(a) for a in acc])
         auc = summary["strategies"][strategy]["auc"]
+        if auc is None:
+            continue
         ax.plot(grid, mean, label=f"{strategy} (AUC {auc:.3f})")
         ax.fill_between(grid, lo, hi, alpha=0.2)
     full = summary["full_pool_accuracy"]
@@ -459,6 +465,12 @@ def simulate(
         raise InvalidInput(f"unknown loop {settings.loop!r}; use one of {list(LOOPS)}")
     if settings.loop == "served" and pickers:
         raise InvalidInput("outside strategies replay the seeded loop only")
+    first_model = {**AL_DEFAULTS, **settings.params}["min_instances_for_training"]
+    if settings.loop == "served" and settings.budget <= first_model:
+        raise InvalidInput(
+            f"the served loop trains its first model after {first_model} labels "
+            "(min_instances_for_training); give a larger budget, or loop: seeded"
+        )
     unknown = [s for s in settings.strategies if s not in STRATEGIES and s not in pickers]
     if unknown:
         raise InvalidInput(f"unknown strategies {unknown}; use some of {list(STRATEGIES)}")
