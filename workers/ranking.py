@@ -102,14 +102,14 @@ def rank_pool(
         return Ranking(rng.permutation(n).astype(np.int64), np.zeros(n), "random")
     scores = np.zeros(n)
     if strategy == "cold_start" or REGISTRY[strategy].batch_aware:
+        if strategy == "cold_start":
+            depth = min(depth, defaults.COLD_START_DEPTH)
         if strategy == "cold_start" and cold == "typical":
-            head = typical_clusters(
-                features, min(depth, defaults.COLD_START_DEPTH, n), labelled_features, rng
-            )
+            head = typical_clusters(features, min(depth, n), labelled_features, rng)
         else:
             head = select(
                 "diversity" if strategy == "cold_start" else strategy,
-                batch_size=min(depth, defaults.COLD_START_DEPTH if strategy == "cold_start" else depth, n),
+                batch_size=min(depth, n),
                 probabilities=probabilities,
                 member_probabilities=member_probabilities,
                 features=features,

@@ -157,7 +157,8 @@ def next_batch(project: Project, size: int) -> list[tuple[str, str]]:
         while got < want and head < len(items):
             item = items[head]
             head += 1
-            if len(project.labels.get(item, {})) < needed and ANNOTATOR not in project.labels.get(item, {}):
+            by_annotator = project.labels.get(item, {})
+            if len(by_annotator) < needed and ANNOTATOR not in by_annotator:
                 if item not in chosen:
                     chosen.add(item)
                     out.append((item, source))
