@@ -163,6 +163,13 @@ class ActiveLearningSchema(ma.Schema):
             "largest clusters, the default), diverse (k-center over the features) or random"
         },
     )
+    balance_classes = ma.fields.Boolean(
+        metadata={
+            "description": "Keep the labels' class mix that of the pool: each batch's ranked items "
+            "go to the classes the labels so far under-represent, by the model's predictions "
+            "(default true; single-label schemas)"
+        }
+    )
     max_instances_to_reorder = ma.fields.Integer(
         allow_none=True,
         validate=ma.validate.Range(1),

@@ -10,6 +10,7 @@ import pytest
 from sklearn.datasets import load_digits
 
 from workers.models import LinearModel
+from workers.ranking import balance_classes
 from workers.store import Store
 from workers.strategies.uncertainty import margin
 
@@ -89,7 +90,8 @@ def test_full_loop(client, redis_conn, run_jobs, digits):
     models = client.get(f"/v1/projects/digits/models?schema={SCHEMA}").json["models"]
     assert [m["version"] for m in models] == [1, 2]
 
-    # the next batch comes from version 2: exactly the least-certain unlabelled items
+    # the next batch comes from version 2: exactly the least-certain unlabelled items,
+    # taken class by predicted class so that the labels keep the pool's class mix
     other = next_batch(client, "other", size=5)  # leased by someone else
     batch = next_batch(client, "ann", size=10)
     assert batch["model_version"] == 2 and batch["strategy"] == "uncertainty"
@@ -98,11 +100,16 @@ def test_full_loop(client, redis_conn, run_jobs, digits):
     labelled = set(store.load_labels("digits", SCHEMA))
     leased_by_other = {it["id"] for it in other["items"]}
     pool = [f"d{i}" for i in range(len(y)) if f"d{i}" not in labelled]
-    scores = margin(model.predict_proba(x[[int(i[1:]) for i in pool]]))
-    expected = [pool[j] for j in np.argsort(-scores, kind="stable") if pool[j] not in leased_by_other][:10]
+    proba = model.predict_proba(x[[int(i[1:]) for i in pool]])
+    by_margin = np.argsort(-margin(proba), kind="stable")
+    counts = np.array([sum(y[int(i[1:])] == c for i in labelled) for c in model.classes], dtype=float)
+    ranked = balance_classes(by_margin, proba.argmax(axis=1), proba.mean(axis=0), counts, 50)
+    expected = [pool[j] for j in ranked if pool[j] not in leased_by_other][:10]
     got = [it["id"] for it in batch["items"]]
     assert got == expected
-    assert [it["id"] for it in other["items"]] == [pool[j] for j in np.argsort(-scores, kind="stable")][:5]
+    assert [it["id"] for it in other["items"]] == [pool[j] for j in ranked][:5]
+    # and the balance changed what margin alone would have served
+    assert got != [pool[j] for j in by_margin if pool[j] not in leased_by_other][:10]
     for it in batch["items"]:
         assert it["source"] == "ranking"
         assert it["prediction"]["label"] in [str(i) for i in range(10)]

@@ -138,3 +138,47 @@ def rank_pool(
     )
     scores[chosen.indices] = chosen.scores
     return Ranking(chosen.indices, scores, strategy)
+
+
+def balance_classes(
+    order: np.ndarray,
+    predicted: np.ndarray,
+    shares: np.ndarray,
+    labelled: np.ndarray,
+    depth: int,
+) -> np.ndarray:
+    """``order`` with its first ``depth`` positions taken so that the labelled items and the
+    head together keep each class's share of the pool.
+
+    ``predicted[r]`` is candidate ``r``'s predicted class, ``shares`` the pool's estimated
+    class shares and ``labelled`` how many labelled items each class has. Position j of the
+    head goes to the class furthest behind its share of the labels so far plus j + 1, and
+    within a class the strategy's order is kept; the rest of ``order`` follows unchanged.
+
+    Uncertainty picks items on the boundaries between the classes a model confuses most,
+    so a labelled set chosen by it alone over-represents those classes and starves the easy
+    ones. A model trained on such labels later (the team's own, or the next version of
+    this one) learns a skewed prior; balancing the head keeps the labels' class mix that of
+    the pool while each class still contributes its most informative items."""
+    n = len(order)
+    depth = min(depth, n)
+    k = len(shares)
+    if depth == 0 or k < 2:
+        return order
+    # positions in ``order`` of each class's candidates, in the strategy's order
+    by_class = [np.flatnonzero(predicted[order] == c) for c in range(k)]
+    sizes = np.array([len(b) for b in by_class])
+    taken = np.zeros(k, dtype=np.int64)
+    total = float(labelled.sum())
+    head = np.empty(depth, dtype=np.int64)
+    for j in range(depth):
+        deficit = shares * (total + j + 1) - (labelled + taken)
+        deficit[taken >= sizes] = -np.inf
+        behind = np.flatnonzero(deficit >= deficit.max() - 1e-9)
+        # between classes equally far behind, the one whose next item the strategy ranks first
+        c = int(behind[np.argmin([by_class[b][taken[b]] for b in behind])])
+        head[j] = by_class[c][taken[c]]
+        taken[c] += 1
+    rest = np.ones(n, dtype=bool)
+    rest[head] = False
+    return np.concatenate([order[head], order[rest]]).astype(np.int64)

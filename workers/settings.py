@@ -36,6 +36,7 @@ AL_DEFAULTS: dict = {
     "calibrate_probabilities": True,
     "cold_start_strategy": defaults.COLD_START_STRATEGY,
     "max_instances_to_reorder": None,
+    "balance_classes": True,
 }
 """Every active-learning setting and its default; Potato's key names where Potato has one."""
 
