@@ -9,7 +9,7 @@ from rq.timeouts import JobTimeoutException
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from workers import defaults, features, minilm
-from workers.features import PARTS, VECTORIZERS, FeatureCache, pool_features
+from workers.features import PARTS, VECTORIZERS, FeatureCache, VectorScale, pool_features
 
 WORDS = "red green blue cyan amber violet coral olive navy teal plum rust gold ivory jade onyx".split()
 
@@ -107,10 +107,28 @@ def test_client_vectors_sit_beside_cached_text_features():
     texts = corpus(20, 6)
     vectors = np.arange(40, dtype=np.float32).reshape(20, 2)
     cache, _ = memory_cache()
-    x, _ = cache.pool_features([str(k) for k in range(20)], texts, vectors, "tfidf")
-    np.testing.assert_array_equal(dense(x)[:, -2:], vectors)
+    x, report = cache.pool_features([str(k) for k in range(20)], texts, vectors, "tfidf")
+    # each column standardised over the pool
+    expected = (vectors - vectors.mean(axis=0)) / vectors.std(axis=0)
+    np.testing.assert_allclose(dense(x)[:, -2:], expected, rtol=1e-6)
+    assert report.vector_scale is not None
+    np.testing.assert_allclose(report.vector_scale.mean, [19.0, 20.0])
     empty, _ = cache.pool_features(["a", "b"], ["", " "], None, "tfidf")
     assert empty.shape == (2, 1)
+
+
+def test_vector_scaling_keeps_constant_columns_and_leaves_the_input_alone():
+    vectors = np.array([[1.0, 5.0, 1e6], [3.0, 5.0, 3e6], [5.0, 5.0, 2e6]], dtype=np.float32)
+    before = vectors.copy()
+    scale = VectorScale.fit(vectors)
+    out = scale.apply(vectors)
+    np.testing.assert_array_equal(vectors, before)
+    np.testing.assert_allclose(out[:, 1], 0.0)  # a constant column: centred, not divided by 0
+    np.testing.assert_allclose(out.std(axis=0), [1.0, 0.0, 1.0], rtol=1e-5)
+    # fitted in chunks as in one go
+    big = np.random.default_rng(0).normal(7.0, 3.0, (VectorScale.CHUNK * 2 + 5, 3))
+    np.testing.assert_allclose(VectorScale.fit(big).mean, big.mean(axis=0))
+    np.testing.assert_allclose(VectorScale.fit(big).scale, big.std(axis=0), rtol=1e-6)
 
 
 def _colour_project(client, name: str, texts: list[str], active_learning: dict) -> None:

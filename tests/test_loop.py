@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
+from workers.features import VectorScale
 from workers.models import LinearModel
 from workers.ranking import balance_classes
 from workers.store import Store
@@ -100,7 +101,8 @@ def test_full_loop(client, redis_conn, run_jobs, digits):
     labelled = set(store.load_labels("digits", SCHEMA))
     leased_by_other = {it["id"] for it in other["items"]}
     pool = [f"d{i}" for i in range(len(y)) if f"d{i}" not in labelled]
-    proba = model.predict_proba(x[[int(i[1:]) for i in pool]])
+    scaled = VectorScale.fit(x).apply(x)  # the model sees the vectors standardised over the pool
+    proba = model.predict_proba(scaled[[int(i[1:]) for i in pool]])
     by_margin = np.argsort(-margin(proba), kind="stable")
     counts = np.array([sum(y[int(i[1:])] == c for i in labelled) for c in model.classes], dtype=float)
     ranked = balance_classes(by_margin, proba.argmax(axis=1), proba.mean(axis=0), counts, 50)

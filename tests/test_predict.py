@@ -85,12 +85,13 @@ def test_predictions_match_the_stored_model_on_pool_items(client, run_jobs, redi
     texts = [d["text"] for _, d in store.iter_items("pred")]
     vecs = store.load_vectors("pred", pool_ids, 2) if vectors else None
     cache: FeatureCache = feature_cache(store, "pred")
-    x, _ = cache.pool_features(pool_ids, texts, vecs, "tfidf")
+    x, report = cache.pool_features(pool_ids, texts, vecs, "tfidf")
     rows = [pool_ids.index(i) for i in ids]
     xr = x[rows]
-    if vectors:  # the request sent its own vectors: use them on the pool rows too
+    if vectors:  # the request sent its own vectors: use them, scaled as the pool's, there too
+        assert report.vector_scale is not None
         xr = xr.tolil()
-        xr[:, -2:] = np.array([sent[i] for i in ids])
+        xr[:, -2:] = report.vector_scale.apply(np.array([sent[i] for i in ids]))
         xr = xr.tocsr()
     expected = model.predict_proba(xr)
     got = np.array([[p["probabilities"][c] for c in model.classes] for p in r.json["predictions"]])

@@ -14,7 +14,9 @@
   on one core) and much better from few labels;
 - ``tfidf+minilm``: word TF-IDF and the MiniLM embedding.
 
-Client vectors are used as given, beside the text features.
+Client vectors are standardised column by column over the pool (:class:`VectorScale`),
+then set beside the text features: a model and a strategy's distances see every column on
+one scale, whatever units the client measured it in.
 
 A feature kind is made of *parts* (word TF-IDF, character TF-IDF, embedding). Each part's
 rows are kept in a :class:`FeatureCache` keyed by item id and a checksum of the item's text,
@@ -218,6 +220,43 @@ def _side_by_side(parts: list):
     return sp.hstack([sp.csr_matrix(p) for p in parts], format="csr", dtype=np.float32)
 
 
+@dataclass
+class VectorScale:
+    """Each client-vector column centred on its pool mean and divided by its standard
+    deviation (a constant column by 1), as scikit-learn's ``StandardScaler`` does.
+
+    Numeric pools arrive in their own units (an age in years beside an income in dollars,
+    a slope in degrees beside a distance in metres): unscaled, the widest column decides
+    both the model's regularisation and the distances diverse strategies cluster by.
+    Fitted on the whole pool (no labels are used), kept with each model for predictions."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+
+    CHUNK = 65_536
+
+    @classmethod
+    def fit(cls, vectors: np.ndarray) -> VectorScale:
+        n, d = vectors.shape
+        total = np.zeros(d)
+        squares = np.zeros(d)
+        for start in range(0, n, cls.CHUNK):  # in chunks: no float64 copy of the whole pool
+            block = np.asarray(vectors[start : start + cls.CHUNK], dtype=np.float64)
+            total += block.sum(axis=0)
+            squares += np.square(block).sum(axis=0)
+        mean = total / max(n, 1)
+        std = np.sqrt(np.maximum(squares / max(n, 1) - mean**2, 0.0))
+        return cls(mean, np.where(std > 1e-12 * np.maximum(np.abs(mean), 1.0), std, 1.0))
+
+    def apply(self, vectors: np.ndarray) -> np.ndarray:
+        """Scaled rows, float32, in a new array (the given one is left as it is)."""
+        out = np.empty(vectors.shape, dtype=np.float32)
+        for start in range(0, len(vectors), self.CHUNK):
+            block = np.asarray(vectors[start : start + self.CHUNK], dtype=np.float64)
+            out[start : start + self.CHUNK] = (block - self.mean) / self.scale
+        return out
+
+
 def with_vectors(text, vectors: np.ndarray | None, n: int):
     """Text features and client vectors side by side: CSR when TF-IDF is involved."""
     if vectors is not None and text is not None:
@@ -237,8 +276,11 @@ def pool_features(
     """The feature matrix of a pool: CSR when TF-IDF is involved, dense float32 otherwise.
 
     ``vectors`` has one row per item (zeros where an item has none). Items with neither
-    text nor vector get an all-zero row. ``progress`` as for :func:`text_features`.
+    text nor vector get an all-zero row; vectors are scaled as :class:`VectorScale` says.
+    ``progress`` as for :func:`text_features`.
     """
+    if vectors is not None:
+        vectors = VectorScale.fit(vectors).apply(vectors)
     return with_vectors(text_features(texts, vectorizer, progress), vectors, len(texts))
 
 
@@ -333,6 +375,8 @@ class CacheReport:
     parts: list[tuple[str, dict]] = field(default_factory=list)
     """The parts that gave rows, in column order, each with its fitted state ({} for an
     embedding): what :class:`Featurizer` needs to give new texts the same columns."""
+    vector_scale: VectorScale | None = None
+    """How the client vectors were scaled, when the pool has any."""
 
 
 class FeatureCache:
@@ -383,6 +427,9 @@ class FeatureCache:
                 if rows is not None:
                     parts.append(rows)
                     report.parts.append((part, report.states.pop(part, {})))
+        if vectors is not None:
+            report.vector_scale = VectorScale.fit(vectors)
+            vectors = report.vector_scale.apply(vectors)
         return with_vectors(_side_by_side(parts), vectors, len(texts)), report
 
     def _part(
@@ -520,6 +567,8 @@ class Featurizer:
 
     parts: list[tuple[str, dict]]
     vector_dim: int | None = None
+    vector_scale: VectorScale | None = None
+    """The pool's scaling of the vectors; None for models trained on vectors as given."""
 
     def transform(self, texts: list[str], vectors: list[list[float] | None] | None = None):
         n = len(texts)
@@ -535,6 +584,8 @@ class Featurizer:
             for i, v in enumerate(vectors or []):
                 if v is not None:
                     dense[i] = v
+            if self.vector_scale is not None:
+                dense = self.vector_scale.apply(dense)
         return with_vectors(_side_by_side(rows), dense, n)
 
     def to_bytes(self) -> bytes:
@@ -542,6 +593,8 @@ class Featurizer:
             "parts": _json_array([part for part, _ in self.parts]),
             "vector_dim": np.array([self.vector_dim or 0], dtype=np.int64),
         }
+        if self.vector_scale is not None:
+            arrays |= {"vector_mean": self.vector_scale.mean, "vector_scale": self.vector_scale.scale}
         for k, (_, state) in enumerate(self.parts):
             arrays |= _state_arrays(state, str(k))
         return _npz(arrays)
@@ -559,4 +612,7 @@ class Featurizer:
                         "params": json.loads(_json_list(z[f"params{k}"])[0]),
                     }
                 parts.append((part, state))
-            return cls(parts, int(z["vector_dim"][0]) or None)
+            scale = None
+            if "vector_mean" in z:
+                scale = VectorScale(z["vector_mean"], z["vector_scale"])
+            return cls(parts, int(z["vector_dim"][0]) or None, scale)

@@ -419,9 +419,8 @@ def refresh(
     scores = score(snap, labelled, trained, x, rng, tell, leased)
     tell("publishing", 0.8)
     vector_dim = pool.vectors.shape[1] if pool.vectors is not None else None
-    rid = publish(
-        store, snap, pool, labelled, trained, scores, rng, Featurizer(cache_report.parts, vector_dim)
-    )
+    featurizer = Featurizer(cache_report.parts, vector_dim, cache_report.vector_scale)
+    rid = publish(store, snap, pool, labelled, trained, scores, rng, featurizer)
     tell("done", 1.0)
     return {
         "status": "published",

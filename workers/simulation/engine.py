@@ -23,15 +23,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-import scipy.sparse as sp
 from sklearn.feature_extraction import DictVectorizer
 from sklearn.metrics import accuracy_score, f1_score
-from sklearn.preprocessing import MaxAbsScaler
 
 from workers import defaults
 from workers.exceptions import InvalidInput, NotTrainable
 from workers.features import Progress as FeatureProgress
-from workers.features import pool_features
+from workers.features import VectorScale, pool_features
 from workers.models import aligned_proba, train_ensemble, train_single_label
 from workers.ranking import strategy_params
 from workers.settings import AL_DEFAULTS
@@ -181,12 +179,9 @@ def featurise(
     if train.texts is not None and test.texts is not None:
         x = pool_features(train.texts + test.texts, None, vectorizer, progress)
     else:
-        records = [
-            {str(j): v for j, v in enumerate(row) if v is not None}
-            for row in (train.rows or []) + (test.rows or [])
-        ]
-        x = MaxAbsScaler().fit_transform(DictVectorizer(sparse=True).fit_transform(records))
-        x = sp.csr_matrix(x, dtype=np.float32)
+        # the vectors a client would upload, scaled as the service scales them
+        vectors = _numeric_rows((train.rows or []) + (test.rows or []))
+        x = VectorScale.fit(vectors).apply(vectors)
     return x[: len(train)], x[len(train) :]
 
 
