@@ -34,6 +34,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+import numeric_pools  # noqa: E402
+
 from workers import defaults  # noqa: E402
 from workers.simulation.engine import (  # noqa: E402
     Settings,
@@ -50,7 +52,7 @@ DATASETS = ROOT.parent / "shared" / "datasets"
 
 
 def run_dataset(name: str, args, peers: dict) -> dict:
-    folder = DATASETS / name
+    folder = numeric_pools.folder(name) if name in numeric_pools.POOLS else DATASETS / name
     train = load_dataset(folder / "train.jsonl.gz")
     test = load_dataset(folder / "test.jsonl.gz")
     ours = [s.strip() for s in args.strategies.split(",") if s.strip()]

@@ -1,0 +1,120 @@
+"""Numeric pools built on this machine, in the shared data sets' format, for the benchmarks.
+
+- ``digits``: scikit-learn's bundled handwritten digits (1,797 images of 8 x 8 pixels,
+  64 features from 0 to 16, 10 classes), split 75/25 with a fixed seed.
+- ``covertype_like``: a synthetic pool shaped like the UCI forest cover-type set: ten
+  continuous measurements on very different scales (elevation in metres, aspect in
+  degrees, distances up to thousands of metres, hill shade 0-255), four one-hot
+  wilderness areas and forty one-hot soil types, seven classes of unequal size. A class's
+  score is quadratic in the measurements (elevation bands, aspect through its sine and
+  cosine, products of distances), so the boundaries between classes are curved and no
+  linear model separates them; 3% of labels are flipped at random.
+
+``python bench/numeric_pools.py [--out bench/out/datasets]`` writes
+``<out>/<name>/{train,test}.jsonl.gz``; ``folder(name)`` builds one on first use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "out" / "datasets"
+SEED = 20260
+
+
+def digits() -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits
+
+    x, y = load_digits(return_X_y=True)
+    return x.astype(np.float64), np.array([str(v) for v in y])
+
+
+def covertype_like(n: int = 16_000, seed: int = SEED) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    elevation = rng.normal(2960, 280, n)
+    aspect = rng.uniform(0, 360, n)
+    slope = rng.gamma(3.0, 4.5, n)
+    h_hydro = rng.gamma(2.0, 130, n)
+    v_hydro = rng.normal(45, 58, n)
+    h_road = rng.gamma(1.6, 1500, n)
+    shade_9 = np.clip(rng.normal(212, 27, n), 0, 255)
+    shade_noon = np.clip(rng.normal(223, 20, n), 0, 255)
+    shade_3 = np.clip(shade_9 * 0.3 + rng.normal(80, 38, n), 0, 255)
+    h_fire = rng.gamma(1.8, 1100, n)
+    continuous = np.column_stack(
+        [elevation, aspect, slope, h_hydro, v_hydro, h_road, shade_9, shade_noon, shade_3, h_fire]
+    )
+    # wilderness follows elevation; soil follows wilderness and slope
+    wild_logits = np.column_stack([(elevation - 2900) / 150 * s for s in (1.0, -0.6, 0.4, -1.2)])
+    wilderness = _draw(rng, wild_logits)
+    soil_logits = rng.normal(0, 1.2, (4, 40))[wilderness] + np.outer(slope / 20, rng.normal(0, 1, 40))
+    soil = _draw(rng, soil_logits)
+
+    z = (continuous - continuous.mean(axis=0)) / continuous.std(axis=0)
+    a = np.deg2rad(aspect)
+    # each class's score: its own elevation band (a quadratic bump), aspect and distances
+    centres = np.array([-1.6, -0.9, -0.3, 0.2, 0.7, 1.2, 1.8])
+    scores = -2.2 * (z[:, [0]] - centres[None, :]) ** 2
+    mix = rng.normal(0, 0.9, (7, 6))
+    curved = np.column_stack(
+        [np.sin(a), np.cos(a), z[:, 2] ** 2, z[:, 3] * z[:, 5], z[:, 9] ** 2 - 1, z[:, 4] * z[:, 6]]
+    )
+    scores += curved @ mix.T
+    scores += rng.normal(0, 0.8, (40, 7))[soil] + rng.normal(0, 0.5, (4, 7))[wilderness]
+    scores += np.log([0.30, 0.30, 0.12, 0.08, 0.08, 0.07, 0.05])
+    labels = scores.argmax(axis=1)
+    flip = rng.random(n) < 0.03
+    labels[flip] = rng.integers(0, 7, int(flip.sum()))
+    x = np.column_stack([continuous, np.eye(4)[wilderness], np.eye(40)[soil]])
+    names = np.array(["spruce", "lodgepole", "ponderosa", "willow", "aspen", "douglas", "krummholz"])
+    return x, names[labels]
+
+
+def _draw(rng: np.random.Generator, logits: np.ndarray) -> np.ndarray:
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    return (p.cumsum(axis=1) > rng.random((len(p), 1))).argmax(axis=1)
+
+
+POOLS = {"digits": digits, "covertype_like": covertype_like}
+
+
+def write(name: str, out: Path = OUT) -> Path:
+    x, y = POOLS[name]()
+    order = np.random.default_rng(SEED).permutation(len(y))
+    n_test = len(y) // 4
+    folder = out / name
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, rows in (("test", order[:n_test]), ("train", order[n_test:])):
+        with gzip.open(folder / f"{split}.jsonl.gz", "wt", encoding="utf-8") as f:
+            for i in rows:
+                features = [round(float(v), 4) for v in x[i]]
+                f.write(json.dumps({"id": f"{name}-{i}", "features": features, "label": str(y[i])}) + "\n")
+    return folder
+
+
+def folder(name: str, out: Path = OUT) -> Path:
+    """The folder holding ``name``'s splits, written on first use."""
+    path = out / name
+    if not (path / "train.jsonl.gz").exists() or not (path / "test.jsonl.gz").exists():
+        write(name, out)
+    return path
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default=str(OUT))
+    args = ap.parse_args()
+    for name in POOLS:
+        path = write(name, Path(args.out))
+        print(f"{name}: {path}")
+
+
+if __name__ == "__main__":
+    main()
