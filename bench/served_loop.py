@@ -79,14 +79,18 @@ def http_replay(
     al: dict,
     batch_size: int,
     budget: int,
+    test_vectors: list | None = None,
 ) -> tuple[list[ServedPoint], int]:
     """The served loop over HTTP, as an annotation tool runs it; returns the points and the
-    requests the pool was uploaded in."""
+    requests the pool was uploaded in. Items are sent with their text, their vector, or
+    both, as the pool (and ``test_vectors``) have them."""
     labels = sorted(set(pool.truth.values()))
     client.create_project(
         {"name": name, "schemas": [{"name": SCHEMA, "labels": labels}], "active_learning": al}
     )
-    records = [{"id": i, "text": t} for i, t in zip(pool.ids, pool.texts, strict=True)]
+    vectors = pool.vectors.tolist() if pool.vectors is not None else [None] * len(pool.ids)
+    records = [{"id": i, **item(t, v)} for i, t, v in zip(pool.ids, pool.texts, vectors, strict=True)]
+    tests = [item(t, v) for t, v in zip(test_texts, test_vectors or [None] * len(test_texts), strict=True)]
     uploads = len(list(chunked(records)))
     client.upload_items(name, records)
     wait_for(client, name, lambda r: r["ranking_id"] and r["pool_size"] == len(pool.ids))
@@ -107,11 +111,16 @@ def http_replay(
             ranking = wait_for(client, name, lambda r, n=count: r["labelled"] == n)
             if ranking["model_version"] is not None and ranking["model_version"] != version:
                 version = ranking["model_version"]
-                predicted = client.predict(name, SCHEMA, [{"text": t} for t in test_texts])
+                predicted = client.predict(name, SCHEMA, tests)
                 acc, f1 = scores(test_labels, [p["label"] for p in predicted])
                 points.append(ServedPoint(len(labelled), acc, f1, version, list(labelled)))
     client.delete_project(name)
     return points, uploads
+
+
+def item(text: str, vector) -> dict:
+    """An item's body: its text where it has one, its vector where it has one."""
+    return {**({"text": text} if text else {}), **({"vector": list(vector)} if vector is not None else {})}
 
 
 def wait_for(client: Client, name: str, ready, timeout: float = 600) -> dict:

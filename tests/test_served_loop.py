@@ -68,6 +68,29 @@ def test_the_replay_and_the_service_agree_exactly(service, al):
     assert replayed[-1].accuracy > 0.6
 
 
+def test_the_replay_and_the_service_agree_on_vectors_in_their_own_units(service):
+    """A numeric pool: columns on scales a thousand times apart, standardised by both."""
+    rng = np.random.default_rng(5)
+    centres = {"low": (0.0, 0.0, 0.0), "mid": (1.0, 0.5, 0.0), "high": (2.0, 0.0, 1.0)}
+    truth = [str(c) for c in rng.choice(list(centres), 360)]
+    units = np.array([1.0, 1000.0, 0.01])
+    x = np.array([rng.normal(centres[c], 0.6) * units for c in truth], dtype=np.float32)
+    ids = [f"v{k:03d}" for k in range(300)]
+    pool = ServedPool(ids, [""] * 300, x[:300], dict(zip(ids, truth[:300], strict=True)))
+    test_vectors, test_labels = x[300:].tolist(), truth[300:]
+    blank = [""] * len(test_labels)
+    al = {"min_instances_for_training": 10, "update_frequency": 10}
+    client = Client(service.base, service.admin_key)
+    over_http, uploads = http_replay(
+        client, "replay-vectors", pool, blank, test_labels, al, 10, 60, test_vectors
+    )
+    replayed = replay(pool, blank, test_vectors, test_labels, al, 10, 60, uploads)
+    assert len(replayed) >= 4
+    assert [p.labelled_ids for p in over_http] == [p.labelled_ids for p in replayed]
+    np.testing.assert_allclose([p.accuracy for p in over_http], [p.accuracy for p in replayed], atol=1e-9)
+    assert replayed[-1].accuracy > 0.7
+
+
 def test_a_replay_is_the_same_every_time():
     pool_texts, pool_labels = texts(200, 3)
     ids = [f"i{k}" for k in range(200)]

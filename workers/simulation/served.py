@@ -104,22 +104,23 @@ class Project:
         return active_learning(self.doc)
 
 
-def project_doc(labels: list[str], al: dict) -> dict:
-    """The project a replay stands for, as the service stores it."""
+def project_doc(labels: list[str], al: dict, vectors: bool = False) -> dict:
+    """The project a replay stands for, as the service stores it (the first upload with
+    vectors records their length in the project: one more settings revision)."""
     schemas = [{"name": SCHEMA, "labels": labels, "multi_label": False}]
     return {
         "name": "replay",
         "schemas": schemas,
         "active_learning": resolve_active_learning(schemas, al),
-        "settings_rev": SETTINGS_REVISION,
+        "settings_rev": SETTINGS_REVISION + int(vectors),
     }
 
 
 def refresh(project: Project, pool: ServedPool, cache: FeatureCache) -> None:
     """The refresh job, on the replay's state: a new ranking, and a new model when the
     labels allow one."""
-    fingerprint = {"pool": project.generation, "labels": project.revision, "settings": SETTINGS_REVISION}
     doc = project.doc
+    fingerprint = {"pool": project.generation, "labels": project.revision, "settings": doc["settings_rev"]}
     snap = Snapshot(doc, doc["schemas"][0], active_learning(doc), fingerprint, seed_of(fingerprint))
     rng = np.random.default_rng(snap.seed)
     state = Pool(pool.ids, pool.texts, pool.vectors, project.labels, project.eval_ids)
@@ -138,7 +139,7 @@ def refresh(project: Project, pool: ServedPool, cache: FeatureCache) -> None:
     if model is not None:
         project.model = model
         dim = pool.vectors.shape[1] if pool.vectors is not None else None
-        project.featurizer = Featurizer(report.parts, dim)
+        project.featurizer = Featurizer(report.parts, dim, report.vector_scale)
 
 
 def next_batch(project: Project, size: int) -> list[tuple[str, str]]:
@@ -216,7 +217,7 @@ def replay(
     pool was uploaded in (each is a pool generation); ``cache`` the feature cache (one kept
     in memory by default; replays of one pool may share one)."""
     labels = sorted(set(pool.truth.values()))
-    project = Project(project_doc(labels, al), generation=uploads)
+    project = Project(project_doc(labels, al, pool.vectors is not None), generation=uploads)
     if cache is None:
         blobs: dict[str, bytes] = {}
         cache = FeatureCache(blobs.get, blobs.__setitem__)
