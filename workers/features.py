@@ -248,6 +248,12 @@ class VectorScale:
         std = np.sqrt(np.maximum(squares / max(n, 1) - mean**2, 0.0))
         return cls(mean, np.where(std > 1e-12 * np.maximum(np.abs(mean), 1.0), std, 1.0))
 
+    @classmethod
+    def standardise(cls, vectors: np.ndarray) -> tuple[VectorScale, np.ndarray]:
+        """The pool's scaling and its rows scaled by it."""
+        scale = cls.fit(vectors)
+        return scale, scale.apply(vectors)
+
     def apply(self, vectors: np.ndarray) -> np.ndarray:
         """Scaled rows, float32, in a new array (the given one is left as it is)."""
         out = np.empty(vectors.shape, dtype=np.float32)
@@ -280,7 +286,7 @@ def pool_features(
     ``progress`` as for :func:`text_features`.
     """
     if vectors is not None:
-        vectors = VectorScale.fit(vectors).apply(vectors)
+        _, vectors = VectorScale.standardise(vectors)
     return with_vectors(text_features(texts, vectorizer, progress), vectors, len(texts))
 
 
@@ -428,8 +434,7 @@ class FeatureCache:
                     parts.append(rows)
                     report.parts.append((part, report.states.pop(part, {})))
         if vectors is not None:
-            report.vector_scale = VectorScale.fit(vectors)
-            vectors = report.vector_scale.apply(vectors)
+            report.vector_scale, vectors = VectorScale.standardise(vectors)
         return with_vectors(_side_by_side(parts), vectors, len(texts)), report
 
     def _part(

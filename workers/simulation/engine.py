@@ -180,8 +180,7 @@ def featurise(
         x = pool_features(train.texts + test.texts, None, vectorizer, progress)
     else:
         # the vectors a client would upload, scaled as the service scales them
-        vectors = _numeric_rows((train.rows or []) + (test.rows or []))
-        x = VectorScale.fit(vectors).apply(vectors)
+        _, x = VectorScale.standardise(_numeric_rows((train.rows or []) + (test.rows or [])))
     return x[: len(train)], x[len(train) :]
 
 
