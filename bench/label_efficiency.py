@@ -13,7 +13,11 @@ Then it checks the issue's three targets:
 3. the best alrank strategy's area is at least the best peer's.
 
 Usage: ``python bench/label_efficiency.py [--datasets sms_spam,trec,ag_news,sst2]
-[--budget 1000] [--repeats 5] [--peers all|none|NAME,...] [--markdown FILE]``
+[--budget 1000] [--repeats 5] [--peers all|none|NAME,...] [--al JSON] [--markdown FILE]``
+
+alrank's strategies pick as the service ranks: the strategy orders the ranking's head and,
+with the default ``balance_classes``, the head keeps the pool's class mix; ``--al
+'{"balance_classes": false}'`` takes the strategy's picks as they come.
 """
 
 from __future__ import annotations
@@ -65,6 +69,7 @@ def run_dataset(name: str, args, peers: dict) -> dict:
         repeats=args.repeats,
         vectorizer=args.vectorizer,
         classifier=args.classifier,
+        params=json.loads(args.al),
     )
     out = Path(args.out) / name
     t0 = time.perf_counter()
@@ -288,6 +293,11 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--vectorizer", default=defaults.VECTORIZER_NAME)
     ap.add_argument("--classifier", default=defaults.CLASSIFIER_NAME)
+    ap.add_argument(
+        "--al",
+        default="{}",
+        help="active_learning settings for alrank's strategies, as JSON",
+    )
     ap.add_argument("--extend", action="store_true", help="also run target 2 to the whole pool")
     ap.add_argument("--extend-batch", type=int, default=100)
     ap.add_argument(

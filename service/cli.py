@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> None:
         choices=["served", "seeded"],
         default="served",
         help="served: the loop the service runs, from its cold start (default); seeded: a random "
-        "seed set, then the strategy's picks, as papers replay it",
+        "seed set, then each round the head of the service's ranking, as papers replay it",
     )
     sim.add_argument(
         "--seed-size",

@@ -85,7 +85,8 @@ class SimulationRequestSchema(ma.Schema):
         validate=ma.validate.OneOf(["served", "seeded"]),
         metadata={
             "description": "served: the loop the service runs, from its cold start, each repeat on a "
-            "random 90% of the pool (default); seeded: a random seed set, then the strategy's picks"
+            "random 90% of the pool (default); seeded: a random seed set, then each round the "
+            "head of the service's ranking (the strategy's picks, class-balanced)"
         },
     )
     seed_size = ma.fields.Integer(

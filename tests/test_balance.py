@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from workers.ranking import balance_classes
+from workers.simulation.engine import Settings, run_one
 from workers.simulation.served import ServedPool, replay
 
 
@@ -103,4 +104,37 @@ def test_the_served_labels_keep_the_pools_mix_only_when_balanced(balance):
         assert all(35 <= mix[c] <= 65 for c in ("near-a", "near-b", "far")), mix
     else:
         # uncertainty alone spends its labels on the overlap and leaves the far class out
+        assert mix["far"] < 20, mix
+
+
+@pytest.mark.parametrize("balance", [True, False])
+def test_the_seeded_replay_ranks_as_the_service_does(balance, monkeypatch):
+    """The seeded loop (``bench/label_efficiency.py``) takes each batch from the service's
+    ranking head: balanced, unless the settings say not."""
+    import workers.simulation.engine as engine
+
+    pool, test_x, test_y = _skewed_pool(1)
+    ids = sorted(pool.truth)
+    trained_on: list[list[str]] = []
+    real = engine.evaluate
+
+    def spy(x, y, *args):
+        trained_on.append(list(y))
+        return real(x, y, *args)
+
+    monkeypatch.setattr(engine, "evaluate", spy)
+    settings = Settings(
+        strategies=["uncertainty"],
+        seed_size=10,
+        batch_size=10,
+        budget=150,
+        loop="seeded",
+        params={"balance_classes": balance},
+    )
+    points = run_one("uncertainty", 0, pool.vectors, [pool.truth[i] for i in ids], test_x, test_y, settings)
+    assert points[-1].labels == len(trained_on[-1]) == 150
+    mix = collections.Counter(trained_on[-1])
+    if balance:
+        assert all(35 <= mix[c] <= 65 for c in ("near-a", "near-b", "far")), mix
+    else:
         assert mix["far"] < 20, mix

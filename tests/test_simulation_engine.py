@@ -360,6 +360,7 @@ def test_replay_stops_at_a_mark_and_grows_its_batches():
 
 
 def test_a_projects_uncertainty_measure_reaches_the_strategy(tmp_path, monkeypatch):
+    import workers.ranking
     import workers.simulation.engine
 
     seen = []
@@ -369,7 +370,9 @@ def test_a_projects_uncertainty_measure_reaches_the_strategy(tmp_path, monkeypat
         seen.append((name, kwargs["params"]))
         return real(name, **kwargs)
 
+    # the cold start picks in the engine, the ranking (balanced head) in workers.ranking
     monkeypatch.setattr(workers.simulation.engine, "select", spy)
+    monkeypatch.setattr(workers.ranking, "select", spy)
     data = load_dataset_rows(text_rows(120))
     settings = Settings(
         strategies=["uncertainty"],

@@ -182,3 +182,16 @@ def balance_classes(
     rest = np.ones(n, dtype=bool)
     rest[head] = False
     return np.concatenate([order[head], order[rest]]).astype(np.int64)
+
+
+def balanced(ranking: Ranking, classes: list[str], targets: list, proba: np.ndarray, depth: int) -> Ranking:
+    """The ranking with its head keeping the pool's class mix (:func:`balance_classes`):
+    the pool's shares are the model's mean probabilities over the candidates, the labelled
+    counts those of every labelled item, evaluation and exploration items included."""
+    column = {c: j for j, c in enumerate(classes)}
+    counts = np.zeros(len(classes))
+    for target in targets:
+        if target in column:
+            counts[column[target]] += 1
+    order = balance_classes(ranking.order, proba.argmax(axis=1), proba.mean(axis=0), counts, depth)
+    return Ranking(order, ranking.scores, ranking.strategy)

@@ -45,7 +45,7 @@ from workers.models import (
     train_multi_label,
     train_single_label,
 )
-from workers.ranking import Ranking, balance_classes, batch_aware_depth, rank_pool, strategy_params
+from workers.ranking import Ranking, balanced, batch_aware_depth, rank_pool, strategy_params
 from workers.settings import active_learning, active_schemas, find_schema
 from workers.stopping import agreement, stop_set
 from workers.store import RankingEntry, Store
@@ -294,19 +294,6 @@ def score(
     if model is not None and proba is not None and balance:
         ranking = balanced(ranking, model.classes, labelled.targets, proba, depth)
     return Scores(ranking, proba)
-
-
-def balanced(ranking: Ranking, classes: list[str], targets: list, proba: np.ndarray, depth: int) -> Ranking:
-    """The ranking with its head keeping the pool's class mix (:func:`balance_classes`):
-    the pool's shares are the model's mean probabilities over the candidates, the labelled
-    counts those of every labelled item, evaluation and exploration items included."""
-    column = {c: j for j, c in enumerate(classes)}
-    counts = np.zeros(len(classes))
-    for target in targets:
-        if target in column:
-            counts[column[target]] += 1
-    order = balance_classes(ranking.order, proba.argmax(axis=1), proba.mean(axis=0), counts, depth)
-    return Ranking(order, ranking.scores, ranking.strategy)
 
 
 def explore_order(rng: np.random.Generator, candidates: int) -> np.ndarray:

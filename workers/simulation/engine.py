@@ -4,8 +4,9 @@ The simulator hides the labels of a data set and replays labelling it, up to a b
 measuring the model on a held-out test split as it goes. By default it replays the loop the
 service runs (``workers.simulation.served``: its cold start, shares, retrain rule and
 ranking, through the service's own code), which is what a team gets. The ``seeded`` loop
-instead reveals a random seed set, then round after round trains the schema model and asks
-a strategy for the next batch, as active-learning papers measure it. Several repeats give
+instead reveals a random seed set, then round after round trains the schema model and takes
+the next batch from the head of the service's ranking (the strategy's order, class-balanced
+unless ``balance_classes`` is off), as active-learning papers measure it. Several repeats give
 a band; ``random`` is always among the strategies, as the baseline.
 """
 
@@ -31,7 +32,7 @@ from workers.exceptions import InvalidInput, NotTrainable
 from workers.features import Progress as FeatureProgress
 from workers.features import VectorScale, pool_features
 from workers.models import aligned_proba, train_ensemble, train_single_label
-from workers.ranking import strategy_params
+from workers.ranking import balanced, batch_aware_depth, rank_pool, strategy_params
 from workers.settings import AL_DEFAULTS
 from workers.strategies import REGISTRY, STRATEGIES, needs_ensemble, select
 
@@ -80,7 +81,9 @@ class Settings:
     """``served``: the loop the service runs (its cold start, evaluation and exploration
     shares, retrain rule and ranking head; ``workers.simulation.served``), each repeat on a
     random 90% of the pool. ``seeded``: a random seed set of ``seed_size`` labels, then
-    ``batch_size`` picks per round straight from the strategy, as papers replay it."""
+    ``batch_size`` picks per round from the head of the service's ranking (the strategy's
+    order, balanced by class unless ``params`` turn ``balance_classes`` off), as papers
+    replay it."""
 
 
 LOOPS = ("served", "seeded")
@@ -302,7 +305,8 @@ def run_one(
         params = {**strategy_params(al, xp), **settings.params}
         spec = REGISTRY.get(strategy)  # None: a peer's picker, which has no model yet
         proba = member = None
-        if model is not None and spec is not None and spec.needs_model:
+        balance = al["balance_classes"] and strategy != "random"
+        if model is not None and spec is not None and (spec.needs_model or balance):
             proba = model.predict_proba(xp)
             if needs_ensemble(strategy, params):
                 members = train_ensemble(x[rows], y_lab, 5, 0.8, settings.seed + repeat, settings.classifier)
@@ -311,6 +315,15 @@ def run_one(
             name = "diversity"  # no model yet: the cold start
         else:
             name = strategy
+        if balance and name == strategy and model is not None and proba is not None:
+            # the service's ranking head: the strategy orders a ranking's depth, then the
+            # head keeps the pool's class mix (``workers.ranking.balance_classes``)
+            depth = max(k, batch_aware_depth(al, 0))
+            ranking = rank_pool(strategy, xp, x[rows], al, rng, proba, member, depth=depth)
+            chosen = pool[balanced(ranking, model.classes, y_lab, proba, depth).order[:k]]
+            labelled += chosen.tolist()
+            is_labelled[chosen] = True
+            continue
         sel = select(
             name,
             batch_size=k,
