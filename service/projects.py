@@ -167,7 +167,7 @@ class ActiveLearningSchema(ma.Schema):
         metadata={
             "description": "Keep the labels' class mix that of the pool: each batch's ranked items "
             "go to the classes the labels so far under-represent, by the model's predictions "
-            "(default true; single-label schemas)"
+            "(default true; single-label schemas of three classes or more)"
         }
     )
     max_instances_to_reorder = ma.fields.Integer(

@@ -7,7 +7,7 @@ import collections
 import numpy as np
 import pytest
 
-from workers.ranking import balance_classes
+from workers.ranking import Ranking, balance_classes, balanced
 from workers.simulation.engine import Settings, run_one
 from workers.simulation.served import ServedPool, replay
 
@@ -138,3 +138,13 @@ def test_the_seeded_replay_ranks_as_the_service_does(balance, monkeypatch):
         assert all(35 <= mix[c] <= 65 for c in ("near-a", "near-b", "far")), mix
     else:
         assert mix["far"] < 20, mix
+
+
+def test_two_classes_keep_the_strategys_order():
+    """With two classes both sit on the one boundary uncertainty samples: nothing to balance."""
+    ranking = Ranking(np.arange(6), np.zeros(6), "uncertainty")
+    proba = np.array([[0.9, 0.1]] * 5 + [[0.2, 0.8]])
+    assert balanced(ranking, ["a", "b"], ["a"] * 10, proba, 6).order.tolist() == list(range(6))
+    # the same skew over three classes is dealt out class by class
+    three = np.array([[0.8, 0.1, 0.1]] * 4 + [[0.1, 0.8, 0.1], [0.1, 0.1, 0.8]])
+    assert balanced(ranking, ["a", "b", "c"], ["a"] * 10, three, 6).order.tolist()[:2] == [4, 5]

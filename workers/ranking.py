@@ -184,10 +184,23 @@ def balance_classes(
     return np.concatenate([order[head], order[rest]]).astype(np.int64)
 
 
+BALANCE_MIN_CLASSES = 3
+"""The fewest classes a schema needs for its ranking head to be balanced."""
+
+
 def balanced(ranking: Ranking, classes: list[str], targets: list, proba: np.ndarray, depth: int) -> Ranking:
     """The ranking with its head keeping the pool's class mix (:func:`balance_classes`):
     the pool's shares are the model's mean probabilities over the candidates, the labelled
-    counts those of every labelled item, evaluation and exploration items included."""
+    counts those of every labelled item, evaluation and exploration items included.
+
+    Only with three classes or more (``BALANCE_MIN_CLASSES``). The starving the balance
+    corrects is a multi-class effect: uncertainty dwells on the boundary between the two
+    classes a model confuses most, and the classes away from it go without labels. With two
+    classes there is one boundary and both classes sit on it; balancing then only trades
+    boundary items for easy items of the larger class, which costs the model labels (on the
+    adult census pool, the seeded replay's area fell from 0.810 to 0.793)."""
+    if len(classes) < BALANCE_MIN_CLASSES:
+        return ranking
     column = {c: j for j, c in enumerate(classes)}
     counts = np.zeros(len(classes))
     for target in targets:
