@@ -196,7 +196,6 @@ def labels_to_mark(
 
     x, x_test = features
     longer = Settings(
-        loop="seeded",
         **{
             **settings.__dict__,
             "budget": len(train),

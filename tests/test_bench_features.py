@@ -99,3 +99,33 @@ def test_the_verdicts_never_count_random_as_an_alrank_strategy():
     lines = label_efficiency.verdicts("set", summary, "uncertainty", {"peer": object()})
     (against_peers,) = [line for line in lines if line.startswith("3.")]
     assert "best alrank uncertainty" in against_peers and "NOT met" in against_peers
+
+
+def test_labels_to_the_mark_follow_each_repeat_past_the_budget(tmp_path):
+    """``--extend`` (target 2) replays the default strategy and random past the budget,
+    with larger batches, until each repeat's own curve reaches 95% of the whole pool's."""
+    import argparse
+
+    from workers.simulation.engine import Settings
+
+    _write(tmp_path / "toy", 200)
+    train = load_dataset(tmp_path / "toy" / "train.jsonl.gz")
+    test = load_dataset(tmp_path / "toy" / "test.jsonl.gz")
+    features = label_efficiency.cached_features(tmp_path / "toy", train, test, "tfidf", "")
+    settings = Settings(
+        strategies=["uncertainty"],
+        seed_size=4,
+        batch_size=4,
+        budget=8,
+        repeats=2,
+        loop="seeded",
+        vectorizer="tfidf",
+    )
+    args = argparse.Namespace(extend_batch=20, budget=8)
+    out = label_efficiency.labels_to_mark(features, train, test, settings, ["uncertainty"], 1.0, args)
+    assert set(out) == {"uncertainty", "random"}
+    for got in out.values():
+        assert len(got["per_repeat"]) == 2
+        # a label count per repeat (past the budget of 8 when needed), or None short of the mark
+        assert all(n is None or 4 <= n <= len(train) for n in got["per_repeat"])
+    assert any(n is not None and n > 8 for got in out.values() for n in got["per_repeat"])
