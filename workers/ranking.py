@@ -188,6 +188,12 @@ BALANCE_MIN_CLASSES = 3
 """The fewest classes a schema needs for its ranking head to be balanced."""
 
 
+def balances(al: dict, strategy: str, multi_label: bool = False) -> bool:
+    """Whether a ranking's head is dealt out by class (:func:`balanced`): the project's
+    ``balance_classes``, on a single-label schema, for every strategy but random."""
+    return bool(al["balance_classes"]) and strategy != "random" and not multi_label
+
+
 def balanced(ranking: Ranking, classes: list[str], targets: list, proba: np.ndarray, depth: int) -> Ranking:
     """The ranking with its head keeping the pool's class mix (:func:`balance_classes`):
     the pool's shares are the model's mean probabilities over the candidates, the labelled

@@ -45,7 +45,7 @@ from workers.models import (
     train_multi_label,
     train_single_label,
 )
-from workers.ranking import Ranking, balanced, batch_aware_depth, rank_pool, strategy_params
+from workers.ranking import Ranking, balanced, balances, batch_aware_depth, rank_pool, strategy_params
 from workers.settings import active_learning, active_schemas, find_schema
 from workers.stopping import agreement, stop_set
 from workers.store import RankingEntry, Store
@@ -290,8 +290,7 @@ def score(
     labelled_x = x[np.array(labelled.rows)] if labelled.rows else None
     depth = batch_aware_depth(snap.al, leased)
     ranking = rank_pool(strategy, xc, labelled_x, snap.al, rng, proba, member_proba, multi, depth)
-    balance = snap.al["balance_classes"] and strategy != "random" and not multi
-    if model is not None and proba is not None and balance:
+    if model is not None and proba is not None and balances(snap.al, strategy, multi):
         ranking = balanced(ranking, model.classes, labelled.targets, proba, depth)
     return Scores(ranking, proba)
 

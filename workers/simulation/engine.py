@@ -32,7 +32,7 @@ from workers.exceptions import InvalidInput, NotTrainable
 from workers.features import Progress as FeatureProgress
 from workers.features import VectorScale, pool_features
 from workers.models import aligned_proba, train_ensemble, train_single_label
-from workers.ranking import balanced, batch_aware_depth, rank_pool, strategy_params
+from workers.ranking import balanced, balances, batch_aware_depth, rank_pool, strategy_params
 from workers.settings import AL_DEFAULTS
 from workers.strategies import REGISTRY, STRATEGIES, needs_ensemble, select
 
@@ -305,7 +305,7 @@ def run_one(
         params = {**strategy_params(al, xp), **settings.params}
         spec = REGISTRY.get(strategy)  # None: a peer's picker, which has no model yet
         proba = member = None
-        balance = al["balance_classes"] and strategy != "random"
+        balance = balances(al, strategy)
         if model is not None and spec is not None and (spec.needs_model or balance):
             proba = model.predict_proba(xp)
             if needs_ensemble(strategy, params):
@@ -321,20 +321,18 @@ def run_one(
             depth = max(k, batch_aware_depth(al, 0))
             ranking = rank_pool(strategy, xp, x[rows], al, rng, proba, member, depth=depth)
             chosen = pool[balanced(ranking, model.classes, y_lab, proba, depth).order[:k]]
-            labelled += chosen.tolist()
-            is_labelled[chosen] = True
-            continue
-        sel = select(
-            name,
-            batch_size=k,
-            probabilities=proba,
-            member_probabilities=member,
-            features=xp,
-            labelled_features=x[rows],
-            random_state=rng,
-            params=params,
-        )
-        chosen = pool[sel.indices]
+        else:
+            sel = select(
+                name,
+                batch_size=k,
+                probabilities=proba,
+                member_probabilities=member,
+                features=xp,
+                labelled_features=x[rows],
+                random_state=rng,
+                params=params,
+            )
+            chosen = pool[sel.indices]
         labelled += chosen.tolist()
         is_labelled[chosen] = True
 
