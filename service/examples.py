@@ -23,7 +23,8 @@ _ACTIVE_LEARNING = {
     "bald_params": {"n_estimators": 5, "bootstrap_fraction": 0.8},
     "vectorizer_name": "tfidf+wordllama",
     "classifier_name": "logistic_regression",
-    "eval_fraction": 0.05,
+    "eval_fraction": 0.1,
+    "eval_size": 300,
     "train_on_eval": False,
 }
 
@@ -222,17 +223,55 @@ METRICS = {
     "curve": [
         {
             "version": 11,
-            "labels": 114,
+            "labels": 414,
             "accuracy": 0.83,
+            "accuracy_interval": [0.76, 0.88],
             "macro_f1": 0.81,
-            "evaluation_size": 6,
+            "macro_f1_interval": [0.73, 0.87],
+            "evaluation_size": 120,
             "stop_kappa": 0.94,
+            "stop_kappa_interval": [0.93, 0.95],
+            "equivalent_random_labels": 905,
+            "equivalent_random_interval": [610, 1480],
             "created_at": "2026-11-23T12:40:01Z",
         }
     ],
+    "gain": {
+        "status": "estimated",
+        "verdict": "saving",
+        "statement": (
+            "The model at 414 labels is as accurate as random labelling would be at about 905 "
+            "labels (95% interval 610 to 1480): active learning is saving about 491 labels."
+        ),
+        "labels": 414,
+        "equivalent_random_labels": 905,
+        "interval": [610, 1480],
+        "labels_saved": 491,
+        "labels_saved_interval": [196, 1066],
+        "accuracy": 0.83,
+        "random_labels": 161,
+        "evaluation_size": 120,
+        "extrapolated": True,
+        "cap": 2570,
+        "random_curve": [{"labels": 10, "accuracy": 0.41}, {"labels": 257, "accuracy": 0.79}],
+        "method": "inverse power law fitted to models on the exploration share's uniform draws",
+    },
+    "stopping": {
+        "should_stop": False,
+        "reason": (
+            "predictions still changing: kappa of the last 3 versions 0.910, 0.925, 0.940 "
+            "(stable at >= 0.99); certainty 1.00"
+        ),
+        "criterion": "stabilising predictions (Bloodgood & Vijay-Shanker 2009): ...",
+        "threshold": 0.99,
+        "window": 3,
+        "kappas": [{"version": 11, "labels": 414, "kappa": 0.94, "interval": [0.93, 0.95]}],
+        "certainty": 1.0,
+    },
     "should_stop": False,
     "reason": (
-        "predictions still changing: kappa of the last 3 versions 0.910, 0.925, 0.940 (stable at >= 0.99)"
+        "predictions still changing: kappa of the last 3 versions 0.910, 0.925, 0.940 "
+        "(stable at >= 0.99); certainty 1.00"
     ),
 }
 

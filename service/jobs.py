@@ -66,7 +66,17 @@ class ModelSchema(ma.Schema):
     )
     metrics = ma.fields.Dict(metadata={"description": "cv_accuracy: cross-validated on the training labels"})
     evaluation = ma.fields.Dict(
-        metadata={"description": "size, accuracy, macro_f1 on the labelled random evaluation sample"}
+        metadata={
+            "description": "size, accuracy, macro_f1 on the labelled random evaluation sample, "
+            "each with its 95% interval (accuracy_interval: Wilson; macro_f1_interval: bootstrap)"
+        }
+    )
+    gain = ma.fields.Dict(
+        allow_none=True,
+        metadata={"description": "The gain over random at this version (as in GET .../metrics)"},
+    )
+    stop_kappa_interval = ma.fields.List(
+        ma.fields.Float(), allow_none=True, metadata={"description": "95% bootstrap interval of stop_kappa"}
     )
     stop_kappa = ma.fields.Float(
         allow_none=True, metadata={"description": "Agreement with the previous version on the stop set"}

@@ -12,26 +12,113 @@ from service import examples
 from service.bodies import Blueprint
 from service.common import SchemaQuery, load_project, load_schema
 from service.extensions import api, backend
-from workers.stopping import learning_curve, stopping_signal
+from workers.stopping import learning_curve, stopping
 
 blp = Blueprint("metrics", __name__, url_prefix="/v1/projects", description="Learning curves and stopping")
+
+
+def _interval(what: str) -> ma.fields.List:
+    return ma.fields.List(
+        ma.fields.Float(allow_none=True),
+        allow_none=True,
+        metadata={"description": f"95% interval of {what}: [low, high]"},
+    )
 
 
 class CurvePointSchema(ma.Schema):
     version = ma.fields.Integer(metadata={"description": "The model version"})
     labels = ma.fields.Integer(metadata={"description": "Labels the model was trained on"})
     accuracy = ma.fields.Float(allow_none=True, metadata={"description": "On the random evaluation sample"})
+    accuracy_interval = _interval("accuracy (Wilson score)")
     macro_f1 = ma.fields.Float(
         allow_none=True, metadata={"description": "Macro-F1 on the labelled evaluation sample"}
     )
+    macro_f1_interval = _interval("macro-F1 (percentile bootstrap over the evaluation items)")
     evaluation_size = ma.fields.Integer(
         metadata={"description": "Labelled evaluation items it was measured on"}
     )
     stop_kappa = ma.fields.Float(
         allow_none=True, metadata={"description": "Agreement with the previous version on the stop set"}
     )
+    stop_kappa_interval = _interval("stop_kappa (bootstrap over the stop set)")
+    equivalent_random_labels = ma.fields.Integer(
+        allow_none=True,
+        metadata={"description": "Labels random labelling would need for this accuracy (the gain)"},
+    )
+    equivalent_random_interval = ma.fields.List(
+        ma.fields.Integer(allow_none=True),
+        allow_none=True,
+        metadata={"description": "Its 95% interval; null where beyond what the curve can tell"},
+    )
     created_at = ma.fields.String(
         allow_none=True, metadata={"description": "When the version was trained (UTC)"}
+    )
+
+
+class GainSchema(ma.Schema):
+    status = ma.fields.String(metadata={"description": "estimated, too_early or no_model"})
+    verdict = ma.fields.String(
+        metadata={
+            "description": "saving, undecided, not_helping (active learning against random), or too_early"
+        }
+    )
+    statement = ma.fields.String(metadata={"description": "The finding in one sentence"})
+    labels = ma.fields.Integer(
+        allow_none=True, metadata={"description": "Labels the serving model trained on (N)"}
+    )
+    equivalent_random_labels = ma.fields.Integer(
+        allow_none=True,
+        metadata={
+            "description": "M: labels at which random labelling would be as accurate (null: beyond cap)"
+        },
+    )
+    interval = ma.fields.List(
+        ma.fields.Integer(allow_none=True), metadata={"description": "95% interval of M (null: beyond cap)"}
+    )
+    labels_saved = ma.fields.Integer(allow_none=True, metadata={"description": "M - N"})
+    labels_saved_interval = ma.fields.List(
+        ma.fields.Integer(allow_none=True), metadata={"description": "95% interval"}
+    )
+    accuracy = ma.fields.Float(
+        metadata={"description": "The serving model's accuracy on the evaluation sample"}
+    )
+    random_labels = ma.fields.Integer(metadata={"description": "Training labels the exploration share drew"})
+    evaluation_size = ma.fields.Integer(metadata={"description": "Labelled evaluation items"})
+    extrapolated = ma.fields.Boolean(
+        metadata={
+            "description": "Whether M lies beyond the uniform draws random labelling's curve was measured on"
+        }
+    )
+    cap = ma.fields.Integer(metadata={"description": "How far the curve is read; beyond, M is null"})
+    random_curve = ma.fields.List(
+        ma.fields.Dict(), metadata={"description": "Random labelling's measured curve: labels, accuracy"}
+    )
+    method = ma.fields.String(metadata={"description": "How it is estimated"})
+
+
+class StopKappaSchema(ma.Schema):
+    version = ma.fields.Integer()
+    labels = ma.fields.Integer()
+    kappa = ma.fields.Float(allow_none=True)
+    interval = ma.fields.List(ma.fields.Float(), allow_none=True)
+
+
+class StoppingSchema(ma.Schema):
+    should_stop = ma.fields.Boolean(metadata={"description": "Whether more labels have stopped paying off"})
+    reason = ma.fields.String(metadata={"description": "Why, with the figures"})
+    criterion = ma.fields.String(metadata={"description": "The rule the signal follows"})
+    threshold = ma.fields.Float(metadata={"description": "The kappa that counts as stable"})
+    window = ma.fields.Integer(metadata={"description": "Stable versions in a row it needs"})
+    kappas = ma.fields.List(
+        ma.fields.Nested(StopKappaSchema),
+        metadata={"description": "The last versions' kappa with its 95% bootstrap interval"},
+    )
+    certainty = ma.fields.Float(
+        allow_none=True,
+        metadata={
+            "description": "Share of resamples of the stop set that give the same verdict "
+            "(1: it would stand on another stop set; 0.5: a coin toss)"
+        },
     )
 
 
@@ -41,18 +128,35 @@ class MetricsSchema(ma.Schema):
         ma.fields.Nested(CurvePointSchema),
         metadata={"description": "One point per model version, oldest first"},
     )
+    gain = ma.fields.Nested(GainSchema, metadata={"description": "The serving model's gain over random"})
+    stopping = ma.fields.Nested(
+        StoppingSchema, metadata={"description": "The stopping signal and its figures"}
+    )
     should_stop = ma.fields.Boolean(
         metadata={"description": "Whether more labels have stopped paying off (stabilising predictions)"}
     )
     reason = ma.fields.String(metadata={"description": "Why should_stop is what it is"})
 
 
-def _metrics(project: str, schema_name: str) -> dict:
+def metrics_of(project: str, schema_name: str) -> dict:
+    """The metrics document of a schema (``GET .../metrics``)."""
     proj = load_project(project)
     schema = load_schema(proj, schema_name)["name"]
     models = backend().store.list_models(project, schema)
-    stop, reason = stopping_signal(models)
-    return {"schema": schema, "curve": learning_curve(models), "should_stop": stop, "reason": reason}
+    found = stopping(models)
+    gain = (models[-1].get("gain") if models else None) or {
+        "status": "no_model",
+        "verdict": "too_early",
+        "statement": "No model yet: the gain over random is estimated at each retrain.",
+    }
+    return {
+        "schema": schema,
+        "curve": learning_curve(models),
+        "gain": gain,
+        "stopping": found,
+        "should_stop": found["should_stop"],
+        "reason": found["reason"],
+    }
 
 
 @blp.route("/<project>/metrics")
@@ -60,8 +164,9 @@ class Metrics(MethodView):
     @blp.arguments(SchemaQuery, location="query")
     @blp.response(200, MetricsSchema, example=examples.METRICS)
     def get(self, query, project):
-        """Accuracy on the random evaluation sample per model version, and whether to stop."""
-        return _metrics(project, query["schema"])
+        """Accuracy and macro-F1 on the random evaluation sample per model version with 95%
+        intervals, the gain over random, and whether to stop."""
+        return metrics_of(project, query["schema"])
 
 
 @blp.route("/<project>/metrics.png")
@@ -69,38 +174,69 @@ class MetricsPlot(MethodView):
     @blp.arguments(SchemaQuery, location="query")
     @blp.response(200, content_type="image/png")
     def get(self, query, project):
-        """The learning curve as a PNG."""
-        m = _metrics(project, query["schema"])
-        import matplotlib
+        """The learning curve as a PNG, with its 95% band and random labelling's curve."""
+        m = metrics_of(project, query["schema"])
+        title = f"{project}/{m['schema']}: " + ("stop" if m["should_stop"] else "keep labelling")
+        return Response(curve_png(m, title), mimetype="image/png")
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
 
-        fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
-        pts = [p for p in m["curve"] if p["accuracy"] is not None]
-        ax.plot([p["labels"] for p in pts], [p["accuracy"] for p in pts], marker="o", label="accuracy")
-        ax.set_xlabel("labels")
-        ax.set_ylabel("accuracy on the evaluation sample")
-        ax.set_ylim(0, 1)
-        ax.grid(alpha=0.3)
-        kp = [p for p in m["curve"] if p["stop_kappa"] is not None]
-        if kp:
-            ax2 = ax.twinx()
-            ax2.plot(
-                [p["labels"] for p in kp],
-                [p["stop_kappa"] for p in kp],
-                color="grey",
-                linestyle="--",
-                label="kappa vs previous model",
-            )
-            ax2.set_ylabel("stop-set kappa")
-            ax2.set_ylim(0, 1.05)
-        ax.set_title(f"{project}/{m['schema']}: " + ("stop" if m["should_stop"] else "keep labelling"))
-        fig.tight_layout()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png")
-        plt.close(fig)
-        return Response(buf.getvalue(), mimetype="image/png")
+def curve_png(m: dict, title: str) -> bytes:
+    """The learning curve of a metrics document: accuracy with its 95% band, random
+    labelling's estimated curve, and the stop-set kappa."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    pts = [p for p in m["curve"] if p["accuracy"] is not None]
+    xs = [p["labels"] for p in pts]
+    ax.plot(xs, [p["accuracy"] for p in pts], marker="o", color="C0", label="accuracy (evaluation sample)")
+    banded = [p for p in pts if p.get("accuracy_interval")]
+    if banded:
+        ax.fill_between(
+            [p["labels"] for p in banded],
+            [p["accuracy_interval"][0] for p in banded],
+            [p["accuracy_interval"][1] for p in banded],
+            color="C0",
+            alpha=0.18,
+            linewidth=0,
+            label="95% interval (Wilson)",
+        )
+    gain = m.get("gain") or {}
+    if gain.get("random_curve"):
+        rc = gain["random_curve"]
+        ax.plot(
+            [p["labels"] for p in rc],
+            [p["accuracy"] for p in rc],
+            color="C1",
+            marker=".",
+            linestyle=":",
+            label="random labelling (uniform draws)",
+        )
+    ax.set_xlabel("labels")
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    kp = [p for p in m["curve"] if p["stop_kappa"] is not None]
+    if kp:
+        ax2 = ax.twinx()
+        ax2.plot(
+            [p["labels"] for p in kp],
+            [p["stop_kappa"] for p in kp],
+            color="grey",
+            linestyle="--",
+            label="kappa vs previous model",
+        )
+        ax2.set_ylabel("stop-set kappa")
+        ax2.set_ylim(0, 1.05)
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title(title)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
 
 
 def init_app(app: Flask) -> None:

@@ -119,8 +119,17 @@ class ActiveLearningSchema(ma.Schema):
     eval_fraction = ma.fields.Float(
         validate=ma.validate.Range(0.0, 1.0, error="a fraction between 0 and 1"),
         metadata={
-            "description": "Share of each batch drawn at random as the evaluation sample "
-            "(default 0.05; 0 turns it off)"
+            "description": "Share of each batch (and of a tool's order) that goes to the "
+            f"evaluation sample until it is all labelled (default {defaults.EVAL_FRACTION}; "
+            "0 turns evaluation off)"
+        },
+    )
+    eval_size = ma.fields.Integer(
+        validate=ma.validate.Range(0, defaults.MAX_EVAL_SIZE),
+        metadata={
+            "description": "Items in the evaluation sample, drawn once, uniformly, before "
+            f"anything is ranked (default {defaults.EVAL_SIZE}: a 95% interval within "
+            f"+-0.05; at most {defaults.EVAL_MAX_POOL_SHARE:.0%} of the pool; 0: no evaluation)"
         },
     )
     train_on_eval = ma.fields.Boolean(metadata={"description": "Train on labelled evaluation items too"})

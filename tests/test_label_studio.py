@@ -21,6 +21,7 @@ from werkzeug.serving import make_server
 
 from workers.label_studio import client as client_module
 from workers.label_studio.config import annotation_labels, parse_label_config
+from workers.store import Store
 
 RECORDED = (
     Path(__file__).resolve().parents[2] / "shared" / "integrations" / "label-studio-1.23.2" / "requests"
@@ -239,7 +240,7 @@ def test_the_backend_url_is_the_credential(client, anonymous, app):
     assert ADMIN_KEY not in new
 
 
-def test_predict_answers_from_the_published_ranking(client, anonymous, run_jobs):
+def test_predict_answers_from_the_published_ranking(client, anonymous, run_jobs, redis_conn):
     """Ranked tasks get their rank as score and the model's choice with its confidence;
     new tasks join the pool; nothing is trained by /predict."""
     base = make_project(client)
@@ -261,12 +262,20 @@ def test_predict_answers_from_the_published_ranking(client, anonymous, run_jobs)
     assert len(client.get("/v1/projects/sms/models?schema=label").json["models"]) == len(models)
     ranking = client.get("/v1/projects/sms").json["counts"]["label"]["ranking"]
     assert answer["model_version"] == f"alrank-label-v{models[-1]['version']}-r{ranking['ranking_id']}"
-    scores = sorted(r["score"] for r in answer["results"])
-    ranked = len(tasks) - 6
+    # the evaluation sample (a fifth of this small pool) is never ranked: its tasks open
+    # with no pre-annotation and come after the ranked ones
+    sample = set(Store(redis_conn).eval_sample("sms", "label"))
+    assert len(sample) == 4
+    by_id = dict(zip([str(t["id"]) for t in tasks[6:]], answer["results"], strict=True))
+    assert all(by_id[i]["result"] == [] and by_id[i]["score"] == 1.0 for i in sample)
+    scores = sorted(r["score"] for i, r in by_id.items() if i not in sample)
+    ranked = len(tasks) - 6 - len(sample)
     assert scores == [
         rank / (ranked + 1) for rank in range(1, ranked + 1)
     ]  # within [0, 1], as Label Studio needs
-    for result in answer["results"]:
+    for i, result in by_id.items():
+        if i in sample:
+            continue
         (region,) = result["result"]
         assert region["from_name"] == "label" and region["value"]["choices"][0] in ("ham", "spam")
         assert 0.5 <= region["score"] <= 1.0
@@ -392,7 +401,7 @@ def test_the_pool_flows_in_from_label_studio_in_pages(client, anonymous, run_job
     )
 
 
-def test_the_order_flows_out_after_each_ranking(client, anonymous, run_jobs, label_studio):
+def test_the_order_flows_out_after_each_ranking(client, anonymous, run_jobs, label_studio, redis_conn):
     """After each published ranking the head goes to Label Studio as predictions of a new
     version with score = rank, the project switches to it, and the old version is removed:
     what Label Studio would serve next is alrank's top-ranked unlabelled task."""
@@ -411,12 +420,19 @@ def test_the_order_flows_out_after_each_ranking(client, anonymous, run_jobs, lab
         link = client.get("/v1/projects/sms").json["label_studio"]
         assert fake.model_version == link["order"]["version"]
         assert len(fake.predictions) == 20  # the previous version's predictions are gone
-        top = client.get("/v1/projects/sms/ranking?schema=label&limit=1").json
+        top = client.get("/v1/projects/sms/ranking?schema=label&limit=60").json
         assert top["ranking_id"] == link["order"]["ranking_id"]
-        assert fake.served_order()[0] == int(top["items"][0]["id"])
+        # between the evaluation and exploration items, the ranking's order
+        store = Store(redis_conn)
+        drawn, sample = store.random_draws("sms", "label"), set(store.eval_sample("sms", "label"))
+        served = [t for t in fake.served_order() if str(t) not in drawn | sample]
+        assert served[:5] == [int(i["id"]) for i in top["items"] if i["id"] not in drawn][:5]
         assert all(0 < p["score"] < 1 for p in fake.predictions)  # Label Studio drops others
-        first = min(fake.predictions, key=lambda p: p["score"])
-        assert first["result"][0]["value"]["choices"][0] in ("ham", "spam")
+        for p in fake.predictions:
+            if str(p["task"]) in sample:  # evaluation tasks open with no pre-annotation
+                assert p["result"] == []
+            else:
+                assert p["result"][0]["value"]["choices"][0] in ("ham", "spam")
     assert "v" in fake.model_version and fake.model_version.startswith("alrank-label-v")
 
 
@@ -506,4 +522,5 @@ def test_a_choices_block_added_later_is_ranked_at_once(client, anonymous, run_jo
     assert webhook(anonymous, base, "PROJECT_UPDATED", project=project).status_code == 200
     run_jobs()
     counts = client.get("/v1/projects/sms").json["counts"]
-    assert counts["lang"]["ranking"] is not None and counts["lang"]["ranking"]["ranked"] == 5
+    # 5 tasks, one of them the evaluation sample's (a fifth of a pool this small)
+    assert counts["lang"]["ranking"] is not None and counts["lang"]["ranking"]["ranked"] == 4

@@ -400,8 +400,16 @@ def test_each_ranking_feeds_its_head_to_potatos_data_directory(client, run_jobs,
     assert [f.name for f in files] == ["alrank-fed-000001.jsonl"]
     first = [json.loads(line) for line in files[0].read_text().splitlines()]
     assert len(first) == 10
-    top = client.get("/v1/projects/fed/ranking?schema=label&limit=10").json["items"]
-    assert [r["id"] for r in first] == [t["id"] for t in top]
+    # the evaluation sample and the exploration share at their shares of the labels to come
+    # (10% and 35% of the first 10: 1 and 3), the ranking's order in between
+    sources = [r["alrank_source"] for r in first]
+    assert sources.count("evaluation") == 1 and sources.count("random") == 3
+    top = client.get("/v1/projects/fed/ranking?schema=label&limit=40").json["items"]
+    ranked = [r["id"] for r in first if r["alrank_source"] == "ranking"]
+    drawn = {r["id"] for r in first if r["alrank_source"] == "random"}
+    assert ranked == [t["id"] for t in top if t["id"] not in drawn][: len(ranked)]
+    evaluation = next(r["id"] for r in first if r["alrank_source"] == "evaluation")
+    assert evaluation not in {t["id"] for t in top}  # the evaluation sample is never ranked
     assert [r["alrank_priority"] for r in first] == sorted(
         (r["alrank_priority"] for r in first), reverse=True
     )
@@ -418,7 +426,9 @@ def test_each_ranking_feeds_its_head_to_potatos_data_directory(client, run_jobs,
     assert min(r["alrank_priority"] for r in second) > max(r["alrank_priority"] for r in first)
     fresh_top = client.get("/v1/projects/fed/ranking?schema=label&limit=40").json["items"]
     given = {r["id"] for r in first}
-    assert second[0]["id"] == next(t["id"] for t in fresh_top if t["id"] not in given)
+    drawn = {r["id"] for r in second if r["alrank_source"] == "random"}
+    second_ranked = [r["id"] for r in second if r["alrank_source"] == "ranking"]
+    assert second_ranked[0] == next(t["id"] for t in fresh_top if t["id"] not in given | drawn)
     feed = client.get("/v1/projects/fed").json["potato"]["feed"]
     assert feed["state"] == "done" and feed["file"] == files[1].name and feed["written"] == 10
     assert not list(tmp_path.glob(".*"))  # no half-written file left behind

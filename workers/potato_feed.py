@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import time
+from collections import Counter
 from pathlib import Path
 
 from redis import Redis
@@ -27,13 +28,16 @@ from rq import get_current_job
 
 from workers import defaults
 from workers.exceptions import NotFound
-from workers.settings import active_learning
 from workers.store import Store, now_iso
+from workers.tool_order import tool_order
 
 log = logging.getLogger(__name__)
 
 KIND = "potato_feed"
 PRIORITY_FIELD = "alrank_priority"
+SOURCE_FIELD = "alrank_source"
+"""How alrank chose the item: ``ranking``, ``random`` (exploration) or ``evaluation`` (the
+evaluation sample), so evaluation items stay recognisable in Potato's data and output."""
 STEP = 1_000_000
 """Priorities of one file span less than this; each file's start above the last's."""
 
@@ -96,28 +100,24 @@ def write_head(store: Store, project: str) -> dict:
     if not directory:
         return {"written": 0, "reason": "no data_directory set"}
     schema = order_schema(store, proj)
-    needed = active_learning(proj)["min_annotations_per_instance"]
-    meta, head = store.ranking_head(project, schema, chosen["head"] * 4)
+    # Potato keeps every item it was given: only those it has not had yet go in a file
+    meta, placed = tool_order(
+        store, proj, schema, chosen["head"], exclude=lambda ids: store.potato_given(project, ids)
+    )
     if meta is None:
         return {"written": 0, "reason": f"schema {schema!r} has no ranking yet"}
-    ids = [item for item, _ in head]
-    counts = store.annotator_counts(project, schema, ids)
-    given = store.potato_given(project, ids)
-    picked = [
-        (item, entry)
-        for (item, entry), n, was_given in zip(head, counts, given, strict=True)
-        if n < needed and not was_given
-    ][: chosen["head"]]
+    picked = [(p.item, p.source) for p in placed]
     if not picked:
         return {"written": 0, "ranking_id": meta["ranking_id"], "reason": "Potato has every item of the head"}
     docs = store.get_items(project, [item for item, _ in picked])
     sequence = store.next_potato_file(project)
     lines = []
-    for position, ((item, _), doc) in enumerate(zip(picked, docs, strict=True), 1):
+    for position, ((item, source), doc) in enumerate(zip(picked, docs, strict=True), 1):
         if doc is None:
             continue
         record = {**(doc.get("metadata") or {}), "id": item, "text": doc.get("text") or ""}
         record[PRIORITY_FIELD] = sequence * STEP + (STEP - position)
+        record[SOURCE_FIELD] = source
         lines.append(json.dumps(record, ensure_ascii=False))
     name = f"alrank-{project}-{sequence:06d}.jsonl"
     path = Path(directory) / name
@@ -130,5 +130,6 @@ def write_head(store: Store, project: str) -> dict:
         "file": name,
         "ranking_id": meta["ranking_id"],
         "first": picked[0][0],
+        "sources": dict(Counter(source for _, source in picked)),
         "at_unix": round(time.time(), 3),
     }

@@ -27,16 +27,17 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from workers import defaults
 from workers.aggregation import resolve
-from workers.evaluation import evaluate_on, predict_labels
+from workers.evaluation import evaluation, predict_labels
 from workers.exceptions import NotTrainable
 from workers.features import CacheReport, FeatureCache, Featurizer
+from workers.gain import gain_over_random
 from workers.models import (
     LinearModel,
     aligned_proba,
@@ -47,7 +48,7 @@ from workers.models import (
 )
 from workers.ranking import Ranking, balanced, balances, batch_aware_depth, rank_pool, strategy_params
 from workers.settings import active_learning, active_schemas, find_schema
-from workers.stopping import agreement, stop_set
+from workers.stopping import agreement_with_support, stop_set
 from workers.store import RankingEntry, Store
 from workers.strategies import needs_ensemble
 
@@ -85,7 +86,10 @@ class Pool:
     labels: dict[str, dict[str, Any]]
     """Per labelled item, each annotator's label."""
     eval_ids: set[str]
-    """Items handed out as part of the random evaluation sample."""
+    """The evaluation sample and the items handed out as part of it: never ranked, and
+    measured on once labelled."""
+    random_ids: set[str] = field(default_factory=set)
+    """Items last handed out as a uniform draw (the exploration share)."""
 
 
 @dataclass
@@ -159,7 +163,9 @@ def load_pool(store: Store, snap: Snapshot) -> Pool:
         texts,
         store.load_vectors(snap.name, ids, snap.project.get("vector_dim")),
         store.load_labels(snap.name, snap.schema["name"]),
-        store.eval_items(snap.name, snap.schema["name"]),
+        store.eval_items(snap.name, snap.schema["name"])
+        | set(store.eval_sample(snap.name, snap.schema["name"])),
+        store.random_draws(snap.name, snap.schema["name"]),
     )
 
 
@@ -199,29 +205,77 @@ def training_set(snap: Snapshot, pool: Pool) -> TrainingSet:
     train = [
         k for k in range(len(rows)) if snap.al["train_on_eval"] or pool.ids[rows[k]] not in pool.eval_ids
     ]
-    return TrainingSet(rows, targets, train, held_out, np.flatnonzero(~done))
+    # the evaluation sample is never ranked: active learning must not choose its items
+    sampled = np.array([i in pool.eval_ids for i in pool.ids], dtype=bool)
+    return TrainingSet(rows, targets, train, held_out, np.flatnonzero(~done & ~sampled))
+
+
+def eval_sample_draw(snap: Snapshot, pool: Pool, rng: np.random.Generator) -> list[str]:
+    """Items to add to the evaluation sample: a uniform draw from the unlabelled pool that
+    brings it to ``eval_size`` (at most ``EVAL_MAX_POOL_SHARE`` of the pool). The first
+    refresh draws the whole sample, before anything is ranked; later ones only top it up
+    when ``eval_size`` grows or the pool does."""
+    if snap.al["eval_fraction"] <= 0:
+        return []
+    target = min(int(snap.al["eval_size"]), int(defaults.EVAL_MAX_POOL_SHARE * len(pool.ids)))
+    have = sum(1 for i in pool.ids if i in pool.eval_ids)
+    if have >= target:
+        return []
+    eligible = [i for i in pool.ids if i not in pool.eval_ids and i not in pool.labels]
+    picked = rng.choice(len(eligible), size=min(target - have, len(eligible)), replace=False)
+    return [eligible[k] for k in picked]
 
 
 def fit(snap: Snapshot, labelled: TrainingSet, x) -> LinearModel | None:
     """The schema's model on its training labels; None while it has too few (or one class)."""
     if not snap.active or len(labelled.train) < snap.al["min_instances_for_training"]:
         return None
-    xl = x[np.array(labelled.train_rows)]
+    return fit_rows(snap, x[np.array(labelled.train_rows)], labelled.train_targets)
+
+
+def fit_rows(snap: Snapshot, xl, targets: list, calibrate: bool | None = None) -> LinearModel | None:
+    """The schema's kind of model on rows ``xl`` with labels ``targets``; None when they
+    cannot train one (one class)."""
     try:
         if snap.schema["multi_label"]:
             return train_multi_label(
-                xl, labelled.train_targets, snap.schema["labels"], snap.seed, snap.al["classifier_params"]
+                xl, targets, snap.schema["labels"], snap.seed, snap.al["classifier_params"]
             )
         return train_single_label(
             xl,
-            labelled.train_targets,
+            targets,
             snap.seed,
             snap.al["classifier_name"],
             snap.al["classifier_params"],
-            snap.al["calibrate_probabilities"],
+            snap.al["calibrate_probabilities"] if calibrate is None else calibrate,
         )
     except NotTrainable:
         return None
+
+
+def gain(snap: Snapshot, pool: Pool, labelled: TrainingSet, x, served_pred: list) -> dict:
+    """The gain over random of the served model (``workers.gain``), from the training labels
+    the exploration share drew and the labelled evaluation sample."""
+    drawn = [k for k in labelled.train if pool.ids[labelled.rows[k]] in pool.random_ids]
+    held_rows = np.array([labelled.rows[k] for k in labelled.held_out], dtype=np.int64)
+
+    def fit_predict(xl, targets):
+        # accuracy needs no calibrated confidence: the argmax is the same
+        model = fit_rows(snap, xl, targets, calibrate=False)
+        return None if model is None else (lambda xe: predict_labels(model, xe))
+
+    return gain_over_random(
+        fit_predict,
+        x[np.array([labelled.rows[k] for k in drawn], dtype=np.int64)],
+        [labelled.targets[k] for k in drawn],
+        x[held_rows],
+        [labelled.targets[k] for k in labelled.held_out],
+        served_pred,
+        len(labelled.train),
+        snap.seed,
+        snap.al["min_instances_for_training"],
+        snap.schema["multi_label"],
+    )
 
 
 def train(store: Store, snap: Snapshot, pool: Pool, labelled: TrainingSet, x) -> ModelVersion | None:
@@ -232,6 +286,8 @@ def train(store: Store, snap: Snapshot, pool: Pool, labelled: TrainingSet, x) ->
     if model is None:
         return None
     held_rows = [labelled.rows[k] for k in labelled.held_out]
+    truth = [labelled.targets[k] for k in labelled.held_out]
+    served_pred = predict_labels(model, x[np.array(held_rows, dtype=np.int64)])
     meta = {
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "training_size": len(labelled.train),
@@ -240,12 +296,8 @@ def train(store: Store, snap: Snapshot, pool: Pool, labelled: TrainingSet, x) ->
         "temperature": model.temperature,
         "metrics": model.metrics,
         "classes": model.classes,
-        "evaluation": evaluate_on(
-            model,
-            x[np.array(held_rows, dtype=np.int64)],
-            [labelled.targets[k] for k in labelled.held_out],
-            multi,
-        ),
+        "evaluation": evaluation(served_pred, truth, multi),
+        "gain": gain(snap, pool, labelled, x, served_pred),
     }
     index = {item_id: i for i, item_id in enumerate(pool.ids)}
     stop_ids = stop_set(pool.ids, snap.schema["name"])
@@ -254,7 +306,8 @@ def train(store: Store, snap: Snapshot, pool: Pool, labelled: TrainingSet, x) ->
     old_preds = (
         store.stop_predictions(snap.name, snap.schema["name"], previous["version"]) if previous else None
     )
-    meta["stop_kappa"] = agreement(old_preds, stop_preds)
+    found = agreement_with_support(old_preds, stop_preds, seed=snap.seed)
+    meta["stop_kappa"], meta["stop_kappa_interval"], meta["stop_kappa_support"] = found or (None, None, None)
     meta["version"] = store.next_model_version(snap.name, snap.schema["name"])
     return ModelVersion(model, meta, stop_preds)
 
@@ -397,6 +450,9 @@ def refresh(
     tell("features", 0.2)
     cache = cache or feature_cache(store, project_name)
     x, cache_report = pool_features(cache, snap, pool, tell)
+    drawn = eval_sample_draw(snap, pool, rng)
+    store.extend_eval_sample(project_name, schema_name, drawn)
+    pool.eval_ids |= set(drawn)
     labelled = training_set(snap, pool)
     tell("training", 0.4)
     trained = train(store, snap, pool, labelled, x)

@@ -30,6 +30,7 @@ AL_DEFAULTS: dict = {
     "vectorizer_name": defaults.VECTORIZER_NAME,
     "classifier_name": defaults.CLASSIFIER_NAME,
     "eval_fraction": defaults.EVAL_FRACTION,
+    "eval_size": defaults.EVAL_SIZE,
     "train_on_eval": False,
     "classifier_params": None,
     "vectorizer_params": None,

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections import Counter
 from typing import Any
 
 from redis import Redis
@@ -43,6 +44,7 @@ from workers.label_studio.config import (
 from workers.queueing import job_pending, request_refresh, store_labels
 from workers.settings import check_schemas, resolve_active_learning
 from workers.store import Store, now_iso
+from workers.tool_order import tool_order
 
 log = logging.getLogger(__name__)
 
@@ -351,7 +353,8 @@ def push_order(project: str) -> dict:
         if schema is None:
             return {"pushed": 0, "reason": "no schema orders the queue"}
         head = settings(link)["head"]
-        meta, ranked = store.ranking_head(project, schema, head * 2)
+        proj = store.get_project(project)
+        meta, placed = tool_order(store, proj, schema, head * 2)
         if meta is None:
             return {"pushed": 0, "reason": f"schema {schema!r} has no ranking yet"}
         version = version_name(schema, meta)
@@ -359,26 +362,30 @@ def push_order(project: str) -> dict:
         previous = pushed.get("version")
         if previous == version and pushed.get("head") == head:
             return {"version": version, "pushed": 0, "reason": "already in Label Studio"}
-        docs = store.get_items(project, [item for item, _ in ranked])
+        docs = store.get_items(project, [p.item for p in placed])
         tasks = [
-            (doc["metadata"]["label_studio_task"], entry)
-            for (item, entry), doc in zip(ranked, docs, strict=True)
+            (doc["metadata"]["label_studio_task"], p)
+            for p, doc in zip(placed, docs, strict=True)
             if doc is not None and "label_studio_task" in (doc.get("metadata") or {})
         ][:head]
         others = [c.name for c in config.controls if c.name != schema]
         extra = {s: store.ranking_entries(project, s, [str(t) for t, _ in tasks])[1] for s in others}
         predictions = []
-        for k, (task, entry) in enumerate(tasks):
-            predicted = {schema: (entry.label, entry.confidence)}
-            for s in others:
-                e = extra[s][k]
-                if e is not None:
-                    predicted[s] = (e.label, e.confidence)
+        for k, (task, p) in enumerate(tasks):
+            predicted = {}
+            # an evaluation task opens with no pre-annotation: a suggestion would pull the
+            # annotator towards the model it is meant to measure
+            if p.entry is not None:
+                predicted[schema] = (p.entry.label, p.entry.confidence)
+                for s in others:
+                    e = extra[s][k]
+                    if e is not None:
+                        predicted[s] = (e.label, e.confidence)
             predictions.append(
                 {
                     "task": task,
                     "model_version": version,
-                    "score": order_score(entry.rank, meta["ranked"]),
+                    "score": order_score(k + 1, max(meta["ranked"], len(tasks))),
                     "result": prediction_result(config, predicted),
                 }
             )
@@ -398,6 +405,7 @@ def push_order(project: str) -> dict:
             "ranking_id": meta["ranking_id"],
             "pushed": len(predictions),
             "head": head,
+            "sources": dict(Counter(p.source for _, p in tasks)),
         }
 
     return _run("push_order", project, work)

@@ -6,9 +6,10 @@ own code:
 - the pool is uploaded (in ``uploads`` requests) and the cold start ranks it: ``refresh``'s
   stages (features, training set, model, scores, the random list), seeded as the service
   seeds them, from the pool's generation, the label revision and the settings revision;
-- the tool asks for a batch, filled as ``GET /next`` fills it: the evaluation and
-  exploration shares (``workers.batches.share``) walk the ranking's random list, the rest
-  comes from the ranking's order;
+- the tool asks for a batch, filled as ``GET /next`` fills it: the evaluation share walks
+  the evaluation sample (drawn by the first refresh), the exploration share
+  (``workers.batches.share``) the ranking's random list, the rest comes from the ranking's
+  order;
 - it labels every item it was handed, in one request; the retrain rule
   (``labels_call_for_retrain``) decides whether a new ranking is made;
 - it asks again once that ranking is served (people take longer to label a batch than a
@@ -37,6 +38,7 @@ from workers.refresh import (
     ModelVersion,
     Pool,
     Snapshot,
+    eval_sample_draw,
     explore_order,
     fit,
     pool_features,
@@ -79,6 +81,10 @@ class ServedPoint:
     macro_f1: float
     model_version: int
     labelled_ids: list[str]
+    eval_ids: list[str] = field(default_factory=list)
+    """Labelled items of the evaluation sample."""
+    random_ids: list[str] = field(default_factory=list)
+    """Labelled items handed out as uniform draws (the exploration share)."""
 
 
 @dataclass
@@ -93,6 +99,8 @@ class Project:
     models: int = 0
     labels: dict[str, dict[str, Any]] = field(default_factory=dict)
     eval_ids: set[str] = field(default_factory=set)
+    eval_sample: list[str] = field(default_factory=list)
+    random_ids: set[str] = field(default_factory=set)
     order: list[str] = field(default_factory=list)
     explore: list[str] = field(default_factory=list)
     heads: dict[str, int] = field(default_factory=lambda: {"order": 0, "explore": 0})
@@ -123,8 +131,11 @@ def refresh(project: Project, pool: ServedPool, cache: FeatureCache) -> None:
     fingerprint = {"pool": project.generation, "labels": project.revision, "settings": doc["settings_rev"]}
     snap = Snapshot(doc, doc["schemas"][0], active_learning(doc), fingerprint, seed_of(fingerprint))
     rng = np.random.default_rng(snap.seed)
-    state = Pool(pool.ids, pool.texts, pool.vectors, project.labels, project.eval_ids)
+    state = Pool(pool.ids, pool.texts, pool.vectors, project.labels, project.eval_ids, project.random_ids)
     x, report = pool_features(cache, snap, state, lambda stage, fraction: None)
+    drawn = eval_sample_draw(snap, state, rng)
+    project.eval_sample += drawn
+    project.eval_ids |= set(drawn)
     labelled = training_set(snap, state)
     model = fit(snap, labelled, x)
     trained = None
@@ -135,7 +146,7 @@ def refresh(project: Project, pool: ServedPool, cache: FeatureCache) -> None:
     candidates = labelled.candidates
     project.order = [pool.ids[candidates[c]] for c in scores.ranking.order]
     project.explore = [pool.ids[candidates[c]] for c in explore_order(rng, len(candidates))]
-    project.heads = {"order": 0, "explore": 0}
+    project.heads = {"order": 0, "explore": 0, "sample": 0}
     if model is not None:
         project.model = model
         dim = pool.vectors.shape[1] if pool.vectors is not None else None
@@ -153,8 +164,8 @@ def next_batch(project: Project, size: int) -> list[tuple[str, str]]:
     chosen: set[str] = set()
 
     def walk(name: str, want: int, source: str) -> None:
-        items = project.order if name == "order" else project.explore
-        head, got = project.heads[name], 0
+        items = {"order": project.order, "explore": project.explore, "sample": project.eval_sample}[name]
+        head, got = project.heads.get(name, 0), 0
         while got < want and head < len(items):
             item = items[head]
             head += 1
@@ -163,12 +174,15 @@ def next_batch(project: Project, size: int) -> list[tuple[str, str]]:
                 if item not in chosen:
                     chosen.add(item)
                     out.append((item, source))
-                    if source == "evaluation":
-                        project.eval_ids.add(item)
+                    if source == "random":
+                        project.random_ids.add(item)
+                    elif source == "ranking":
+                        project.random_ids.discard(item)
                     got += 1
-        project.heads[name] = head
+        # the evaluation sample is walked from its first item still to label, each time
+        project.heads[name] = head if name != "sample" else 0
 
-    walk("explore", min(n_eval, size), "evaluation")
+    walk("sample", min(n_eval, size), "evaluation")
     walk("explore", min(n_explore, size - len(out)), "random")
     walk("order", size - len(out), "ranking")
     walk("explore", size - len(out), "random")
@@ -232,7 +246,18 @@ def replay(
             refresh(project, pool, cache)
             if project.models > before:
                 acc, f1 = measure(project, test_texts, test_vectors, test_labels)
-                points.append(ServedPoint(len(project.labels), acc, f1, project.models, list(project.labels)))
+                labelled = list(project.labels)
+                points.append(
+                    ServedPoint(
+                        len(labelled),
+                        acc,
+                        f1,
+                        project.models,
+                        labelled,
+                        [i for i in labelled if i in project.eval_ids],
+                        [i for i in labelled if i in project.random_ids],
+                    )
+                )
         if on_round:
             on_round(len(project.labels))
     return points

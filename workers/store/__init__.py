@@ -1,7 +1,7 @@
 """Every read and write of alrank's state in Redis.
 
 ``Store`` is one object over one connection (passed in), made of a class per concern:
-projects, items, labels, leases and batches, rankings, model versions, job state, API
+projects, items, labels, the evaluation sample, leases and batches, rankings, model versions, job state, API
 keys, Label Studio and Potato connections. The
 layout of the keys is stated once, in :mod:`workers.store.keys`; the operations that must
 not interleave are Lua scripts in ``scripts/``.
@@ -17,6 +17,7 @@ from workers import defaults
 from workers.exceptions import InvalidInput
 from workers.store._codec import now_iso
 from workers.store.apikeys import ApiKeys
+from workers.store.evaluation import EvaluationSample
 from workers.store.items import Items
 from workers.store.jobstate import JobState
 from workers.store.label_studio import LabelStudioLinks
@@ -35,6 +36,7 @@ class Store(
     Projects,
     Items,
     Labels,
+    EvaluationSample,
     Leases,
     Rankings,
     Models,

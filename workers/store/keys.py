@@ -37,6 +37,12 @@ Schemas
 - ``leases(P, S)`` ZSET item id -> expiry (ms); ``owners(P, S)`` HASH item id ->
   annotator; ``annotator_leases(P, S, A)`` ZSET of annotator A's items.
 - ``evaluation(P, S)`` SET of items handed out as the random evaluation sample.
+- ``eval_sample(P, S)`` LIST, the evaluation sample: pool items drawn uniformly at random,
+  in the order they are handed out; never ranked. ``eval_sample_head(P, S)`` how far from
+  its start every item is labelled (or gone).
+- ``random_draws(P, S)`` SET of items last handed out (or placed in a tool's order) as a
+  uniform draw: the exploration share, or a batch before any ranking. The gain over random
+  (``workers.gain``) learns random labelling's curve from them.
 - ``ranking(P, S)`` the published ranking's id R; ``ranking_sequence(P, S)`` counter of
   ranking ids; ``ranking_part(P, S, R, part)`` for each part of ranking R: ``order`` LIST
   of item ids, best first; ``explore`` LIST, a random permutation; ``info`` HASH item id ->
@@ -165,6 +171,18 @@ def annotator_leases(p: str, s: str, annotator: str) -> str:
 
 def evaluation(p: str, s: str) -> str:
     return schema(p, s) + "eval"
+
+
+def eval_sample(p: str, s: str) -> str:
+    return schema(p, s) + "evalsample"
+
+
+def eval_sample_head(p: str, s: str) -> str:
+    return schema(p, s) + "evalsample:head"
+
+
+def random_draws(p: str, s: str) -> str:
+    return schema(p, s) + "random"
 
 
 def ranking(p: str, s: str) -> str:

@@ -90,6 +90,10 @@ class Labels:
         counts = self.redis.hmget(keys.annotator_counts(project, schema), ids) if ids else []
         return [int(c) if c is not None else 0 for c in counts]
 
+    def labelled_count(self, project: str, schema: str) -> int:
+        """Items with at least one label."""
+        return int(self.redis.hlen(keys.labels(project, schema)))
+
     def eval_items(self, project: str, schema: str) -> set[str]:
         """Items handed out as part of the random evaluation sample."""
         return {text(m) for m in self.redis.smembers(keys.evaluation(project, schema))}

@@ -71,6 +71,9 @@ class Leases:
                 *(part(name) for name in ("order", "explore", "info", "pos", "returned")),
                 *(part(name) for name in ("head:order", "head:explore", "meta")),
                 keys.asked(project, schema),
+                keys.eval_sample(project, schema),
+                keys.eval_sample_head(project, schema),
+                keys.random_draws(project, schema),
             ]
             args: list[str | int] = [
                 annotator,

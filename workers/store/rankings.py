@@ -135,6 +135,29 @@ class Rankings:
         meta, head = self._read_published(project, schema, read)
         return meta, head or []
 
+    def ranking_lists(
+        self, project: str, schema: str, n: int
+    ) -> tuple[dict | None, list[tuple[str, RankingEntry]], list[tuple[str, RankingEntry]]]:
+        """The published ranking's metadata and the first ``n`` items of its order and of its
+        random list, with their entries, read from one ranking."""
+
+        def read(rid: str) -> list:
+            lists = []
+            for name in ("order", "explore"):
+                ids = [
+                    text(i)
+                    for i in self.redis.lrange(keys.ranking_part(project, schema, rid, name), 0, n - 1)
+                ]
+                info = self.redis.hmget(keys.ranking_part(project, schema, rid, "info"), ids) if ids else []
+                lists.append(
+                    [(item, RankingEntry.from_json(e)) for item, e in zip(ids, info, strict=True) if e]
+                )
+            return lists
+
+        meta, lists = self._read_published(project, schema, read)
+        order, explore = lists or ([], [])
+        return meta, order, explore
+
     def _read_published(
         self, project: str, schema: str, read: Callable[[str], Any]
     ) -> tuple[dict | None, Any]:

@@ -1,7 +1,8 @@
 -- Lease a batch.
 -- KEYS: items, nlab, labels, leases, owner, the annotator's leases, eval, ranking, then the
 --   ranking's order, explore, info, pos, returned, head:order, head:explore and meta, then
---   the schema's count of items asked for.
+--   the schema's count of items asked for, the evaluation sample, how far it is done, and
+--   the set of uniform draws.
 -- ARGV: annotator, size, lease ms, exploration share, labels needed per item, fallback
 --   sample size, evaluation share, the ranking id the keys were named for ('' for none).
 -- The shares are fractions of the items asked for; a batch's count of each is the rise of
@@ -16,9 +17,13 @@
 -- looks at the few returned items and then at the frontier, never rescanning the leased
 -- head of the ranking.
 --
+-- The evaluation share walks the evaluation sample (drawn once by the refresh, never
+-- ranked) from the first item not yet labelled; once all of it is labelled the share
+-- goes to the ranking.
+--
 -- Returns {ranking id or '', ranking meta or '', then per item: id, source, item JSON,
 -- ranking info JSON or ''}; sources: 'lease' (already held), 'ranking', 'random'
--- (exploration), 'fallback' (no ranking published yet).
+-- (exploration), 'evaluation', 'fallback' (no ranking published yet).
 local items, nlab, labels, leases, owner, mine, eval = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local rid = redis.call('GET', KEYS[8]) or ''
 if rid ~= ARGV[8] then return 'stale' end
@@ -26,6 +31,7 @@ local list_key = {order = KEYS[9], explore = KEYS[10]}
 local info, pos, returned = KEYS[11], KEYS[12], KEYS[13]
 local head_key = {order = KEYS[14], explore = KEYS[15]}
 local meta_key = KEYS[16]
+local sample, sample_head, draws = KEYS[18], KEYS[19], KEYS[20]
 local annot = ARGV[1]
 local size, lease_ms = tonumber(ARGV[2]), tonumber(ARGV[3])
 local needed = tonumber(ARGV[5])
@@ -48,9 +54,13 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', leases, '-inf', now, 'LIMIT', 0,
   end
 end
 
-local function done(id)
+local function finished(id)
   local n = tonumber(redis.call('HGET', nlab, id) or '0')
-  if n >= needed or redis.call('HEXISTS', items, id) == 0 then return true end
+  return n >= needed or redis.call('HEXISTS', items, id) == 0, n
+end
+local function done(id)
+  local over, n = finished(id)
+  if over then return true end
   -- an item that needs another annotator is never handed back to one who labelled it
   if n > 0 then
     local raw = redis.call('HGET', labels, id)
@@ -64,6 +74,12 @@ local function free(id)
 end
 local function take(id, source)
   if source == 'evaluation' then redis.call('SADD', eval, id) end
+  -- how an item was last chosen: uniform draws teach the gain over random
+  if source == 'random' or source == 'fallback' then
+    redis.call('SADD', draws, id)
+  elseif source == 'ranking' then
+    redis.call('SREM', draws, id)
+  end
   chosen[id] = true
   taken = taken + 1
   out[#out + 1] = id
@@ -117,10 +133,33 @@ local function from_returned(want)
   end
 end
 
+-- 4. the evaluation sample, from the first item not labelled by enough annotators
+local function from_sample(want)
+  local len = redis.call('LLEN', sample)
+  local head = tonumber(redis.call('GET', sample_head) or '0')
+  local at, got, advancing = head, 0, true
+  while got < want and at < len do
+    for _, id in ipairs(redis.call('LRANGE', sample, at, at + 63)) do
+      at = at + 1
+      if finished(id) then
+        if advancing then head = at end
+      else
+        advancing = false
+        if not done(id) and free(id) then
+          take(id, 'evaluation')
+          got = got + 1
+          if got >= want then break end
+        end
+      end
+    end
+  end
+  redis.call('SET', sample_head, head)
+end
+
 if rid ~= '' then
-  -- the evaluation share: uniform draws, kept out of the active-learning order
+  -- the evaluation share: the evaluation sample, kept out of the active-learning order
   local n_eval = math.min(n_eval_share, size - taken)
-  if n_eval > 0 then walk('explore', n_eval, 'evaluation') end
+  if n_eval > 0 then from_sample(n_eval) end
   local explore = math.min(n_explore, size - taken)
   if explore > 0 then walk('explore', explore, 'random') end
   if size - taken > 0 then from_returned(size - taken) end

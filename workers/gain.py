@@ -1,0 +1,256 @@
+"""The gain over random, live: how many labels random labelling would have needed to reach
+the accuracy the served model has now.
+
+The exploration share hands out uniform draws from the pool, so its labels are a random
+sample; models trained on growing parts of it, and measured on the evaluation sample, trace
+the learning curve that random labelling gives on this pool. The curve is fitted with an
+inverse power law, ``accuracy(n) = a - b n^-c`` (the usual shape of learning curves:
+Figueroa et al. 2012, "Predicting sample size required for classification performance"),
+and read backwards at the served model's accuracy: the model at N labels is as accurate as
+random labelling would be at about M labels.
+
+The interval is a bootstrap: the evaluation items are resampled (they carry most of the
+noise) and so are the random orders the curve's models were trained in; the curve is fitted
+again on each resample. Once the served model has more labels than the exploration share has
+drawn, M is an extrapolation of the curve, and the record says so.
+
+The fit is exact least squares for ``a`` and ``b`` at each ``c`` of a grid, the best ``c``
+kept, which vectorises over the bootstrap's resamples (no iterative optimiser to fail).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from workers import defaults
+
+EXPONENTS = np.linspace(0.05, 2.0, 40)
+"""The grid of the power law's exponent ``c``."""
+
+Fit = Callable[[np.ndarray, list], Callable[[np.ndarray], list] | None]
+"""Trains the schema's kind of model on rows of features and their labels; returns its
+predict function, or None when the rows cannot train one (a single class)."""
+
+
+def curve_sizes(n_random: int, smallest: int) -> list[int]:
+    """Training sizes along the random labels: geometric from ``smallest`` to all of them."""
+    sizes = np.unique(np.geomspace(smallest, n_random, defaults.GAIN_POINTS).round().astype(int))
+    return [int(s) for s in sizes if s >= 2]
+
+
+def random_curve(
+    fit: Fit,
+    x_random: np.ndarray,
+    y_random: list,
+    x_eval: np.ndarray,
+    truth: list,
+    sizes: list[int],
+    seed: int,
+    multi_label: bool = False,
+) -> np.ndarray:
+    """Whether each evaluation item is right, for models on the first ``s`` of the uniform
+    draws in ``GAIN_ORDERS`` random orders: a bool array (orders, sizes, evaluation items).
+
+    The evaluation items are uniform draws too, so they train the curve's models as well,
+    cross-fitted: in ``GAIN_FOLDS`` folds, each fold of the evaluation sample is measured by
+    models trained on the exploration share's labels and the other folds. The curve then
+    reaches past the exploration share's labels alone, and no item measures a model that
+    saw it."""
+    from workers.evaluation import correctness
+
+    rng = np.random.default_rng(seed)
+    n_eval = len(truth)
+    folds = rng.permutation(n_eval) % defaults.GAIN_FOLDS
+    out = np.zeros((defaults.GAIN_ORDERS, len(sizes), n_eval), dtype=bool)
+    for f in range(defaults.GAIN_FOLDS):
+        test = np.flatnonzero(folds == f)
+        rest = np.flatnonzero(folds != f)
+        xs = _stack(x_random, x_eval[rest])
+        ys = [*y_random, *(truth[r] for r in rest)]
+        fold_truth = [truth[t] for t in test]
+        for k in range(defaults.GAIN_ORDERS):
+            order = rng.permutation(len(ys))
+            for j, s in enumerate(sizes):
+                rows = order[:s]
+                targets = [ys[r] for r in rows]
+                predict = fit(xs[rows], targets)
+                # one class so far: a model of it predicts that class
+                pred = [targets[0]] * len(test) if predict is None else predict(x_eval[test])
+                out[k, j, test] = correctness(pred, fold_truth, multi_label)
+    return out
+
+
+def _stack(a, b):
+    import scipy.sparse as sp
+
+    return sp.vstack([a, b]).tocsr() if sp.issparse(a) else np.vstack([a, b])
+
+
+def fit_power_law(sizes: np.ndarray, acc: np.ndarray) -> np.ndarray:
+    """``(a, b, c)`` of ``a - b n^-c`` fitted to each row of ``acc`` (accuracy at ``sizes``),
+    with ``0 <= a <= 1`` and ``b >= 0`` (accuracy does not fall with more labels)."""
+    acc = np.atleast_2d(acc)
+    best = np.full((acc.shape[0], 3), np.nan)
+    best_sse = np.full(acc.shape[0], np.inf)
+    mean = acc.mean(axis=1)
+    for c in EXPONENTS:
+        u = sizes ** (-c)
+        du = u - u.mean()
+        b = -(acc - mean[:, None]) @ du / (du @ du)
+        b = np.maximum(b, 0.0)
+        a = mean + b * u.mean()
+        over = a > 1.0
+        if over.any():  # pin the asymptote at 1 and refit the slope
+            b[over] = np.maximum(((1.0 - acc[over]) @ u) / (u @ u), 0.0)
+            a[over] = 1.0
+        sse = ((acc - (a[:, None] - b[:, None] * u)) ** 2).sum(axis=1)
+        better = sse < best_sse
+        best[better] = np.column_stack([a, b, np.full_like(a, c)])[better]
+        best_sse[better] = sse[better]
+    return best
+
+
+def labels_for(target: np.ndarray, params: np.ndarray) -> np.ndarray:
+    """Labels at which each fitted curve reaches ``target`` (inf: never, below its
+    asymptote; 0: at once)."""
+    a, b, c = params[:, 0], params[:, 1], params[:, 2]
+    out = np.full(len(a), np.inf)
+    gap = a - target
+    reach = gap > 0
+    flat = reach & (b <= 0)
+    out[flat] = 0.0
+    grow = reach & (b > 0)
+    out[grow] = (b[grow] / gap[grow]) ** (1.0 / c[grow])
+    return out
+
+
+def estimate(
+    served_right: np.ndarray,
+    random_right: np.ndarray,
+    sizes: list[int],
+    labels: int,
+    seed: int,
+    n_random: int,
+) -> dict:
+    """The gain record: served model right or wrong per evaluation item, the random curve's
+    models likewise (``random_curve``), the curve's sizes, the served model's labels and the
+    exploration share's."""
+    cap = defaults.GAIN_MAX_EXTRAPOLATION * sizes[-1]
+    n = np.asarray(sizes, dtype=float)
+    accuracy = float(served_right.mean())
+    curve = random_right.mean(axis=(0, 2))
+    point = float(labels_for(np.array([accuracy]), fit_power_law(n, curve[None, :]))[0])
+    rng = np.random.default_rng(seed)
+    rounds, n_eval, orders = defaults.GAIN_BOOTSTRAP_ROUNDS, served_right.shape[0], random_right.shape[0]
+    items = rng.integers(0, n_eval, size=(rounds, n_eval))
+    picks = rng.integers(0, orders, size=(rounds, orders))
+    per_item = random_right.astype(float)  # (orders, sizes, items)
+    boot_curves = np.stack([per_item[picks[r]][:, :, items[r]].mean(axis=(0, 2)) for r in range(rounds)])
+    boot_targets = served_right[items].mean(axis=1)
+    boot = labels_for(boot_targets, fit_power_law(n, boot_curves))
+    lo, hi = np.percentile(np.minimum(boot, cap * 10), [2.5, 97.5])
+    return record(labels, n_random, n_eval, accuracy, point, float(lo), float(hi), cap, sizes, curve)
+
+
+def record(
+    labels: int,
+    n_random: int,
+    n_eval: int,
+    accuracy: float,
+    point: float,
+    lo: float,
+    hi: float,
+    cap: float,
+    sizes: list[int],
+    curve: np.ndarray,
+) -> dict:
+    def shown(v: float) -> int | None:
+        return None if v > cap else round(v)
+
+    m, low, high = shown(point), shown(lo), shown(hi)
+    if low is not None and low > labels:
+        verdict = "saving"
+        statement = (
+            f"The model at {labels} labels is as accurate as random labelling would be at about "
+            f"{m if m is not None else f'more than {int(cap)}'} labels (95% interval {low} to "
+            f"{high if high is not None else f'more than {int(cap)}'}): active learning is saving "
+            f"about {m - labels if m is not None else f'over {int(cap) - labels}'} labels."
+        )
+    elif high is not None and high < labels:
+        verdict = "not_helping"
+        statement = (
+            f"Random labelling would have reached this model's accuracy with about {m} labels "
+            f"(95% interval {low} to {high}), fewer than its {labels}: active learning is not "
+            "helping here yet."
+        )
+    else:
+        verdict = "undecided"
+        statement = (
+            f"The model at {labels} labels is as accurate as random labelling would be at about "
+            f"{m if m is not None else f'more than {int(cap)}'} labels, but the 95% interval "
+            f"({low if low is not None else f'more than {int(cap)}'} to "
+            f"{high if high is not None else f'more than {int(cap)}'}) includes {labels}: "
+            "not yet distinguishable from random labelling."
+        )
+    return {
+        "status": "estimated",
+        "verdict": verdict,
+        "statement": statement,
+        "labels": labels,
+        "equivalent_random_labels": m,
+        "interval": [low, high],
+        "labels_saved": m - labels if m is not None else None,
+        "labels_saved_interval": [
+            low - labels if low is not None else None,
+            high - labels if high is not None else None,
+        ],
+        "accuracy": accuracy,
+        "random_labels": n_random,
+        "evaluation_size": n_eval,
+        "extrapolated": m is None or m > sizes[-1],
+        "cap": int(cap),
+        "random_curve": [{"labels": s, "accuracy": float(a)} for s, a in zip(sizes, curve, strict=True)],
+        "method": "inverse power law fitted to models on the exploration share's uniform draws, "
+        "measured on the evaluation sample; 95% bootstrap interval over evaluation items and "
+        "random orders",
+    }
+
+
+def too_early(reason: str, **figures) -> dict:
+    return {"status": "too_early", "verdict": "too_early", "statement": reason, **figures}
+
+
+def gain_over_random(
+    fit: Fit,
+    x_random: np.ndarray,
+    y_random: list,
+    x_eval: np.ndarray,
+    truth: list,
+    served_pred: list,
+    labels: int,
+    seed: int,
+    smallest: int,
+    multi_label: bool = False,
+) -> dict:
+    """The whole estimate, from the random labels' features and labels, the evaluation
+    sample's, and the served model's predictions on it."""
+    from workers.evaluation import correctness
+
+    n_random, n_eval = len(y_random), len(truth)
+    if n_eval < defaults.GAIN_MIN_EVALUATION or n_random < defaults.GAIN_MIN_RANDOM_LABELS:
+        return too_early(
+            f"The gain over random needs {defaults.GAIN_MIN_EVALUATION} evaluation labels and "
+            f"{defaults.GAIN_MIN_RANDOM_LABELS} labels from the exploration share; there are "
+            f"{n_eval} and {n_random}.",
+            evaluation_size=n_eval,
+            random_labels=n_random,
+            labels=labels,
+        )
+    # every fold's models can train on this many uniform draws
+    reach = n_random + n_eval - int(np.ceil(n_eval / defaults.GAIN_FOLDS))
+    sizes = curve_sizes(reach, min(smallest, n_random))
+    right = random_curve(fit, x_random, y_random, x_eval, truth, sizes, seed, multi_label)
+    served = correctness(served_pred, truth, multi_label)
+    return estimate(served, right, sizes, labels, seed, n_random)
