@@ -70,6 +70,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         label_studio,
         labels,
         metrics,
+        pages,
         potato,
         predictions,
         projects,
@@ -94,6 +95,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         health,
         label_studio,
         potato,
+        pages,
     )
     for module in modules:
         module.init_app(app)

@@ -48,6 +48,7 @@ ROLE_NEEDED: dict[tuple[str, str], str] = {
     ("jobs.Models", "GET"): "annotator",
     ("metrics.Metrics", "GET"): "annotator",
     ("metrics.MetricsPlot", "GET"): "annotator",
+    ("pages.IndexPage", "GET"): "annotator",
 }
 """The least role each operation needs; every other operation needs a manager key (or the
 admin key)."""

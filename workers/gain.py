@@ -170,29 +170,30 @@ def record(
         return None if v > cap else round(v)
 
     m, low, high = shown(point), shown(lo), shown(hi)
-    if low is not None and low > labels:
+
+    def said(v: int | None, about: str = "about ") -> str:
+        return f"{about}{v:,}" if v is not None else f"more than {int(cap):,}"
+
+    span = f"95% interval {said(low, '')} to {said(high, '')}"
+    if lo > labels:
         verdict = "saving"
+        saved = f"about {m - labels:,}" if m is not None else f"over {int(cap) - labels:,}"
         statement = (
-            f"The model at {labels} labels is as accurate as random labelling would be at about "
-            f"{m if m is not None else f'more than {int(cap)}'} labels (95% interval {low} to "
-            f"{high if high is not None else f'more than {int(cap)}'}): active learning is saving "
-            f"about {m - labels if m is not None else f'over {int(cap) - labels}'} labels."
+            f"The model at {labels:,} labels is as accurate as random labelling would be at "
+            f"{said(m)} labels ({span}): active learning is saving {saved} labels."
         )
-    elif high is not None and high < labels:
+    elif hi < labels:
         verdict = "not_helping"
         statement = (
-            f"Random labelling would have reached this model's accuracy with about {m} labels "
-            f"(95% interval {low} to {high}), fewer than its {labels}: active learning is not "
-            "helping here yet."
+            f"Random labelling would have reached this model's accuracy with {said(m)} labels "
+            f"({span}), fewer than its {labels:,}: active learning is not helping here yet."
         )
     else:
         verdict = "undecided"
         statement = (
-            f"The model at {labels} labels is as accurate as random labelling would be at about "
-            f"{m if m is not None else f'more than {int(cap)}'} labels, but the 95% interval "
-            f"({low if low is not None else f'more than {int(cap)}'} to "
-            f"{high if high is not None else f'more than {int(cap)}'}) includes {labels}: "
-            "not yet distinguishable from random labelling."
+            f"The model at {labels:,} labels is as accurate as random labelling would be at "
+            f"{said(m)} labels, but the {span} includes {labels:,}: not yet distinguishable "
+            "from random labelling."
         )
     return {
         "status": "estimated",

@@ -120,7 +120,7 @@ def stopping(
         "kappas": [
             {
                 "version": m["version"],
-                "labels": m["training_size"],
+                "labels": m.get("training_size"),
                 "kappa": m.get("stop_kappa"),
                 "interval": m.get("stop_kappa_interval"),
             }
@@ -145,7 +145,10 @@ def stopping(
             f"with kappa >= {threshold} ({shown}){sure}"
         )
     else:
-        reason = f"predictions still changing: kappa of the last {window} versions {shown} (stable at >= {threshold})"
+        reason = (
+            f"predictions still changing: kappa of the last {window} versions {shown} "
+            f"(stable at >= {threshold})"
+        )
         if out["certainty"] is not None:
             # for a keep-labelling verdict, how sure is the share of resamples that fail
             out["certainty"] = 1.0 - out["certainty"]

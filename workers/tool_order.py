@@ -4,8 +4,9 @@ the evaluation and exploration shares that ``GET /next`` puts in its batches.
 A tool serves its queue from the top, so the position of an item in the order written
 after ``L`` labels is, near enough, the label it will become: position ``k`` is the
 ``L + k``-th label. Giving position ``k`` to the evaluation sample when
-``share(L + k, 1, eval_fraction)`` says so keeps the shares exact over the labels a tool
-returns, whichever part of each order its annotators get through before the next one.
+``share(L + k, 1, eval_fraction)`` says so keeps the shares exact (to within the one item
+two shares may ask for at the same position, which the next position takes) over the labels
+a tool returns, whichever part of each order its annotators get through before the next one.
 """
 
 from __future__ import annotations

@@ -40,6 +40,9 @@ Schemas
 - ``eval_sample(P, S)`` LIST, the evaluation sample: pool items drawn uniformly at random,
   in the order they are handed out; never ranked. ``eval_sample_head(P, S)`` how far from
   its start every item is labelled (or gone).
+- ``activity(P, S)`` HASH ``annotator NUL labels|first|last`` -> labels sent, first and
+  last time (Unix seconds); ``activity_hours(P, S)`` HASH ``annotator NUL hour`` -> labels
+  sent in that hour (the last 48 kept), for each annotator's pace.
 - ``random_draws(P, S)`` SET of items last handed out (or placed in a tool's order) as a
   uniform draw: the exploration share, or a batch before any ranking. The gain over random
   (``workers.gain``) learns random labelling's curve from them.
@@ -179,6 +182,14 @@ def eval_sample(p: str, s: str) -> str:
 
 def eval_sample_head(p: str, s: str) -> str:
     return schema(p, s) + "evalsample:head"
+
+
+def activity(p: str, s: str) -> str:
+    return schema(p, s) + "activity"
+
+
+def activity_hours(p: str, s: str) -> str:
+    return schema(p, s) + "activity:hours"
 
 
 def random_draws(p: str, s: str) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -12,6 +14,10 @@ from workers.exceptions import InvalidInput
 from workers.store import keys
 from workers.store._codec import text
 from workers.store.scripts import Scripts
+
+
+ACTIVITY_HOURS = 48
+"""Hours of each annotator's hourly label counts kept, for their pace."""
 
 
 class Labels:
@@ -61,7 +67,40 @@ class Labels:
         reply = self.with_ranking_keys(project, schema, call)
         if reply[0] == -1:
             _raise_unknown_items([m.decode() for m in reply[1]])
+        self.note_activity(project, schema, Counter(label["annotator"] for label in labels))
         return int(reply[0]), int(reply[1]), int(reply[2])
+
+    def note_activity(self, project: str, schema: str, counts: Counter, now: float | None = None) -> None:
+        """Count each annotator's labels, in all and by hour, for their pace."""
+        now = time.time() if now is None else now
+        hour = int(now // 3600)
+        pipe = self.redis.pipeline(transaction=False)
+        for annotator, n in counts.items():
+            pipe.hincrby(keys.activity(project, schema), f"{annotator}\x00labels", n)
+            pipe.hset(keys.activity(project, schema), f"{annotator}\x00last", round(now, 3))
+            pipe.hsetnx(keys.activity(project, schema), f"{annotator}\x00first", round(now, 3))
+            pipe.hincrby(keys.activity_hours(project, schema), f"{annotator}\x00{hour}", n)
+            pipe.hdel(keys.activity_hours(project, schema), f"{annotator}\x00{hour - ACTIVITY_HOURS}")
+        pipe.execute()
+
+    def activity(self, project: str, schema: str, now: float | None = None) -> dict[str, dict]:
+        """Per annotator: labels sent, when first and last, and labels in the last hour and
+        the last 24 hours."""
+        now = time.time() if now is None else now
+        hour = int(now // 3600)
+        out: dict[str, dict] = {}
+        for field, value in self.redis.hgetall(keys.activity(project, schema)).items():
+            annotator, what = text(field).split("\x00")
+            out.setdefault(annotator, {"last_hour": 0, "last_day": 0})[what] = float(value)
+        for field, value in self.redis.hgetall(keys.activity_hours(project, schema)).items():
+            annotator, at = text(field).split("\x00")
+            ago = hour - int(at)
+            record = out.setdefault(annotator, {"last_hour": 0, "last_day": 0})
+            if ago == 0:
+                record["last_hour"] += int(value)
+            if 0 <= ago < 24:
+                record["last_day"] += int(value)
+        return out
 
     def delete_label(self, project: str, schema: str, item: str, annotator: str | None) -> int:
         def call(rid: str):
