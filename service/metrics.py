@@ -230,7 +230,7 @@ def curve_png(m: dict, title: str) -> bytes:
         )
         ax2.set_ylabel("stop-set kappa")
         ax2.set_ylim(0, 1.05)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="best", fontsize=8)
     ax.set_title(title)
     fig.tight_layout()
     buf = io.BytesIO()

@@ -13,10 +13,9 @@ key may see.
 from __future__ import annotations
 
 import time
-
-import marshmallow as ma
 from datetime import UTC, datetime
 
+import marshmallow as ma
 from flask import Flask, Response, render_template, request, url_for
 from flask.views import MethodView
 from rq import Queue, Worker
@@ -106,7 +105,9 @@ def schema_view(project: dict, described: dict, schema: str, now: float) -> dict
         "counts": counts,
         "ranking": ranking,
         "ranking_age": ago(ranking.get("published_at"), now) if ranking else None,
-        "labels_since_model": max(0, counts["with_any_label"] - trained_on - eval_labelled) if latest else None,
+        "labels_since_model": max(0, counts["with_any_label"] - trained_on - eval_labelled)
+        if latest
+        else None,
         "eval_labelled": eval_labelled,
         "eval_size": len(sample),
         "annotators": annotators,
@@ -152,15 +153,17 @@ class IndexPage(MethodView):
         """The projects this key may see, each linked to its page (HTML)."""
         store = backend().store
         who = principal()
-        names = sorted(store.list_projects()) if who.is_admin else [who.project]
+        names = sorted(store.list_projects()) if who.is_admin else [p for p in [who.project] if p]
         projects = []
         for n in names:
             try:
                 projects.append(describe(store.get_project(n)))
-            except Exception:  # noqa: BLE001 - a project deleted meanwhile is left out
+            except Exception:
                 continue
         return Response(render_template("index.html", projects=projects), mimetype="text/html")
 
+
+PROBLEM = "application/problem+json"
 
 BROWSER_ANSWERS = {
     401: "Sign in to see this page",
@@ -172,10 +175,13 @@ BROWSER_ANSWERS = {
 
 def as_page(response: Response) -> Response:
     """A refusal of a page request (no key, a wrong one, another project's) as an HTML page,
-    with the status and headers (the Basic challenge) it had."""
+    with the status and headers (the Basic challenge) it had, for a client that prefers
+    HTML (a browser); any other client gets the problem document, as from the whole API."""
     if request.blueprint != "pages" or response.status_code not in BROWSER_ANSWERS:
         return response
-    if response.mimetype != "application/problem+json":
+    if request.accept_mimetypes.best_match([PROBLEM, "text/html"]) != "text/html":
+        return response
+    if response.mimetype != PROBLEM:
         return response
     html = render_template("signin.html", message=BROWSER_ANSWERS[response.status_code])
     response.set_data(html)

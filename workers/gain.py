@@ -126,6 +126,16 @@ def labels_for(target: np.ndarray, params: np.ndarray) -> np.ndarray:
     return out
 
 
+def reached_at(target: np.ndarray, curves: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """The first measured size whose accuracy reaches each target (inf where none does):
+    random labelling needs at most that many labels, whatever the fitted curve says. This
+    matters at the ceiling, where a served model at 100% meets a curve whose fit stays a
+    hair below it."""
+    hit = curves >= target[:, None] - 1e-12
+    first = np.where(hit.any(axis=1), hit.argmax(axis=1), -1)
+    return np.where(first >= 0, sizes[np.maximum(first, 0)], np.inf)
+
+
 def estimate(
     served_right: np.ndarray,
     random_right: np.ndarray,
@@ -141,7 +151,12 @@ def estimate(
     n = np.asarray(sizes, dtype=float)
     accuracy = float(served_right.mean())
     curve = random_right.mean(axis=(0, 2))
-    point = float(labels_for(np.array([accuracy]), fit_power_law(n, curve[None, :]))[0])
+    target = np.array([accuracy])
+    point = float(
+        np.minimum(
+            labels_for(target, fit_power_law(n, curve[None, :])), reached_at(target, curve[None, :], n)
+        )[0]
+    )
     rng = np.random.default_rng(seed)
     rounds, n_eval, orders = defaults.GAIN_BOOTSTRAP_ROUNDS, served_right.shape[0], random_right.shape[0]
     items = rng.integers(0, n_eval, size=(rounds, n_eval))
@@ -149,7 +164,9 @@ def estimate(
     per_item = random_right.astype(float)  # (orders, sizes, items)
     boot_curves = np.stack([per_item[picks[r]][:, :, items[r]].mean(axis=(0, 2)) for r in range(rounds)])
     boot_targets = served_right[items].mean(axis=1)
-    boot = labels_for(boot_targets, fit_power_law(n, boot_curves))
+    boot = np.minimum(
+        labels_for(boot_targets, fit_power_law(n, boot_curves)), reached_at(boot_targets, boot_curves, n)
+    )
     lo, hi = np.percentile(np.minimum(boot, cap * 10), [2.5, 97.5])
     return record(labels, n_random, n_eval, accuracy, point, float(lo), float(hi), cap, sizes, curve)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import zlib
+from typing import Any
 
 import numpy as np
 from sklearn.metrics import cohen_kappa_score
@@ -113,7 +114,7 @@ def stopping(
     recent = models[-window:]
     kappas = [m.get("stop_kappa") for m in recent]
     supports = [m.get("stop_kappa_support") for m in recent]
-    out = {
+    out: dict[str, Any] = {
         "criterion": CRITERION.format(threshold=threshold, window=window),
         "threshold": threshold,
         "window": window,
@@ -135,7 +136,7 @@ def stopping(
             "reason": f"{len(models)} model version(s); the signal needs {window + 1}",
         }
     if all(s is not None for s in supports):
-        out["certainty"] = float(np.prod(supports))
+        out["certainty"] = float(np.prod([float(s) for s in supports if s is not None]))
     stop = all(k is not None and k >= threshold for k in kappas)
     shown = ", ".join("n/a" if k is None else f"{k:.3f}" for k in kappas)
     sure = f"; certainty {out['certainty']:.2f}" if out["certainty"] is not None else ""

@@ -15,7 +15,6 @@ from workers.store import keys
 from workers.store._codec import text
 from workers.store.scripts import Scripts
 
-
 ACTIVITY_HOURS = 48
 """Hours of each annotator's hourly label counts kept, for their pace."""
 
