@@ -87,10 +87,13 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("--schema", required=True)
     train.add_argument("--wait", action="store_true", help="follow the job's stage until it ends")
 
-    metrics = sub.add_parser("metrics", help="the learning curve on the evaluation sample")
+    metrics = sub.add_parser(
+        "metrics",
+        help="the learning curve on the evaluation sample, with 95% intervals and the gain over random",
+    )
     metrics.add_argument("project")
     metrics.add_argument("--schema", required=True)
-    metrics.add_argument("--png", type=Path, help="also save the plot here")
+    metrics.add_argument("--png", type=Path, help="also save the plot (the curve with its 95%% band) here")
     metrics.add_argument("--json", action="store_true", help="print the metrics as JSON")
     return p
 
@@ -368,26 +371,49 @@ def run_metrics(client: Client, args) -> int:
     return 0
 
 
+def _with_interval(value: float | None, interval: list | None) -> str:
+    if value is None:
+        return "-"
+    if not interval:
+        return f"{value:.3f}"
+    return f"{value:.3f} [{interval[0]:.3f}, {interval[1]:.3f}]"
+
+
+def _random_labels(m: int | None, interval: list | None) -> str:
+    if m is None and not interval:
+        return "-"
+    lo, hi = interval or [None, None]
+    shown = "-" if m is None else f"{m}"
+    return f"{shown} [{'-' if lo is None else lo}, {'more' if hi is None else hi}]"
+
+
 def curve_table(metrics: dict) -> str:
-    """The learning curve as a terminal table: labels, evaluation size, accuracy, macro-F1
-    and stop-set agreement per model version."""
-    rows: list[tuple[str, ...]] = [("version", "labels", "eval", "accuracy", "macro-F1", "kappa")]
+    """The learning curve as a terminal table: labels, evaluation size, accuracy and macro-F1
+    with their 95% intervals, stop-set agreement and the labels random labelling would need,
+    per model version; then the gain over random and the stopping signal."""
+    rows: list[tuple[str, ...]] = [
+        ("version", "labels", "eval", "accuracy [95%]", "macro-F1 [95%]", "kappa", "random would need")
+    ]
     for point in metrics.get("curve", []):
+        kappa = point.get("stop_kappa")
         rows.append(
-            tuple(
-                "-" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
-                for v in (
-                    point.get("version"),
-                    point.get("labels"),
-                    point.get("evaluation_size"),
-                    point.get("accuracy"),
-                    point.get("macro_f1"),
-                    point.get("stop_kappa"),
-                )
+            (
+                str(point.get("version")),
+                str(point.get("labels")),
+                str(point.get("evaluation_size")),
+                _with_interval(point.get("accuracy"), point.get("accuracy_interval")),
+                _with_interval(point.get("macro_f1"), point.get("macro_f1_interval")),
+                "-" if kappa is None else f"{kappa:.3f}",
+                _random_labels(
+                    point.get("equivalent_random_labels"), point.get("equivalent_random_interval")
+                ),
             )
         )
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
     lines = ["  ".join(cell.rjust(w) for cell, w in zip(r, widths, strict=True)) for r in rows]
+    gain = metrics.get("gain")
+    if gain:
+        lines.append(f"gain over random: {gain.get('statement', '')}")
     if "should_stop" in metrics:
         verdict = "stop labelling" if metrics["should_stop"] else "keep labelling"
         lines.append(f"{verdict}: {metrics.get('reason', '')}")

@@ -224,3 +224,14 @@ def test_the_evaluation_sample_is_drawn_once_and_measures_every_version(client, 
     assert metrics["stopping"]["criterion"] and isinstance(metrics["should_stop"], bool)
     png = client.get("/v1/projects/d/metrics.png?schema=digit")
     assert png.status_code == 200 and png.data[:4] == b"\x89PNG"
+
+
+def test_the_cli_prints_the_intervals_and_the_gain():
+    from alrank.cli import curve_table
+    from service.examples import METRICS
+
+    table = curve_table(METRICS).splitlines()
+    assert "accuracy [95%]" in table[0] and "random would need" in table[0]
+    assert "0.830 [0.760, 0.880]" in table[1] and "905 [610, 1480]" in table[1]
+    assert table[2] == "gain over random: " + METRICS["gain"]["statement"]
+    assert table[3].startswith("keep labelling: predictions still changing")
