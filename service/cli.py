@@ -226,6 +226,14 @@ def main(argv: list[str] | None = None) -> None:
         default=defaults.CLASSIFIER_NAME,
         help=f"logistic_regression, linear_svm or complement_nb (default: {defaults.CLASSIFIER_NAME})",
     )
+    sim.add_argument(
+        "--gain-every",
+        type=int,
+        default=defaults.SIMULATION_GAIN_EVERY,
+        help="served loop: estimate the gain over random as the service reports it every this many "
+        "labels and check it against the random strategy's curve (0: off; default "
+        f"{defaults.SIMULATION_GAIN_EVERY})",
+    )
     sim.add_argument("--out", required=True, help="folder for curves.csv, curves.png, summary.json")
     args, rest = parser.parse_known_args(argv)
     if args.command == "worker":
@@ -258,6 +266,7 @@ def run_simulation(args: argparse.Namespace) -> int:
             vectorizer=args.vectorizer,
             classifier=args.classifier,
             loop=args.loop,
+            gain_every=args.gain_every,
         )
         rows = len(train) + (len(test) if test is not None else 0)
         # features come first and can take minutes (MiniLM: about 60 news texts a second a core)
@@ -276,7 +285,14 @@ def run_simulation(args: argparse.Namespace) -> int:
         print(
             f"{name:<14} {s['auc']:6.3f} {s['final_accuracy']:6.3f} {marks[0]:>7} {marks[1]:>7} {marks[2]:>7}"
         )
-    print(f"wrote {args.out}/curves.csv, curves.png, summary.json")
+    for name, v in (summary.get("gain_validation") or {}).items():
+        print(
+            f"gain over random, {name}: the 95% interval covered the random curve's labels in "
+            f"{v['covered']} of {v['estimates']} estimates; verdicts {v['verdicts']}, "
+            f"{v['wrong_verdicts']} contradicted by the random curve"
+        )
+    extra = ", gain.csv" if summary.get("gain_validation") else ""
+    print(f"wrote {args.out}/curves.csv, curves.png, summary.json{extra}")
     return 0
 
 

@@ -404,3 +404,50 @@ def test_a_weighted_hybrid_with_a_bald_term_replays(tmp_path):
     )
     summary = simulate(data, None, settings, tmp_path / "out", progress=quiet)
     assert summary["strategies"]["hybrid"]["final_accuracy"] > 0
+
+
+def _gain(trained_on: int, m: int | None, lo: int | None, hi: int | None, verdict: str) -> dict:
+    return {
+        "status": "estimated",
+        "labels": trained_on,
+        "equivalent_random_labels": m,
+        "interval": [lo, hi],
+        "verdict": verdict,
+    }
+
+
+def test_the_gain_is_checked_against_the_random_curve_in_training_labels():
+    from workers.simulation.engine import Point, gain_validation, true_random_labels
+
+    # random labelling's test curve: 0.5 at 100 labels (90 trained on), 0.7 at 200 (180), 0.8 at 300 (270)
+    random = [
+        Point("random", r, labels, acc, acc, None, trained)
+        for r in (0, 1)
+        for labels, acc, trained in ((100, 0.5, 90), (200, 0.7, 180), (300, 0.8, 270))
+    ]
+    assert true_random_labels(random, 0.6) == pytest.approx(135.0)  # halfway from 90 to 180
+    assert true_random_labels(random, 0.9) is None  # never within the budget
+    ours = [
+        # truth 135: covered, and "saving" is right (135 > 80)
+        Point("ours", 0, 100, 0.6, 0.6, _gain(80, 130, 100, 170, "saving"), 80),
+        # truth 135: missed, and "not_helping" is wrong (135 > 120)
+        Point("ours", 1, 150, 0.6, 0.6, _gain(120, 60, 40, 90, "not_helping"), 120),
+        # truth past the budget (270): an open top covers it
+        Point("ours", 0, 200, 0.9, 0.9, _gain(160, None, 400, None, "saving"), 160),
+        # a bounded top short of the budget misses it
+        Point("ours", 1, 250, 0.9, 0.9, _gain(200, 230, 210, 260, "saving"), 200),
+        # truth 180 at or under the 180 trained on: "saving" is wrong, yet the interval covers
+        Point("ours", 0, 300, 0.7, 0.7, _gain(180, 200, 170, 240, "saving"), 180),
+        Point("ours", 1, 300, 0.7, 0.7, {"status": "too_early"}, 180),
+    ]
+    summary, rows = gain_validation(random + ours)
+    assert [r["covered"] for r in rows] == [True, False, True, False, True]
+    assert rows[0]["truth"] == pytest.approx(135.0) and rows[2]["truth"] is None
+    mine = summary["ours"]
+    assert (mine["estimates"], mine["covered"], mine["truth_beyond_budget"]) == (5, 3, 2)
+    assert mine["wrong_verdicts"] == 2
+    assert mine["verdicts"] == {"saving": 4, "undecided": 0, "not_helping": 1}
+    assert mine["bounded"] == 4 and mine["median_high_over_low"] == pytest.approx(
+        np.median([1.7, 2.25, 260 / 210, 240 / 170])
+    )
+    assert "random" not in summary  # no estimates were made for it

@@ -331,3 +331,7 @@ GAIN_BOOTSTRAP_ROUNDS = 300
 GAIN_MAX_EXTRAPOLATION = 10
 """Random labelling's curve is read at most this many times past the random labels it was
 measured on; beyond, the gain says "more than"."""
+
+SIMULATION_GAIN_EVERY = 100
+"""A served-loop simulation estimates the gain over random at the first model past every
+multiple of this many labels, and checks it against the random strategy's curve."""

@@ -77,6 +77,10 @@ class Settings:
     large_batch_from: int = 1000
     stop_accuracy: float | None = None
     """End a replay as soon as its test accuracy reaches this (for labels-to-a-mark runs)."""
+    gain_every: int = defaults.SIMULATION_GAIN_EVERY
+    """Served loop: estimate the gain over random, as the service reports it, at the first
+    model past every multiple of this many labels, and check it against the ``random``
+    strategy's measured curve (0: off)."""
     loop: str = "served"
     """``served``: the loop the service runs (its cold start, evaluation and exploration
     shares, retrain rule and ranking head; ``workers.simulation.served``), each repeat on a
@@ -200,6 +204,10 @@ class Point:
     labels: int
     accuracy: float
     macro_f1: float
+    gain: dict | None = None
+    """The served loop's gain-over-random estimate at this point, where one was made."""
+    trained_on: int | None = None
+    """Labels the model trained on (the served loop keeps the evaluation sample's out)."""
 
 
 def evaluate(
@@ -373,8 +381,12 @@ def run_served(
         settings.batch_size,
         min(settings.budget, len(keep)),
         on_round=progress,
+        gain_every=settings.gain_every,
     )
-    return [Point(strategy, repeat, p.labels, p.accuracy, p.macro_f1) for p in served]
+    return [
+        Point(strategy, repeat, p.labels, p.accuracy, p.macro_f1, p.gain, p.labels - len(p.eval_ids))
+        for p in served
+    ]
 
 
 def _numeric_rows(rows: list[list]) -> np.ndarray:
@@ -414,6 +426,85 @@ def summarise(points: list[Point], full_accuracy: float, settings: Settings) -> 
             entry[f"labels_to_{round(mark * 100)}"] = int(reached[0]) if reached else None
         out["strategies"][strategy] = entry
     return out
+
+
+def true_random_labels(points: list[Point], accuracy: float) -> float | None:
+    """Training labels at which the ``random`` strategy's mean test curve first reaches
+    ``accuracy`` (linear between its points); None where it never does within the budget.
+    The gain counts the labels a model trains on, so the truth does too: the served loop's
+    random strategy keeps its evaluation labels out of training, as the service does."""
+    mine = [p for p in points if p.strategy == "random"]
+    steps = sorted({p.labels for p in mine})
+    mean = [float(np.mean([p.accuracy for p in mine if p.labels == g])) for g in steps]
+    grid = [
+        float(np.mean([p.labels if p.trained_on is None else p.trained_on for p in mine if p.labels == g]))
+        for g in steps
+    ]
+    for k, (g, a) in enumerate(zip(grid, mean, strict=True)):
+        if a >= accuracy:
+            if k == 0:
+                return float(g)
+            g0, a0 = grid[k - 1], mean[k - 1]
+            return float(g0 + (g - g0) * (accuracy - a0) / (a - a0))
+    return None
+
+
+def gain_validation(points: list[Point]) -> tuple[dict, list[dict]]:
+    """How often the gain's 95% interval covers the truth: the labels the ``random``
+    strategy's measured mean curve needs to reach each estimated model's test accuracy.
+    Where random never reaches it within the budget, the truth is only known to lie beyond
+    the budget, and the interval covers it when its top does too."""
+    random_points = [p for p in points if p.strategy == "random"]
+    budget = max((p.trained_on or p.labels for p in random_points), default=0)
+    rows = []
+    for p in points:
+        if not p.gain or p.gain.get("status") != "estimated":
+            continue
+        truth = true_random_labels(points, p.accuracy)
+        lo, hi = p.gain["interval"]
+        if truth is None:
+            covered = hi is None or hi >= budget
+        else:
+            covered = (lo is None or lo <= truth) and (hi is None or truth <= hi)
+        rows.append(
+            {
+                "strategy": p.strategy,
+                "repeat": p.repeat,
+                "labels": p.labels,
+                "trained_on": p.gain["labels"],
+                "test_accuracy": p.accuracy,
+                "estimate": p.gain["equivalent_random_labels"],
+                "low": lo,
+                "high": hi,
+                "truth": truth,
+                "covered": bool(covered),
+                "verdict": p.gain["verdict"],
+            }
+        )
+    out: dict = {}
+    for strategy in dict.fromkeys(r["strategy"] for r in rows):
+        mine = [r for r in rows if r["strategy"] == strategy]
+        bounded = [r["high"] / max(r["low"], 1) for r in mine if r["high"] is not None and r["low"]]
+        out[strategy] = {
+            "estimates": len(mine),
+            "covered": sum(r["covered"] for r in mine),
+            "coverage": sum(r["covered"] for r in mine) / len(mine),
+            "truth_beyond_budget": sum(r["truth"] is None for r in mine),
+            "bounded": len(bounded),
+            "median_high_over_low": float(np.median(bounded)) if bounded else None,
+            "verdicts": {
+                v: sum(r["verdict"] == v for r in mine) for v in ("saving", "undecided", "not_helping")
+            },
+            "wrong_verdicts": sum(_wrong(r) for r in mine),
+        }
+    return out, rows
+
+
+def _wrong(row: dict) -> bool:
+    """A verdict the truth contradicts: "saving" where random labelling reached the model's
+    accuracy with no more labels than it trained on, "not helping" where it needed more."""
+    beyond = row["truth"] is None or row["truth"] > row["trained_on"]
+    return (row["verdict"] == "saving" and not beyond) or (row["verdict"] == "not_helping" and beyond)
 
 
 def plot(points: list[Point], summary: dict, path: Path) -> None:
@@ -531,6 +622,12 @@ def simulate(
             writer.writerow([p.strategy, p.repeat, p.labels, f"{p.accuracy:.6f}", f"{p.macro_f1:.6f}"])
     summary = summarise(points, full_acc, settings)
     summary["curves"] = [asdict(p) for p in points]
+    if any(p.gain for p in points):
+        summary["gain_validation"], gains = gain_validation(points)
+        with open(out / "gain.csv", "w", newline="", encoding="utf-8") as f:
+            table = csv.DictWriter(f, fieldnames=list(gains[0]) if gains else ["strategy"])
+            table.writeheader()
+            table.writerows(gains)
     (out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     plot(points, summary, out / "curves.png")
     return summary

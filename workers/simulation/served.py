@@ -31,6 +31,7 @@ import numpy as np
 from sklearn.metrics import accuracy_score, f1_score
 
 from workers.batches import share
+from workers.evaluation import predict_labels
 from workers.features import FeatureCache, Featurizer
 from workers.models import LinearModel, predictions
 from workers.queueing import labels_call_for_retrain
@@ -41,6 +42,7 @@ from workers.refresh import (
     eval_sample_draw,
     explore_order,
     fit,
+    gain,
     pool_features,
     score,
     seed_of,
@@ -85,6 +87,8 @@ class ServedPoint:
     """Labelled items of the evaluation sample."""
     random_ids: list[str] = field(default_factory=list)
     """Labelled items handed out as uniform draws (the exploration share)."""
+    gain: dict | None = None
+    """The gain over random the service would report for this model (when asked for)."""
 
 
 @dataclass
@@ -106,6 +110,8 @@ class Project:
     heads: dict[str, int] = field(default_factory=lambda: {"order": 0, "explore": 0})
     model: LinearModel | None = None
     featurizer: Featurizer | None = None
+    trained_on: tuple | None = None
+    """The last refresh that trained a model: its snapshot, pool, training set and features."""
 
     @property
     def al(self) -> dict:
@@ -151,6 +157,15 @@ def refresh(project: Project, pool: ServedPool, cache: FeatureCache) -> None:
         project.model = model
         dim = pool.vectors.shape[1] if pool.vectors is not None else None
         project.featurizer = Featurizer(report.parts, dim, report.vector_scale)
+        project.trained_on = (snap, state, labelled, x)
+
+
+def served_gain(project: Project) -> dict:
+    """The gain over random of the serving model, as the service's refresh computes it."""
+    assert project.model is not None and project.trained_on is not None
+    snap, state, labelled, x = project.trained_on
+    held = np.array([labelled.rows[k] for k in labelled.held_out], dtype=np.int64)
+    return gain(snap, state, labelled, x, predict_labels(project.model, x[held]))
 
 
 def next_batch(project: Project, size: int) -> list[tuple[str, str]]:
@@ -224,12 +239,15 @@ def replay(
     uploads: int = 1,
     on_round: Callable[[int], None] | None = None,
     cache: FeatureCache | None = None,
+    gain_every: int = 0,
 ) -> list[ServedPoint]:
     """The served loop until ``budget`` labels: one point per retrain that serves a model.
 
     ``al`` is the project's ``active_learning`` as created; ``uploads`` the requests the
     pool was uploaded in (each is a pool generation); ``cache`` the feature cache (one kept
-    in memory by default; replays of one pool may share one)."""
+    in memory by default; replays of one pool may share one); ``gain_every``: estimate the
+    gain over random, as the service reports it, at the first model past every multiple of
+    this many labels (0: never; the estimate trains dozens of models)."""
     labels = sorted(set(pool.truth.values()))
     project = Project(project_doc(labels, al, pool.vectors is not None), generation=uploads)
     if cache is None:
@@ -237,6 +255,7 @@ def replay(
         cache = FeatureCache(blobs.get, blobs.__setitem__)
     refresh(project, pool, cache)
     points: list[ServedPoint] = []
+    next_gain = gain_every
     while len(project.labels) < budget:
         batch = next_batch(project, min(batch_size, budget - len(project.labels)))
         if not batch:
@@ -258,6 +277,9 @@ def replay(
                         [i for i in labelled if i in project.random_ids],
                     )
                 )
+                if gain_every and len(labelled) >= next_gain:
+                    points[-1].gain = served_gain(project)
+                    next_gain = (len(labelled) // gain_every + 1) * gain_every
         if on_round:
             on_round(len(project.labels))
     return points
