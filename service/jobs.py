@@ -73,7 +73,14 @@ class ModelSchema(ma.Schema):
     )
     gain = ma.fields.Dict(
         allow_none=True,
-        metadata={"description": "The gain over random at this version (as in GET .../metrics)"},
+        metadata={
+            "description": "The gain over random, where this version estimated it (as in GET .../metrics); "
+            "absent where the labels had not grown by a tenth since the last estimate"
+        },
+    )
+    gain_seconds = ma.fields.Float(metadata={"description": "Seconds the gain's estimate took"})
+    gain_estimated_at = ma.fields.Integer(
+        allow_none=True, metadata={"description": "Training labels at the newest estimate of the gain so far"}
     )
     stop_kappa_interval = ma.fields.List(
         ma.fields.Float(), allow_none=True, metadata={"description": "95% bootstrap interval of stop_kappa"}

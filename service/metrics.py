@@ -63,8 +63,14 @@ class GainSchema(ma.Schema):
         }
     )
     statement = ma.fields.String(metadata={"description": "The finding in one sentence"})
+    model_version = ma.fields.Integer(
+        metadata={
+            "description": "The version it was estimated for: the newest, or the last before it "
+            "(estimated again once the labels have grown by a tenth)"
+        }
+    )
     labels = ma.fields.Integer(
-        allow_none=True, metadata={"description": "Labels the serving model trained on (N)"}
+        allow_none=True, metadata={"description": "Labels that version trained on (N)"}
     )
     equivalent_random_labels = ma.fields.Integer(
         allow_none=True,
@@ -79,9 +85,7 @@ class GainSchema(ma.Schema):
     labels_saved_interval = ma.fields.List(
         ma.fields.Integer(allow_none=True), metadata={"description": "95% interval"}
     )
-    accuracy = ma.fields.Float(
-        metadata={"description": "The serving model's accuracy on the evaluation sample"}
-    )
+    accuracy = ma.fields.Float(metadata={"description": "That version's accuracy on the evaluation sample"})
     random_labels = ma.fields.Integer(metadata={"description": "Training labels the exploration share drew"})
     evaluation_size = ma.fields.Integer(metadata={"description": "Labelled evaluation items"})
     extrapolated = ma.fields.Boolean(
@@ -138,17 +142,28 @@ class MetricsSchema(ma.Schema):
     reason = ma.fields.String(metadata={"description": "Why should_stop is what it is"})
 
 
+def newest_gain(models: list[dict]) -> dict:
+    """The newest version's gain over random, or the newest estimate before it: estimates
+    are made as the labels grow (``GAIN_GROWTH``), not at every retrain."""
+    for m in reversed(models):
+        if m.get("gain"):
+            return {**m["gain"], "model_version": m["version"]}
+    if models:
+        return {"status": "too_early", "verdict": "too_early", "statement": "Not estimated yet."}
+    return {
+        "status": "no_model",
+        "verdict": "too_early",
+        "statement": "No model yet: the gain over random is estimated as the labels grow.",
+    }
+
+
 def metrics_of(project: str, schema_name: str) -> dict:
     """The metrics document of a schema (``GET .../metrics``)."""
     proj = load_project(project)
     schema = load_schema(proj, schema_name)["name"]
     models = backend().store.list_models(project, schema)
     found = stopping(models)
-    gain = (models[-1].get("gain") if models else None) or {
-        "status": "no_model",
-        "verdict": "too_early",
-        "statement": "No model yet: the gain over random is estimated at each retrain.",
-    }
+    gain = newest_gain(models)
     return {
         "schema": schema,
         "curve": learning_curve(models),
@@ -216,8 +231,9 @@ def curve_png(m: dict, title: str) -> bytes:
         )
     ax.set_xlabel("labels")
     ax.set_ylabel("accuracy")
-    ax.set_ylim(0, 1)
+    ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
+    handles, names = ax.get_legend_handles_labels()
     kp = [p for p in m["curve"] if p["stop_kappa"] is not None]
     if kp:
         ax2 = ax.twinx()
@@ -229,8 +245,10 @@ def curve_png(m: dict, title: str) -> bytes:
             label="kappa vs previous model",
         )
         ax2.set_ylabel("stop-set kappa")
-        ax2.set_ylim(0, 1.05)
-    ax.legend(loc="best", fontsize=8)
+        ax2.set_ylim(0, 1.02)  # the same scale as accuracy, so the grid serves both
+        more, more_names = ax2.get_legend_handles_labels()
+        handles, names = handles + more, names + more_names
+    ax.legend(handles, names, loc="lower right", fontsize=8)
     ax.set_title(title)
     fig.tight_layout()
     buf = io.BytesIO()

@@ -7,6 +7,7 @@ from sklearn.datasets import load_digits, make_classification
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 
+from workers import defaults
 from workers.batches import share
 from workers.evaluation import bootstrap_macro_f1, macro_f1, wilson
 from workers.gain import estimate, fit_power_law, gain_over_random, labels_for
@@ -218,9 +219,20 @@ def test_the_evaluation_sample_is_drawn_once_and_measures_every_version(client, 
     assert [p["version"] for p in metrics["curve"]] == [m["version"] for m in models]
     point = metrics["curve"][-1]
     assert point["accuracy_interval"] == [lo, hi] and point["macro_f1_interval"][0] <= point["macro_f1"]
-    assert metrics["gain"]["status"] == "estimated" and metrics["gain"]["evaluation_size"] == 30
-    assert metrics["gain"]["random_labels"] == sum(1 for s in sources if s == "random")
-    assert metrics["gain"]["verdict"] in ("saving", "undecided", "not_helping")
+    # the gain is estimated again once the training labels have grown by a tenth
+    estimated_at = None
+    for m in models:
+        due = estimated_at is None or m["training_size"] >= estimated_at * (1 + defaults.GAIN_GROWTH)
+        assert ("gain" in m) == due, (m["version"], m["training_size"], estimated_at)
+        if m.get("gain", {}).get("status") == "estimated":
+            estimated_at = m["training_size"]
+        assert m["gain_estimated_at"] == estimated_at
+    newest = [m for m in models if "gain" in m][-1]
+    gain = metrics["gain"]
+    assert gain["model_version"] == newest["version"] and gain["labels"] == newest["training_size"]
+    assert gain["status"] == "estimated" and gain["evaluation_size"] == 30
+    assert gain["random_labels"] == sum(1 for s in sources[: gain["labels"] + 30] if s == "random")
+    assert gain["verdict"] in ("saving", "undecided", "not_helping")
     assert metrics["stopping"]["criterion"] and isinstance(metrics["should_stop"], bool)
     png = client.get("/v1/projects/d/metrics.png?schema=digit")
     assert png.status_code == 200 and png.data[:4] == b"\x89PNG"

@@ -288,7 +288,7 @@ def train(store: Store, snap: Snapshot, pool: Pool, labelled: TrainingSet, x) ->
     held_rows = [labelled.rows[k] for k in labelled.held_out]
     truth = [labelled.targets[k] for k in labelled.held_out]
     served_pred = predict_labels(model, x[np.array(held_rows, dtype=np.int64)])
-    meta = {
+    meta: dict[str, Any] = {
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "training_size": len(labelled.train),
         "class_counts": dict(Counter(v for t in labelled.train_targets for v in (t if multi else [t]))),
@@ -297,12 +297,19 @@ def train(store: Store, snap: Snapshot, pool: Pool, labelled: TrainingSet, x) ->
         "metrics": model.metrics,
         "classes": model.classes,
         "evaluation": evaluation(served_pred, truth, multi),
-        "gain": gain(snap, pool, labelled, x, served_pred),
     }
+    previous = store.latest_model(snap.name, snap.schema["name"])
+    last = (previous or {}).get("gain_estimated_at")
+    meta["gain_estimated_at"] = last
+    if last is None or len(labelled.train) >= last * (1 + defaults.GAIN_GROWTH):
+        started = time.perf_counter()
+        estimate = gain(snap, pool, labelled, x, served_pred)
+        meta["gain"], meta["gain_seconds"] = estimate, round(time.perf_counter() - started, 3)
+        if estimate["status"] == "estimated":
+            meta["gain_estimated_at"] = len(labelled.train)
     index = {item_id: i for i, item_id in enumerate(pool.ids)}
     stop_ids = stop_set(pool.ids, snap.schema["name"])
     stop_preds = dict(zip(stop_ids, predict_labels(model, x[[index[i] for i in stop_ids]]), strict=True))
-    previous = store.latest_model(snap.name, snap.schema["name"])
     old_preds = (
         store.stop_predictions(snap.name, snap.schema["name"], previous["version"]) if previous else None
     )
