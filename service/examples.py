@@ -212,8 +212,6 @@ MODELS = {
             "temperature": 1.31,
             "metrics": {"cv_accuracy": 0.79},
             "evaluation": {"size": 6, "accuracy": 0.83, "macro_f1": 0.81},
-            "gain_seconds": 1.7,
-            "gain_estimated_at": 108,
             "stop_kappa": 0.94,
             "serving": True,
         }

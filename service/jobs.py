@@ -78,9 +78,10 @@ class ModelSchema(ma.Schema):
             "absent where the labels had not grown by a tenth since the last estimate"
         },
     )
-    gain_seconds = ma.fields.Float(metadata={"description": "Seconds the gain's estimate took"})
-    gain_estimated_at = ma.fields.Integer(
-        allow_none=True, metadata={"description": "Training labels at the newest estimate of the gain so far"}
+    gain_seconds = ma.fields.Float(
+        metadata={
+            "description": "Seconds the gain's estimate took, after the version's ranking was published"
+        }
     )
     stop_kappa_interval = ma.fields.List(
         ma.fields.Float(), allow_none=True, metadata={"description": "95% bootstrap interval of stop_kappa"}

@@ -37,6 +37,7 @@ def _patterns() -> list[re.Pattern]:
         keys.owners(p, s),
         keys.annotator_leases(p, s, "*"),
         keys.evaluation(p, s),
+        keys.gains(p, s),
         keys.eval_sample(p, s),
         keys.eval_sample_head(p, s),
         keys.random_draws(p, s),

@@ -334,7 +334,8 @@ GAIN_GROWTH = 0.1
 this share since its last estimate. An estimate trains dozens of models (on AG News with
 the default features, 8 s at 300 labels and 30 s at 3,000 on a shared 2-core machine), so
 a geometric schedule keeps its cost to a few estimates per tenfold of labels; the versions
-in between carry none, and the metrics report the newest estimate."""
+in between carry none, and the metrics report the newest estimate. It runs after the
+version's ranking is published, so it never holds a ranking up."""
 
 GAIN_MAX_EXTRAPOLATION = 10
 """Random labelling's curve is read at most this many times past the random labels it was

@@ -278,6 +278,29 @@ def gain(snap: Snapshot, pool: Pool, labelled: TrainingSet, x, served_pred: list
     )
 
 
+def gain_due(store: Store, snap: Snapshot, training_size: int) -> bool:
+    """Whether a new version estimates the gain over random: once its training labels have
+    grown by ``GAIN_GROWTH`` since the last estimate (each trains dozens of models)."""
+    estimated = [
+        g["labels"]
+        for g, _ in store.gains(snap.name, snap.schema["name"]).values()
+        if g["status"] == "estimated"
+    ]
+    return not estimated or training_size >= max(estimated) * (1 + defaults.GAIN_GROWTH)
+
+
+def estimate_gain(
+    store: Store, snap: Snapshot, pool: Pool, labelled: TrainingSet, x, trained: ModelVersion
+) -> None:
+    """The gain over random of a version whose ranking is published already: the estimate
+    never holds a ranking up."""
+    started = time.perf_counter()
+    held = np.array([labelled.rows[k] for k in labelled.held_out], dtype=np.int64)
+    found = gain(snap, pool, labelled, x, predict_labels(trained.model, x[held]))
+    seconds = round(time.perf_counter() - started, 3)
+    store.save_gain(snap.name, snap.schema["name"], trained.version, found, seconds)
+
+
 def train(store: Store, snap: Snapshot, pool: Pool, labelled: TrainingSet, x) -> ModelVersion | None:
     """A new model version, or None while the schema has too few labels (or one class)."""
     multi = snap.schema["multi_label"]
@@ -288,7 +311,7 @@ def train(store: Store, snap: Snapshot, pool: Pool, labelled: TrainingSet, x) ->
     held_rows = [labelled.rows[k] for k in labelled.held_out]
     truth = [labelled.targets[k] for k in labelled.held_out]
     served_pred = predict_labels(model, x[np.array(held_rows, dtype=np.int64)])
-    meta: dict[str, Any] = {
+    meta = {
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "training_size": len(labelled.train),
         "class_counts": dict(Counter(v for t in labelled.train_targets for v in (t if multi else [t]))),
@@ -298,18 +321,10 @@ def train(store: Store, snap: Snapshot, pool: Pool, labelled: TrainingSet, x) ->
         "classes": model.classes,
         "evaluation": evaluation(served_pred, truth, multi),
     }
-    previous = store.latest_model(snap.name, snap.schema["name"])
-    last = (previous or {}).get("gain_estimated_at")
-    meta["gain_estimated_at"] = last
-    if last is None or len(labelled.train) >= last * (1 + defaults.GAIN_GROWTH):
-        started = time.perf_counter()
-        estimate = gain(snap, pool, labelled, x, served_pred)
-        meta["gain"], meta["gain_seconds"] = estimate, round(time.perf_counter() - started, 3)
-        if estimate["status"] == "estimated":
-            meta["gain_estimated_at"] = len(labelled.train)
     index = {item_id: i for i, item_id in enumerate(pool.ids)}
     stop_ids = stop_set(pool.ids, snap.schema["name"])
     stop_preds = dict(zip(stop_ids, predict_labels(model, x[[index[i] for i in stop_ids]]), strict=True))
+    previous = store.latest_model(snap.name, snap.schema["name"])
     old_preds = (
         store.stop_predictions(snap.name, snap.schema["name"], previous["version"]) if previous else None
     )
@@ -470,6 +485,9 @@ def refresh(
     vector_dim = pool.vectors.shape[1] if pool.vectors is not None else None
     featurizer = Featurizer(cache_report.parts, vector_dim, cache_report.vector_scale)
     rid = publish(store, snap, pool, labelled, trained, scores, rng, featurizer)
+    if trained is not None and gain_due(store, snap, len(labelled.train)):
+        tell("gain", 0.9)
+        estimate_gain(store, snap, pool, labelled, x, trained)
     tell("done", 1.0)
     return {
         "status": "published",

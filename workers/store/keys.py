@@ -212,6 +212,11 @@ def models(p: str, s: str) -> str:
     return schema(p, s) + "models"
 
 
+def gains(p: str, s: str) -> str:
+    """Hash: model version -> its gain over random (JSON), estimated after its ranking."""
+    return schema(p, s) + "gains"
+
+
 def model_sequence(p: str, s: str) -> str:
     return schema(p, s) + "modelseq"
 

@@ -43,7 +43,27 @@ class Models:
         return meta
 
     def list_models(self, project: str, schema: str) -> list[dict]:
-        return [json.loads(m) for m in self.redis.lrange(keys.models(project, schema), 0, -1)]
+        """Every version's metadata, in order, each with its gain over random where one was
+        estimated for it."""
+        models = [json.loads(m) for m in self.redis.lrange(keys.models(project, schema), 0, -1)]
+        found = self.gains(project, schema)
+        for m in models:
+            if m["version"] in found:
+                m["gain"], m["gain_seconds"] = found[m["version"]]
+        return models
+
+    def save_gain(self, project: str, schema: str, version: int, gain: dict, seconds: float) -> None:
+        """The gain over random estimated for ``version`` (after its ranking was published)."""
+        record = json.dumps({"gain": gain, "seconds": seconds})
+        self.redis.hset(keys.gains(project, schema), str(version), record)
+
+    def gains(self, project: str, schema: str) -> dict[int, tuple[dict, float]]:
+        """Each version's gain estimate and the seconds it took, by version."""
+        out = {}
+        for version, record in self.redis.hgetall(keys.gains(project, schema)).items():
+            found = json.loads(record)
+            out[int(version)] = (found["gain"], found["seconds"])
+        return out
 
     def latest_model(self, project: str, schema: str) -> dict | None:
         meta = self.redis.lindex(keys.models(project, schema), -1)
