@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from sklearn.datasets import load_digits, make_classification
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
@@ -10,7 +11,15 @@ from sklearn.metrics import f1_score
 from workers import defaults
 from workers.batches import share
 from workers.evaluation import bootstrap_macro_f1, macro_f1, wilson
-from workers.gain import estimate, fit_power_law, gain_over_random, labels_for
+from workers.gain import (
+    estimate,
+    fit_log_law,
+    fit_power_law,
+    gain_over_random,
+    labels_for,
+    labels_for_log,
+    read_back,
+)
 from workers.stopping import agreement_with_support, stopping, stopping_signal
 from workers.store import Store
 from workers.tool_order import compose
@@ -87,6 +96,42 @@ def test_the_power_law_is_read_backwards_exactly():
     target = a - b * 400.0**-c
     assert abs(labels_for(np.array([target]), params)[0] - 400) < 25
     assert labels_for(np.array([0.95]), params)[0] == np.inf  # above the curve's asymptote
+
+
+def test_the_log_law_is_read_backwards_exactly():
+    sizes = np.array([10, 20, 40, 80, 160], dtype=float)
+    a, b = 0.35, 0.08
+    params = fit_log_law(sizes, (a + b * np.log(sizes))[None, :])
+    assert np.allclose(params[0], [a, b])
+    target = a + b * np.log(400.0)
+    assert labels_for_log(np.array([target]), params)[0] == pytest.approx(400)
+    flat = fit_log_law(sizes, np.full((1, 5), 0.7))
+    assert (
+        labels_for_log(np.array([0.75]), flat)[0] == np.inf and labels_for_log(np.array([0.6]), flat)[0] == 0
+    )
+
+
+def test_the_interval_spans_both_shapes_of_the_curve():
+    """Planted: random labelling's curve still climbing as a logarithm does at its last
+    point. A power law fitted to it levels off and reads M far out; the logarithm reads it
+    nearer, and the interval reaches down to it, so no saving is claimed that only the
+    power law's shape supports."""
+    rng = np.random.default_rng(5)
+    n_eval, sizes = 1000, [10, 20, 40, 80, 160]
+    rates = 0.3 + 0.08 * np.log(np.array(sizes, dtype=float))
+    random_right = rng.random((2, len(sizes), n_eval)) < rates[None, :, None]
+    served = rng.random(n_eval) < 0.3 + 0.08 * np.log(400.0)  # as random labelling at 400
+    found = estimate(served, random_right, sizes, 400, 0, 120)
+    n = np.array(sizes, dtype=float)
+    power, log = read_back(np.array([served.mean()]), random_right.mean(axis=(0, 2))[None, :], n)
+    assert log[0] < power[0]
+    # the power law alone: its bootstrap's 2.5th percentile is past 400, a false "saving"
+    boot = np.random.default_rng(0).integers(0, n_eval, size=(300, n_eval))
+    curves = np.stack([random_right[:, :, b].mean(axis=(0, 2)) for b in boot])
+    assert np.percentile(read_back(served[boot].mean(axis=1), curves, n)[0], 2.5) > 400
+    lo, hi = found["interval"]
+    assert lo is not None and lo <= 400 and (hi is None or hi >= 400)
+    assert found["verdict"] == "undecided"
 
 
 def test_a_served_model_beyond_random_reach_is_saving():

@@ -14,6 +14,13 @@ noise) and so are the random orders the curve's models were trained in; the curv
 again on each resample. Once the served model has more labels than the exploration share has
 drawn, M is an extrapolation of the curve, and the record says so.
 
+An extrapolation depends on the curve's shape as much as on its points: a power law levels
+off, and read far past its points it tends to put M too high, which would claim savings
+that are not there. So the curve is also fitted as a logarithm, ``accuracy(n) = a + b ln n``,
+which never levels off and puts M lower. M is the geometric mean of the two readings, and
+the interval spans both bootstraps (the lower of their 2.5th percentiles to the higher of
+their 97.5th): a verdict stands only where both shapes agree on it.
+
 The fit is exact least squares for ``a`` and ``b`` at each ``c`` of a grid, the best ``c``
 kept, which vectorises over the bootstrap's resamples (no iterative optimiser to fail).
 """
@@ -112,6 +119,35 @@ def fit_power_law(sizes: np.ndarray, acc: np.ndarray) -> np.ndarray:
     return best
 
 
+def fit_log_law(sizes: np.ndarray, acc: np.ndarray) -> np.ndarray:
+    """``(a, b)`` of ``a + b ln n`` fitted to each row of ``acc``, with ``b >= 0``."""
+    acc = np.atleast_2d(acc)
+    u = np.log(sizes)
+    du = u - u.mean()
+    b = np.maximum((acc - acc.mean(axis=1)[:, None]) @ du / (du @ du), 0.0)
+    a = acc.mean(axis=1) - b * u.mean()
+    return np.column_stack([a, b])
+
+
+def labels_for_log(target: np.ndarray, params: np.ndarray) -> np.ndarray:
+    """Labels at which each fitted logarithm reaches ``target`` (inf: a flat one below it)."""
+    a, b = params[:, 0], params[:, 1]
+    out = np.where(target <= a, 0.0, np.inf)
+    grow = b > 0
+    with np.errstate(over="ignore"):
+        out[grow] = np.exp(np.minimum((target[grow] - a[grow]) / b[grow], 700.0))
+    return out
+
+
+def read_back(target: np.ndarray, curves: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Labels at which each curve reaches its target, read as a power law and as a
+    logarithm; either way no more than the first measured size that reaches it."""
+    measured = reached_at(target, curves, n)
+    power = np.minimum(labels_for(target, fit_power_law(n, curves)), measured)
+    log = np.minimum(labels_for_log(target, fit_log_law(n, curves)), measured)
+    return power, log
+
+
 def labels_for(target: np.ndarray, params: np.ndarray) -> np.ndarray:
     """Labels at which each fitted curve reaches ``target`` (inf: never, below its
     asymptote; 0: at once)."""
@@ -151,12 +187,8 @@ def estimate(
     n = np.asarray(sizes, dtype=float)
     accuracy = float(served_right.mean())
     curve = random_right.mean(axis=(0, 2))
-    target = np.array([accuracy])
-    point = float(
-        np.minimum(
-            labels_for(target, fit_power_law(n, curve[None, :])), reached_at(target, curve[None, :], n)
-        )[0]
-    )
+    power, log = read_back(np.array([accuracy]), curve[None, :], n)
+    point = float(np.sqrt(max(power[0], 1.0) * max(log[0], 1.0)))
     rng = np.random.default_rng(seed)
     rounds, n_eval, orders = defaults.GAIN_BOOTSTRAP_ROUNDS, served_right.shape[0], random_right.shape[0]
     items = rng.integers(0, n_eval, size=(rounds, n_eval))
@@ -164,10 +196,9 @@ def estimate(
     per_item = random_right.astype(float)  # (orders, sizes, items)
     boot_curves = np.stack([per_item[picks[r]][:, :, items[r]].mean(axis=(0, 2)) for r in range(rounds)])
     boot_targets = served_right[items].mean(axis=1)
-    boot = np.minimum(
-        labels_for(boot_targets, fit_power_law(n, boot_curves)), reached_at(boot_targets, boot_curves, n)
-    )
-    lo, hi = np.percentile(np.minimum(boot, cap * 10), [2.5, 97.5])
+    boot_power, boot_log = (np.minimum(b, cap * 10) for b in read_back(boot_targets, boot_curves, n))
+    lo = min(np.percentile(boot_power, 2.5), np.percentile(boot_log, 2.5))
+    hi = max(np.percentile(boot_power, 97.5), np.percentile(boot_log, 97.5))
     return record(labels, n_random, n_eval, accuracy, point, float(lo), float(hi), cap, sizes, curve)
 
 
@@ -230,9 +261,10 @@ def record(
         "extrapolated": m is None or m > sizes[-1],
         "cap": int(cap),
         "random_curve": [{"labels": s, "accuracy": float(a)} for s, a in zip(sizes, curve, strict=True)],
-        "method": "inverse power law fitted to models on the exploration share's uniform draws, "
-        "measured on the evaluation sample; 95% bootstrap interval over evaluation items and "
-        "random orders",
+        "method": "random labelling's curve from models on the exploration share's uniform draws, "
+        "measured on the evaluation sample, read back as an inverse power law and as a logarithm "
+        "(M: their geometric mean); 95% bootstrap interval over evaluation items and random "
+        "orders, spanning both",
     }
 
 
