@@ -11,10 +11,13 @@ Studio's API, repeat.
 
 - The ``alrank`` arm connects alrank through Label Studio's own API (``POST /api/ml`` with
   the project's backend URL) and sets ``Uncertainty sampling``. After each retrain it checks
-  that the task Label Studio serves next is alrank's top-ranked unlabelled one, and it
-  checks that served tasks carry alrank's pre-annotation, that every annotation reached
-  alrank, that a deleted annotation's label is gone, and that Label Studio's "train"
-  (START_TRAINING) makes alrank read every annotation.
+  that the task Label Studio serves next is the head of the order alrank wrote (the lowest
+  score among the current version's predictions on unlabelled tasks). It checks that served
+  tasks carry alrank's pre-annotation, except the evaluation sample's, which carry none;
+  that the evaluation sample reaches the annotators at its share (``eval_fraction``, 10%)
+  and measures the model; that every annotation reached alrank, that a deleted annotation's
+  label is gone, and that Label Studio's "train" (START_TRAINING) makes alrank read every
+  annotation.
 - The ``uniform`` arm is the same project with Label Studio's own ``Uniform sampling``.
 
 Figures: test-split accuracy and macro-F1 of a TF-IDF + logistic regression model trained on
@@ -50,6 +53,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.procs import free_port, wait_until  # noqa: E402
+from workers import defaults  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "datasets" / "sms_spam"
 LS_VERSION = "1.23.2"
@@ -59,6 +63,8 @@ LABEL_CONFIG = (
 )
 CHECKPOINTS = (50, 100, 200)
 UPDATE_FREQUENCY = 10
+EVAL_FRACTION = defaults.EVAL_FRACTION
+"""alrank's default share of the evaluation sample in every order it writes."""
 """alrank's default: a retrain every 10 labels."""
 
 
@@ -166,7 +172,7 @@ class Alrank(Service):
     def __init__(self, workdir: Path) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        data = workdir / "alrank"
+        data = self.data = workdir / "alrank"
         env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
         self.log = open(workdir / "alrank.log", "wb")
         self.proc = subprocess.Popen(
@@ -185,6 +191,18 @@ class Alrank(Service):
             return requests.get(self.url + "/readyz", timeout=2).status_code == 200
         except requests.RequestException:
             return False
+
+    def eval_sample(self, project: str, schema: str) -> set[str]:
+        """The schema's evaluation sample, read from the embedded Redis (no API lists it)."""
+        import redis
+
+        from workers.store import Store
+
+        conn = redis.Redis(unix_socket_path=str(self.data / "redis" / "redis.sock"))
+        try:
+            return set(Store(conn).eval_sample(project, schema))
+        finally:
+            conn.close()
 
 
 class Checks:
@@ -236,6 +254,14 @@ def annotate(ls: LabelStudio, task_id: int, value: str) -> int:
     return answer["id"]
 
 
+def head_of_order(ls: LabelStudio, pid: int, version: str | None, labelled: set[int]) -> int | None:
+    """The unlabelled task whose prediction of ``version`` has the lowest score: the first
+    of the order alrank wrote (Label Studio serves the lowest score first)."""
+    predictions = ls.call("GET", "/api/predictions/", params={"project": pid})
+    mine = [p for p in predictions if p["model_version"] == version and p["task"] not in labelled]
+    return min(mine, key=lambda p: p["score"])["task"] if mine else None
+
+
 def version_of(ranking: dict) -> str:
     return f"alrank-label-v{ranking.get('model_version') or 0}-r{ranking['ranking_id']}"
 
@@ -267,17 +293,22 @@ def run_alrank(ls: LabelStudio, al: Alrank, train: list[dict], n: int, run: int,
         flush=True,
     )
 
+    sample = al.eval_sample(name, "label")
     labelled: list[tuple[int, str]] = []
     annotation_ids: list[int] = []
     freshness: list[float] = []
-    top_matches = top_checks = preannotated = with_model = 0
+    top_matches = top_checks = preannotated = with_model = evaluated = eval_suggested = 0
     for k in range(1, n + 1):
         task = ls.call("GET", f"/api/projects/{pid}/next")
         version = ls.call("GET", f"/api/projects/{pid}")["model_version"]
         mine = [p for p in task.get("predictions", []) if p.get("model_version") == version]
-        if project()["counts"]["label"]["model_version"] is not None:
+        suggested = bool(mine and mine[0].get("result"))
+        if str(task["id"]) in sample:
+            evaluated += 1
+            eval_suggested += suggested
+        elif project()["counts"]["label"]["model_version"] is not None:
             with_model += 1
-            preannotated += bool(mine and mine[0].get("result"))
+            preannotated += suggested
         value = truth[task["id"]]
         t0 = time.monotonic()
         annotation_ids.append(annotate(ls, task["id"], value))
@@ -299,20 +330,32 @@ def run_alrank(ls: LabelStudio, al: Alrank, train: list[dict], n: int, run: int,
                 checks.check(False, str(exc))
                 continue
             freshness.append(time.monotonic() - t0)
-            top = al.call("GET", f"/v1/projects/{name}/ranking", params={"schema": "label", "limit": 1})[
-                "items"
-            ]
             served = ls.call("GET", f"/api/projects/{pid}/next")
             top_checks += 1
-            top_matches += bool(top) and int(top[0]["id"]) == served["id"]
+            top_matches += served["id"] == head_of_order(ls, pid, pushed(), {t for t, _ in labelled})
     checks.check(
         top_matches == top_checks,
-        f"run {run}: Label Studio served alrank's top task after {top_matches} of {top_checks} retrains",
+        f"run {run}: Label Studio served the head of alrank's order after {top_matches} of "
+        f"{top_checks} retrains",
     )
     checks.check(
         preannotated == with_model,
-        f"run {run}: {preannotated} of {with_model} tasks served with a model "
+        f"run {run}: {preannotated} of {with_model} ranked tasks served with a model "
         "carried alrank's pre-annotation",
+    )
+    checks.check(eval_suggested == 0, f"run {run}: {eval_suggested} evaluation tasks carried a suggestion")
+    share = evaluated / n
+    checks.check(
+        abs(evaluated - EVAL_FRACTION * n) <= 3,
+        f"run {run}: {evaluated} of {n} tasks served were evaluation tasks (share {EVAL_FRACTION})",
+    )
+    job = al.call("POST", f"/v1/projects/{name}/train", params={"schema": "label"})["job"]
+    wait_until(lambda: al.call("GET", f"/v1/jobs/{job}")["status"] == "finished", 120, "a retrain")
+    measured = al.call("GET", f"/v1/projects/{name}/models", params={"schema": "label"})["models"][-1]
+    checks.check(
+        measured["evaluation"]["size"] == evaluated,
+        f"run {run}: the model was measured on {measured['evaluation']['size']} evaluation labels "
+        f"of the {evaluated} given in Label Studio",
     )
     # every annotation reached alrank, with its value and annotator
     wrong = 0
@@ -346,14 +389,17 @@ def run_alrank(ls: LabelStudio, al: Alrank, train: list[dict], n: int, run: int,
     except AssertionError as exc:
         checks.check(False, f"run {run}: {exc}")
     print(
-        f"  run {run}: top task matched after {top_matches}/{top_checks} retrains; "
-        f"pre-annotated {preannotated}/{with_model}; freshness median {statistics.median(freshness):.2f} s",
+        f"  run {run}: head of the order served after {top_matches}/{top_checks} retrains; "
+        f"pre-annotated {preannotated}/{with_model}; evaluation tasks {evaluated}/{n} ({share:.0%}), "
+        f"accuracy on them {measured['evaluation']['accuracy']:.3f}; "
+        f"freshness median {statistics.median(freshness):.2f} s",
         flush=True,
     )
     return {
         "labels": [(sms[task], value) for task, value in labelled],
         "freshness": freshness,
         "first_order_seconds": first_order_seconds,
+        "evaluation_tasks": evaluated,
     }
 
 

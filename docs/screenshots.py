@@ -108,11 +108,8 @@ def main() -> None:
         while admin.project("news")["counts"]["topic"]["ranking"] is None:
             time.sleep(1)
         label(admin, truth, args.labels)
-        for _ in range(300):
-            models = admin.models("news", "topic")
-            if models and models[-1]["training_size"] + models[-1]["evaluation"]["size"] >= args.labels:
-                break
-            time.sleep(1)
+        # a retrain asked for now follows any still running, gain estimate included
+        admin.wait(admin.train("news", "topic")["job"])
         args.out.mkdir(parents=True, exist_ok=True)
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS)
