@@ -17,7 +17,6 @@ import gzip
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,24 +27,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from alrank.client import Client  # noqa: E402
+from tests.procs import CHROMIUM_ARGS, free_port  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "datasets" / "ag_news" / "train.jsonl.gz"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def serve(data_dir: Path) -> tuple[subprocess.Popen, str]:

@@ -19,6 +19,20 @@ ADMIN_KEY = "proc-admin-key-0123456789abcdef"
 """The admin key of the gunicorn processes tests start themselves (``gunicorn``)."""
 
 
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+"""Headless Chromium as root on a machine with no network beyond loopback: without the
+background-networking flags it keeps trying hosts it cannot reach."""
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from procs import Annotator, Serve, wait_until
+from procs import CHROMIUM_ARGS, Annotator, Serve, wait_until
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
@@ -18,16 +18,6 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(
     not Path(CHROMIUM).exists(), reason="needs Debian's chromium package (apt-get install chromium)"
 )
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 LABELS = 300
 
 
@@ -68,7 +58,7 @@ def _ranked(admin: Annotator) -> bool:
 @pytest.fixture(scope="module")
 def browser():
     with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield b
         b.close()
 
