@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import defaultdict
+
+import numpy as np
+import pytest
 
 N_ITEMS = 3000
 N_THREADS = 16
@@ -56,3 +60,96 @@ def test_concurrent_annotators_never_share_an_item(app, client, run_jobs):
     assert not shared, f"{len(shared)} items went to more than one annotator, e.g. {list(shared.items())[:3]}"
     # every request was served, and labelled items were replaced by fresh ones
     assert len(holders) >= N_THREADS * REQUESTS_PER_THREAD * 4
+
+
+def test_one_refresh_of_a_schema_at_a_time(redis_conn, monkeypatch):
+    """The refresh lock: a second holder waits for the first, and a holder that died (its
+    lock no longer renewed) frees it within the lock's lifetime."""
+    from workers import defaults
+    from workers.store import Store, keys
+
+    monkeypatch.setattr(defaults, "REFRESH_LOCK_SECONDS", 1.0)
+    store = Store(redis_conn)
+    inside: list[str] = []
+    order: list[str] = []
+    first_in = threading.Event()
+
+    def refresh(name: str, hold: float) -> None:
+        with store.refresh_lock("p", "s"):
+            inside.append(name)
+            assert len(inside) == 1, inside  # never two at once
+            order.append(name)
+            first_in.set()
+            time.sleep(hold)  # longer than the lock's lifetime: renewed meanwhile
+            inside.remove(name)
+
+    a = threading.Thread(target=refresh, args=("a", 2.5))
+    a.start()
+    first_in.wait(5)
+    b = threading.Thread(target=refresh, args=("b", 0.1))
+    b.start()
+    a.join()
+    b.join()
+    assert order == ["a", "b"]
+    # a holder killed mid-refresh: its lock, no longer renewed, expires
+    dead = redis_conn.lock(keys.refresh_lock("p", "s"), timeout=1.0)
+    assert dead.acquire(blocking=False)
+    started = time.monotonic()
+    with store.refresh_lock("p", "s", wait=5):
+        waited = time.monotonic() - started
+    assert 0.5 < waited < 2.0
+    with pytest.raises(TimeoutError):
+        held = redis_conn.lock(keys.refresh_lock("p", "s"), timeout=10)
+        assert held.acquire(blocking=False)
+        with store.refresh_lock("p", "s", wait=0.3):
+            pass
+
+
+def test_twenty_annotators_at_once_never_get_a_model_on_fewer_labels(tmp_path):
+    """20 annotators label through a running ``alrank serve`` (two workers) at once, a
+    retrain every 5 labels: every model version is trained on at least as many labels as
+    the version before it."""
+    from procs import Annotator, Serve, wait_until
+
+    served = Serve(tmp_path / "data")
+    try:
+        admin = Annotator(served.base, served.admin_key, project="busy")
+        admin.create(n=3000, seed=2, update_frequency=5)
+        wait_until(
+            lambda: admin.call("GET", "/v1/projects/busy").json()["counts"]["topic"]["ranking"] is not None,
+            60,
+            "the cold start",
+        )
+        errors: list[str] = []
+
+        def annotate(k: int) -> None:
+            me = Annotator(served.base, served.admin_key, project="busy")
+            me.truth = admin.truth
+            rng = np.random.default_rng(k)
+            try:
+                for _ in range(15):  # spread over seconds, so retrains run while labels come
+                    me.label_round(size=2, annotator=f"ann{k}")
+                    time.sleep(float(rng.uniform(0.1, 0.6)))
+            except Exception as exc:
+                errors.append(repr(exc))
+
+        threads = [threading.Thread(target=annotate, args=(k,)) for k in range(20)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors, errors[:3]
+        labelled = admin.call("GET", "/v1/projects/busy").json()["counts"]["topic"]["with_any_label"]
+        assert labelled == 20 * 15 * 2
+
+        def models() -> list[dict]:
+            return admin.call("GET", "/v1/projects/busy/models?schema=topic").json()["models"]
+
+        wait_until(
+            lambda: (m := models()) and m[-1]["training_size"] == labelled, 120, "a model on every label"
+        )
+        sizes = [m["training_size"] for m in models()]
+        assert sizes == sorted(sizes), sizes
+        assert len(sizes) >= 3
+    finally:
+        served.close()

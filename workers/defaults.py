@@ -14,6 +14,16 @@ QUEUE_NAME = "alrank"
 JOB_TIMEOUT = 3600
 """Seconds a train-and-rank job may run before RQ stops it."""
 
+CLAIM_GRACE_SECONDS = 30
+"""A retrain claimed this recently whose job RQ does not know yet is taken to be on its
+way there (claimed, not yet enqueued), not lost: another trigger joins it instead of
+queueing a second job that would run beside it."""
+
+REFRESH_LOCK_SECONDS = 30
+"""The lifetime of a schema's refresh lock, renewed every third of it while its refresh
+runs: one refresh of a schema at a time, and a work horse killed mid-refresh holds up the
+next one this long at most."""
+
 JOB_RESULT_TTL = 7 * 24 * 3600
 """Seconds a finished job's status and result stay readable."""
 

@@ -35,22 +35,28 @@ def labels_call_for_retrain(al: dict, since: int, labelled: int, new: int, has_m
     return since >= al["update_frequency"] or (first_enough and not has_model)
 
 
+def job_status(queue: Queue, job_id: str) -> JobStatus | None:
+    """The job's status in RQ; None where RQ does not know it."""
+    try:
+        return Job.fetch(job_id, connection=queue.connection, serializer=queue.serializer).get_status()
+    except NoSuchJobError:
+        return None
+
+
 def job_pending(queue: Queue, job_id: str) -> bool:
     """Whether RQ will still run (or is running) the job."""
-    try:
-        return (
-            Job.fetch(job_id, connection=queue.connection, serializer=queue.serializer).get_status()
-            in _PENDING
-        )
-    except NoSuchJobError:
-        return False
+    return job_status(queue, job_id) in _PENDING
 
 
 def request_refresh(store: Store, queue: Queue, project: str, schema: str, reason: str) -> str:
     """Make sure a job will bring the schema's ranking up to date; returns that job's id."""
     for marker, job_id in store.job_markers(project, schema).items():
-        if not job_pending(queue, job_id):
-            store.forget_job(project, schema, marker, job_id)
+        status = job_status(queue, job_id)
+        if status in _PENDING:
+            continue
+        if status is None and store.claimed_lately(project, schema, job_id):
+            continue  # claimed by another request a moment ago, on its way to RQ
+        store.forget_job(project, schema, marker, job_id)
     action, job_id, depends_on = store.claim_trigger(project, schema, uuid.uuid4().hex)
     store.reset_since(project, schema)
     if action != "enqueue":

@@ -245,6 +245,11 @@ def jobstate(p: str, s: str) -> str:
     return schema(p, s) + "jobstate"
 
 
+def refresh_lock(p: str, s: str) -> str:
+    """The lock a schema's refresh holds while it runs (a token, with a short TTL)."""
+    return schema(p, s) + "refreshlock"
+
+
 def simulation(sim_id: str) -> str:
     """The prefix of a simulation's keys; ``{sim_id}`` is their cluster hash tag."""
     return f"{defaults.KEY_PREFIX}:sim:{{{sim_id}}}:"
