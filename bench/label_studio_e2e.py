@@ -112,6 +112,18 @@ class LabelStudio(Service):
 
     name = "Label Studio"
 
+    def call(self, method: str, path: str, **kwargs):
+        # Label Studio on SQLite answers 500 ("database is locked") while another request
+        # writes, as when alrank imports predictions: a person would reload, so do we
+        for _ in range(5):
+            try:
+                return super().call(method, path, **kwargs)
+            except RuntimeError as exc:
+                if ": 500 " not in str(exc) or method not in ("GET", "PATCH"):
+                    raise
+                time.sleep(1.0)
+        return super().call(method, path, **kwargs)
+
     def __init__(self, exe: Path, workdir: Path) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"

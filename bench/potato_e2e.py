@@ -11,9 +11,10 @@ to alrank signed with the project's secret.
 
 Then it annotates through Potato's own HTTP interface as an annotator's browser does: log in,
 read the current instance, save the true label (``/updateinstance``), go to the next. It
-checks that every annotation reached alrank through Potato's signed webhooks, and that after
-each retrain the item Potato serves next is alrank's top-ranked unlabelled one. Exit status
-1 when a check fails.
+checks that every annotation reached alrank through Potato's signed webhooks, that after
+each retrain the item Potato serves next is the first of the feed file alrank wrote for the
+new ranking, and that the evaluation sample reaches the annotator at its share
+(``eval_fraction``) and measures the model. Exit status 1 when a check fails.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import requests
@@ -38,6 +40,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from label_studio_e2e import Alrank, Checks, Service, load  # noqa: E402
 
 from tests.procs import free_port, wait_until  # noqa: E402
+from workers import defaults  # noqa: E402
 
 POTATO_VERSION = "2.12.1"
 UPDATE_FREQUENCY = 10
@@ -146,6 +149,16 @@ class Potato(Service):
         )
 
 
+def fed_sources(incoming: Path) -> dict[str, str]:
+    """How alrank chose each item of the feed files it wrote (``alrank_source``)."""
+    out = {}
+    for path in sorted(incoming.glob("alrank-*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            row = json.loads(line)
+            out[row["id"]] = row["alrank_source"]
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -202,9 +215,11 @@ def main() -> int:
             potato.advance("intro")
             instance = potato.current()
         freshness, matched, retrains = [], 0, 0
+        annotated: list[str] = []
         for k in range(1, args.annotations + 1):
             t0 = time.monotonic()
             potato.label(instance, truth[instance])
+            annotated.append(instance)
             wait_until(
                 lambda item=instance: (
                     al.call("GET", f"/v1/projects/{name}/items/{item}")["labels"]["label"].get("ana")
@@ -226,26 +241,40 @@ def main() -> int:
                 wait_until(fed, 120, f"the feed after annotation {k}", every=0.1)
                 time.sleep(1.5)  # Potato's watcher polls every second
                 freshness.append(time.monotonic() - t0)
-                top = al.call("GET", f"/v1/projects/{name}/ranking", params={"schema": "label", "limit": 1})[
-                    "items"
-                ]
+                first = feed().get("first")
                 potato.advance(instance)
                 instance = potato.current()
-                matched += bool(top) and top[0]["id"] == instance
-                if not (top and top[0]["id"] == instance):
-                    print(
-                        f"  after annotation {k}: Potato served {instance}, alrank's top is {top}", flush=True
-                    )
+                matched += instance == first
+                if instance != first:
+                    print(f"  after annotation {k}: Potato served {instance}, alrank's feed begins {first}")
             else:
                 potato.advance(instance)
                 instance = potato.current()
         checks.check(
-            matched == retrains, f"Potato served alrank's top item after {matched} of {retrains} retrains"
+            matched == retrains,
+            f"Potato served the head of alrank's feed after {matched} of {retrains} retrains",
         )
         labels = al.call("GET", f"/v1/projects/{name}")["counts"]["label"]["with_any_label"]
         checks.check(labels == args.annotations, f"{labels} of {args.annotations} annotations reached alrank")
-        print(f"Potato served alrank's top-ranked item after {matched} of {retrains} retrains")
+        sources = fed_sources(incoming)
+        served = Counter(sources.get(i, "before the feed") for i in annotated)
+        evaluated = served["evaluation"]
+        checks.check(
+            abs(evaluated - defaults.EVAL_FRACTION * args.annotations) <= 3,
+            f"{evaluated} of {args.annotations} items served were evaluation items "
+            f"(share {defaults.EVAL_FRACTION})",
+        )
+        job = al.call("POST", f"/v1/projects/{name}/train", params={"schema": "label"})["job"]
+        wait_until(lambda: al.call("GET", f"/v1/jobs/{job}")["status"] == "finished", 120, "a retrain")
+        model = al.call("GET", f"/v1/projects/{name}/models", params={"schema": "label"})["models"][-1]
+        checks.check(
+            model["evaluation"]["size"] == evaluated,
+            f"the model was measured on {model['evaluation']['size']} evaluation labels of the "
+            f"{evaluated} given in Potato",
+        )
+        print(f"Potato served the head of alrank's feed after {matched} of {retrains} retrains")
         print(f"{labels} of {args.annotations} annotations reached alrank through Potato's signed webhooks")
+        print(f"items served by source: {dict(served)}; the model measured on {model['evaluation']['size']}")
         if freshness:
             print(
                 "annotation in Potato -> new order loaded by Potato: "
