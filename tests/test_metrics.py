@@ -134,6 +134,20 @@ def test_the_interval_spans_both_shapes_of_the_curve():
     assert found["verdict"] == "undecided"
 
 
+def test_no_verdict_from_an_evaluation_sample_that_cannot_tell_the_models_apart():
+    """Near the ceiling a small evaluation sample may hold no item the served model and the
+    curve's models disagree on. Without a pseudo-pair of discordant items the bootstrap
+    saw no uncertainty and read random labelling as reaching the model with 10 labels:
+    "not helping", for any model at all."""
+    served = np.ones(40, dtype=bool)
+    served[7] = False
+    random_right = np.ones((2, 5, 40), dtype=bool)
+    random_right[:, :, 7] = False  # every model wrong on the same one item
+    found = estimate(served, random_right, [10, 20, 40, 80, 160], 300, 0, 100)
+    assert found["verdict"] == "undecided" and found["interval"][1] is None
+    assert found["accuracy"] == 39 / 40 and found["evaluation_size"] == 40
+
+
 def test_a_served_model_beyond_random_reach_is_saving():
     """Planted: the served model is right on every evaluation item, random labelling's
     models on about 70% of them and hardly improving: the labels saved are beyond the cap."""

@@ -172,6 +172,23 @@ def reached_at(target: np.ndarray, curves: np.ndarray, sizes: np.ndarray) -> np.
     return np.where(first >= 0, sizes[np.maximum(first, 0)], np.inf)
 
 
+def with_discordant_pair(served_right: np.ndarray, random_right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The evaluation items with one pseudo-item more each way: one the served model gets
+    right and every model of the curve wrong, one the other way round.
+
+    The served model and the curve's models are compared on the same items, so only the
+    items they disagree on tell them apart. Near the ceiling (SMS spam at 98%) a small
+    evaluation sample may hold none: the bootstrap then resamples identical columns and
+    finds no uncertainty at all, and a model on 10 random labels looks as good as one on
+    300. A pseudo-count on each discordant cell is the usual remedy for matched
+    proportions (Agresti & Min 2005); it leaves a balanced comparison where it was and
+    widens the interval most where disagreements are fewest."""
+    served = np.concatenate([served_right.astype(bool), [True, False]])
+    pair = np.zeros((*random_right.shape[:2], 2), dtype=bool)
+    pair[:, :, 1] = True
+    return served, np.concatenate([random_right.astype(bool), pair], axis=2)
+
+
 def estimate(
     served_right: np.ndarray,
     random_right: np.ndarray,
@@ -185,9 +202,10 @@ def estimate(
     exploration share's."""
     cap = defaults.GAIN_MAX_EXTRAPOLATION * sizes[-1]
     n = np.asarray(sizes, dtype=float)
-    accuracy = float(served_right.mean())
+    accuracy, n_items = float(served_right.mean()), served_right.shape[0]
     curve = random_right.mean(axis=(0, 2))
-    power, log = read_back(np.array([accuracy]), curve[None, :], n)
+    served_right, random_right = with_discordant_pair(served_right, random_right)
+    power, log = read_back(np.array([served_right.mean()]), random_right.mean(axis=(0, 2))[None, :], n)
     point = float(np.sqrt(max(power[0], 1.0) * max(log[0], 1.0)))
     rng = np.random.default_rng(seed)
     rounds, n_eval, orders = defaults.GAIN_BOOTSTRAP_ROUNDS, served_right.shape[0], random_right.shape[0]
@@ -199,7 +217,7 @@ def estimate(
     boot_power, boot_log = (np.minimum(b, cap * 10) for b in read_back(boot_targets, boot_curves, n))
     lo = min(np.percentile(boot_power, 2.5), np.percentile(boot_log, 2.5))
     hi = max(np.percentile(boot_power, 97.5), np.percentile(boot_log, 97.5))
-    return record(labels, n_random, n_eval, accuracy, point, float(lo), float(hi), cap, sizes, curve)
+    return record(labels, n_random, n_items, accuracy, point, float(lo), float(hi), cap, sizes, curve)
 
 
 def record(
