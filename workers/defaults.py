@@ -341,8 +341,8 @@ GAIN_BOOTSTRAP_ROUNDS = 300
 
 GAIN_GROWTH = 0.1
 """The gain over random is estimated again once a schema's training labels have grown by
-this share since its last estimate. An estimate trains dozens of models (on AG News with
-the default features, 8 s at 300 labels and 30 s at 3,000 on a shared 2-core machine), so
+this share since its last estimate. An estimate trains dozens of models: on AG News with
+the default features, 11 to 19 times the serving model's own fit (``bench/gain_cost.py``), so
 a geometric schedule keeps its cost to a few estimates per tenfold of labels; the versions
 in between carry none, and the metrics report the newest estimate. It runs after the
 version's ranking is published, so it never holds a ranking up."""

@@ -64,8 +64,7 @@ def refresh_schema(project_name: str, schema_name: str) -> dict:
             return {"status": "skipped", "reason": str(exc)}
         cache = feature_cache(store, project_name)
         try:
-            with store.refresh_lock(project_name, schema_name):
-                result = refresh(store, project_name, schema_name, _report, cache)
+            result = refresh(store, project_name, schema_name, _report, cache)
         except JobTimeoutException:
             # a job out of time that saved some features queues one that carries on
             if cache.checkpoints:

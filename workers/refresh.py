@@ -27,6 +27,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -457,34 +458,38 @@ def refresh(
             at[0] = (stage, now)
         heard(stage, fraction)
 
-    snap = snapshot(store, project_name, schema_name)
-    current = store.ranking_meta(project_name, schema_name)
-    if current is not None and current.get("fingerprint") == snap.fingerprint:
-        return {
-            "status": "up_to_date",
-            "ranking_id": current["ranking_id"],
-            "model_version": current["model_version"],
-        }
-    rng = np.random.default_rng(snap.seed)
+    with ExitStack() as held:
+        # one refresh of a schema at a time, from its snapshot to its publication
+        held.enter_context(store.refresh_lock(project_name, schema_name))
+        snap = snapshot(store, project_name, schema_name)
+        current = store.ranking_meta(project_name, schema_name)
+        if current is not None and current.get("fingerprint") == snap.fingerprint:
+            return {
+                "status": "up_to_date",
+                "ranking_id": current["ranking_id"],
+                "model_version": current["model_version"],
+            }
+        rng = np.random.default_rng(snap.seed)
 
-    tell("loading", 0.05)
-    pool = load_pool(store, snap)
-    tell("features", 0.2)
-    cache = cache or feature_cache(store, project_name)
-    x, cache_report = pool_features(cache, snap, pool, tell)
-    drawn = eval_sample_draw(snap, pool, rng)
-    store.extend_eval_sample(project_name, schema_name, drawn)
-    pool.eval_ids |= set(drawn)
-    labelled = training_set(snap, pool)
-    tell("training", 0.4)
-    trained = train(store, snap, pool, labelled, x)
-    tell("scoring", 0.6)
-    leased = store.counts(snap.project, schema_name)["leased"]
-    scores = score(snap, labelled, trained, x, rng, tell, leased)
-    tell("publishing", 0.8)
-    vector_dim = pool.vectors.shape[1] if pool.vectors is not None else None
-    featurizer = Featurizer(cache_report.parts, vector_dim, cache_report.vector_scale)
-    rid = publish(store, snap, pool, labelled, trained, scores, rng, featurizer)
+        tell("loading", 0.05)
+        pool = load_pool(store, snap)
+        tell("features", 0.2)
+        cache = cache or feature_cache(store, project_name)
+        x, cache_report = pool_features(cache, snap, pool, tell)
+        drawn = eval_sample_draw(snap, pool, rng)
+        store.extend_eval_sample(project_name, schema_name, drawn)
+        pool.eval_ids |= set(drawn)
+        labelled = training_set(snap, pool)
+        tell("training", 0.4)
+        trained = train(store, snap, pool, labelled, x)
+        tell("scoring", 0.6)
+        leased = store.counts(snap.project, schema_name)["leased"]
+        scores = score(snap, labelled, trained, x, rng, tell, leased)
+        tell("publishing", 0.8)
+        vector_dim = pool.vectors.shape[1] if pool.vectors is not None else None
+        featurizer = Featurizer(cache_report.parts, vector_dim, cache_report.vector_scale)
+        rid = publish(store, snap, pool, labelled, trained, scores, rng, featurizer)
+        held.close()  # the gain needs no lock: the next refresh may start
     if trained is not None and gain_due(store, snap, len(labelled.train)):
         tell("gain", 0.9)
         estimate_gain(store, snap, pool, labelled, x, trained)
