@@ -266,6 +266,25 @@ def annotate(ls: LabelStudio, task_id: int, value: str) -> int:
     return answer["id"]
 
 
+def check_evaluation(al: Alrank, checks: Checks, name: str, evaluated: int, n: int, where: str) -> dict:
+    """Check that the evaluation sample's items were ``evaluated`` of the ``n`` served (its
+    share, within 3) and that a retrain measures the model on every one of them; returns
+    that model version."""
+    checks.check(
+        abs(evaluated - EVAL_FRACTION * n) <= 3,
+        f"{where}: {evaluated} of {n} items served were evaluation items (share {EVAL_FRACTION})",
+    )
+    job = al.call("POST", f"/v1/projects/{name}/train", params={"schema": "label"})["job"]
+    wait_until(lambda: al.call("GET", f"/v1/jobs/{job}")["status"] == "finished", 120, "a retrain")
+    model = al.call("GET", f"/v1/projects/{name}/models", params={"schema": "label"})["models"][-1]
+    checks.check(
+        model["evaluation"]["size"] == evaluated,
+        f"{where}: the model was measured on {model['evaluation']['size']} evaluation labels of "
+        f"the {evaluated} served",
+    )
+    return model
+
+
 def head_of_order(ls: LabelStudio, pid: int, version: str | None, labelled: set[int]) -> int | None:
     """The unlabelled task whose prediction of ``version`` has the lowest score: the first
     of the order alrank wrote (Label Studio serves the lowest score first)."""
@@ -357,18 +376,7 @@ def run_alrank(ls: LabelStudio, al: Alrank, train: list[dict], n: int, run: int,
     )
     checks.check(eval_suggested == 0, f"run {run}: {eval_suggested} evaluation tasks carried a suggestion")
     share = evaluated / n
-    checks.check(
-        abs(evaluated - EVAL_FRACTION * n) <= 3,
-        f"run {run}: {evaluated} of {n} tasks served were evaluation tasks (share {EVAL_FRACTION})",
-    )
-    job = al.call("POST", f"/v1/projects/{name}/train", params={"schema": "label"})["job"]
-    wait_until(lambda: al.call("GET", f"/v1/jobs/{job}")["status"] == "finished", 120, "a retrain")
-    measured = al.call("GET", f"/v1/projects/{name}/models", params={"schema": "label"})["models"][-1]
-    checks.check(
-        measured["evaluation"]["size"] == evaluated,
-        f"run {run}: the model was measured on {measured['evaluation']['size']} evaluation labels "
-        f"of the {evaluated} given in Label Studio",
-    )
+    measured = check_evaluation(al, checks, name, evaluated, n, f"run {run}: Label Studio")
     # every annotation reached alrank, with its value and annotator
     wrong = 0
     for task_id, value in labelled:

@@ -37,10 +37,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from label_studio_e2e import Alrank, Checks, Service, load  # noqa: E402
+from label_studio_e2e import Alrank, Checks, Service, check_evaluation, load  # noqa: E402
 
 from tests.procs import free_port, wait_until  # noqa: E402
-from workers import defaults  # noqa: E402
 
 POTATO_VERSION = "2.12.1"
 UPDATE_FREQUENCY = 10
@@ -259,19 +258,7 @@ def main() -> int:
         sources = fed_sources(incoming)
         served = Counter(sources.get(i, "before the feed") for i in annotated)
         evaluated = served["evaluation"]
-        checks.check(
-            abs(evaluated - defaults.EVAL_FRACTION * args.annotations) <= 3,
-            f"{evaluated} of {args.annotations} items served were evaluation items "
-            f"(share {defaults.EVAL_FRACTION})",
-        )
-        job = al.call("POST", f"/v1/projects/{name}/train", params={"schema": "label"})["job"]
-        wait_until(lambda: al.call("GET", f"/v1/jobs/{job}")["status"] == "finished", 120, "a retrain")
-        model = al.call("GET", f"/v1/projects/{name}/models", params={"schema": "label"})["models"][-1]
-        checks.check(
-            model["evaluation"]["size"] == evaluated,
-            f"the model was measured on {model['evaluation']['size']} evaluation labels of the "
-            f"{evaluated} given in Potato",
-        )
+        model = check_evaluation(al, checks, name, evaluated, args.annotations, "Potato")
         print(f"Potato served the head of alrank's feed after {matched} of {retrains} retrains")
         print(f"{labels} of {args.annotations} annotations reached alrank through Potato's signed webhooks")
         print(f"items served by source: {dict(served)}; the model measured on {model['evaluation']['size']}")
