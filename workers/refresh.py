@@ -254,9 +254,9 @@ def fit_rows(snap: Snapshot, xl, targets: list, calibrate: bool | None = None) -
         return None
 
 
-def gain(snap: Snapshot, pool: Pool, labelled: TrainingSet, x, served_pred: list) -> dict:
-    """The gain over random of the served model (``workers.gain``), from the training labels
-    the exploration share drew and the labelled evaluation sample."""
+def gain(snap: Snapshot, pool: Pool, labelled: TrainingSet, x, model: LinearModel) -> dict:
+    """The gain over random of ``model``, the one served (``workers.gain``), from the
+    training labels the exploration share drew and the labelled evaluation sample."""
     drawn = [k for k in labelled.train if pool.ids[labelled.rows[k]] in pool.random_ids]
     held_rows = np.array([labelled.rows[k] for k in labelled.held_out], dtype=np.int64)
 
@@ -271,7 +271,7 @@ def gain(snap: Snapshot, pool: Pool, labelled: TrainingSet, x, served_pred: list
         [labelled.targets[k] for k in drawn],
         x[held_rows],
         [labelled.targets[k] for k in labelled.held_out],
-        served_pred,
+        predict_labels(model, x[held_rows]),
         len(labelled.train),
         snap.seed,
         snap.al["min_instances_for_training"],
@@ -296,8 +296,7 @@ def estimate_gain(
     """The gain over random of a version whose ranking is published already: the estimate
     never holds a ranking up."""
     started = time.perf_counter()
-    held = np.array([labelled.rows[k] for k in labelled.held_out], dtype=np.int64)
-    found = gain(snap, pool, labelled, x, predict_labels(trained.model, x[held]))
+    found = gain(snap, pool, labelled, x, trained.model)
     seconds = round(time.perf_counter() - started, 3)
     store.save_gain(snap.name, snap.schema["name"], trained.version, found, seconds)
 

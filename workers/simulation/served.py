@@ -31,7 +31,6 @@ import numpy as np
 from sklearn.metrics import accuracy_score, f1_score
 
 from workers.batches import share
-from workers.evaluation import predict_labels
 from workers.features import FeatureCache, Featurizer
 from workers.models import LinearModel, predictions
 from workers.queueing import labels_call_for_retrain
@@ -164,8 +163,7 @@ def served_gain(project: Project) -> dict:
     """The gain over random of the serving model, as the service's refresh computes it."""
     assert project.model is not None and project.trained_on is not None
     snap, state, labelled, x = project.trained_on
-    held = np.array([labelled.rows[k] for k in labelled.held_out], dtype=np.int64)
-    return gain(snap, state, labelled, x, predict_labels(project.model, x[held]))
+    return gain(snap, state, labelled, x, project.model)
 
 
 def next_batch(project: Project, size: int) -> list[tuple[str, str]]:
