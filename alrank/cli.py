@@ -17,6 +17,7 @@ import csv
 import gzip
 import io
 import json
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -227,7 +228,11 @@ def upload(send, project: str, path: Path, records, restart: bool, quiet: bool) 
     here = {"project": project, "size": stat.st_size, "mtime": stat.st_mtime_ns}
     done = 0
     if not restart and marker.exists():
-        saved = json.loads(marker.read_text())
+        try:
+            saved = json.loads(marker.read_text())
+        except ValueError:  # written by an older client that was killed mid-write
+            saved = {}
+            print(f"{marker.name} is unreadable: starting from the first record", file=sys.stderr)
         if {k: saved.get(k) for k in here} == here:
             done = int(saved["done"])
     total = count_records(path)
@@ -239,7 +244,10 @@ def upload(send, project: str, path: Path, records, restart: bool, quiet: bool) 
     def progress(n: int) -> None:
         nonlocal sent
         sent += n
-        marker.write_text(json.dumps({**here, "done": sent}))
+        # whole or not at all: a kill mid-write must leave the count before it, not half a file
+        partial = marker.with_name(marker.name + ".part")
+        partial.write_text(json.dumps({**here, "done": sent}))
+        os.replace(partial, marker)
         bar.update(n)
 
     skip = iter(records)

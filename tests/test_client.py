@@ -385,3 +385,19 @@ def test_the_services_own_429_and_503_are_retried(service):
         thawed.join()
         os.kill(valkey, signal.SIGCONT)
     admin.delete_project("limits")
+
+
+def test_an_unreadable_upload_marker_starts_the_upload_over(service, tmp_path):
+    """A marker cut short (a client killed mid-write before writes were atomic) is not a
+    crash: the upload starts from the first record and says why."""
+    assert alrank(service, "projects", "create", str(write_project(tmp_path, "cut"))).returncode == 0
+    data = tmp_path / "pool.jsonl"
+    data.write_text("".join(json.dumps(it) + "\n" for it in texts(50)))
+    marker = tmp_path / "pool.jsonl.alrank-upload"
+    marker.write_text('{"project": "cut", "si')
+    answer = alrank(service, "items", "upload", "cut", str(data))
+    assert answer.returncode == 0, answer.stderr
+    assert "unreadable: starting from the first record" in answer.stderr
+    assert not marker.exists() and not marker.with_name(marker.name + ".part").exists()
+    counts = alrank(service, "projects", "show", "cut")
+    assert json.loads(counts.stdout)["items"] == 50, counts.stdout
