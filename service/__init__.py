@@ -53,6 +53,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         AUTH=True,
         ADMIN_KEY=None,
         DEFAULT_BATCH_SIZE=defaults.BATCH_SIZE,
+        METRICS=True,
+        METRICS_PROJECTS=50,
     )
     app.config.from_prefixed_env("ALRANK")
     if config:
@@ -75,12 +77,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         predictions,
         projects,
         simulations,
+        telemetry,
     )
     from service.extensions import api, init_backend
 
     init_backend(app)
     api.init_app(app)
     errors.init_app(app)
+    telemetry.init_app(app)  # before authentication: refused requests get an id and a count
     auth.init_app(app)
     modules = (
         projects,

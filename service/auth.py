@@ -49,6 +49,7 @@ ROLE_NEEDED: dict[tuple[str, str], str] = {
     ("metrics.Metrics", "GET"): "annotator",
     ("metrics.MetricsPlot", "GET"): "annotator",
     ("pages.IndexPage", "GET"): "annotator",
+    ("telemetry.Metrics", "GET"): "admin",
 }
 """The least role each operation needs; every other operation needs a manager key (or the
 admin key)."""

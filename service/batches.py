@@ -13,6 +13,7 @@ from service.auth import require_annotator
 from service.bodies import Blueprint
 from service.common import annotator_field, load_project, load_schema
 from service.extensions import api, backend
+from service.telemetry import count_served
 from workers import defaults
 from workers.settings import active_learning
 
@@ -143,6 +144,7 @@ class Next(MethodView):
                     "prediction": prediction,
                 }
             )
+        count_served([it.source for it in batch.items])
         meta = batch.ranking_meta
         expires = time.gmtime(time.time() + proj["lease_seconds"])
         # Built in BatchSchema's shape (a test holds it to that) and sent as is: dumping it

@@ -3,24 +3,57 @@
 Command-line flags override these. Each worker freezes its start-up objects (Flask,
 numpy, scikit-learn modules: hundreds of thousands of them) out of the garbage
 collector's reach, so a full collection no longer walks them in the middle of a request.
+
+The workers share one ``PROMETHEUS_MULTIPROC_DIR`` (a fresh temporary folder when it is
+unset), emptied at start, so ``GET /metrics`` from any of them counts them all; a worker
+that exits has its live gauges dropped. Log lines, gunicorn's own included, go to stderr
+in alrank's format (``ALRANK_LOG_FORMAT=json``: one JSON object a line); the access line
+is the app's, which carries the request id.
 """
 
 from __future__ import annotations
 
 import gc
 import os
+import tempfile
+from pathlib import Path
+
+from gunicorn.glogging import Logger
+
+from workers.telemetry import configure_logging, handler
+
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    # set before any worker imports prometheus_client, which reads it once
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="alrank-metrics-")
 
 bind = os.environ.get("ALRANK_BIND", "0.0.0.0:8000")
 workers = int(os.environ.get("ALRANK_API_WORKERS", "2"))
 worker_class = "gthread"
 threads = int(os.environ.get("ALRANK_API_THREADS", "8"))
-accesslog = "-"
+accesslog = None  # the app logs each request, with its id (service.telemetry)
 graceful_timeout = 10  # seconds in-flight requests get on SIGTERM (alrank serve waits this long)
 
 
+class AlrankLogger(Logger):
+    """gunicorn's logger, writing in alrank's format."""
+
+    def setup(self, cfg) -> None:
+        super().setup(cfg)
+        for log in (self.error_log, self.access_log):
+            for old in list(log.handlers):
+                log.removeHandler(old)
+            log.addHandler(handler())
+
+
+logger_class = AlrankLogger
+
+
 def on_starting(server) -> None:
-    """Bring data of an earlier key layout to the current one before any request is served
-    (the workers do the same when they start, whichever comes first)."""
+    """Start the metrics afresh, and bring data of an earlier key layout to the current one
+    before any request is served (the workers do the same when they start, whichever comes
+    first)."""
+    for stale in Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).glob("*.db"):
+        stale.unlink(missing_ok=True)
     from redis import Redis
     from redis.exceptions import RedisError
 
@@ -35,5 +68,12 @@ def on_starting(server) -> None:
 
 
 def post_worker_init(worker) -> None:
+    configure_logging()
     gc.collect()
     gc.freeze()
+
+
+def child_exit(server, worker) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

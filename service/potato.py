@@ -149,7 +149,7 @@ class Webhook(MethodView):
             raise InvalidInput("an annotation delivery needs data.instance_id and data.user_id")
         labels, skipped = webhook_labels(proj, data)
         b = backend()
-        new, jobs = store_labels(b.store, b.queue, proj, labels) if labels else (0, {})
+        new, jobs = store_labels(b.store, b.queue, proj, labels, "potato") if labels else (0, {})
         return {"event": event, "labels": len(labels), "new": new, "skipped": skipped, "training_jobs": jobs}
 
 

@@ -22,6 +22,7 @@ from workers.queueing import request_refresh
 from workers.refresh import feature_cache, refresh
 from workers.settings import find_schema
 from workers.store import Store
+from workers.telemetry import record_job
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ def refresh_schema(project_name: str, schema_name: str) -> dict:
             find_schema(project, schema_name)
         except (NotFound, InvalidInput) as exc:
             # the project or schema went away while the job waited: nothing left to rank
+            record_job(conn, "refresh", "skipped")
             return {"status": "skipped", "reason": str(exc)}
         cache = feature_cache(store, project_name)
         try:
@@ -70,12 +72,24 @@ def refresh_schema(project_name: str, schema_name: str) -> dict:
             if cache.checkpoints:
                 _follow_up(store, project_name, schema_name)
             _fail(job, "JobTimeoutException: the job ran out of time")
+            record_job(conn, "refresh", "timed_out")
             raise
         except Exception as exc:
             # the job fails and says why; the ranking in service stays, and the next trigger
             # (labels, an upload, POST .../train) tries again
             _fail(job, f"{type(exc).__name__}: {exc}")
+            record_job(conn, "refresh", "failed")
+            log.warning("refresh of %s/%s failed: %s: %s", project_name, schema_name, type(exc).__name__, exc)
             raise
+        record_job(conn, "refresh", result["status"], result.get("stage_seconds"))
+        log.info(
+            "refresh of %s/%s: %s in %.2f s",
+            project_name,
+            schema_name,
+            result["status"],
+            result.get("seconds", 0.0),
+            extra={"project": project_name, "schema": schema_name, "result": result},
+        )
         if result["status"] == "published":
             _tell_tools(store, conn, project_name, schema_name)
         return result

@@ -19,6 +19,7 @@ from rq.job import Dependency, Job, JobStatus
 
 from workers import defaults
 from workers.store import Store
+from workers.telemetry import job_meta, record_labels
 
 JOB_FUNCTION = "workers.jobs.refresh_schema"
 
@@ -71,7 +72,7 @@ def request_refresh(store: Store, queue: Queue, project: str, schema: str, reaso
             result_ttl=defaults.JOB_RESULT_TTL,
             failure_ttl=defaults.JOB_RESULT_TTL,
             depends_on=Dependency(jobs=[depends_on], allow_failure=True) if depends_on else None,
-            meta={"project": project, "schema": schema, "reason": reason},
+            meta={"project": project, "schema": schema, "reason": reason, **job_meta()},
             description=f"refresh {project}/{schema} ({reason})",
         )
     except Exception:
@@ -80,10 +81,13 @@ def request_refresh(store: Store, queue: Queue, project: str, schema: str, reaso
     return job_id
 
 
-def store_labels(store: Store, queue: Queue, project: dict, labels: list[dict]) -> tuple[int, dict[str, str]]:
+def store_labels(
+    store: Store, queue: Queue, project: dict, labels: list[dict], source: str = "api"
+) -> tuple[int, dict[str, str]]:
     """Store checked labels (``item``, ``schema``, ``value``, ``annotator``), one schema at a
     time, and queue a retrain for each active schema the retrain rule calls for; returns the
-    labels new to their item and annotator, and per schema the job triggered."""
+    labels new to their item and annotator, and per schema the job triggered. ``source``
+    (api, label_studio, potato) is what the labels count under in the metrics."""
     from workers.settings import active_learning, active_schemas
 
     by_schema: dict[str, list[dict]] = {}
@@ -96,6 +100,7 @@ def store_labels(store: Store, queue: Queue, project: dict, labels: list[dict]) 
     for schema, group in by_schema.items():
         new, since, labelled = store.upsert_labels(name, schema, group, al["min_annotations_per_instance"])
         new_total += new
+        record_labels(store.redis, source, len(group))
         if schema in active and labels_call_for_retrain(
             al, since, labelled, new, has_model=store.latest_model(name, schema) is not None
         ):

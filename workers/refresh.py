@@ -410,6 +410,7 @@ def publish(
         "pool_size": len(pool.ids),
         "ranked": len(order),
         "labelled": len(labelled.rows),
+        "labelled_items": len(pool.labels),  # with any label, for the metrics' lag
         # names this model's state among every project's, for processes that keep it loaded
         "model_token": uuid.uuid4().hex if trained is not None else None,
     }

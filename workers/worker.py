@@ -33,6 +33,7 @@ import workers.jobs
 import workers.simulation.job  # noqa: F401
 from workers import defaults
 from workers.store.migrate import migrate
+from workers.telemetry import configure_logging, job_context
 
 QUEUES = (defaults.QUEUE_NAME, defaults.SYNC_QUEUE_NAME, defaults.SIMULATION_QUEUE_NAME)
 """Queues a worker takes jobs from, in priority order: rankings, then keeping connected
@@ -87,7 +88,9 @@ class AlrankWorker(Worker):
 
     def main_work_horse(self, job: Job, queue: Queue) -> None:
         _die_with(self._worker_pid)
-        super().main_work_horse(job, queue)
+        # the horse's log lines carry the job's id and the id of the request that queued it
+        with job_context(job.id, job.meta or {}):
+            super().main_work_horse(job, queue)
 
 
 def run_worker(
@@ -121,7 +124,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--queues takes some of {','.join(QUEUES)}")
     if not args.redis_url:
         parser.error("set REDIS_URL or pass --redis-url")
-    logging.basicConfig(level=logging.INFO)
+    configure_logging()
     run_worker(args.redis_url, burst=args.burst, name=args.name, queues=queues)
 
 

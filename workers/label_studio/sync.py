@@ -44,6 +44,7 @@ from workers.label_studio.config import (
 from workers.queueing import job_pending, request_refresh, store_labels
 from workers.settings import check_schemas, resolve_active_learning
 from workers.store import Store, now_iso
+from workers.telemetry import job_meta
 from workers.tool_order import tool_order
 
 log = logging.getLogger(__name__)
@@ -149,7 +150,7 @@ def enqueue(
             retry=Retry(max=defaults.JOB_RETRIES),
             result_ttl=defaults.JOB_RESULT_TTL,
             failure_ttl=defaults.JOB_RESULT_TTL,
-            meta={"project": project, "schema": None, "reason": reason},
+            meta={"project": project, "schema": None, "reason": reason, **job_meta()},
             description=f"{kind} {project} ({reason})",
             # one at a time per project and kind: two task syncs or pushes never interleave
             depends_on=Dependency(jobs=[running], allow_failure=True)
@@ -207,7 +208,7 @@ def apply_annotations(
     new, jobs = 0, {}
     for start in range(0, len(labels), defaults.MAX_LABELS_PER_REQUEST):
         n, triggered = store_labels(
-            store, queue, project, labels[start : start + defaults.MAX_LABELS_PER_REQUEST]
+            store, queue, project, labels[start : start + defaults.MAX_LABELS_PER_REQUEST], "label_studio"
         )
         new += n
         jobs.update(triggered)

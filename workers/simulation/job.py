@@ -24,6 +24,7 @@ from workers.exceptions import InvalidInput, NotFound
 from workers.settings import find_schema
 from workers.simulation.engine import Dataset, Settings, dataset_from_records, simulate
 from workers.store import Store, keys
+from workers.telemetry import job_meta
 
 JOB_FUNCTION = "workers.simulation.job.run_simulation"
 FILES = {"curves.csv": "text/csv", "curves.png": "image/png", "summary.json": "application/json"}
@@ -86,7 +87,13 @@ def submit(
         timeout=defaults.SIMULATION_TIMEOUT,
         result_ttl=defaults.SIMULATION_TTL,
         failure_ttl=defaults.SIMULATION_TTL,
-        meta={"kind": "simulation", "settings": asdict(settings), "source": source, "owner": owner},
+        meta={
+            "kind": "simulation",
+            "settings": asdict(settings),
+            "source": source,
+            "owner": owner,
+            **job_meta(),
+        },
         description=f"simulate {','.join(settings.strategies)} ({source.get('kind')})",
     )
     return sim_id
