@@ -53,6 +53,18 @@ def parser() -> argparse.ArgumentParser:
     show.add_argument("project")
     delete = ps.add_parser("delete", help="delete a project with everything in it")
     delete.add_argument("project")
+    export = ps.add_parser(
+        "export", help="write a whole project (settings, items, labels, model history) to stdout or --out"
+    )
+    export.add_argument("project")
+    export.add_argument("--out", type=Path, help="the file to write (default: stdout)")
+    export.add_argument("--keys", action="store_true", help="carry the API keys (their hashes; admin key)")
+    export.add_argument("--no-progress", action="store_true", help="no progress bar")
+    imp = ps.add_parser("import", help="create a project from an export ('-': stdin); admin key")
+    imp.add_argument("file", help="an export (.alrank, or .alrank.gz), or - for stdin")
+    imp.add_argument("--name", help="import under this name instead of the exported one")
+    imp.add_argument("--no-keys", action="store_true", help="leave out the API keys the export carries")
+    imp.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     items = sub.add_parser("items", help="upload the pool")
     its = items.add_subparsers(dest="action", required=True)
@@ -69,12 +81,22 @@ def parser() -> argparse.ArgumentParser:
     )
     upload.add_argument("--no-progress", action="store_true", help="no progress bar")
 
-    labels = sub.add_parser("labels", help="send labels")
+    labels = sub.add_parser("labels", help="send labels, or export them")
     ls = labels.add_subparsers(dest="action", required=True)
     push = ls.add_parser("push", help="send labels from JSONL or CSV: item, schema, value, annotator")
     push.add_argument("project")
     push.add_argument("file", type=Path)
     push.add_argument("--no-progress", action="store_true")
+    lex = ls.add_parser(
+        "export",
+        help="write every label as JSON Lines (item, text, schema, annotator, value, updated_at)",
+    )
+    lex.add_argument("project")
+    lex.add_argument("--schema", help="only this schema's labels")
+    lex.add_argument("--annotator", help="only this annotator's labels")
+    lex.add_argument("--since", help="only labels set at or after this time (ISO 8601, UTC if no zone)")
+    lex.add_argument("--out", type=Path, help="the file to write (default: stdout)")
+    lex.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     nxt = sub.add_parser("next", help="the next batch for an annotator")
     nxt.add_argument("project")
@@ -127,6 +149,16 @@ def run_projects(client: Client, args) -> int:
     elif args.action == "delete":
         client.delete_project(args.project)
         print(f"deleted {args.project}")
+    elif args.action == "export":
+        total, lines = client.export_project(args.project, keys=args.keys)
+        written = write_lines(lines, args.out, total, "items", args.no_progress, counts=b'{"item"')
+        print(f"exported {args.project}: {written:,} items", file=sys.stderr)
+    elif args.action == "import":
+        result = import_project(client, args)
+        print(
+            f"imported {result['project']}: {result['items']:,} items, {result['labels']:,} labels, "
+            f"{result['api_keys']} API keys; retraining {', '.join(result['training_jobs']) or 'nothing'}"
+        )
     else:
         created = create_project(client, args.file, args.name)
         print(json.dumps(created, indent=2))
@@ -187,7 +219,63 @@ def run_items(client: Client, args) -> int:
     return 0
 
 
+def write_lines(lines, out: Path | None, total: int, unit: str, quiet: bool, counts: bytes = b"") -> int:
+    """Copy streamed lines to ``out`` (stdout by default) with a progress bar on stderr
+    counting the lines that start with ``counts``; returns how many did. A file is written
+    whole or not at all."""
+    from tqdm import tqdm
+
+    partial = out.with_name(out.name + ".part") if out is not None else None
+    sink = open(partial, "wb") if partial is not None else sys.stdout.buffer
+    bar = tqdm(total=total or None, unit=unit, disable=quiet, file=sys.stderr, dynamic_ncols=True)
+    n = 0
+    try:
+        for line in lines:
+            sink.write(line)
+            if line.startswith(counts):
+                n += 1
+                bar.update(1)
+        sink.flush()
+    finally:
+        bar.close()
+        if partial is not None:
+            sink.close()
+    if out is not None and partial is not None:
+        os.replace(partial, out)
+    return n
+
+
+def import_project(client: Client, args) -> dict:
+    from tqdm import tqdm
+
+    if args.file == "-":
+        return client.import_project(sys.stdin.buffer, args.name, keys=not args.no_keys)
+    path = readable(Path(args.file))
+    opener = gzip.open if path.name.endswith(".gz") else open
+    size = path.stat().st_size
+    with (
+        opener(path, "rb") as f,
+        tqdm(total=size, unit="B", unit_scale=True, disable=args.no_progress, file=sys.stderr) as bar,
+    ):
+        raw = f.fileobj if isinstance(f, gzip.GzipFile) else f  # progress in bytes of the file
+
+        def chunks():
+            while block := f.read(1 << 20):
+                bar.n = raw.tell() if hasattr(raw, "tell") else bar.n + len(block)
+                bar.refresh()
+                yield block
+
+        return client.import_project(chunks(), args.name, keys=not args.no_keys)
+
+
 def run_labels(client: Client, args) -> int:
+    if args.action == "export":
+        total, lines = client.export_labels(
+            args.project, schema=args.schema, annotator=args.annotator, updated_since=args.since
+        )
+        written = write_lines(lines, args.out, total, "labels", args.no_progress, counts=b"{")
+        print(f"exported {written:,} labels of {args.project}", file=sys.stderr)
+        return 0
     fields = ("item", "schema", "value", "annotator")
 
     def label(row: dict) -> dict:

@@ -17,7 +17,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import IO, Any
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -31,6 +31,9 @@ MAX_BODY_BYTES = 32 * 1024 * 1024
 CHUNK_BYTES = MAX_BODY_BYTES // 2
 MAX_PREDICT_ITEMS = 1000
 """The server's limit on items in one prediction request."""
+IMPORT_TIMEOUT = 3600.0
+"""Seconds an import may take to answer once its file is sent (a pool of millions takes
+minutes)."""
 
 Progress = Callable[[int], None]
 """progress(n): n more records were accepted by the server."""
@@ -96,7 +99,8 @@ class Client:
         """Send one request; the decoded JSON answer (None for 204), or the response
         itself with ``raw``."""
         try:
-            answer = self.session.request(method, self.url + path, timeout=self.timeout, **kwargs)
+            kwargs.setdefault("timeout", self.timeout)
+            answer = self.session.request(method, self.url + path, **kwargs)
         except requests.exceptions.RetryError as exc:
             raise Unreachable(f"{method} {self.url}{path}: still refused after retries ({exc})") from exc
         except requests.RequestException as exc:
@@ -202,6 +206,63 @@ class Client:
                 progress(len(chunk))
         return totals
 
+    def labels(self, project: str, **filters) -> Iterator[dict]:
+        """Every label (filters: ``schema``, ``annotator``, ``updated_since``), page by page."""
+        params = {k: v for k, v in filters.items() if v is not None}
+        while True:
+            page = self.request("GET", f"/v1/projects/{project}/labels", params={**params, "limit": 1000})
+            yield from page["labels"]
+            if page["next_cursor"] is None:
+                return
+            params["cursor"] = page["next_cursor"]
+
+    def items(self, project: str, vectors: bool = False) -> Iterator[dict]:
+        """Every item of the pool, page by page, in id order."""
+        params: dict[str, Any] = {"limit": 1000, "vectors": str(vectors).lower()}
+        while True:
+            page = self.request("GET", f"/v1/projects/{project}/items", params=params)
+            yield from page["items"]
+            if page["next_cursor"] is None:
+                return
+            params["cursor"] = page["next_cursor"]
+
+    def export_labels(self, project: str, **filters) -> tuple[int, Iterator[bytes]]:
+        """The labels as JSON Lines (each with its item's text), streamed: the count of
+        labels when the export began, and the lines."""
+        params = {k: v for k, v in filters.items() if v is not None}
+        answer = self.request(
+            "GET", f"/v1/projects/{project}/labels.jsonl", params=params, raw=True, stream=True
+        )
+        return int(answer.headers.get("X-Total-Count", 0)), lines_of(answer)
+
+    def export_project(self, project: str, keys: bool = False) -> tuple[int, Iterator[bytes]]:
+        """The whole project as export lines (``projects export``), streamed: its item count
+        and the lines."""
+        answer = self.request(
+            "GET",
+            f"/v1/projects/{project}/export",
+            params={"keys": str(keys).lower()},
+            raw=True,
+            stream=True,
+        )
+        return int(answer.headers.get("X-Total-Count", 0)), lines_of(answer)
+
+    def import_project(
+        self, export: IO[bytes] | Iterable[bytes], name: str | None = None, keys: bool = True
+    ) -> dict:
+        """Create a project from an export read from ``export`` (streamed as it is read)."""
+        params: dict[str, Any] = {"keys": str(keys).lower()}
+        if name:
+            params["name"] = name
+        return self.request(
+            "POST",
+            "/v1/projects/import",
+            params=params,
+            data=export,
+            headers={"Content-Type": "application/x-ndjson"},
+            timeout=(self.timeout, IMPORT_TIMEOUT),
+        )
+
     def delete_label(self, project: str, schema: str, item: str, annotator: str | None = None) -> None:
         params = {"annotator": annotator} if annotator else None
         self.request("DELETE", f"/v1/projects/{project}/labels/{schema}/{item}", params=params)
@@ -295,11 +356,27 @@ class Client:
 
     # -- probes -----------------------------------------------------------------------
 
+    def prometheus_metrics(self) -> str:
+        """``GET /metrics``: the Prometheus text (the admin key)."""
+        return self.request("GET", "/metrics", raw=True).text
+
     def health(self) -> dict:
         return self.request("GET", "/healthz")
 
     def ready(self) -> dict:
         return self.request("GET", "/readyz")
+
+
+def lines_of(answer: requests.Response) -> Iterator[bytes]:
+    """The lines of a streamed answer as they arrive, each with its newline."""
+    pending = b""
+    for chunk in answer.iter_content(1 << 16):
+        pending += chunk
+        *complete, pending = pending.split(b"\n")
+        for line in complete:
+            yield line + b"\n"
+    if pending:
+        yield pending
 
 
 def chunked(records: Iterable[dict]) -> Iterator[list[dict]]:

@@ -78,6 +78,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         projects,
         simulations,
         telemetry,
+        transfer,
     )
     from service.extensions import api, init_backend
 
@@ -100,6 +101,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         label_studio,
         potato,
         pages,
+        transfer,
     )
     for module in modules:
         module.init_app(app)

@@ -50,6 +50,7 @@ ROLE_NEEDED: dict[tuple[str, str], str] = {
     ("metrics.MetricsPlot", "GET"): "annotator",
     ("pages.IndexPage", "GET"): "annotator",
     ("telemetry.Metrics", "GET"): "admin",
+    ("transfer.Import", "POST"): "admin",
 }
 """The least role each operation needs; every other operation needs a manager key (or the
 admin key)."""

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
+
 import marshmallow as ma
 
 from service.extensions import backend
@@ -59,3 +63,44 @@ def trigger_refresh(project: str, schema: str, reason: str) -> str:
 
     b = backend()
     return request_refresh(b.store, b.queue, project, schema, reason)
+
+
+def encode_cursor(*parts: str) -> str:
+    """An opaque cursor holding where a listing stands."""
+    return base64.urlsafe_b64encode(json.dumps(parts).encode("utf-8")).decode("ascii").rstrip("=")
+
+
+def decode_cursor(cursor: str, kind: str, size: int) -> list[str]:
+    """The parts of a cursor made by ``encode_cursor(kind, ...)`` with ``size`` parts in all;
+    a clear 400 for any other string."""
+    try:
+        parts = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, binascii.Error):
+        parts = None
+    if not (isinstance(parts, list) and len(parts) == size and parts[0] == kind) or not all(
+        isinstance(p, str) for p in parts
+    ):
+        raise InvalidInput("the cursor is not one this listing gave: pass next_cursor back as it came")
+    return parts[1:]
+
+
+def cursor_field() -> ma.fields.String:
+    return ma.fields.String(
+        load_default=None,
+        metadata={"description": "next_cursor of the page before; omit for the first page"},
+    )
+
+
+def limit_field(default: int = 100) -> ma.fields.Integer:
+    return ma.fields.Integer(
+        load_default=default,
+        validate=ma.validate.Range(1, defaults.MAX_PAGE_SIZE),
+        metadata={"description": f"Rows a page holds at most (1-{defaults.MAX_PAGE_SIZE})"},
+    )
+
+
+def next_cursor_field() -> ma.fields.String:
+    return ma.fields.String(
+        allow_none=True,
+        metadata={"description": "Pass as cursor to get the next page; null on the last page"},
+    )

@@ -130,6 +130,14 @@ ITEM = {
     "labels": {"sentiment": {"ana": "positive"}},
 }
 
+ITEMS_PAGE = {
+    "items": [
+        {"id": "r1", "text": "Loved it, would buy again", "metadata": {"shop": "north"}},
+        {"id": "r2", "text": "Broke after a week", "metadata": {}},
+    ],
+    "next_cursor": "WyJpdGVtcyIsICJyMiJd",
+}
+
 LABELS_UPLOAD = {
     "labels": [
         {"item": "r1", "schema": "sentiment", "value": "positive", "annotator": "ana"},
@@ -138,6 +146,34 @@ LABELS_UPLOAD = {
 }
 
 LABELS_RESULT = {"received": 2, "new": 2, "training_jobs": {"sentiment": "6f1c0e2a9b7d4e21a3c5f0d18b2e4c7a"}}
+
+LABELS_PAGE = {
+    "labels": [
+        {
+            "item": "r1",
+            "schema": "sentiment",
+            "annotator": "ana",
+            "value": "positive",
+            "updated_at": "2026-11-23T12:41:07.215Z",
+        },
+        {
+            "item": "r2",
+            "schema": "sentiment",
+            "annotator": "ana",
+            "value": "negative",
+            "updated_at": "2026-11-23T12:41:19.804Z",
+        },
+    ],
+    "next_cursor": "WyJsYWJlbHMiLCAic2VudGltZW50IiwgInIyIiwgImFuYSJd",
+}
+
+IMPORT_RESULT = {
+    "project": "reviews",
+    "items": 5000,
+    "labels": 1240,
+    "api_keys": 0,
+    "training_jobs": {"sentiment": "0b9e4c1d7a2f4e8b9c3d5a6f7e8d9c0b"},
+}
 
 BATCH = {
     "project": "reviews",

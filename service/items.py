@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import marshmallow as ma
+import numpy as np
 from flask import Flask
 from flask.views import MethodView
 
 from service import examples
 from service.bodies import Blueprint, depth_of
-from service.common import load_project, trigger_refresh
+from service.common import (
+    cursor_field,
+    decode_cursor,
+    encode_cursor,
+    limit_field,
+    load_project,
+    next_cursor_field,
+    trigger_refresh,
+)
 from service.extensions import api, backend
 from workers import defaults
 from workers.exceptions import InvalidInput, NotFound
@@ -92,6 +101,30 @@ class ItemOutSchema(ma.Schema):
     labels = ma.fields.Dict(metadata={"description": "Per schema, each annotator's label"})
 
 
+class ItemsQuery(ma.Schema):
+    cursor = cursor_field()
+    limit = limit_field()
+    vectors = ma.fields.Boolean(
+        load_default=False, metadata={"description": "Include each item's vector (as numbers)"}
+    )
+
+
+class ListedItemSchema(ma.Schema):
+    id = ma.fields.String(metadata={"description": "The item's id"})
+    text = ma.fields.String(allow_none=True, metadata={"description": "The item's text"})
+    metadata = ma.fields.Dict(metadata={"description": "The item's metadata, as uploaded"})
+    vector = ma.fields.List(
+        ma.fields.Float(),
+        allow_none=True,
+        metadata={"description": "Its vector (float32 values), when asked for and it has one"},
+    )
+
+
+class ItemsPageSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(ListedItemSchema), metadata={"description": "In id order"})
+    next_cursor = next_cursor_field()
+
+
 def check_vectors(project: dict, items: list[dict]) -> dict:
     """All vectors share the project's length; the first upload fixes it when unset."""
     dims = {len(i["vector"]) for i in items if i.get("vector") is not None}
@@ -118,6 +151,22 @@ def check_vectors(project: dict, items: list[dict]) -> dict:
 
 @blp.route("/<project>/items")
 class Items(MethodView):
+    @blp.arguments(ItemsQuery, location="query")
+    @blp.response(200, ItemsPageSchema, example=examples.ITEMS_PAGE)
+    def get(self, query, project):
+        """The pool, a page at a time in id order; items added or deleted meanwhile never
+        make a page skip or repeat an item that was there when the listing began."""
+        load_project(project)
+        after = decode_cursor(query["cursor"], "items", 2)[0] if query["cursor"] else None
+        rows, last = backend().store.item_page(project, after, query["limit"], query["vectors"])
+        items = []
+        for item_id, doc, vec in rows:
+            listed = {"id": item_id, "text": doc.get("text"), "metadata": doc.get("metadata", {})}
+            if query["vectors"]:
+                listed["vector"] = np.frombuffer(vec, dtype=np.float32).tolist() if vec is not None else None
+            items.append(listed)
+        return {"items": items, "next_cursor": encode_cursor("items", last) if last is not None else None}
+
     @blp.arguments(ItemsUploadSchema, example=examples.ITEMS_UPLOAD)
     @blp.response(200, ItemsUploadResultSchema, example=examples.ITEMS_UPLOAD_RESULT)
     def post(self, body, project):

@@ -2,19 +2,35 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+import time
+from collections.abc import Iterator
+
 import marshmallow as ma
-from flask import Flask
+from flask import Flask, Response
 from flask.views import MethodView
 from werkzeug.exceptions import Forbidden
 
 from service import examples
 from service.auth import principal, require_annotator
 from service.bodies import Blueprint
-from service.common import annotator_field, load_project, load_schema
+from service.common import (
+    annotator_field,
+    cursor_field,
+    decode_cursor,
+    encode_cursor,
+    limit_field,
+    load_project,
+    load_schema,
+    next_cursor_field,
+)
 from service.extensions import api, backend
 from workers import defaults
 from workers.exceptions import InvalidInput, NotFound
 from workers.queueing import store_labels
+from workers.settings import check_value
+from workers.store import LabelPosition, LabelRow, Store
 
 blp = Blueprint("labels", __name__, url_prefix="/v1/projects", description="Annotators' labels")
 
@@ -66,33 +82,151 @@ class LabelsResultSchema(ma.Schema):
     )
 
 
+class LabelsQuery(ma.Schema):
+    schema = ma.fields.String(load_default=None, metadata={"description": "Only this schema's labels"})
+    annotator = annotator_field("Only this annotator's labels", load_default=None)
+    updated_since = ma.fields.AwareDateTime(
+        load_default=None,
+        default_timezone=dt.UTC,
+        metadata={"description": "Only labels set at or after this time (ISO 8601; UTC if no zone)"},
+    )
+
+
+class LabelsPageQuery(LabelsQuery):
+    cursor = cursor_field()
+    limit = limit_field()
+
+
+class LabelRowSchema(ma.Schema):
+    item = ma.fields.String(metadata={"description": "The labelled item's id"})
+    schema = ma.fields.String(metadata={"description": "The schema the label answers"})
+    annotator = ma.fields.String(metadata={"description": "Who gave it"})
+    value = LabelValue(
+        metadata={
+            "description": "The label, or a list for multi-label",
+            "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
+        }
+    )
+    updated_at = ma.fields.String(
+        allow_none=True,
+        metadata={"description": "When it was last set (UTC, ms); null for labels stored by alrank 0.1"},
+    )
+
+
+class LabelsPageSchema(ma.Schema):
+    labels = ma.fields.List(
+        ma.fields.Nested(LabelRowSchema),
+        metadata={
+            "description": "By schema, item id and annotator; a filtered page may hold fewer than limit"
+        },
+    )
+    next_cursor = next_cursor_field()
+
+
+def iso_ms(ms: int | None) -> str | None:
+    if ms is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
+
+
+def row_out(row: LabelRow) -> dict:
+    return {
+        "item": row.item,
+        "schema": row.schema,
+        "annotator": row.annotator,
+        "value": row.value,
+        "updated_at": iso_ms(row.updated_ms),
+    }
+
+
+def label_filters(query: dict, project: dict) -> tuple[list[str], str | None, int | None]:
+    """The schemas to list (all, in the project's order, or the one named), the annotator
+    and the time (Unix ms) the query filters on."""
+    schemas = [s["name"] for s in project["schemas"]]
+    if query["schema"] is not None:
+        schemas = [load_schema(project, query["schema"])["name"]]
+    since = query["updated_since"]
+    return schemas, query["annotator"], int(since.timestamp() * 1000) if since is not None else None
+
+
+def export_lines(store: Store, project: dict, schemas: list[str], annotator, since_ms) -> Iterator[bytes]:
+    """Each label as a JSON line, with its item's text for training elsewhere."""
+    page: list[LabelRow] = []
+
+    def flush() -> bytes:
+        docs = store.get_items(project["name"], [r.item for r in page])
+        out = []
+        for row, doc in zip(page, docs, strict=True):
+            line = {"text": doc.get("text") if doc else None, **row_out(row)}
+            out.append(json.dumps(line, ensure_ascii=False) + "\n")
+        page.clear()
+        return "".join(out).encode("utf-8")
+
+    for row in store.iter_labels(project["name"], schemas, annotator, since_ms):
+        page.append(row)
+        if len(page) >= 1000:
+            yield flush()
+    if page:
+        yield flush()
+
+
+@blp.route("/<project>/labels.jsonl")
+class LabelsExport(MethodView):
+    @blp.arguments(LabelsQuery, location="query")
+    @blp.response(200, content_type="application/x-ndjson")
+    @blp.doc(
+        responses={
+            "200": {
+                "description": "One JSON object a line: item, text, schema, annotator, value, updated_at",
+                "content": {"application/x-ndjson": {}},
+                "headers": {
+                    "X-Total-Count": {
+                        "description": "Labels in the project's listed schemas when the export began "
+                        "(the rows, before the annotator and time filters)",
+                        "schema": {"type": "integer"},
+                    }
+                },
+            }
+        }
+    )
+    def get(self, query, project):
+        """Every label (filtered), streamed as JSON Lines with each item's text, for training
+        elsewhere; in listing order, with the listing's guarantees."""
+        proj = load_project(project)
+        schemas, annotator, since_ms = label_filters(query, proj)
+        store = backend().store
+        total = store.label_count(project, schemas)
+        return Response(
+            export_lines(store, proj, schemas, annotator, since_ms),
+            mimetype="application/x-ndjson",
+            headers={"X-Total-Count": str(total)},
+        )
+
+
 class DeleteLabelQuery(ma.Schema):
     annotator = annotator_field("Only this annotator's label (default: all)")
 
 
-def check_value(schema: dict, value, index: int) -> None:
-    allowed = schema["labels"]
-    if schema["multi_label"]:
-        if not isinstance(value, list):
-            raise InvalidInput(
-                f"labels[{index}]: schema {schema['name']!r} is multi-label; send a list of labels"
-            )
-        bad = [v for v in value if v not in allowed]
-        if len(set(value)) != len(value):
-            raise InvalidInput(f"labels[{index}]: a label is listed twice in {value}")
-    else:
-        if not isinstance(value, str):
-            raise InvalidInput(f"labels[{index}]: schema {schema['name']!r} takes one label, not a list")
-        bad = [value] if value not in allowed else []
-    if bad:
-        raise InvalidInput(
-            f"labels[{index}]: {bad[0]!r} is not a label of schema "
-            f"{schema['name']!r}; its labels are {allowed}"
-        )
-
-
 @blp.route("/<project>/labels")
 class Labels(MethodView):
+    @blp.arguments(LabelsPageQuery, location="query")
+    @blp.response(200, LabelsPageSchema, example=examples.LABELS_PAGE)
+    def get(self, query, project):
+        """Labels a page at a time, by schema, item and annotator, with when each was set;
+        labels written or deleted meanwhile never make a page skip or repeat one that was
+        there when the listing began."""
+        proj = load_project(project)
+        schemas, annotator, since_ms = label_filters(query, proj)
+        after = None
+        if query["cursor"]:
+            schema, item, who = decode_cursor(query["cursor"], "labels", 4)
+            if schema not in schemas:
+                raise InvalidInput("the cursor belongs to a listing of another schema")
+            after = LabelPosition(schema, item, who)
+        rows, last = backend().store.label_page(project, schemas, after, query["limit"], annotator, since_ms)
+        following = encode_cursor("labels", last.schema, last.item, last.annotator) if last else None
+        return {"labels": [row_out(r) for r in rows], "next_cursor": following}
+
     @blp.arguments(LabelsUploadSchema, example=examples.LABELS_UPLOAD)
     @blp.response(200, LabelsResultSchema, example=examples.LABELS_RESULT)
     def post(self, body, project):

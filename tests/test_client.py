@@ -8,6 +8,7 @@ them on cue.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -57,6 +58,12 @@ OPERATIONS = {
     ("get", "/v1/simulations/{sim}"): "simulation",
     ("delete", "/v1/simulations/{sim}"): "delete_simulation",
     ("get", "/v1/simulations/{sim}/{name}"): "simulation_file",
+    ("get", "/v1/projects/{project}/items"): "items",
+    ("get", "/v1/projects/{project}/labels"): "labels",
+    ("get", "/v1/projects/{project}/labels.jsonl"): "export_labels",
+    ("get", "/v1/projects/{project}/export"): "export_project",
+    ("post", "/v1/projects/import"): "import_project",
+    ("get", "/metrics"): "prometheus_metrics",
     ("get", "/healthz"): "health",
     ("get", "/readyz"): "ready",
 }
@@ -134,6 +141,16 @@ def test_the_client_makes_every_call(service):
     state = al.wait(pushed["training_jobs"]["mood"], timeout=60)
     assert state["status"] == "finished"
     assert ana.release("shop", "mood", "ana") == 0
+    assert [it["id"] for it in al.items("shop")] == sorted(f"r{k}" for k in range(40))
+    listed = list(al.labels("shop", schema="mood", annotator="ana"))
+    assert sorted(x["item"] for x in listed) == sorted(x["item"] for x in labels)
+    total, lines = al.export_labels("shop")
+    assert total == 8 and sorted(json.loads(x)["item"] for x in lines) == sorted(x["item"] for x in labels)
+    _, exported = al.export_project("shop")
+    copy = admin.import_project(io.BytesIO(b"".join(exported)), name="shop-copy")
+    assert copy["items"] == 40 and copy["labels"] == 8
+    admin.delete_project("shop-copy")
+    assert "alrank_labels_received_total" in admin.prometheus_metrics()
     ref = al.train("shop", "mood")
     seen: list[str] = []
     assert (
@@ -283,6 +300,27 @@ def test_the_cli_runs_the_loop(service, tmp_path):
     assert png.read_bytes()[:4] == b"\x89PNG"
     listed = alrank(service, "projects", "list", key=key)
     assert listed.stdout.split() == ["cli"]
+
+    # labels out, and the whole project moved out and back in
+    out = tmp_path / "labels-out.jsonl"
+    exported = alrank(service, "labels", "export", "cli", "--out", str(out), key=key)
+    assert exported.returncode == 0, exported.stderr
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert sorted(r["item"] for r in rows) == sorted(ids) and "6/6" in exported.stderr
+    assert all(r["text"] and r["annotator"] == "ana" and r["updated_at"] for r in rows)
+    to_stdout = alrank(service, "labels", "export", "cli", "--annotator", "nobody", key=key)
+    assert to_stdout.returncode == 0 and to_stdout.stdout == ""
+    whole = tmp_path / "cli.alrank"
+    moved = alrank(service, "projects", "export", "cli", "--out", str(whole), key=key)
+    assert moved.returncode == 0 and "30 items" in moved.stderr, moved.stderr
+    assert alrank(service, "projects", "delete", "cli", key=key).returncode == 0
+    back = alrank(service, "projects", "import", str(whole))
+    assert back.returncode == 0, back.stderr
+    assert "imported cli: 30 items, 6 labels" in back.stdout
+    again = alrank(service, "labels", "export", "cli")
+    assert sorted(json.loads(x)["item"] for x in again.stdout.splitlines()) == sorted(ids)
+    twice = alrank(service, "projects", "import", str(whole))
+    assert twice.returncode == 1 and "already exists" in twice.stderr
 
 
 def test_the_cli_uploads_parquet(service, tmp_path):

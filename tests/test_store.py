@@ -19,6 +19,7 @@ def _patterns() -> list[re.Pattern]:
         keys.config(p),
         keys.items(p),
         keys.vectors(p),
+        keys.item_index(p),
         keys.generation(p),
         keys.features(p, "*"),
         keys.label_studio(p),
@@ -27,6 +28,8 @@ def _patterns() -> list[re.Pattern]:
         keys.potato(p),
         keys.potato_given(p),
         keys.labels(p, s),
+        keys.label_times(p, s),
+        keys.labelled_index(p, s),
         keys.annotator_counts(p, s),
         keys.label_revision(p, s),
         keys.asked(p, s),
@@ -51,6 +54,8 @@ def _patterns() -> list[re.Pattern]:
         keys.model(p, s, "*"),  # type: ignore[arg-type]
         keys.stop_predictions(p, s, "*"),  # type: ignore[arg-type]
         keys.jobstate(p, s),
+        keys.refresh_lock(p, s),
+        keys.metrics(),
         keys.simulation("*") + "*",
     ]
     out = []

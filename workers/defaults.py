@@ -131,6 +131,9 @@ MAX_ITEMS_PER_REQUEST = 10_000
 MAX_LABELS_PER_REQUEST = 10_000
 """Largest number of labels in one bulk upload."""
 
+MAX_PAGE_SIZE = 1000
+"""Most rows one page of a listing (items, labels) holds."""
+
 MAX_PREDICT_ITEMS = 1000
 """Most items one prediction request may carry."""
 

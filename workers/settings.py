@@ -205,3 +205,26 @@ def check_schemas(schemas: list[dict]) -> None:
             raise InvalidInput(f"schema {s['name']!r} lists a label twice")
         if len(s["labels"]) < 2 and not s.get("multi_label"):
             raise InvalidInput(f"schema {s['name']!r} needs at least two labels")
+
+
+def check_value(schema: dict, value, index: int) -> None:
+    """A label's value fits its schema (one label, or a list of them for multi-label);
+    ``index`` places it in the request for the message."""
+    allowed = schema["labels"]
+    if schema["multi_label"]:
+        if not isinstance(value, list):
+            raise InvalidInput(
+                f"labels[{index}]: schema {schema['name']!r} is multi-label; send a list of labels"
+            )
+        bad = [v for v in value if v not in allowed]
+        if len(set(value)) != len(value):
+            raise InvalidInput(f"labels[{index}]: a label is listed twice in {value}")
+    else:
+        if not isinstance(value, str):
+            raise InvalidInput(f"labels[{index}]: schema {schema['name']!r} takes one label, not a list")
+        bad = [value] if value not in allowed else []
+    if bad:
+        raise InvalidInput(
+            f"labels[{index}]: {bad[0]!r} is not a label of schema "
+            f"{schema['name']!r}; its labels are {allowed}"
+        )

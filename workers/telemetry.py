@@ -23,12 +23,12 @@ from contextvars import ContextVar
 from redis import Redis
 from redis.exceptions import RedisError
 
-from workers import defaults
+from workers.store import keys
 from workers.store._codec import text
 
 log = logging.getLogger(__name__)
 
-JOB_METRICS = f"{defaults.KEY_PREFIX}:metrics:jobs"
+JOB_METRICS = keys.metrics()
 """Hash of the counters kept in Redis: ``jobs NUL kind NUL outcome`` -> jobs ended so;
 ``labels NUL source NUL received`` -> labels stored that came in by ``source``;
 ``stage NUL name NUL le`` -> refresh stages that took at most ``le`` seconds (cumulative,

@@ -23,6 +23,7 @@ from workers.store.jobstate import JobState
 from workers.store.label_studio import LabelStudioLinks
 from workers.store.labels import Labels
 from workers.store.leases import Batch, BatchItem, Leases
+from workers.store.listing import LabelPosition, LabelRow, Listings
 from workers.store.models import Models
 from workers.store.potato import PotatoLinks, SyncJobs
 from workers.store.projects import Projects
@@ -36,6 +37,7 @@ class Store(
     Projects,
     Items,
     Labels,
+    Listings,
     EvaluationSample,
     Leases,
     Rankings,
@@ -62,4 +64,13 @@ def check_name(kind: str, name: str) -> None:
         )
 
 
-__all__ = ["Batch", "BatchItem", "RankingEntry", "Store", "check_name", "now_iso"]
+__all__ = [
+    "Batch",
+    "BatchItem",
+    "LabelPosition",
+    "LabelRow",
+    "RankingEntry",
+    "Store",
+    "check_name",
+    "now_iso",
+]

@@ -23,6 +23,7 @@ class Items:
         for item in items:
             doc = {"text": item.get("text"), "metadata": item.get("metadata") or {}}
             pipe.hset(keys.items(p), item["id"], json.dumps(doc))
+            pipe.zadd(keys.item_index(p), {item["id"]: 0})
             vec = item.get("vector")
             if vec is not None:
                 pipe.hset(keys.vectors(p), item["id"], np.asarray(vec, dtype=np.float32).tobytes())
@@ -30,7 +31,7 @@ class Items:
                 pipe.hdel(keys.vectors(p), item["id"])
         pipe.incr(keys.generation(p))
         results = pipe.execute()
-        created = sum(int(r) for r in results[0:-1:2])
+        created = sum(int(r) for r in results[0:-1:3])
         return {"created": created, "updated": len(items) - created}
 
     def delete_item(self, project: dict, item_id: str) -> None:
@@ -40,9 +41,12 @@ class Items:
         pipe = self.redis.pipeline(transaction=True)
         pipe.hdel(keys.items(p), item_id)
         pipe.hdel(keys.vectors(p), item_id)
+        pipe.zrem(keys.item_index(p), item_id)
         for schema in project["schemas"]:
             s = schema["name"]
             pipe.hdel(keys.labels(p, s), item_id)
+            pipe.hdel(keys.label_times(p, s), item_id)
+            pipe.zrem(keys.labelled_index(p, s), item_id)
             pipe.hdel(keys.annotator_counts(p, s), item_id)
             pipe.incr(keys.label_revision(p, s))
             pipe.zrem(keys.leases(p, s), item_id)

@@ -17,7 +17,10 @@ Projects
   secret's keyed hash); ``project_keys(P)`` SET of the project's key ids;
   ``rate_window(K, W)`` requests key K made in rate-limit window W.
 - ``items(P)`` HASH item id -> JSON ``{"text", "metadata"}``; ``vectors(P)`` HASH item id ->
-  float32 bytes; ``generation(P)`` counter, bumped by every change to the pool.
+  float32 bytes; ``generation(P)`` counter, bumped by every change to the pool;
+  ``item_index(P)`` ZSET of item ids, all at score 0: their lexical order, which listings
+  page through by the last id seen (``ZRANGEBYLEX``), so rows written or deleted meanwhile
+  never make a page skip or repeat another.
 - ``features(P, part)`` one feature part's cached rows (``.npz`` bytes, see
   ``workers.features``).
 - ``label_studio(P)`` HASH of the project's Label Studio connection (``workers.store.
@@ -31,7 +34,10 @@ Projects
 
 Schemas
 
-- ``labels(P, S)`` HASH item id -> JSON ``{annotator: value}``; ``annotator_counts(P, S)``
+- ``labels(P, S)`` HASH item id -> JSON ``{annotator: value}``; ``label_times(P, S)`` HASH
+  item id -> JSON ``{annotator: Unix ms}``, when each label was last set (labels from before
+  layout 3 have none); ``labelled_index(P, S)`` ZSET of the labelled item ids, for listings
+  as ``item_index``; ``annotator_counts(P, S)``
   HASH item id -> number of annotators; ``label_revision(P, S)`` counter, bumped by every
   label change; ``since_trigger(P, S)`` labels since the last retrain trigger.
 - ``leases(P, S)`` ZSET item id -> expiry (ms); ``owners(P, S)`` HASH item id ->
@@ -61,6 +67,11 @@ Schemas
 - ``asked(P, S)`` counter of items asked for by ``GET /next``, which sets each batch's
   random shares (``workers.batches.share``).
 - ``jobstate(P, S)`` HASH ``queued``/``running`` job ids, for coalescing retrain triggers.
+
+Operations
+
+- ``metrics()`` HASH of the counters the workers and the API keep in Redis for ``GET
+  /metrics`` (``workers.telemetry``).
 
 Simulations
 
@@ -110,6 +121,10 @@ def vectors(p: str) -> str:
     return project(p) + "vectors"
 
 
+def item_index(p: str) -> str:
+    return project(p) + "itemindex"
+
+
 def generation(p: str) -> str:
     return project(p) + "gen"
 
@@ -146,6 +161,14 @@ def schema(p: str, s: str) -> str:
 
 def labels(p: str, s: str) -> str:
     return schema(p, s) + "labels"
+
+
+def label_times(p: str, s: str) -> str:
+    return schema(p, s) + "labeltimes"
+
+
+def labelled_index(p: str, s: str) -> str:
+    return schema(p, s) + "labelledindex"
 
 
 def annotator_counts(p: str, s: str) -> str:
@@ -253,6 +276,10 @@ def refresh_lock(p: str, s: str) -> str:
 def simulation(sim_id: str) -> str:
     """The prefix of a simulation's keys; ``{sim_id}`` is their cluster hash tag."""
     return f"{defaults.KEY_PREFIX}:sim:{{{sim_id}}}:"
+
+
+def metrics() -> str:
+    return f"{defaults.KEY_PREFIX}:metrics"
 
 
 def layout() -> str:

@@ -54,10 +54,12 @@ class Labels:
                 keys.ranking(project, schema),
                 keys.ranking_part(project, schema, rid, "pos"),
                 keys.ranking_part(project, schema, rid, "returned"),
+                keys.labelled_index(project, schema),
+                keys.label_times(project, schema),
                 *(keys.annotator_leases(project, schema, a) for a in annotators),
             ]
             lease_key = {a: len(touched) - len(annotators) + k + 1 for k, a in enumerate(annotators)}
-            argv: list[str | int] = [needed, rid]
+            argv: list[str | int] = [needed, rid, int(time.time() * 1000)]
             for label in labels:
                 value = json.dumps(label["value"])
                 argv += [label["item"], label["annotator"], value, lease_key[label["annotator"]]]
@@ -110,6 +112,8 @@ class Labels:
                 keys.ranking(project, schema),
                 keys.ranking_part(project, schema, rid, "pos"),
                 keys.ranking_part(project, schema, rid, "returned"),
+                keys.labelled_index(project, schema),
+                keys.label_times(project, schema),
             ]
             return self.scripts.delete_label(keys=touched, args=[item, annotator or "", rid])
 
