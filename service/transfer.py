@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import marshmallow as ma
 from flask import Flask, Response, request
 from flask.views import MethodView
@@ -95,10 +97,22 @@ class Import(MethodView):
         behind. Each schema is retrained at once, to rank the imported pool."""
         request.max_content_length = None  # read a line at a time, however long the file
         importer = Importer(backend().store, query["name"], query["keys"])
-        result = importer.run(iter(request.stream.readline, b""))
+        result = importer.run(lines_of(request.stream))
         proj = load_project(result["project"])
         jobs = {s["name"]: trigger_refresh(proj["name"], s["name"], "imported") for s in proj["schemas"]}
         return {**result, "training_jobs": jobs}
+
+
+def lines_of(stream, block: int = 1 << 20) -> Iterator[bytes]:
+    """The lines of a request body, read a block at a time (a line at a time is several
+    times slower through gunicorn's chunked reader)."""
+    pending = b""
+    while chunk := stream.read(block):
+        pending += chunk
+        *complete, pending = pending.split(b"\n")
+        yield from complete
+    if pending:
+        yield pending
 
 
 def init_app(app: Flask) -> None:
