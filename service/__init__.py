@@ -45,7 +45,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
             "info": {
                 "description": (
                     "Active-learning ranking for data annotation: send the pool and the "
-                    "labels, ask for the items most worth labelling next."
+                    "labels, ask for the items most worth labelling next. Every answer carries "
+                    "X-Request-ID: the caller's, when it sent one, or a new one; the jobs a "
+                    "request queues log it."
                 )
             },
         },

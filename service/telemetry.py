@@ -72,7 +72,9 @@ HTTP_SECONDS = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 ITEMS_SERVED = Counter(
-    "alrank_items_served", "Items handed out by GET .../next, by source (ranking, explore, ...)", ["source"]
+    "alrank_items_served",
+    "Items handed out by GET .../next, by source (ranking, random, evaluation, ...)",
+    ["source"],
 )
 
 blp = Blueprint("telemetry", __name__, description="Operating the service")
