@@ -122,7 +122,11 @@ def run(size: int, n_labels: int, tmp: Path) -> dict:
                 "name": "big",
                 "schemas": [{"name": "topic", "labels": ["sport", "politics", "science", "arts"]}],
                 # no model: the pool is ranked once, then nothing runs beside the transfer
-                "active_learning": {"min_instances_for_training": 1_000_000, "vectorizer_name": "tfidf"},
+                "active_learning": {
+                    "min_instances_for_training": 1_000_000,
+                    "update_frequency": 1_000_000,
+                    "vectorizer_name": "tfidf",
+                },
             }
         )
         words = "the match vote senate atom cell paint film goal budget orbit stage league court".split()

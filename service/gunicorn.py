@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gc
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -22,7 +23,8 @@ from gunicorn.glogging import Logger
 
 from workers.telemetry import configure_logging, handler
 
-if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+MADE_METRICS_DIR = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+if MADE_METRICS_DIR:
     # set before any worker imports prometheus_client, which reads it once
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="alrank-metrics-")
 
@@ -71,6 +73,11 @@ def post_worker_init(worker) -> None:
     configure_logging()
     gc.collect()
     gc.freeze()
+
+
+def on_exit(server) -> None:
+    if MADE_METRICS_DIR:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
 
 
 def child_exit(server, worker) -> None:

@@ -109,7 +109,9 @@ class LabelRowSchema(ma.Schema):
     )
     updated_at = ma.fields.String(
         allow_none=True,
-        metadata={"description": "When it was last set (UTC, ms); null for labels stored by alrank 0.1"},
+        metadata={
+            "description": "When it was last set (UTC, ms); null for labels stored before times were kept"
+        },
     )
 
 

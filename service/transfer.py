@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 
 import marshmallow as ma
@@ -95,7 +96,9 @@ class Import(MethodView):
     def post(self, query):
         """Create a project from an export, streamed in; a bad or cut file leaves nothing
         behind. Each schema is retrained at once, to rank the imported pool."""
-        request.max_content_length = None  # read a line at a time, however long the file
+        # no cap on the body: it is read a block at a time, however long the file (None
+        # would mean "the app's cap" here)
+        request.max_content_length = sys.maxsize
         importer = Importer(backend().store, query["name"], query["keys"])
         result = importer.run(lines_of(request.stream))
         proj = load_project(result["project"])

@@ -156,6 +156,15 @@ def test_a_bad_or_cut_file_leaves_nothing_behind(client, redis_conn, labelled_pr
     assert not list(redis_conn.scan_iter(match="alrank:{dst}:*"))
 
 
+def test_an_export_larger_than_the_body_cap_imports(app, client, labelled_project):
+    labelled_project("large", rounds=2)
+    body = export(client, "large")
+    app.config["MAX_CONTENT_LENGTH"] = len(body) // 4  # the cap on every other request body
+    r = import_(client, body, name="large-copy")
+    assert r.status_code == 201, r.get_data(as_text=True)
+    assert r.json["items"] == 40
+
+
 def test_an_import_never_overwrites_a_project(client, labelled_project):
     labelled_project("here", rounds=1)
     body = export(client, "here")
