@@ -5,7 +5,10 @@ Redis and one ranked pool; one runs with ``ALRANK_METRICS=false``. Rounds altern
 between them, each sending ``--requests`` sequential ``GET /next`` (size 10) on a kept-alive
 connection and then releasing the leases, so both see the same data and the same drift of
 a shared machine. Prints per round the p50 and p99 of each, then the medians over rounds,
-their difference and the spread of the difference across rounds.
+their difference and the spread of the difference across rounds. Then, as that spread is
+wide on a shared machine, the cost of the counting itself: the metric writes one
+``GET /next`` of 10 items makes, timed in a process of their own in multiprocess mode
+(median of 5 runs of 5,000).
 Usage: ``python bench/metrics_cost.py [--rounds 6] [--requests 2000]``.
 """
 
@@ -54,6 +57,33 @@ def sample(base: str, project: str, requests_n: int, tag: str) -> np.ndarray:
     return out
 
 
+COUNTING = """
+import statistics, time
+from service.telemetry import HTTP_REQUESTS, HTTP_SECONDS, count_served
+from service import create_app
+with create_app({"REDIS_URL": "redis://127.0.0.1:1/0"}).app_context():
+    runs = []
+    for _ in range(5):
+        t = time.perf_counter()
+        for _ in range(5000):
+            HTTP_REQUESTS.labels("GET", "/v1/projects/<project>/next", "200").inc()
+            HTTP_SECONDS.labels("GET", "/v1/projects/<project>/next").observe(0.003)
+            count_served(["ranking"] * 9 + ["random"])
+        runs.append((time.perf_counter() - t) / 5000 * 1e6)
+print(f"{statistics.median(runs):.1f} {min(runs):.1f} {max(runs):.1f}")
+"""
+
+
+def counting_cost() -> str:
+    with tempfile.TemporaryDirectory() as folder:
+        env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": folder}
+        out = subprocess.run(
+            [sys.executable, "-c", COUNTING], env=env, capture_output=True, text=True, check=True
+        )
+    median, low, high = out.stdout.split()
+    return f"the metric writes of one GET /next: {median} µs (runs {low} to {high} µs)"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=6)
@@ -62,19 +92,20 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         command, url = embedded_redis(Path(tmp) / "redis")
-        redis = subprocess.Popen(command)
+        redis = subprocess.Popen(command, stdout=subprocess.DEVNULL)
         servers = {}
         try:
             from procs import Annotator
 
             ports = {"on": free_port(), "off": free_port()}
             base_env = {**os.environ, "REDIS_URL": url, "ALRANK_ADMIN_KEY": ADMIN_KEY}
-            servers["on"] = gunicorn(url, ports["on"], env=base_env)
-            servers["off"] = gunicorn(url, ports["off"], env={**base_env, "ALRANK_METRICS": "false"})
+            quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}  # an access line a request
+            servers["on"] = gunicorn(url, ports["on"], env=base_env, **quiet)
+            servers["off"] = gunicorn(url, ports["off"], env={**base_env, "ALRANK_METRICS": "false"}, **quiet)
             bases = {mode: f"http://127.0.0.1:{port}" for mode, port in ports.items()}
             for base in bases.values():
                 wait_until(lambda b=base: answers(b + "/healthz"), 60, "gunicorn to answer")
-            worker = subprocess.Popen([sys.executable, "-m", "workers.worker"], env=base_env)
+            worker = subprocess.Popen([sys.executable, "-m", "workers.worker"], env=base_env, **quiet)
             try:
                 ann = Annotator(bases["on"], ADMIN_KEY, project="cost")
                 ann.create(n=args.items, seed=3, update_frequency=1_000_000)
@@ -111,6 +142,7 @@ def main() -> None:
             terminate(list(servers.values()))
             redis.terminate()
             redis.wait(timeout=10)
+    print(counting_cost())
 
 
 if __name__ == "__main__":
