@@ -75,7 +75,7 @@ def decode_cursor(cursor: str, kind: str, size: int) -> list[str]:
     a clear 400 for any other string."""
     try:
         parts = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (ValueError, binascii.Error):
+    except (ValueError, binascii.Error, RecursionError):
         parts = None
     if not (isinstance(parts, list) and len(parts) == size and parts[0] == kind) or not all(
         isinstance(p, str) for p in parts

@@ -32,6 +32,14 @@ CHECKS = (
 )
 
 
+HOOKS_ENV = {
+    **os.environ,
+    "NO_COLOR": "1",
+    "SCHEMATHESIS_HOOKS": "schemathesis_hooks",  # tests/schemathesis_hooks.py: JSON Lines bodies
+    "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parent), os.environ.get("PYTHONPATH")])),
+}
+
+
 def schemathesis() -> list[str]:
     exe = Path(sys.executable).with_name("schemathesis")
     if not exe.exists():
@@ -84,7 +92,7 @@ parameters = {{ "path.project" = "doomed" }}
             capture_output=True,
             text=True,
             cwd=tmp_path,
-            env={**os.environ, "NO_COLOR": "1"},
+            env=HOOKS_ENV,
             check=False,
         )
         summary = result.stdout[-3000:]
@@ -139,7 +147,7 @@ def test_fuzzing_without_a_key_gets_only_401s(tmp_path):
             capture_output=True,
             text=True,
             cwd=tmp_path,
-            env={**os.environ, "NO_COLOR": "1"},
+            env=HOOKS_ENV,
             check=False,
         )
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]

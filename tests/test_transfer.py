@@ -144,6 +144,17 @@ def test_keys_move_only_when_asked_and_only_with_the_admin_key(client, anonymous
         (lambda lines: [b'{"hello": 1}\n', *lines[1:]], "not an alrank project export"),
         (lambda lines: [*lines[:-1], b'{"end": true, "items": 1, "labels": 0}\n'], "the end line counts"),
         (lambda lines: [lines[0].replace(b'"format": 1', b'"format": 9'), *lines[1:]], "format 9"),
+        (lambda lines: [*lines[:3], b'{"item": "x", "metadata": []}\n', *lines[3:]], "metadata is an object"),
+        (lambda lines: [*lines[:3], b'{"api_key": "k"}\n', *lines[3:]], "a malformed api_key line"),
+        (lambda lines: [*lines[:3], b"[" * 5000 + b"\n", *lines[3:]], "line 4: not a JSON line"),
+        (
+            lambda lines: [
+                *lines[:-1],
+                b'{"labelled": "i1", "schema": "topic", "values": {"a": "a"}, "times": {"a": "yesterday"}}\n',
+                lines[-1],
+            ],
+            "times are Unix milliseconds",
+        ),
     ],
 )
 def test_a_bad_or_cut_file_leaves_nothing_behind(client, redis_conn, labelled_project, damage, message):

@@ -144,6 +144,13 @@ def _labelled_pages(redis: Redis, project: str, schema: str) -> Iterator[list[tu
         ]
 
 
+def _kind(obj: dict) -> str:
+    for kind in ("item", "labelled", "schema_state", "api_key", "end", "alrank"):
+        if kind in obj:
+            return kind
+    return "unknown"
+
+
 class Importer:
     """Writes the lines of an export into a deployment; ``run`` returns what it imported."""
 
@@ -172,11 +179,17 @@ class Importer:
                     raise InvalidInput("the export goes on after its end line")
                 try:
                     obj = json.loads(raw_line)
-                except (ValueError, UnicodeDecodeError) as exc:
+                except (ValueError, RecursionError) as exc:
                     raise InvalidInput(f"not a JSON line: {exc}") from None
                 if not isinstance(obj, dict):
                     raise InvalidInput("each line is a JSON object")
-                ended = self.take(obj)
+                try:
+                    ended = self.take(obj)
+                except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                    # a field missing or of the wrong type: not a line an export writes
+                    raise InvalidInput(
+                        f"a malformed {_kind(obj)} line ({type(exc).__name__}: {exc})"
+                    ) from None
             if self.project is None:
                 raise InvalidInput("the file is empty: it is not an alrank export")
             if not ended:
@@ -267,6 +280,8 @@ class Importer:
             )
         if not isinstance(values, dict) or not values or not isinstance(times, dict):
             raise InvalidInput(f"labels of item {item_id!r}: values is an object of annotator -> label")
+        if not all(isinstance(t, int) and not isinstance(t, bool) for t in times.values()):
+            raise InvalidInput(f"labels of item {item_id!r}: times are Unix milliseconds")
         for value in values.values():
             check_value(self.schemas[schema], value, self.labels)
         p = self.name
