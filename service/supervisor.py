@@ -10,6 +10,7 @@ the worker kills its work horse), then SIGKILL.
 
 from __future__ import annotations
 
+import logging
 import signal
 import subprocess
 import sys
@@ -34,8 +35,22 @@ STOP_FORCE_SECONDS = 5.0
 """How long a child may take after the second SIGTERM before it is killed."""
 
 
+_serve_log = logging.getLogger("alrank.serve")
+
+
 def log(message: str) -> None:
-    print(f"alrank: {message}", file=sys.stderr, flush=True)
+    """A line of the supervisor's on stderr: ``alrank: ...`` for a terminal, or a JSON
+    object like every other process's under ``ALRANK_LOG_FORMAT=json``."""
+    from workers.telemetry import handler, log_format  # not at import: the client CLI imports this
+
+    if log_format() != "json":
+        print(f"alrank: {message}", file=sys.stderr, flush=True)
+        return
+    if not _serve_log.handlers:
+        _serve_log.addHandler(handler())
+        _serve_log.setLevel(logging.INFO)
+        _serve_log.propagate = False
+    _serve_log.info(message)
 
 
 @dataclass
