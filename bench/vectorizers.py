@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from workers.features import VECTORIZERS  # noqa: E402
-from workers.models import CLASSIFIERS  # noqa: E402
+from workers.models import CLASSIFIERS, NAIVE_BAYES  # noqa: E402
 from workers.simulation.engine import evaluate, featurise, load_dataset  # noqa: E402
 
 DATASETS = ROOT.parent / "shared" / "datasets"
@@ -47,7 +47,7 @@ def main() -> None:
             x, x_test = featurise(train, test, vectorizer)
             cells = []
             for classifier in args.classifiers.split(","):
-                if classifier == "complement_nb" and x.min() < 0:
+                if classifier in NAIVE_BAYES and x.min() < 0:
                     cells.append("n/a")
                     continue
                 few = []

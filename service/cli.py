@@ -224,7 +224,8 @@ def main(argv: list[str] | None = None) -> None:
     sim.add_argument(
         "--classifier",
         default=defaults.CLASSIFIER_NAME,
-        help=f"logistic_regression, linear_svm or complement_nb (default: {defaults.CLASSIFIER_NAME})",
+        help="logistic_regression, linear_svm, complement_nb or multinomial_nb "
+        f"(default: {defaults.CLASSIFIER_NAME})",
     )
     sim.add_argument(
         "--gain-every",

@@ -142,8 +142,8 @@ class ActiveLearningSchema(ma.Schema):
     )
     classifier_name = ma.fields.String(
         metadata={
-            "description": "Schema model: logistic_regression, linear_svm or complement_nb "
-            "(or Potato's sklearn class paths)"
+            "description": "Schema model: logistic_regression, linear_svm, complement_nb or "
+            "multinomial_nb (or Potato's sklearn class paths)"
         }
     )
     classifier_params = ma.fields.Dict(
@@ -151,7 +151,8 @@ class ActiveLearningSchema(ma.Schema):
         allow_none=True,
         metadata={
             "description": "The classifier's hyperparameters (Potato's classifier_kwargs): C, max_iter, tol, "
-            "class_weight for the linear models; alpha, norm for complement_nb"
+            "class_weight for the linear models; alpha, norm for complement_nb; alpha, fit_prior "
+            "for multinomial_nb"
         },
     )
     vectorizer_params = ma.fields.Dict(

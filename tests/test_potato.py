@@ -11,6 +11,7 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -101,7 +102,11 @@ def test_the_guides_basic_example_is_created(client):
             },
             {"vectorizer_params": {"max_features": 1000, "ngram_range": [1, 2], "stop_words": "english"}},
         ),
-        ({"classifier_name": "sklearn.naive_bayes.MultinomialNB"}, {"classifier_name": "complement_nb"}),
+        ({"classifier_name": "sklearn.naive_bayes.MultinomialNB"}, {"classifier_name": "multinomial_nb"}),
+        (
+            {"classifier_name": "sklearn.naive_bayes.MultinomialNB", "classifier_kwargs": {"alpha": 0.5}},
+            {"classifier_name": "multinomial_nb", "classifier_params": {"alpha": 0.5}},
+        ),
         ({"calibrate_probabilities": False}, {"calibrate_probabilities": False}),
         ({"cold_start_strategy": "random", "cold_start_batch_size": 20}, {"cold_start_strategy": "random"}),
         ({"schema_names": []}, {"schema_names": None}),
@@ -443,3 +448,50 @@ def test_a_feed_that_cannot_write_says_so(client, run_jobs, tmp_path):
     run_jobs()
     feed = client.get("/v1/projects/nowhere").json["potato"]["feed"]
     assert feed["state"] == "failed" and "missing" in feed["error"]
+
+
+def test_a_potato_multinomial_nb_trains_as_multinomial_naive_bayes(client, redis_conn, run_jobs):
+    """Potato's MultinomialNB with its classifier_kwargs is alrank's multinomial_nb: the
+    served model's intercepts are the log class priors of its training labels (complement
+    naive Bayes has none), and it ranks and predicts through the service."""
+    from workers.models import LinearModel
+    from workers.store import Store
+
+    block = {
+        "classifier_name": "sklearn.naive_bayes.MultinomialNB",
+        "classifier_kwargs": {"alpha": 0.5},
+        "vectorizer_name": "sklearn.feature_extraction.text.TfidfVectorizer",
+        "min_instances_for_training": 6,
+        "update_frequency": 6,
+        "eval_fraction": 0.0,
+    }
+    answer = create(client, HEAD + yaml.safe_dump({"active_learning": block}), name="nb")
+    assert answer.status_code == 201, answer.json
+    al = answer.json["active_learning"]
+    assert al["classifier_name"] == "multinomial_nb" and al["classifier_params"] == {"alpha": 0.5}
+    words = {"positive": "great lovely superb", "negative": "awful broken poor", "neutral": "okay plain fine"}
+    items = [{"id": f"r{k}", "text": f"{list(words.values())[k % 3]} item {k}"} for k in range(60)]
+    assert client.post("/v1/projects/nb/items", json={"items": items}).status_code == 200
+    run_jobs()
+    batch = client.get("/v1/projects/nb/next?schema=sentiment&annotator=ana&size=12").json["items"]
+    labels = [
+        {
+            "item": it["id"],
+            "schema": "sentiment",
+            "annotator": "ana",
+            "value": list(words)[int(it["id"][1:]) % 3],
+        }
+        for it in batch
+    ]
+    assert client.post("/v1/projects/nb/labels", json={"labels": labels}).status_code == 200
+    run_jobs()
+    latest = client.get("/v1/projects/nb/models?schema=sentiment").json["models"][-1]
+    model = LinearModel.from_bytes(Store(redis_conn).model_state("nb", "sentiment", latest["version"]))
+    counts = latest["class_counts"]  # the labels it trained on (evaluation items are not)
+    priors = np.log([counts[c] / latest["training_size"] for c in model.classes])
+    np.testing.assert_allclose(model.intercept, priors, rtol=1e-6)
+    r = client.post(
+        "/v1/projects/nb/predict?schema=sentiment", json={"items": [{"id": "n", "text": "awful"}]}
+    )
+    assert r.status_code == 200, r.json
+    assert r.json["predictions"][0]["label"] == "negative"

@@ -135,6 +135,7 @@ def test_bad_inputs(tmp_path):
     [
         ("tfidf_char", "linear_svm"),
         ("tfidf", "complement_nb"),
+        ("tfidf", "multinomial_nb"),
         ("wordllama", "logistic_regression"),
         ("tfidf+wordllama", "logistic_regression"),
     ],
@@ -155,12 +156,32 @@ def test_feature_and_model_choices(tmp_path, vectorizer, classifier):
     assert summary["full_pool_accuracy"] > 0.7
 
 
-def test_complement_nb_refuses_negative_features():
+@pytest.mark.parametrize("classifier", ["complement_nb", "multinomial_nb"])
+def test_naive_bayes_refuses_negative_features(classifier):
     from workers.models import train_single_label
 
     x = np.array([[1.0, -1.0], [0.5, 2.0], [-0.2, 1.0], [1.0, 1.0]])
     with pytest.raises(InvalidInput, match="non-negative"):
-        train_single_label(x, ["a", "b", "a", "b"], 0, "complement_nb")
+        train_single_label(x, ["a", "b", "a", "b"], 0, classifier)
+
+
+@pytest.mark.parametrize("params", [None, {"alpha": 0.3}, {"fit_prior": False}])
+def test_multinomial_nb_state_gives_sklearns_probabilities(params):
+    """Stored as a linear model (log P(feature | class), log P(class)), multinomial naive
+    Bayes answers what scikit-learn's own MultinomialNB answers, hyperparameters included."""
+    import scipy.sparse as sp
+    from sklearn.naive_bayes import MultinomialNB
+
+    from workers.models import LinearModel, train_single_label
+
+    rng = np.random.default_rng(4)
+    x = sp.random(60, 30, density=0.2, random_state=4, format="csr")
+    y = [["neg", "pos", "neutral"][k] for k in rng.integers(0, 3, 60)]
+    model = train_single_label(x, y, 0, "multinomial_nb", params, calibrate=False)
+    model = LinearModel.from_bytes(model.to_bytes())  # as served
+    reference = MultinomialNB(**(params or {})).fit(x, y)
+    assert model.classes == list(reference.classes_)
+    np.testing.assert_allclose(model.predict_proba(x), reference.predict_proba(x), rtol=1e-5, atol=1e-6)
 
 
 def test_progress_covers_the_features_then_the_rounds(tmp_path, monkeypatch):

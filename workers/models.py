@@ -15,7 +15,7 @@ from scipy.optimize import minimize_scalar
 from scipy.special import expit, log_softmax
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
-from sklearn.naive_bayes import ComplementNB
+from sklearn.naive_bayes import ComplementNB, MultinomialNB
 from sklearn.svm import LinearSVC
 
 from workers import defaults
@@ -72,8 +72,13 @@ class LinearModel:
             )
 
 
-CLASSIFIERS: tuple[str, ...] = ("logistic_regression", "linear_svm", "complement_nb")
-"""Schema models a project or a simulation may choose; all linear, so one state format."""
+CLASSIFIERS: tuple[str, ...] = ("logistic_regression", "linear_svm", "complement_nb", "multinomial_nb")
+"""Schema models a project or a simulation may choose; all linear (naive Bayes in log
+space), so one state format."""
+
+NAIVE_BAYES = ("complement_nb", "multinomial_nb")
+"""The naive Bayes models: they count features, so they need non-negative ones (TF-IDF)
+and keep every column."""
 
 
 def _logreg(random_state: int) -> LogisticRegression:
@@ -86,6 +91,7 @@ CLASSIFIER_PARAMS: dict[str, tuple[str, ...]] = {
     "logistic_regression": ("C", "max_iter", "tol", "class_weight"),
     "linear_svm": ("C", "max_iter", "tol", "class_weight"),
     "complement_nb": ("alpha", "norm"),
+    "multinomial_nb": ("alpha", "fit_prior"),
 }
 """The hyperparameters a project may set on each classifier (``classifier_params``, what
 Potato calls ``classifier_kwargs``); the others are alrank's to choose."""
@@ -104,6 +110,8 @@ def _estimator(classifier: str, random_state: int, params: dict | None = None):
         )
     elif classifier == "complement_nb":
         est = ComplementNB()
+    elif classifier == "multinomial_nb":
+        est = MultinomialNB()
     else:
         raise InvalidInput(f"unknown classifier {classifier!r}; use one of {list(CLASSIFIERS)}")
     return est.set_params(**params) if params else est
@@ -113,11 +121,14 @@ def _linear_state(est, classifier: str) -> tuple[np.ndarray, np.ndarray]:
     """(coef, intercept) whose x @ coef.T + intercept are the estimator's logits."""
     if classifier == "complement_nb":
         return est.feature_log_prob_, np.zeros(est.feature_log_prob_.shape[0])
+    if classifier == "multinomial_nb":
+        # its joint log-likelihood, x @ log P(feature | class) + log P(class), is linear in x
+        return est.feature_log_prob_, est.class_log_prior_
     return est.coef_, est.intercept_
 
 
 def _logits(est, classifier: str, x) -> np.ndarray:
-    if classifier == "complement_nb":
+    if classifier in NAIVE_BAYES:
         return est.predict_log_proba(x)
     z = est.decision_function(x)
     return z.reshape(z.shape[0], -1)
@@ -152,9 +163,9 @@ def train_single_label(
     classes = sorted(set(y))
     if len(classes) < 2:
         raise NotTrainable("training needs labels of at least two classes")
-    if classifier == "complement_nb" and _has_negative(x):
+    if classifier in NAIVE_BAYES and _has_negative(x):
         raise InvalidInput(
-            "complement_nb needs non-negative features (TF-IDF); "
+            f"{classifier} needs non-negative features (TF-IDF); "
             "use logistic_regression or linear_svm with embeddings or vectors"
         )
     index = {c: i for i, c in enumerate(classes)}
@@ -196,7 +207,7 @@ def _compact(x, classifier: str):
     tens of thousands of columns, a few hundred labelled texts touch a few thousand.
     (Naive Bayes smooths every column, so it keeps them all.)
     """
-    if not sp.issparse(x) or classifier == "complement_nb":
+    if not sp.issparse(x) or classifier in NAIVE_BAYES:
         return x, None
     x = sp.csr_matrix(x)
     columns = np.unique(x.indices)

@@ -165,13 +165,7 @@ MINILM_NAMES = ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")
 def _models(al: dict, notes: list[str]) -> None:
     """Potato's model and feature names that alrank has under another name, or not at all."""
     classifier = al.get("classifier_name")
-    if classifier == "sklearn.naive_bayes.MultinomialNB":
-        al["classifier_name"] = "complement_nb"
-        notes.append(
-            "active_learning.classifier_name: MultinomialNB mapped to complement_nb, the naive Bayes "
-            "alrank trains (Rennie et al. 2003's variant for text)"
-        )
-    elif classifier in ("sklearn.ensemble.RandomForestClassifier", "sklearn.svm.SVC"):
+    if classifier in ("sklearn.ensemble.RandomForestClassifier", "sklearn.svm.SVC"):
         raise InvalidInput(
             f"active_learning.classifier_name {classifier}: {LINEAR_ONLY}; "
             "use LinearSVC or LogisticRegression"

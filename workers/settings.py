@@ -52,6 +52,7 @@ POTATO_NAMES = {
     "sklearn.linear_model.LogisticRegression": "logistic_regression",
     "sklearn.svm.LinearSVC": "linear_svm",
     "sklearn.naive_bayes.ComplementNB": "complement_nb",
+    "sklearn.naive_bayes.MultinomialNB": "multinomial_nb",
     "sklearn.feature_extraction.text.TfidfVectorizer": "tfidf",
 }
 """Potato's class-path names for the models and features alrank offers."""
@@ -129,6 +130,7 @@ CLASSIFIER_VALUES = {
     "class_weight": lambda v: v in (None, "balanced"),
     "alpha": lambda v: isinstance(v, int | float) and v >= 0,
     "norm": lambda v: isinstance(v, bool),
+    "fit_prior": lambda v: isinstance(v, bool),
 }
 TFIDF_VALUES = {
     "max_features": lambda v: isinstance(v, int) and v > 0,
