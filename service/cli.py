@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> None:
     sim.add_argument(
         "--classifier",
         default=defaults.CLASSIFIER_NAME,
-        help="logistic_regression, linear_svm, complement_nb or multinomial_nb "
+        help="logistic_regression, linear_svm, complement_nb, multinomial_nb or svc "
         f"(default: {defaults.CLASSIFIER_NAME})",
     )
     sim.add_argument(

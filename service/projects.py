@@ -142,8 +142,8 @@ class ActiveLearningSchema(ma.Schema):
     )
     classifier_name = ma.fields.String(
         metadata={
-            "description": "Schema model: logistic_regression, linear_svm, complement_nb or "
-            "multinomial_nb (or Potato's sklearn class paths)"
+            "description": "Schema model: logistic_regression, linear_svm, complement_nb, "
+            "multinomial_nb or svc (an RBF kernel machine), or Potato's sklearn class paths"
         }
     )
     classifier_params = ma.fields.Dict(
@@ -152,7 +152,7 @@ class ActiveLearningSchema(ma.Schema):
         metadata={
             "description": "The classifier's hyperparameters (Potato's classifier_kwargs): C, max_iter, tol, "
             "class_weight for the linear models; alpha, norm for complement_nb; alpha, fit_prior "
-            "for multinomial_nb"
+            "for multinomial_nb; C, gamma, class_weight, max_iter, tol for svc"
         },
     )
     vectorizer_params = ma.fields.Dict(

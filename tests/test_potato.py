@@ -107,6 +107,17 @@ def test_the_guides_basic_example_is_created(client):
             {"classifier_name": "sklearn.naive_bayes.MultinomialNB", "classifier_kwargs": {"alpha": 0.5}},
             {"classifier_name": "multinomial_nb", "classifier_params": {"alpha": 0.5}},
         ),
+        (
+            {
+                "classifier_name": "sklearn.svm.SVC",
+                "classifier_kwargs": {"C": 3.0, "gamma": "scale", "kernel": "rbf", "probability": True},
+            },
+            {"classifier_name": "svc", "classifier_params": {"C": 3.0, "gamma": "scale"}},
+        ),
+        (
+            {"classifier_name": "sklearn.svm.SVC", "classifier_kwargs": {"kernel": "linear", "C": 0.5}},
+            {"classifier_name": "linear_svm", "classifier_params": {"C": 0.5}},
+        ),
         ({"calibrate_probabilities": False}, {"calibrate_probabilities": False}),
         ({"cold_start_strategy": "random", "cold_start_batch_size": 20}, {"cold_start_strategy": "random"}),
         ({"schema_names": []}, {"schema_names": None}),
@@ -142,7 +153,15 @@ def test_each_potato_key_is_honoured_or_mapped(client, block, expected):
         ({"llm_enabled": True, "llm_config": {"endpoint_url": "http://x"}}, ["llm_enabled", "offline"]),
         ({"use_icl_ensemble": True}, ["use_icl_ensemble", "offline"]),
         ({"classifier_name": "sklearn.ensemble.RandomForestClassifier"}, ["classifier_name", "linear"]),
-        ({"classifier_name": "sklearn.svm.SVC"}, ["classifier_name", "linear"]),
+        (
+            {"classifier_name": "sklearn.svm.SVC", "classifier_kwargs": {"kernel": "poly"}},
+            ["kernel", "'poly'", "rbf"],
+        ),
+        (
+            {"classifier_name": "sklearn.svm.SVC", "classifier_kwargs": {"degree": 3}},
+            ["classifier_params.degree"],
+        ),
+        ({"classifier_name": "sklearn.svm.SVC", "classifier_kwargs": {"gamma": -1}}, ["gamma"]),
         (
             {"vectorizer_name": "sklearn.feature_extraction.text.CountVectorizer"},
             ["CountVectorizer", "TF-IDF"],

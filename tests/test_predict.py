@@ -152,3 +152,39 @@ def test_unknown_schema_and_project(client, run_jobs):
     assert r.status_code == 422 and "nope" in r.json["detail"]
     r = client.post("/v1/projects/nope/predict?schema=topic", json={"items": [{"text": "a"}]})
     assert r.status_code == 404
+
+
+def test_an_svc_schema_trains_ranks_and_predicts_through_the_service(client, run_jobs):
+    """A pool no hyperplane splits (XOR of two coordinates), learned by ``svc``: the model
+    is served, the ranking handed out, and predictions on new items follow the XOR."""
+    rng = np.random.default_rng(0)
+    body = {
+        "name": "xor",
+        "schemas": [{"name": "s", "labels": ["same", "diff"]}],
+        "active_learning": {
+            "classifier_name": "svc",
+            "classifier_params": {"C": 10.0},
+            "min_instances_for_training": 40,
+            "update_frequency": 40,
+            "eval_fraction": 0.0,
+        },
+    }
+    assert client.post("/v1/projects", json=body).status_code == 201
+    points = rng.uniform(-1, 1, (400, 2))
+    truth = {f"p{k}": "same" if x * y > 0 else "diff" for k, (x, y) in enumerate(points)}
+    items = [{"id": f"p{k}", "vector": [float(x), float(y)]} for k, (x, y) in enumerate(points)]
+    assert client.post("/v1/projects/xor/items", json={"items": items}).status_code == 200
+    run_jobs()
+    for _ in range(3):
+        batch = client.get("/v1/projects/xor/next?schema=s&annotator=a&size=40").json["items"]
+        labels = [
+            {"item": it["id"], "schema": "s", "annotator": "a", "value": truth[it["id"]]} for it in batch
+        ]
+        assert client.post("/v1/projects/xor/labels", json={"labels": labels}).status_code == 200
+        run_jobs()
+    served = client.get("/v1/projects/xor/next?schema=s&annotator=b&size=5").json
+    assert served["model_version"] is not None and served["strategy"] != "random"
+    grid = [(0.5, 0.5), (-0.5, -0.5), (0.5, -0.5), (-0.5, 0.5)]
+    r = client.post("/v1/projects/xor/predict?schema=s", json={"items": [{"vector": list(p)} for p in grid]})
+    assert r.status_code == 200, r.json
+    assert [p["label"] for p in r.json["predictions"]] == ["same", "same", "diff", "diff"]

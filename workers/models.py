@@ -1,21 +1,27 @@
-"""The schema model: logistic regression with temperature-calibrated probabilities.
+"""The schema model: a linear model with temperature-calibrated probabilities.
 
 Model state is plain numpy arrays (coefficients, intercepts, class names, temperature)
 stored as an ``.npz`` read with ``allow_pickle=False``: loading a model never runs code.
+``svc`` is an RBF kernel machine approximated the Nystroem way (Williams & Seeger 2001):
+the features are mapped onto kernel values against some training rows, and a linear model
+learns on the map; its state is those rows, the map's normalisation and the linear model.
 """
 
 from __future__ import annotations
 
 import io
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import minimize_scalar
 from scipy.special import expit, log_softmax
+from sklearn.kernel_approximation import Nystroem
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 from sklearn.naive_bayes import ComplementNB, MultinomialNB
+from sklearn.pipeline import Pipeline
 from sklearn.svm import LinearSVC
 
 from workers import defaults
@@ -48,33 +54,103 @@ class LinearModel:
         z /= z.sum(axis=1, keepdims=True)
         return z
 
+    def arrays(self) -> dict[str, Any]:
+        """The state, as the arrays stored."""
+        return {
+            "classes": np.array(self.classes, dtype=np.str_),
+            "coef": self.coef.astype(np.float32),
+            "intercept": self.intercept.astype(np.float64),
+            "multi_label": np.array(self.multi_label),
+            "temperature": np.array(self.temperature),
+        }
+
     def to_bytes(self) -> bytes:
         buf = io.BytesIO()
-        np.savez(
-            buf,
-            classes=np.array(self.classes, dtype=np.str_),
-            coef=self.coef.astype(np.float32),
-            intercept=self.intercept.astype(np.float64),
-            multi_label=np.array(self.multi_label),
-            temperature=np.array(self.temperature),
-        )
+        np.savez(buf, **self.arrays())
         return buf.getvalue()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> LinearModel:
+        """A stored model of any kind (a kernel model is a linear model on its map)."""
         with np.load(io.BytesIO(data), allow_pickle=False) as z:
-            return cls(
+            linear = LinearModel(
                 classes=[str(c) for c in z["classes"]],
                 coef=z["coef"],
                 intercept=z["intercept"],
                 multi_label=bool(z["multi_label"]),
                 temperature=float(z["temperature"]),
             )
+            if "kernel_rows" not in z:
+                return linear
+            return KernelModel.around(
+                linear, z["kernel_rows"], z["kernel_normalization"], float(z["kernel_gamma"])
+            )
 
 
-CLASSIFIERS: tuple[str, ...] = ("logistic_regression", "linear_svm", "complement_nb", "multinomial_nb")
-"""Schema models a project or a simulation may choose; all linear (naive Bayes in log
-space), so one state format."""
+KERNEL_CHUNK = 8192
+"""Rows mapped onto the kernel at a time: a pool of a million against 300 training rows
+would otherwise hold 2.4 GB of kernel values at once."""
+
+
+@dataclass
+class KernelModel(LinearModel):
+    """A linear model on the Nystroem map of an RBF kernel: phi(x) = k(x, rows) @ N.T."""
+
+    rows: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.float32))
+    normalization: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    gamma: float = 1.0
+
+    @classmethod
+    def around(cls, linear: LinearModel, rows, normalization, gamma: float) -> KernelModel:
+        return cls(
+            linear.classes,
+            linear.coef,
+            linear.intercept,
+            linear.multi_label,
+            linear.temperature,
+            linear.metrics,
+            rows=np.asarray(rows, dtype=np.float32),
+            normalization=np.asarray(normalization, dtype=np.float64),
+            gamma=gamma,
+        )
+
+    def transform(self, x) -> np.ndarray:
+        from sklearn.metrics.pairwise import rbf_kernel
+
+        out = np.empty((x.shape[0], self.normalization.shape[0]))
+        for start in range(0, x.shape[0], KERNEL_CHUNK):
+            block = x[start : start + KERNEL_CHUNK]
+            out[start : start + block.shape[0]] = (
+                rbf_kernel(block, self.rows, gamma=self.gamma) @ self.normalization.T
+            )
+        return out
+
+    def decision(self, x) -> np.ndarray:
+        return super().decision(self.transform(x))
+
+    def arrays(self) -> dict[str, Any]:
+        return {
+            **super().arrays(),
+            "kernel_rows": self.rows,
+            "kernel_normalization": self.normalization,
+            "kernel_gamma": np.array(self.gamma),
+        }
+
+
+CLASSIFIERS: tuple[str, ...] = (
+    "logistic_regression",
+    "linear_svm",
+    "complement_nb",
+    "multinomial_nb",
+    "svc",
+)
+"""Schema models a project or a simulation may choose: linear (naive Bayes in log space),
+or linear on an RBF kernel's map (``svc``), so one state format."""
+
+SVC_COMPONENTS = 300
+"""Training rows ``svc``'s kernel map is built on (all of them below that): the map's
+width. Kernel values against 300 rows approximate an RBF SVM closely on pools of the
+shared sets' size and cost 300 columns of logistic regression."""
 
 NAIVE_BAYES = ("complement_nb", "multinomial_nb")
 """The naive Bayes models: they count features, so they need non-negative ones (TF-IDF)
@@ -92,6 +168,7 @@ CLASSIFIER_PARAMS: dict[str, tuple[str, ...]] = {
     "linear_svm": ("C", "max_iter", "tol", "class_weight"),
     "complement_nb": ("alpha", "norm"),
     "multinomial_nb": ("alpha", "fit_prior"),
+    "svc": ("C", "gamma", "class_weight", "max_iter", "tol"),
 }
 """The hyperparameters a project may set on each classifier (``classifier_params``, what
 Potato calls ``classifier_kwargs``); the others are alrank's to choose."""
@@ -112,9 +189,46 @@ def _estimator(classifier: str, random_state: int, params: dict | None = None):
         est = ComplementNB()
     elif classifier == "multinomial_nb":
         est = MultinomialNB()
+    elif classifier == "svc":
+        return _kernel_pipeline(random_state, params)
     else:
         raise InvalidInput(f"unknown classifier {classifier!r}; use one of {list(CLASSIFIERS)}")
     return est.set_params(**params) if params else est
+
+
+def _kernel_pipeline(random_state: int, params: dict | None) -> Pipeline:
+    """The Nystroem map of an RBF kernel, then logistic regression on it (``svc``). ``gamma``
+    may be a number, "scale" or "auto", as scikit-learn's SVC reads them; they are worked
+    out from the training rows when the pipeline is fitted (``_fit``)."""
+    params = dict(params or {})
+    gamma = params.pop("gamma", "scale")
+    linear = LogisticRegression(
+        C=1.0, class_weight=defaults.CLASS_WEIGHT, max_iter=2000, random_state=random_state
+    ).set_params(**params)
+    kernel = Nystroem(kernel="rbf", gamma=gamma, n_components=SVC_COMPONENTS, random_state=random_state)
+    return Pipeline([("kernel", kernel), ("linear", linear)])
+
+
+def _scale_gamma(x) -> float:
+    """SVC's gamma="scale": 1 / (columns x the variance of every value)."""
+    if sp.issparse(x):
+        mean = float(x.mean())
+        var = float(x.multiply(x).mean()) - mean**2
+    else:
+        var = float(np.asarray(x).var())
+    return 1.0 / (x.shape[1] * var) if var > 0 else 1.0
+
+
+def _fit(classifier: str, random_state: int, params: dict | None, x, y):
+    est = _estimator(classifier, random_state, params)
+    if classifier == "svc":
+        kernel = est.named_steps["kernel"]
+        if kernel.gamma == "scale":
+            kernel.set_params(gamma=_scale_gamma(x))
+        elif kernel.gamma == "auto":
+            kernel.set_params(gamma=1.0 / x.shape[1])
+        kernel.set_params(n_components=min(SVC_COMPONENTS, x.shape[0]))
+    return est.fit(x, y)
 
 
 def _linear_state(est, classifier: str) -> tuple[np.ndarray, np.ndarray]:
@@ -124,6 +238,8 @@ def _linear_state(est, classifier: str) -> tuple[np.ndarray, np.ndarray]:
     if classifier == "multinomial_nb":
         # its joint log-likelihood, x @ log P(feature | class) + log P(class), is linear in x
         return est.feature_log_prob_, est.class_log_prior_
+    if classifier == "svc":
+        return est.named_steps["linear"].coef_, est.named_steps["linear"].intercept_
     return est.coef_, est.intercept_
 
 
@@ -172,13 +288,17 @@ def train_single_label(
     yi = np.array([index[v] for v in y])
     n_features = x.shape[1]
     x, columns = _compact(x, classifier)
-    est = _estimator(classifier, random_state, params).fit(x, yi)
+    est = _fit(classifier, random_state, params, x, yi)
     coef, intercept = _linear_state(est, classifier)
     coef = _expand(coef, columns, n_features)
     if coef.shape[0] == 1:
         coef = np.vstack([-coef / 2.0, coef / 2.0])
         intercept = np.array([-intercept[0] / 2.0, intercept[0] / 2.0])
     model = LinearModel(classes, np.asarray(coef, dtype=np.float32), np.asarray(intercept, dtype=np.float64))
+    if classifier == "svc":
+        kernel = est.named_steps["kernel"]
+        rows = kernel.components_.toarray() if sp.issparse(kernel.components_) else kernel.components_
+        model = KernelModel.around(model, rows, kernel.normalization_, float(kernel.gamma))
 
     counts = np.bincount(yi, minlength=len(classes))
     if calibrate and counts.min() >= defaults.CALIBRATION_MIN_PER_CLASS:
@@ -189,7 +309,7 @@ def train_single_label(
         )
         z = np.zeros((len(yi), 0))
         for train, held in folds.split(np.zeros(len(yi)), yi):
-            fold = _estimator(classifier, random_state, params).fit(x[train], yi[train])
+            fold = _fit(classifier, random_state, params, x[train], yi[train])
             zf = _as_two_columns(_logits(fold, classifier, x[held]))
             if z.shape[1] == 0:
                 z = np.zeros((len(yi), zf.shape[1]))
@@ -205,9 +325,10 @@ def _compact(x, classifier: str):
     With an L2 penalty, a column that is zero in every training row gets a zero weight at
     the optimum, so dropping it changes nothing but the solver's work: a TF-IDF pool has
     tens of thousands of columns, a few hundred labelled texts touch a few thousand.
-    (Naive Bayes smooths every column, so it keeps them all.)
+    (Naive Bayes smooths every column, and an RBF kernel measures distances over every
+    column, so they keep them all.)
     """
-    if not sp.issparse(x) or classifier in NAIVE_BAYES:
+    if not sp.issparse(x) or classifier in (*NAIVE_BAYES, "svc"):
         return x, None
     x = sp.csr_matrix(x)
     columns = np.unique(x.indices)
@@ -232,7 +353,10 @@ def _has_negative(x) -> bool:
 def train_multi_label(
     x, y: list[list[str]], labels: list[str], random_state: int = 0, params: dict | None = None
 ) -> LinearModel:
-    """One logistic regression per label; a label seen with one value only gets its prevalence."""
+    """One logistic regression per label; a label seen with one value only gets its prevalence.
+    Of ``params``, the ones logistic regression takes apply (multi-label schemas are linear)."""
+    allowed = CLASSIFIER_PARAMS["logistic_regression"]
+    linear_params = {k: v for k, v in (params or {}).items() if k in allowed}
     n_features = x.shape[1]
     coef = np.zeros((len(labels), n_features), dtype=np.float32)
     intercept = np.zeros(len(labels))
@@ -241,7 +365,7 @@ def train_multi_label(
     for j, label in enumerate(labels):
         t = np.array([label in v for v in y], dtype=int)
         if 0 < t.sum() < len(t):
-            clf = _estimator("logistic_regression", random_state, params).fit(x, t)
+            clf = _estimator("logistic_regression", random_state, linear_params).fit(x, t)
             coef[j] = _expand(clf.coef_, columns, n_features)[0]
             intercept[j] = clf.intercept_[0]
             trained += 1

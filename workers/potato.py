@@ -154,23 +154,51 @@ def _active_learning(block: dict, notes: list[str]) -> dict:
     return al
 
 
-LINEAR_ONLY = (
-    "alrank's schema models are linear (logistic regression, linear SVM, complement naive Bayes): "
-    "its strategies' gradient embeddings and its calibration read a linear model's weights"
+NO_FORESTS = (
+    "alrank's schema models are linear (logistic regression, linear SVM, naive Bayes) or an RBF "
+    "kernel machine (SVC): its calibration and its strategies' gradient embeddings read a linear "
+    "model's weights, on the features or on the kernel's map"
 )
 
+SVC_KERNELS = {"rbf": "svc", "linear": "linear_svm"}
+"""SVC's kernels alrank trains: RBF as ``svc``, linear as ``linear_svm``."""
+
 MINILM_NAMES = ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")
+
+
+def _svc(al: dict, params: dict, notes: list[str]) -> None:
+    """Potato's SVC: its kernel picks alrank's model; probability is always on here."""
+    kernel = params.pop("kernel", "rbf")
+    if kernel not in SVC_KERNELS:
+        raise InvalidInput(
+            f"active_learning.classifier_kwargs.kernel {kernel!r}: alrank trains SVC's rbf kernel "
+            "(as svc) and its linear one (as linear_svm)"
+        )
+    al["classifier_name"] = SVC_KERNELS[kernel]
+    if kernel == "linear":
+        params.pop("gamma", None)
+        notes.append("active_learning.classifier_name: SVC with the linear kernel trains as linear_svm")
+    if "probability" in params:
+        params.pop("probability")
+        notes.append(
+            "active_learning.classifier_kwargs.probability: not used; alrank always calibrates the "
+            "model's probabilities (a temperature fitted by cross-validation)"
+        )
+    if params:
+        al["classifier_params"] = params
 
 
 def _models(al: dict, notes: list[str]) -> None:
     """Potato's model and feature names that alrank has under another name, or not at all."""
     classifier = al.get("classifier_name")
-    if classifier in ("sklearn.ensemble.RandomForestClassifier", "sklearn.svm.SVC"):
+    if classifier == "sklearn.ensemble.RandomForestClassifier":
         raise InvalidInput(
-            f"active_learning.classifier_name {classifier}: {LINEAR_ONLY}; "
-            "use LinearSVC or LogisticRegression"
+            f"active_learning.classifier_name {classifier}: {NO_FORESTS}; use SVC for a non-linear "
+            "model, or LogisticRegression"
         )
     params = al.get("classifier_params")
+    if classifier == "sklearn.svm.SVC":
+        _svc(al, params or {}, notes)
     if params and "random_state" in params:
         params.pop("random_state")
         notes.append(

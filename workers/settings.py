@@ -53,6 +53,7 @@ POTATO_NAMES = {
     "sklearn.svm.LinearSVC": "linear_svm",
     "sklearn.naive_bayes.ComplementNB": "complement_nb",
     "sklearn.naive_bayes.MultinomialNB": "multinomial_nb",
+    "sklearn.svm.SVC": "svc",
     "sklearn.feature_extraction.text.TfidfVectorizer": "tfidf",
 }
 """Potato's class-path names for the models and features alrank offers."""
@@ -131,6 +132,9 @@ CLASSIFIER_VALUES = {
     "alpha": lambda v: isinstance(v, int | float) and v >= 0,
     "norm": lambda v: isinstance(v, bool),
     "fit_prior": lambda v: isinstance(v, bool),
+    "gamma": lambda v: (
+        v in ("scale", "auto") or (isinstance(v, int | float) and not isinstance(v, bool) and v > 0)
+    ),
 }
 TFIDF_VALUES = {
     "max_features": lambda v: isinstance(v, int) and v > 0,
