@@ -32,7 +32,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from procs import ROOT, Serve, descendants, wait_until
+from procs import ROOT, Serve, children, cmdline, wait_until
 from prometheus_client.parser import text_string_to_metric_families
 
 from alrank.client import Client
@@ -155,9 +155,9 @@ def run(size: int, n_labels: int, tmp: Path) -> dict:
         wait_until(lambda: idle(serve.base, serve.admin_key), 3600, "the first ranking", every=2)
 
         def api_pid() -> dict:
-            workers = [
-                p for p in descendants(serve.proc.pid) if "gunicorn" in _cmd(p) and _parent_is_gunicorn(p)
-            ]
+            """The API's gunicorn worker: a child of the gunicorn master alrank serve runs."""
+            masters = [p for p in children(serve.proc.pid) if "gunicorn" in cmdline(p)]
+            workers = children(masters[0]) if masters else []
             return {"api": workers[0]} if workers else {}
 
         first, quiet = tmp / f"big-{size}.alrank", "--no-progress"
@@ -183,23 +183,6 @@ def run(size: int, n_labels: int, tmp: Path) -> dict:
         }
     finally:
         serve.close()
-
-
-def _cmd(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
-def _parent_is_gunicorn(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
-            parent = int(f.read().rsplit(")", 1)[1].split()[1])
-    except OSError:
-        return False
-    return "gunicorn" in _cmd(parent)
 
 
 def main() -> None:

@@ -45,7 +45,9 @@ from rq import Queue, Worker
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 
 from service.bodies import Blueprint
+from service.errors import problem_response
 from service.extensions import api, backend
+from service.health import _alive
 from workers import defaults, telemetry
 from workers.store import keys
 from workers.store._codec import text
@@ -91,8 +93,6 @@ class Metrics(MethodView):
     def get(self):
         """Prometheus metrics: requests, labels, jobs, queues, and each ranking's age."""
         if current_app.config.get("METRICS") is False:
-            from service.errors import problem_response
-
             return problem_response(404, "Not Found", "metrics are turned off (ALRANK_METRICS=false)")
         own = CollectorRegistry()
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -153,8 +153,6 @@ class StoredMetrics:
             running.add_metric([name], StartedJobRegistry(queue=queue).count)
             failed.add_metric([name], FailedJobRegistry(queue=queue).count)
         yield from (depth, running, failed)
-        from service.health import _alive
-
         alive = sum(_alive(w) for w in Worker.all(connection=self.redis))
         yield GaugeMetricFamily("alrank_workers", "Workers that sent a heartbeat lately", value=alive)
 
