@@ -14,8 +14,24 @@
   clusters per class, so each class is two blobs and a linear model reaches about 0.7
   where a non-linear one reaches 0.95.
 
-``python bench/numeric_pools.py [--out bench/out/datasets]`` writes
-``<out>/<name>/{train,test}.jsonl.gz``; ``folder(name)`` builds one on first use.
+``folder(name)`` builds one on first use in ``bench/out/datasets/<name>/{train,test}.jsonl.gz``
+(``--write-only`` builds them all and stops).
+
+Run as a script, it measures what the default model (``auto``) and the default strategy
+reach on these pools and on the shared ``adult``, against a team that labels at random:
+
+- **default**: the served loop (the service's own refresh, evaluation sample and
+  exploration share included; ``workers.simulation.served``) with every default, at
+  ``--labels`` labels, measured on the test split;
+- **passive**: logistic regression, a random forest, extra trees, histogram gradient
+  boosting and ``auto`` itself, each trained on ``--labels`` labels drawn at random from the
+  same pool, measured on the same test split.
+
+Each arm is repeated ``--repeats`` times; the table gives medians and the range across
+repeats. "Beyond the spread" means the default's worst repeat is above the other arm's best.
+
+Usage: ``python bench/numeric_pools.py [--pools adult,covertype_like,letter_like,digits]
+[--labels 1000] [--repeats 5] [--jobs 2] [--markdown FILE]``
 """
 
 from __future__ import annotations
@@ -23,12 +39,18 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import statistics
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out" / "datasets"
+SHARED = ROOT.parent / "shared" / "datasets"
+PASSIVE = ("logistic_regression", "random_forest", "extra_trees", "hist_gradient_boosting", "auto")
 SEED = 20260
 
 
@@ -130,13 +152,138 @@ def folder(name: str, out: Path = OUT) -> Path:
     return path
 
 
+def splits(name: str):
+    """(train, test) of a built pool or a shared set."""
+    sys.path.insert(0, str(ROOT))
+    from workers.simulation.engine import load_dataset
+
+    where = folder(name) if name in POOLS else SHARED / name
+    return load_dataset(where / "train.jsonl.gz"), load_dataset(where / "test.jsonl.gz")
+
+
+def passive(name: str, kind: str, labels: int, repeat: int) -> dict:
+    """``kind`` trained on ``labels`` random labels of the pool, measured on the test split."""
+    from threadpoolctl import threadpool_limits
+
+    from workers.models import train_single_label
+    from workers.simulation.engine import featurise
+
+    train, test = splits(name)
+    x, x_test = featurise(train, test)
+    rows = np.random.default_rng([SEED, repeat]).choice(len(train), labels, replace=False)
+    started = time.perf_counter()
+    with threadpool_limits(1):
+        model = train_single_label(x[rows], [train.labels[i] for i in rows], repeat, kind)
+        predicted = np.array(model.classes)[model.predict_proba(x_test).argmax(axis=1)]
+    return {
+        "accuracy": float(np.mean(predicted == np.array(test.labels))),
+        "kind": model.kind,
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def served(name: str, labels: int, repeat: int) -> dict:
+    """The served loop with every default, up to ``labels`` labels."""
+    from threadpoolctl import threadpool_limits
+
+    from workers import defaults
+    from workers.simulation.engine import Settings, run_served
+
+    train, test = splits(name)
+    strategy = defaults.QUERY_STRATEGY
+    settings = Settings([strategy], budget=labels, gain_every=0)
+    started = time.perf_counter()
+    with threadpool_limits(1):
+        points = run_served(strategy, repeat, train, test, settings)
+    last = points[-1]
+    return {"accuracy": last.accuracy, "labels": last.labels, "seconds": time.perf_counter() - started}
+
+
+def spread(values: list[float]) -> str:
+    return f"{statistics.median(values):.3f} [{min(values):.3f}-{max(values):.3f}]"
+
+
+def compare(pools: list[str], labels: int, repeats: int, jobs: int) -> list[dict]:
+    """Every pool's arms, run ``jobs`` at a time; a row per pool."""
+    for name in pools:
+        if name in POOLS:
+            folder(name)  # built once, before the processes read it
+    with ProcessPoolExecutor(jobs) as ex:
+        runs = {
+            (name, "default", r): ex.submit(served, name, labels, r) for name in pools for r in range(repeats)
+        }
+        runs |= {
+            (name, kind, r): ex.submit(passive, name, kind, labels, r)
+            for name in pools
+            for kind in PASSIVE
+            for r in range(repeats)
+        }
+        done = {key: run.result() for key, run in runs.items()}
+    rows = []
+    for name in pools:
+        arm = {k: [done[(name, k, r)]["accuracy"] for r in range(repeats)] for k in ("default", *PASSIVE)}
+        best = max(PASSIVE[:4], key=lambda k: statistics.median(arm[k]))
+        rows.append(
+            {
+                "pool": name,
+                "arms": arm,
+                "best_passive": best,
+                "auto_chose": sorted({done[(name, "auto", r)]["kind"] for r in range(repeats)}),
+                "beats_best": min(arm["default"]) > max(arm[best]),
+                "beats_random_same_model": min(arm["default"]) > max(arm["auto"]),
+                "default_seconds": statistics.median(
+                    done[(name, "default", r)]["seconds"] for r in range(repeats)
+                ),
+            }
+        )
+    return rows
+
+
+def table(rows: list[dict], labels: int, repeats: int) -> str:
+    head = (
+        f"| pool | default, served loop | best at random ({labels} labels) | auto at random | "
+        f"LR / RF / ET / HGB at random | beyond the spread |\n|---|---|---|---|---|---|"
+    )
+    lines = [head]
+    for row in rows:
+        arm = row["arms"]
+        verdict = f"best: {'yes' if row['beats_best'] else 'no'}; same model: "
+        verdict += "yes" if row["beats_random_same_model"] else "no"
+        medians = " / ".join(f"{statistics.median(arm[k]):.3f}" for k in PASSIVE[:4])
+        best = row["best_passive"]
+        chose = ", ".join(row["auto_chose"])
+        lines.append(
+            f"| {row['pool']} | {spread(arm['default'])} | {best} {spread(arm[best])} "
+            f"| {spread(arm['auto'])} ({chose}) | {medians} | {verdict} |"
+        )
+    lines.append(f"\nMedian [range] of test accuracy over {repeats} repeats.")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--pools", default="adult,covertype_like,letter_like,digits")
+    ap.add_argument("--labels", type=int, default=1000)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--markdown", default="")
+    ap.add_argument("--write-only", action="store_true", help="build the pools and stop")
     ap.add_argument("--out", default=str(OUT))
     args = ap.parse_args()
-    for name in POOLS:
-        path = write(name, Path(args.out))
-        print(f"{name}: {path}")
+    if args.write_only:
+        for name in POOLS:
+            print(f"{name}: {write(name, Path(args.out))}")
+        return
+    started = time.perf_counter()
+    pools = [p for p in args.pools.split(",") if p]
+    rows = compare(pools, args.labels, args.repeats, args.jobs)
+    text = table(rows, args.labels, args.repeats)
+    text += f"\n{time.perf_counter() - started:.0f} s in all; the default's served loop took (median) "
+    text += ", ".join(f"{r['pool']} {r['default_seconds']:.0f} s" for r in rows) + "."
+    print(text)
+    if args.markdown:
+        Path(args.markdown).write_text(text + "\n")
+    print(json.dumps(rows, indent=1))
 
 
 if __name__ == "__main__":

@@ -14,12 +14,18 @@ given those arrays; the peers predict inside their query call, so the table also
 alrank's time including the same ``predict_proba`` calls ("with predict"), and the ratio
 is taken on that like-for-like figure.
 
+``--kinds`` times each model kind instead, on a numeric pool of ``--n`` items (``--dim``
+features, classes that are several blobs each) with 1,000 labels: training (with its
+calibration; under ``auto``, the comparison of kinds), probabilities over the pool, and the
+default strategy's ranking of it (and BALD's committee for the forests), beside logistic
+regression, the linear model every kind is measured against.
+
 ``--scale`` adds alrank-only runs at 1,000,000 rows (time and peak memory against the
 feature matrix's size) and on a sparse TF-IDF-like pool (100,000 x 50,000, ~50 non-zeros
 a row, Zipf-distributed columns).
 
 Usage: ``python bench/strategies.py [--n 100000] [--dim 256] [--classes 10] [--batch 100]
-[--repeats 5] [--no-peers] [--scale] [--markdown FILE]``
+[--repeats 5] [--no-peers] [--scale] [--kinds] [--markdown FILE]``
 """
 
 from __future__ import annotations
@@ -273,6 +279,50 @@ def run_peers(f: Fixture, batch: int, repeats: int, ours: dict) -> list[dict]:
     return peers
 
 
+KINDS = ("logistic_regression", "svc", "random_forest", "extra_trees", "hist_gradient_boosting", "auto")
+
+
+def kind_costs(n: int, dim: int, classes: int, labelled: int, batch: int, repeats: int, emit) -> None:
+    """Training plus ranking time per model kind at ``n`` items."""
+    from sklearn.datasets import make_classification
+
+    from workers.ranking import rank_pool
+    from workers.settings import AL_DEFAULTS, resolve_active_learning
+
+    x, y = make_classification(
+        n, dim, n_informative=min(dim, 12), n_classes=classes, n_clusters_per_class=2, random_state=0
+    )
+    x = ((x - x.mean(axis=0)) / x.std(axis=0)).astype(np.float32)
+    rows = np.random.default_rng(0).choice(n, labelled, replace=False)
+    y_lab = [str(v) for v in y[rows]]
+    schemas = [{"name": "s", "labels": sorted(set(y_lab)), "multi_label": False}]
+    al = resolve_active_learning(schemas, {**AL_DEFAULTS, "classifier_name": "logistic_regression"})
+    emit(
+        f"### Model kinds: {n:,} x {dim} float32, {classes} classes, {labelled:,} labels, "
+        f"ranking by {al['query_strategy']} (depth {defaults.BATCH_AWARE_DEPTH}); median of {repeats}"
+    )
+    emit()
+    strategy = al["query_strategy"]
+    emit("| kind | train | probabilities | rank | train + rank | BALD committee | state |")
+    emit("|---|---|---|---|---|---|---|")
+    for kind in KINDS:
+        t_train, model = median_time(lambda k=kind: train_single_label(x[rows], y_lab, 0, k), repeats)
+        t_proba, proba = median_time(lambda m=model: m.predict_proba(x), repeats)
+        t_rank, _ = median_time(
+            lambda p=proba: rank_pool(strategy, x, x[rows], al, np.random.default_rng(0), p), repeats
+        )
+        committee = "bootstrap"
+        if model.has_committee:
+            t_comm, _ = median_time(lambda m=model: m.committee_proba(x, 5), repeats)
+            committee = f"{t_comm:.2f} s"
+        chose = f" ({model.kind})" if kind == "auto" else ""
+        total = t_train + t_proba + t_rank
+        emit(
+            f"| {kind}{chose} | {t_train:.2f} s | {t_proba:.2f} s | {t_rank:.2f} s | {total:.2f} s | "
+            f"{committee} | {len(model.to_bytes()) / 2**20:.1f} MiB |"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=100_000)
@@ -284,6 +334,7 @@ def main() -> None:
     ap.add_argument("--no-peers", action="store_true")
     ap.add_argument("--scale", action="store_true", help="also 1M rows and a sparse TF-IDF-like pool")
     ap.add_argument("--markdown", help="append the tables to this file")
+    ap.add_argument("--kinds", action="store_true", help="time each model kind instead")
     args = ap.parse_args()
     lines: list[str] = []
 
@@ -292,6 +343,12 @@ def main() -> None:
         lines.append(text)
 
     print(f"cpu cores: {os.cpu_count()}; numpy {np.__version__}", flush=True)
+    if args.kinds:
+        kind_costs(args.n, 64, 26, 1000, args.batch, args.repeats, emit)
+        if args.markdown:
+            with open(args.markdown, "a") as out:
+                out.write("\n".join(lines) + "\n")
+        return
     f = Fixture(args.n, args.dim, args.classes, args.labelled)
     emit(
         f"### {args.n:,} x {args.dim} float32, {args.classes} classes, batch {args.batch}, "

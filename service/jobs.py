@@ -54,7 +54,12 @@ class ModelSchema(ma.Schema):
     version = ma.fields.Integer(metadata={"description": "The version number, counting from 1 per schema"})
     created_at = ma.fields.String(metadata={"description": "When it was trained (UTC)"})
     training_size = ma.fields.Integer(metadata={"description": "Labels it was trained on"})
-    train_seconds = ma.fields.Float(metadata={"description": "Seconds training took"})
+    train_seconds = ma.fields.Float(
+        metadata={"description": "Seconds training took (with calibration and, under auto, the comparison)"}
+    )
+    classifier = ma.fields.String(
+        metadata={"description": "The kind of model trained (what auto chose, under auto)"}
+    )
     classes = ma.fields.List(ma.fields.String(), metadata={"description": "The labels it predicts"})
     class_counts = ma.fields.Dict(
         keys=ma.fields.String(),
@@ -64,7 +69,12 @@ class ModelSchema(ma.Schema):
     temperature = ma.fields.Float(
         metadata={"description": "The calibration temperature applied to its logits"}
     )
-    metrics = ma.fields.Dict(metadata={"description": "cv_accuracy: cross-validated on the training labels"})
+    metrics = ma.fields.Dict(
+        metadata={
+            "description": "cv_accuracy: cross-validated on the training labels; model_choice, under "
+            "auto: each candidate's cross-validated accuracy, the one chosen, its lead and seconds"
+        }
+    )
     evaluation = ma.fields.Dict(
         metadata={
             "description": "size, accuracy, macro_f1 on the labelled random evaluation sample, "

@@ -25,7 +25,7 @@ from service.items import TextOrVectorSchema
 from workers import defaults
 from workers.exceptions import Conflict, InvalidInput
 from workers.features import Featurizer
-from workers.models import LinearModel, predictions
+from workers.models import Model, load_model, predictions
 
 blp = Blueprint("predictions", __name__, url_prefix="/v1/projects", description="Predictions for any items")
 
@@ -80,12 +80,12 @@ class PredictResultSchema(ma.Schema):
     )
 
 
-_loaded: OrderedDict[str, tuple[LinearModel, Featurizer]] = OrderedDict()
+_loaded: OrderedDict[str, tuple[Model, Featurizer]] = OrderedDict()
 """Loaded models and feature parts by the ranking's ``model_token``."""
 _lock = threading.Lock()
 
 
-def serving_model(project: str, schema: str) -> tuple[int, LinearModel, Featurizer]:
+def serving_model(project: str, schema: str) -> tuple[int, Model, Featurizer]:
     """The version ``GET /next`` serves from, its model and its feature parts."""
     store = backend().store
     meta = store.ranking_meta(project, schema)
@@ -107,7 +107,7 @@ def serving_model(project: str, schema: str) -> tuple[int, LinearModel, Featuriz
             "makes one that predicts (POST .../train)"
         )
     loaded = (
-        LinearModel.from_bytes(store.model_state(project, schema, int(version))),
+        load_model(store.model_state(project, schema, int(version))),
         Featurizer.from_bytes(blob),
     )
     with _lock:

@@ -10,7 +10,7 @@ import pytest
 from sklearn.datasets import load_digits
 
 from workers.features import VectorScale
-from workers.models import LinearModel
+from workers.models import load_model
 from workers.ranking import balance_classes
 from workers.store import Store
 from workers.strategies.uncertainty import margin
@@ -97,7 +97,7 @@ def test_full_loop(client, redis_conn, run_jobs, digits):
     batch = next_batch(client, "ann", size=10)
     assert batch["model_version"] == 2 and batch["strategy"] == "uncertainty"
     store = Store(redis_conn)
-    model = LinearModel.from_bytes(store.model_state("digits", SCHEMA, 2))
+    model = load_model(store.model_state("digits", SCHEMA, 2))
     labelled = set(store.load_labels("digits", SCHEMA))
     leased_by_other = {it["id"] for it in other["items"]}
     pool = [f"d{i}" for i in range(len(y)) if f"d{i}" not in labelled]

@@ -118,6 +118,13 @@ def test_the_guides_basic_example_is_created(client):
             {"classifier_name": "sklearn.svm.SVC", "classifier_kwargs": {"kernel": "linear", "C": 0.5}},
             {"classifier_name": "linear_svm", "classifier_params": {"C": 0.5}},
         ),
+        (
+            {
+                "classifier_name": "sklearn.ensemble.RandomForestClassifier",
+                "classifier_kwargs": {"n_estimators": 50, "max_depth": 8, "n_jobs": -1, "random_state": 1},
+            },
+            {"classifier_name": "random_forest", "classifier_params": {"n_estimators": 50, "max_depth": 8}},
+        ),
         ({"calibrate_probabilities": False}, {"calibrate_probabilities": False}),
         ({"cold_start_strategy": "random", "cold_start_batch_size": 20}, {"cold_start_strategy": "random"}),
         ({"schema_names": []}, {"schema_names": None}),
@@ -152,7 +159,13 @@ def test_each_potato_key_is_honoured_or_mapped(client, block, expected):
         ({"llm": {"enabled": True, "endpoint_url": "http://localhost:8080/v1"}}, ["llm", "offline"]),
         ({"llm_enabled": True, "llm_config": {"endpoint_url": "http://x"}}, ["llm_enabled", "offline"]),
         ({"use_icl_ensemble": True}, ["use_icl_ensemble", "offline"]),
-        ({"classifier_name": "sklearn.ensemble.RandomForestClassifier"}, ["classifier_name", "linear"]),
+        (
+            {
+                "classifier_name": "sklearn.ensemble.RandomForestClassifier",
+                "classifier_kwargs": {"oob_score": True},
+            },
+            ["classifier_params.oob_score"],
+        ),
         (
             {"classifier_name": "sklearn.svm.SVC", "classifier_kwargs": {"kernel": "poly"}},
             ["kernel", "'poly'", "rbf"],
@@ -473,7 +486,7 @@ def test_a_potato_multinomial_nb_trains_as_multinomial_naive_bayes(client, redis
     """Potato's MultinomialNB with its classifier_kwargs is alrank's multinomial_nb: the
     served model's intercepts are the log class priors of its training labels (complement
     naive Bayes has none), and it ranks and predicts through the service."""
-    from workers.models import LinearModel
+    from workers.models import load_model
     from workers.store import Store
 
     block = {
@@ -505,12 +518,64 @@ def test_a_potato_multinomial_nb_trains_as_multinomial_naive_bayes(client, redis
     assert client.post("/v1/projects/nb/labels", json={"labels": labels}).status_code == 200
     run_jobs()
     latest = client.get("/v1/projects/nb/models?schema=sentiment").json["models"][-1]
-    model = LinearModel.from_bytes(Store(redis_conn).model_state("nb", "sentiment", latest["version"]))
+    model = load_model(Store(redis_conn).model_state("nb", "sentiment", latest["version"]))
     counts = latest["class_counts"]  # the labels it trained on (evaluation items are not)
     priors = np.log([counts[c] / latest["training_size"] for c in model.classes])
     np.testing.assert_allclose(model.intercept, priors, rtol=1e-6)
     r = client.post(
         "/v1/projects/nb/predict?schema=sentiment", json={"items": [{"id": "n", "text": "awful"}]}
+    )
+    assert r.status_code == 200, r.json
+    assert r.json["predictions"][0]["label"] == "negative"
+
+
+def test_a_potato_random_forest_trains_as_a_forest_with_its_kwargs(client, redis_conn, run_jobs):
+    """Potato's RandomForestClassifier with its classifier_kwargs is alrank's random_forest:
+    the served model is a forest of the trees and depth the config names, it ranks with
+    BALD on its own trees, and it predicts through the service."""
+    from workers.models import load_model
+    from workers.store import Store
+    from workers.trees import TreeModel
+
+    block = {
+        "classifier_name": "sklearn.ensemble.RandomForestClassifier",
+        "classifier_kwargs": {"n_estimators": 30, "max_depth": 6, "n_jobs": -1},
+        "query_strategy": "bald",
+        "min_instances_for_training": 6,
+        "update_frequency": 6,
+        "eval_fraction": 0.0,
+    }
+    answer = create(client, HEAD + yaml.safe_dump({"active_learning": block}), name="rf")
+    assert answer.status_code == 201, answer.json
+    al = answer.json["active_learning"]
+    assert al["classifier_name"] == "random_forest"
+    assert al["classifier_params"] == {"n_estimators": 30, "max_depth": 6}
+    assert any("n_jobs" in note for note in answer.json["notes"])
+    words = {"positive": "great lovely superb", "negative": "awful broken poor", "neutral": "okay plain fine"}
+    items = [{"id": f"r{k}", "text": f"{list(words.values())[k % 3]} item {k}"} for k in range(60)]
+    assert client.post("/v1/projects/rf/items", json={"items": items}).status_code == 200
+    run_jobs()
+    batch = client.get("/v1/projects/rf/next?schema=sentiment&annotator=ana&size=12").json["items"]
+    labels = [
+        {
+            "item": it["id"],
+            "schema": "sentiment",
+            "annotator": "ana",
+            "value": list(words)[int(it["id"][1:]) % 3],
+        }
+        for it in batch
+    ]
+    assert client.post("/v1/projects/rf/labels", json={"labels": labels}).status_code == 200
+    run_jobs()
+    latest = client.get("/v1/projects/rf/models?schema=sentiment").json["models"][-1]
+    assert latest["classifier"] == "random_forest"
+    model = load_model(Store(redis_conn).model_state("rf", "sentiment", latest["version"]))
+    assert isinstance(model, TreeModel)
+    assert len(model.estimator.estimators_) == 30 and model.estimator.max_depth == 6
+    served = client.get("/v1/projects/rf/next?schema=sentiment&annotator=bo&size=4").json
+    assert served["strategy"] == "bald" and served["model_version"] == latest["version"]
+    r = client.post(
+        "/v1/projects/rf/predict?schema=sentiment", json={"items": [{"id": "n", "text": "awful"}]}
     )
     assert r.status_code == 200, r.json
     assert r.json["predictions"][0]["label"] == "negative"

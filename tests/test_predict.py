@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from workers.features import FeatureCache
-from workers.models import LinearModel
+from workers.models import load_model
 from workers.refresh import feature_cache
 from workers.store import Store
 
@@ -80,7 +80,7 @@ def test_predictions_match_the_stored_model_on_pool_items(client, run_jobs, redi
     assert r.status_code == 200, r.json
     assert r.json["model_version"] == version
     # the stored model on the pool's own feature rows for those items
-    model = LinearModel.from_bytes(store.model_state("pred", "topic", version))
+    model = load_model(store.model_state("pred", "topic", version))
     pool_ids = [i for i, _ in store.iter_items("pred")]
     texts = [d["text"] for _, d in store.iter_items("pred")]
     vecs = store.load_vectors("pred", pool_ids, 2) if vectors else None
@@ -154,16 +154,30 @@ def test_unknown_schema_and_project(client, run_jobs):
     assert r.status_code == 404
 
 
-def test_an_svc_schema_trains_ranks_and_predicts_through_the_service(client, run_jobs):
-    """A pool no hyperplane splits (XOR of two coordinates), learned by ``svc``: the model
-    is served, the ranking handed out, and predictions on new items follow the XOR."""
+@pytest.mark.parametrize(
+    "classifier,params,strategy",
+    [
+        ("svc", {"C": 10.0}, "diverse_uncertainty"),
+        ("random_forest", {"n_estimators": 60, "max_depth": 12}, "bald"),
+        ("extra_trees", {"n_estimators": 60}, "badge"),
+        ("hist_gradient_boosting", {"max_iter": 60}, "uncertainty"),
+        ("auto", None, "diversity"),
+    ],
+)
+def test_a_non_linear_schema_trains_ranks_and_predicts_through_the_service(
+    client, run_jobs, classifier, params, strategy
+):
+    """A pool no hyperplane splits (XOR of two coordinates), learned by each non-linear kind
+    with a strategy it serves: the model is served, the ranking handed out, predictions on
+    new items follow the XOR, and the history names the kind and its training time."""
     rng = np.random.default_rng(0)
     body = {
         "name": "xor",
         "schemas": [{"name": "s", "labels": ["same", "diff"]}],
         "active_learning": {
-            "classifier_name": "svc",
-            "classifier_params": {"C": 10.0},
+            "classifier_name": classifier,
+            "classifier_params": params,
+            "query_strategy": strategy,
             "min_instances_for_training": 40,
             "update_frequency": 40,
             "eval_fraction": 0.0,
@@ -183,7 +197,11 @@ def test_an_svc_schema_trains_ranks_and_predicts_through_the_service(client, run
         assert client.post("/v1/projects/xor/labels", json={"labels": labels}).status_code == 200
         run_jobs()
     served = client.get("/v1/projects/xor/next?schema=s&annotator=b&size=5").json
-    assert served["model_version"] is not None and served["strategy"] != "random"
+    assert served["model_version"] is not None and served["strategy"] == strategy
+    latest = client.get("/v1/projects/xor/models?schema=s").json["models"][-1]
+    chosen = latest["metrics"]["model_choice"]["chosen"] if classifier == "auto" else classifier
+    assert latest["classifier"] == chosen
+    assert latest["classifier"] != "logistic_regression" and latest["train_seconds"] > 0
     grid = [(0.5, 0.5), (-0.5, -0.5), (0.5, -0.5), (-0.5, 0.5)]
     r = client.post("/v1/projects/xor/predict?schema=s", json={"items": [{"vector": list(p)} for p in grid]})
     assert r.status_code == 200, r.json

@@ -35,6 +35,7 @@ def _patterns() -> list[re.Pattern]:
         keys.asked(p, s),
         keys.featurizer(p, s, "*"),  # type: ignore[arg-type]
         keys.featurizer_latest(p, s),
+        keys.model_latest(p, s),
         keys.since_trigger(p, s),
         keys.leases(p, s),
         keys.owners(p, s),

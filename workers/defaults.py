@@ -100,8 +100,11 @@ TF-IDF beside the MiniLM embedding where MiniLM's weights are installed (``pip i
 benchmark sets; otherwise word TF-IDF beside wordllama's embedding, the best of the rest.
 A project keeps the features it was created with: the name is stored in its settings."""
 
-CLASSIFIER_NAME = "logistic_regression"
-"""Schema model of a project unless it says otherwise (see ``workers.models``)."""
+CLASSIFIER_NAME = "auto"
+"""Schema model of a project unless it says otherwise (see ``workers.models``): ``auto``
+trains logistic regression on text features (TF-IDF) and, on dense features (client vectors,
+embeddings alone), the best of logistic regression and three tree ensembles by
+cross-validation on the labels (``workers.model_choice``)."""
 
 UNCERTAINTY_MEASURE = "margin"
 """Uncertainty variant: least_confidence, margin or entropy."""
@@ -224,6 +227,21 @@ CALIBRATION_FOLDS = 3
 
 TFIDF_MAX_FEATURES = 2**18
 """Largest TF-IDF vocabulary fitted on a pool."""
+
+AUTO_FOLDS = 3
+"""Folds of the cross-validation by which ``auto`` compares model kinds."""
+
+AUTO_GROWTH = 0.2
+"""Growth of the training labels after which ``auto`` compares the model kinds again; until
+then each retrain trains the kind it chose last (at 1,000 labels: every 200 labels)."""
+
+AUTO_MIN_LABELS = 30
+"""Training labels below which ``auto`` trains logistic regression without comparing: three
+folds of fewer rows measure noise."""
+
+AUTO_BOOSTING_MAX_CLASSES = 10
+"""Classes above which ``auto`` leaves gradient boosting out: it grows one tree per class per
+round, so its cost grows with the classes (26 classes: 5 s to fit 1,000 labels)."""
 
 LINEAR_C = 10.0
 """Inverse regularisation strength of logistic regression and the linear SVM. Weak

@@ -16,13 +16,13 @@ import numpy as np
 from sklearn.metrics import accuracy_score, f1_score
 
 from workers import defaults
-from workers.models import LinearModel, predictions
+from workers.models import Model, predictions
 
 Z95 = 1.959963984540054
 """The standard normal's 97.5% quantile: two-sided 95% intervals."""
 
 
-def predict_labels(model: LinearModel, x) -> list:
+def predict_labels(model: Model, x) -> list:
     """The model's label for each row (a list of labels for multi-label)."""
     if x.shape[0] == 0:
         return []
@@ -74,7 +74,7 @@ def correctness(pred: list, truth: list, multi_label: bool) -> np.ndarray:
     return np.array([p == t for p, t in zip(pred, truth, strict=True)], dtype=bool)
 
 
-def evaluate_on(model: LinearModel, x, truth: list, multi_label: bool) -> dict:
+def evaluate_on(model: Model, x, truth: list, multi_label: bool) -> dict:
     """Accuracy and macro-F1 on the labelled items of the random evaluation sample, each with
     its 95% interval."""
     return evaluation(predict_labels(model, x), truth, multi_label)

@@ -10,6 +10,7 @@ learns on the map; its state is those rows, the map's normalisation and the line
 from __future__ import annotations
 
 import io
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,8 @@ from sklearn.svm import LinearSVC
 
 from workers import defaults
 from workers.exceptions import InvalidInput, NotTrainable
+from workers.model_choice import choose
+from workers.trees import TREE_KINDS, TREE_PARAMS, TreeModel, fit_tree, tree_logits
 
 
 @dataclass
@@ -38,6 +41,16 @@ class LinearModel:
     multi_label: bool = False
     temperature: float = 1.0
     metrics: dict = field(default_factory=dict)
+    kind: str = "logistic_regression"
+
+    @property
+    def has_committee(self) -> bool:
+        """Whether the model is a committee of its own (a forest); a linear model is not:
+        BALD trains bootstrap replicas of it (``train_ensemble``)."""
+        return False
+
+    def committee_proba(self, x, members: int) -> np.ndarray:
+        raise InvalidInput(f"{self.kind} has no committee of its own; train bootstrap replicas")
 
     def decision(self, x) -> np.ndarray:
         z = x @ self.coef.T
@@ -62,6 +75,7 @@ class LinearModel:
             "intercept": self.intercept.astype(np.float64),
             "multi_label": np.array(self.multi_label),
             "temperature": np.array(self.temperature),
+            "kind": np.array(self.kind),
         }
 
     def to_bytes(self) -> bytes:
@@ -70,21 +84,33 @@ class LinearModel:
         return buf.getvalue()
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> LinearModel:
-        """A stored model of any kind (a kernel model is a linear model on its map)."""
-        with np.load(io.BytesIO(data), allow_pickle=False) as z:
-            linear = LinearModel(
-                classes=[str(c) for c in z["classes"]],
-                coef=z["coef"],
-                intercept=z["intercept"],
-                multi_label=bool(z["multi_label"]),
-                temperature=float(z["temperature"]),
-            )
-            if "kernel_rows" not in z:
-                return linear
-            return KernelModel.around(
-                linear, z["kernel_rows"], z["kernel_normalization"], float(z["kernel_gamma"])
-            )
+    def from_arrays(cls, z) -> LinearModel:
+        """A stored linear or kernel model (a kernel model is a linear model on its map)."""
+        linear = LinearModel(
+            classes=[str(c) for c in z["classes"]],
+            coef=z["coef"],
+            intercept=z["intercept"],
+            multi_label=bool(z["multi_label"]),
+            temperature=float(z["temperature"]),
+            # states stored before model kinds were recorded are linear
+            kind=str(z["kind"]) if "kind" in z else "logistic_regression",
+        )
+        if "kernel_rows" not in z:
+            return linear
+        gamma = float(z["kernel_gamma"])
+        return KernelModel.around(linear, z["kernel_rows"], z["kernel_normalization"], gamma)
+
+
+Model = LinearModel | TreeModel
+"""A schema model of any kind: ``predict_proba``, ``classes``, ``temperature``, ``kind``."""
+
+
+def load_model(data: bytes) -> Model:
+    """A stored model of any kind, as ``to_bytes`` wrote it."""
+    with np.load(io.BytesIO(data), allow_pickle=False) as z:
+        if "estimator" in z:
+            return TreeModel.from_arrays(z)
+        return LinearModel.from_arrays(z)
 
 
 KERNEL_CHUNK = 8192
@@ -109,6 +135,7 @@ class KernelModel(LinearModel):
             linear.multi_label,
             linear.temperature,
             linear.metrics,
+            linear.kind,
             rows=np.asarray(rows, dtype=np.float32),
             normalization=np.asarray(normalization, dtype=np.float64),
             gamma=gamma,
@@ -143,9 +170,12 @@ CLASSIFIERS: tuple[str, ...] = (
     "complement_nb",
     "multinomial_nb",
     "svc",
+    *TREE_KINDS,
+    "auto",
 )
 """Schema models a project or a simulation may choose: linear (naive Bayes in log space),
-or linear on an RBF kernel's map (``svc``), so one state format."""
+linear on an RBF kernel's map (``svc``), tree ensembles (``workers.trees``), or ``auto``:
+the best of a few by cross-validation on the labels (``workers.model_choice``)."""
 
 SVC_COMPONENTS = 300
 """Training rows ``svc``'s kernel map is built on (all of them below that): the map's
@@ -169,6 +199,8 @@ CLASSIFIER_PARAMS: dict[str, tuple[str, ...]] = {
     "complement_nb": ("alpha", "norm"),
     "multinomial_nb": ("alpha", "fit_prior"),
     "svc": ("C", "gamma", "class_weight", "max_iter", "tol"),
+    **TREE_PARAMS,
+    "auto": ("candidates",),
 }
 """The hyperparameters a project may set on each classifier (``classifier_params``, what
 Potato calls ``classifier_kwargs``); the others are alrank's to choose."""
@@ -220,6 +252,15 @@ def _scale_gamma(x) -> float:
 
 
 def _fit(classifier: str, random_state: int, params: dict | None, x, y):
+    with warnings.catch_warnings():
+        # many classes among the first labels are a classification all the same
+        warnings.filterwarnings("ignore", message="The number of unique classes is greater than 50%")
+        return _fit_kind(classifier, random_state, params, x, y)
+
+
+def _fit_kind(classifier: str, random_state: int, params: dict | None, x, y):
+    if classifier in TREE_KINDS:
+        return fit_tree(classifier, random_state, params, x, y)
     est = _estimator(classifier, random_state, params)
     if classifier == "svc":
         kernel = est.named_steps["kernel"]
@@ -244,10 +285,17 @@ def _linear_state(est, classifier: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _logits(est, classifier: str, x) -> np.ndarray:
+    if classifier in TREE_KINDS:
+        return tree_logits(est, x)
     if classifier in NAIVE_BAYES:
         return est.predict_log_proba(x)
     z = est.decision_function(x)
     return z.reshape(z.shape[0], -1)
+
+
+def _calibration_logits(est, classifier: str, x) -> np.ndarray:
+    """Logits with a column per class, as the temperature is fitted on."""
+    return _as_two_columns(_logits(est, classifier, x))
 
 
 def _fit_temperature(z: np.ndarray, y: np.ndarray) -> float:
@@ -272,36 +320,39 @@ def train_single_label(
     classifier: str = "logistic_regression",
     params: dict | None = None,
     calibrate: bool = True,
-) -> LinearModel:
-    """A linear model over the classes present in ``y``, its probabilities calibrated by a
-    temperature fitted on cross-validated logits once every class has a few labels (unless
-    ``calibrate`` is off). ``params`` sets the classifier's hyperparameters."""
+) -> Model:
+    """A model of kind ``classifier`` over the classes present in ``y``, its probabilities
+    calibrated by a temperature fitted on cross-validated logits once every class has a few
+    labels (unless ``calibrate`` is off). ``params`` sets the classifier's hyperparameters;
+    ``auto`` first chooses the kind by cross-validation (``workers.model_choice``)."""
     classes = sorted(set(y))
     if len(classes) < 2:
         raise NotTrainable("training needs labels of at least two classes")
+    index = {c: i for i, c in enumerate(classes)}
+    yi = np.array([index[v] for v in y])
+    choice = held_out = None
+    if classifier == "auto":
+        given = (params or {}).get("candidates")
+        classifier, choice, held_out = choose(x, yi, random_state, _fit, _calibration_logits, given)
+        params = None
     if classifier in NAIVE_BAYES and _has_negative(x):
         raise InvalidInput(
             f"{classifier} needs non-negative features (TF-IDF); "
             "use logistic_regression or linear_svm with embeddings or vectors"
         )
-    index = {c: i for i, c in enumerate(classes)}
-    yi = np.array([index[v] for v in y])
     n_features = x.shape[1]
     x, columns = _compact(x, classifier)
     est = _fit(classifier, random_state, params, x, yi)
-    coef, intercept = _linear_state(est, classifier)
-    coef = _expand(coef, columns, n_features)
-    if coef.shape[0] == 1:
-        coef = np.vstack([-coef / 2.0, coef / 2.0])
-        intercept = np.array([-intercept[0] / 2.0, intercept[0] / 2.0])
-    model = LinearModel(classes, np.asarray(coef, dtype=np.float32), np.asarray(intercept, dtype=np.float64))
-    if classifier == "svc":
-        kernel = est.named_steps["kernel"]
-        rows = kernel.components_.toarray() if sp.issparse(kernel.components_) else kernel.components_
-        model = KernelModel.around(model, rows, kernel.normalization_, float(kernel.gamma))
+    model = _model(est, classifier, classes, columns, n_features)
+    if choice is not None:
+        model.metrics["model_choice"] = choice
 
     counts = np.bincount(yi, minlength=len(classes))
-    if calibrate and counts.min() >= defaults.CALIBRATION_MIN_PER_CLASS:
+    if calibrate and held_out is not None:
+        # the comparison's out-of-fold logits: no need to fit the folds again
+        model.temperature = _fit_temperature(held_out, yi)
+        model.metrics["cv_accuracy"] = float((held_out.argmax(axis=1) == yi).mean())
+    elif calibrate and counts.min() >= defaults.CALIBRATION_MIN_PER_CLASS:
         folds = StratifiedKFold(
             n_splits=min(defaults.CALIBRATION_FOLDS, int(counts.min())),
             shuffle=True,
@@ -310,12 +361,32 @@ def train_single_label(
         z = np.zeros((len(yi), 0))
         for train, held in folds.split(np.zeros(len(yi)), yi):
             fold = _fit(classifier, random_state, params, x[train], yi[train])
-            zf = _as_two_columns(_logits(fold, classifier, x[held]))
+            zf = _calibration_logits(fold, classifier, x[held])
             if z.shape[1] == 0:
                 z = np.zeros((len(yi), zf.shape[1]))
             z[held] = zf
         model.temperature = _fit_temperature(z, yi)
         model.metrics["cv_accuracy"] = float((z.argmax(axis=1) == yi).mean())
+    return model
+
+
+def _model(est, classifier: str, classes: list[str], columns: np.ndarray | None, n_features: int) -> Model:
+    """The fitted estimator as the model alrank keeps: trees as they are, linear models as
+    their weights (on the kernel's map for ``svc``)."""
+    if classifier in TREE_KINDS:
+        return TreeModel(classes, est, classifier)
+    coef, intercept = _linear_state(est, classifier)
+    coef = _expand(coef, columns, n_features)
+    if coef.shape[0] == 1:
+        coef = np.vstack([-coef / 2.0, coef / 2.0])
+        intercept = np.array([-intercept[0] / 2.0, intercept[0] / 2.0])
+    model = LinearModel(
+        classes, np.asarray(coef, dtype=np.float32), np.asarray(intercept, dtype=np.float64), kind=classifier
+    )
+    if classifier == "svc":
+        kernel = est.named_steps["kernel"]
+        rows = kernel.components_.toarray() if sp.issparse(kernel.components_) else kernel.components_
+        model = KernelModel.around(model, rows, kernel.normalization_, float(kernel.gamma))
     return model
 
 
@@ -326,9 +397,9 @@ def _compact(x, classifier: str):
     the optimum, so dropping it changes nothing but the solver's work: a TF-IDF pool has
     tens of thousands of columns, a few hundred labelled texts touch a few thousand.
     (Naive Bayes smooths every column, and an RBF kernel measures distances over every
-    column, so they keep them all.)
+    column, so they keep them all; trees ignore empty columns by themselves.)
     """
-    if not sp.issparse(x) or classifier in (*NAIVE_BAYES, "svc"):
+    if not sp.issparse(x) or classifier in (*NAIVE_BAYES, "svc", *TREE_KINDS):
         return x, None
     x = sp.csr_matrix(x)
     columns = np.unique(x.indices)
@@ -377,7 +448,7 @@ def train_multi_label(
     return LinearModel(list(labels), coef, intercept, multi_label=True)
 
 
-def predictions(model: LinearModel, proba: np.ndarray) -> tuple[list, np.ndarray]:
+def predictions(model: Model, proba: np.ndarray) -> tuple[list, np.ndarray]:
     """Pre-annotations: the predicted label(s) of each row and the model's confidence in it."""
     if model.multi_label:
         chosen = proba >= 0.5
@@ -396,7 +467,7 @@ def train_ensemble(
     random_state: int = 0,
     classifier: str = "logistic_regression",
     params: dict | None = None,
-) -> list[LinearModel]:
+) -> list[Model]:
     """Bootstrap replicates of the single-label model, for BALD.
 
     Each member trains on a sample drawn with replacement; a draw that misses every class
@@ -406,7 +477,7 @@ def train_ensemble(
     y_arr = np.asarray(y)
     n = len(y_arr)
     size = max(2, round(bootstrap_fraction * n))
-    members: list[LinearModel] = []
+    members: list[Model] = []
     for m in range(n_estimators):
         for _ in range(20):
             rows = rng.integers(0, n, size)
@@ -420,7 +491,7 @@ def train_ensemble(
     return members
 
 
-def aligned_proba(model: LinearModel, x, classes: list[str]) -> np.ndarray:
+def aligned_proba(model: Model, x, classes: list[str]) -> np.ndarray:
     """The model's probabilities on the full class list (0 for classes it never saw)."""
     proba = model.predict_proba(x)
     out = np.zeros((proba.shape[0], len(classes)))

@@ -154,12 +154,6 @@ def _active_learning(block: dict, notes: list[str]) -> dict:
     return al
 
 
-NO_FORESTS = (
-    "alrank's schema models are linear (logistic regression, linear SVM, naive Bayes) or an RBF "
-    "kernel machine (SVC): its calibration and its strategies' gradient embeddings read a linear "
-    "model's weights, on the features or on the kernel's map"
-)
-
 SVC_KERNELS = {"rbf": "svc", "linear": "linear_svm"}
 """SVC's kernels alrank trains: RBF as ``svc``, linear as ``linear_svm``."""
 
@@ -191,14 +185,18 @@ def _svc(al: dict, params: dict, notes: list[str]) -> None:
 def _models(al: dict, notes: list[str]) -> None:
     """Potato's model and feature names that alrank has under another name, or not at all."""
     classifier = al.get("classifier_name")
-    if classifier == "sklearn.ensemble.RandomForestClassifier":
-        raise InvalidInput(
-            f"active_learning.classifier_name {classifier}: {NO_FORESTS}; use SVC for a non-linear "
-            "model, or LogisticRegression"
-        )
     params = al.get("classifier_params")
+    if classifier is None and params:
+        # hyperparameters without a name are Potato's default model's
+        al["classifier_name"] = "logistic_regression"
     if classifier == "sklearn.svm.SVC":
         _svc(al, params or {}, notes)
+    if params and "n_jobs" in params:
+        params.pop("n_jobs")
+        notes.append(
+            "active_learning.classifier_kwargs.n_jobs: not used; each worker trains on one core, "
+            "and more workers use more cores"
+        )
     if params and "random_state" in params:
         params.pop("random_state")
         notes.append(

@@ -39,8 +39,9 @@ from workers.evaluation import evaluation, predict_labels
 from workers.exceptions import NotTrainable
 from workers.features import CacheReport, FeatureCache, Featurizer
 from workers.gain import gain_over_random
+from workers.model_choice import AUTO_CANDIDATES
 from workers.models import (
-    LinearModel,
+    Model,
     aligned_proba,
     predictions,
     train_ensemble,
@@ -119,7 +120,7 @@ class TrainingSet:
 class ModelVersion:
     """A trained model, its version number and what is recorded with it."""
 
-    model: LinearModel
+    model: Model
     meta: dict
     stop_predictions: dict[str, Any]
 
@@ -227,16 +228,33 @@ def eval_sample_draw(snap: Snapshot, pool: Pool, rng: np.random.Generator) -> li
     return [eligible[k] for k in picked]
 
 
-def fit(snap: Snapshot, labelled: TrainingSet, x) -> LinearModel | None:
-    """The schema's model on its training labels; None while it has too few (or one class)."""
+def fit(snap: Snapshot, labelled: TrainingSet, x, previous: dict | None = None) -> Model | None:
+    """The schema's model on its training labels; None while it has too few (or one class).
+    ``previous`` is the last version's metrics: under ``auto``, its choice of model kind
+    stands until the training labels have grown by ``AUTO_GROWTH``."""
     if not snap.active or len(labelled.train) < snap.al["min_instances_for_training"]:
         return None
+    kind = snap.al["classifier_name"]
+    kept = (previous or {}).get("model_choice")
+    if kind == "auto" and kept and len(labelled.train) < kept["labels"] * (1 + defaults.AUTO_GROWTH):
+        model = fit_rows(snap, x[np.array(labelled.train_rows)], labelled.train_targets, kind=kept["chosen"])
+        if model is not None:
+            model.metrics["model_choice"] = {**kept, "compared": False}
+        return model
     return fit_rows(snap, x[np.array(labelled.train_rows)], labelled.train_targets)
 
 
-def fit_rows(snap: Snapshot, xl, targets: list, calibrate: bool | None = None) -> LinearModel | None:
-    """The schema's kind of model on rows ``xl`` with labels ``targets``; None when they
-    cannot train one (one class)."""
+def fit_rows(
+    snap: Snapshot, xl, targets: list, calibrate: bool | None = None, kind: str | None = None
+) -> Model | None:
+    """The schema's kind of model (or ``kind``) on rows ``xl`` with labels ``targets``; None
+    when they cannot train one (one class)."""
+    kind = kind or snap.al["classifier_name"]
+    params = snap.al["classifier_params"] if kind == snap.al["classifier_name"] else None
+    if kind == "auto" and needs_ensemble(snap.al["query_strategy"], snap.al):
+        # BALD needs a committee: gradient boosting has none
+        given = (params or {}).get("candidates") or AUTO_CANDIDATES
+        params = {**(params or {}), "candidates": [k for k in given if k != "hist_gradient_boosting"]}
     try:
         if snap.schema["multi_label"]:
             return train_multi_label(
@@ -246,24 +264,26 @@ def fit_rows(snap: Snapshot, xl, targets: list, calibrate: bool | None = None) -
             xl,
             targets,
             snap.seed,
-            snap.al["classifier_name"],
-            snap.al["classifier_params"],
+            kind,
+            params,
             snap.al["calibrate_probabilities"] if calibrate is None else calibrate,
         )
     except NotTrainable:
         return None
 
 
-def gain(snap: Snapshot, pool: Pool, labelled: TrainingSet, x, model: LinearModel) -> dict:
+def gain(snap: Snapshot, pool: Pool, labelled: TrainingSet, x, model: Model) -> dict:
     """The gain over random of ``model``, the one served (``workers.gain``), from the
     training labels the exploration share drew and the labelled evaluation sample."""
     drawn = [k for k in labelled.train if pool.ids[labelled.rows[k]] in pool.random_ids]
+    served_kind = model.kind
     held_rows = np.array([labelled.rows[k] for k in labelled.held_out], dtype=np.int64)
 
     def fit_predict(xl, targets):
-        # accuracy needs no calibrated confidence: the argmax is the same
-        model = fit_rows(snap, xl, targets, calibrate=False)
-        return None if model is None else (lambda xe: predict_labels(model, xe))
+        # accuracy needs no calibrated confidence: the argmax is the same; the served
+        # kind, so ``auto`` compares no kinds for each of the dozens of models
+        fitted = fit_rows(snap, xl, targets, calibrate=False, kind=served_kind)
+        return None if fitted is None else (lambda xe: predict_labels(fitted, xe))
 
     return gain_over_random(
         fit_predict,
@@ -305,7 +325,8 @@ def train(store: Store, snap: Snapshot, pool: Pool, labelled: TrainingSet, x) ->
     """A new model version, or None while the schema has too few labels (or one class)."""
     multi = snap.schema["multi_label"]
     started = time.perf_counter()
-    model = fit(snap, labelled, x)
+    previous = store.latest_model(snap.name, snap.schema["name"])
+    model = fit(snap, labelled, x, (previous or {}).get("metrics"))
     if model is None:
         return None
     held_rows = [labelled.rows[k] for k in labelled.held_out]
@@ -316,6 +337,7 @@ def train(store: Store, snap: Snapshot, pool: Pool, labelled: TrainingSet, x) ->
         "training_size": len(labelled.train),
         "class_counts": dict(Counter(v for t in labelled.train_targets for v in (t if multi else [t]))),
         "train_seconds": round(time.perf_counter() - started, 3),
+        "classifier": model.kind,
         "temperature": model.temperature,
         "metrics": model.metrics,
         "classes": model.classes,
@@ -324,7 +346,6 @@ def train(store: Store, snap: Snapshot, pool: Pool, labelled: TrainingSet, x) ->
     index = {item_id: i for i, item_id in enumerate(pool.ids)}
     stop_ids = stop_set(pool.ids, snap.schema["name"])
     stop_preds = dict(zip(stop_ids, predict_labels(model, x[[index[i] for i in stop_ids]]), strict=True))
-    previous = store.latest_model(snap.name, snap.schema["name"])
     old_preds = (
         store.stop_predictions(snap.name, snap.schema["name"], previous["version"]) if previous else None
     )
@@ -351,23 +372,32 @@ def score(
     multi = snap.schema["multi_label"]
     if model is not None and not multi and needs_ensemble(strategy, strategy_params(snap.al, xc)):
         report("training ensemble", 0.65)
-        # the ensemble learns from what the model learns from: evaluation items stay out
-        members = train_ensemble(
-            x[np.array(labelled.train_rows)],
-            labelled.train_targets,
-            snap.al["bald_params"]["n_estimators"],
-            snap.al["bald_params"]["bootstrap_fraction"],
-            snap.seed,
-            snap.al["classifier_name"],
-            snap.al["classifier_params"],
-        )
-        member_proba = np.stack([aligned_proba(m, xc, model.classes) for m in members])
+        member_proba = committee(snap, labelled, x, xc, model)
     labelled_x = x[np.array(labelled.rows)] if labelled.rows else None
     depth = batch_aware_depth(snap.al, leased)
     ranking = rank_pool(strategy, xc, labelled_x, snap.al, rng, proba, member_proba, multi, depth)
     if model is not None and proba is not None and balances(snap.al, strategy, multi):
         ranking = balanced(ranking, model.classes, labelled.targets, proba, depth)
     return Scores(ranking, proba)
+
+
+def committee(snap: Snapshot, labelled: TrainingSet, x, xc, model: Model) -> np.ndarray:
+    """(members, candidates, classes): the committee BALD scores. A forest's own sub-forests;
+    for other models, bootstrap replicas trained on what the model learns from (evaluation
+    items stay out)."""
+    members = snap.al["bald_params"]["n_estimators"]
+    if model.has_committee:
+        return model.committee_proba(xc, members)
+    replicas = train_ensemble(
+        x[np.array(labelled.train_rows)],
+        labelled.train_targets,
+        members,
+        snap.al["bald_params"]["bootstrap_fraction"],
+        snap.seed,
+        model.kind,
+        snap.al["classifier_params"] if model.kind == snap.al["classifier_name"] else None,
+    )
+    return np.stack([aligned_proba(m, xc, model.classes) for m in replicas])
 
 
 def explore_order(rng: np.random.Generator, candidates: int) -> np.ndarray:

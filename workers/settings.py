@@ -9,6 +9,7 @@ from __future__ import annotations
 from workers import defaults
 from workers.exceptions import InvalidInput
 from workers.features import PARTS, TFIDF_PARAMS, VECTORIZERS, check_vectorizer
+from workers.model_choice import CHOOSABLE
 from workers.models import CLASSIFIER_PARAMS, CLASSIFIERS
 from workers.strategies import STRATEGIES
 from workers.strategies.hybrid import SHARED, WEIGHTED
@@ -54,6 +55,9 @@ POTATO_NAMES = {
     "sklearn.naive_bayes.ComplementNB": "complement_nb",
     "sklearn.naive_bayes.MultinomialNB": "multinomial_nb",
     "sklearn.svm.SVC": "svc",
+    "sklearn.ensemble.RandomForestClassifier": "random_forest",
+    "sklearn.ensemble.ExtraTreesClassifier": "extra_trees",
+    "sklearn.ensemble.HistGradientBoostingClassifier": "hist_gradient_boosting",
     "sklearn.feature_extraction.text.TfidfVectorizer": "tfidf",
 }
 """Potato's class-path names for the models and features alrank offers."""
@@ -100,15 +104,21 @@ def resolve_active_learning(schemas: list[dict], given: dict, current: dict | No
     if al["query_strategy"] == "hybrid":
         used |= set(al["hybrid_shares"] or {}) | set(al["hybrid_weights"] or {})
     needs_single = used & {"badge", "bald"}
+    if "bald" in used and al["classifier_name"] == "hist_gradient_boosting":
+        raise InvalidInput(
+            "bald scores a committee's disagreement; hist_gradient_boosting grows one sequence of "
+            "trees, not a committee: use random_forest or extra_trees (their trees are the "
+            "committee), a linear model (bootstrap replicas), or another strategy"
+        )
     multi = [
         s["name"]
         for s in schemas
         if s.get("multi_label") and (al["schema_names"] is None or s["name"] in al["schema_names"])
     ]
-    if multi and al["classifier_name"] != "logistic_regression":
+    if multi and al["classifier_name"] not in ("logistic_regression", "auto"):
         raise InvalidInput(
             f"multi-label schemas {multi} train logistic regression only; "
-            "leave classifier_name at logistic_regression"
+            "leave classifier_name at auto or logistic_regression"
         )
     if needs_single and multi:
         raise InvalidInput(
@@ -124,6 +134,18 @@ def resolve_active_learning(schemas: list[dict], given: dict, current: dict | No
     return al
 
 
+def _number(v) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _positive(v) -> bool:
+    return _number(v) and v > 0
+
+
+def _count(v, least: int, most: int) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and least <= v <= most
+
+
 CLASSIFIER_VALUES = {
     "C": lambda v: isinstance(v, int | float) and v > 0,
     "max_iter": lambda v: isinstance(v, int) and v > 0,
@@ -132,8 +154,20 @@ CLASSIFIER_VALUES = {
     "alpha": lambda v: isinstance(v, int | float) and v >= 0,
     "norm": lambda v: isinstance(v, bool),
     "fit_prior": lambda v: isinstance(v, bool),
-    "gamma": lambda v: (
-        v in ("scale", "auto") or (isinstance(v, int | float) and not isinstance(v, bool) and v > 0)
+    "gamma": lambda v: v in ("scale", "auto") or _positive(v),
+    "n_estimators": lambda v: _count(v, 1, 1000),
+    "max_depth": lambda v: v is None or _count(v, 1, 1000),
+    "min_samples_split": lambda v: _count(v, 2, 10**6) or (_number(v) and 0 < v <= 1),
+    "min_samples_leaf": lambda v: _count(v, 1, 10**6) or (_number(v) and 0 < v < 1),
+    "max_features": lambda v: (
+        v in (None, "sqrt", "log2") or _count(v, 1, 10**7) or (_number(v) and 0 < v <= 1)
+    ),
+    "criterion": lambda v: v in ("gini", "entropy", "log_loss"),
+    "learning_rate": _positive,
+    "max_leaf_nodes": lambda v: v is None or _count(v, 2, 10**6),
+    "l2_regularization": lambda v: _number(v) and v >= 0,
+    "candidates": lambda v: (
+        isinstance(v, list) and 0 < len(v) == len(set(v)) and all(k in CHOOSABLE for k in v)
     ),
 }
 TFIDF_VALUES = {
@@ -156,6 +190,12 @@ TFIDF_VALUES = {
 def check_params(al: dict) -> None:
     """The classifier's and the word TF-IDF's hyperparameters: only those alrank lets a
     project set, with values their estimators accept."""
+    extra = set(al["classifier_params"] or {}) - {"candidates"}
+    if al["classifier_name"] == "auto" and extra:
+        raise InvalidInput(
+            f"active_learning.classifier_params {sorted(extra)}: auto chooses the model and keeps "
+            "each kind's own defaults; name the model in classifier_name to set its hyperparameters"
+        )
     _check_values(
         "classifier_params",
         al["classifier_params"],

@@ -316,8 +316,10 @@ def run_one(
         balance = balances(al, strategy)
         if model is not None and spec is not None and (spec.needs_model or balance):
             proba = model.predict_proba(xp)
-            if needs_ensemble(strategy, params):
-                members = train_ensemble(x[rows], y_lab, 5, 0.8, settings.seed + repeat, settings.classifier)
+            if needs_ensemble(strategy, params) and model.has_committee:
+                member = model.committee_proba(xp, 5)
+            elif needs_ensemble(strategy, params):
+                members = train_ensemble(x[rows], y_lab, 5, 0.8, settings.seed + repeat, model.kind)
                 member = np.stack([aligned_proba(m, xp, model.classes) for m in members])
         if spec is None or (proba is None and spec.needs_model):
             name = "diversity"  # no model yet: the cold start

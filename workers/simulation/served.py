@@ -32,7 +32,7 @@ from sklearn.metrics import accuracy_score, f1_score
 
 from workers.batches import share
 from workers.features import FeatureCache, Featurizer
-from workers.models import LinearModel, predictions
+from workers.models import Model, predictions
 from workers.queueing import labels_call_for_retrain
 from workers.refresh import (
     ModelVersion,
@@ -107,7 +107,7 @@ class Project:
     order: list[str] = field(default_factory=list)
     explore: list[str] = field(default_factory=list)
     heads: dict[str, int] = field(default_factory=lambda: {"order": 0, "explore": 0})
-    model: LinearModel | None = None
+    model: Model | None = None
     featurizer: Featurizer | None = None
     trained_on: tuple | None = None
     """The last refresh that trained a model: its snapshot, pool, training set and features."""
@@ -142,7 +142,8 @@ def refresh(project: Project, pool: ServedPool, cache: FeatureCache) -> None:
     project.eval_sample += drawn
     project.eval_ids |= set(drawn)
     labelled = training_set(snap, state)
-    model = fit(snap, labelled, x)
+    # the last model's metrics: under auto, its choice of kind stands as in the service
+    model = fit(snap, labelled, x, project.model.metrics if project.model is not None else None)
     trained = None
     if model is not None:
         project.models += 1

@@ -59,7 +59,9 @@ Schemas
   position in ``order``; ``returned`` ZSET of items handed out and given back, by position;
   ``meta`` JSON; ``head:order`` and ``head:explore`` how far each list has been handed out.
 - ``models(P, S)`` LIST of model-version JSON; ``model_sequence(P, S)`` counter of
-  versions; ``model(P, S, V)`` version V's state (``.npz`` bytes); ``featurizer(P, S, V)``
+  versions; ``model(P, S, V)`` version V's state (``.npz`` bytes; an older version's
+  expires once a newer one is saved, ``model_latest(P, S)`` the version of the newest);
+  ``featurizer(P, S, V)``
   the fitted feature parts version V was trained on (``.npz``, for predictions on items
   outside the pool; an older version's expires once a newer one is saved), and
   ``featurizer_latest(P, S)`` the version of the newest;
@@ -254,6 +256,10 @@ def asked(p: str, s: str) -> str:
 
 def featurizer(p: str, s: str, version: int) -> str:
     return f"{schema(p, s)}featurizer:{version}"
+
+
+def model_latest(p: str, s: str) -> str:
+    return schema(p, s) + "model:latest"
 
 
 def featurizer_latest(p: str, s: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from redis import Redis
@@ -21,16 +22,32 @@ class Models:
         return int(self.redis.incr(keys.model_sequence(project, schema)))
 
     def save_model_state(self, project: str, schema: str, version: int, state: bytes) -> None:
-        self.redis.set(keys.model(project, schema, version), state)
+        """Version ``version``'s model, as ``Model.to_bytes`` wrote it. Only the serving
+        version's is read (predictions), and a forest's takes megabytes: the one saved before
+        stays for ``RANKING_GRACE_SECONDS`` (requests that read the older ranking), then
+        expires, as the feature parts do."""
+        self._save_latest(
+            lambda v: keys.model(project, schema, v), keys.model_latest(project, schema), version, state
+        )
 
     def save_featurizer(self, project: str, schema: str, version: int, blob: bytes) -> None:
         """Version ``version``'s feature parts; the one saved before it stays readable for
         ``RANKING_GRACE_SECONDS`` (requests that read the older ranking), then expires."""
-        previous = self.redis.getset(keys.featurizer_latest(project, schema), version)
+        self._save_latest(
+            lambda v: keys.featurizer(project, schema, v),
+            keys.featurizer_latest(project, schema),
+            version,
+            blob,
+        )
+
+    def _save_latest(self, key_of: Callable[[int], str], latest: str, version: int, blob: bytes) -> None:
+        """Write version ``version``'s key, name it the latest in ``latest``, and let the
+        previous latest version's key expire after the grace period."""
+        previous = self.redis.getset(latest, version)
         pipe = self.redis.pipeline()
-        pipe.set(keys.featurizer(project, schema, version), blob)
+        pipe.set(key_of(version), blob)
         if previous is not None and int(previous) != version:
-            pipe.expire(keys.featurizer(project, schema, int(previous)), defaults.RANKING_GRACE_SECONDS)
+            pipe.expire(key_of(int(previous)), defaults.RANKING_GRACE_SECONDS)
         pipe.execute()
 
     def featurizer(self, project: str, schema: str, version: int) -> bytes | None:
