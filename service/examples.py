@@ -274,6 +274,8 @@ METRICS = {
             "equivalent_random_labels": 905,
             "equivalent_random_interval": [610, 1480],
             "created_at": "2026-11-23T12:40:01Z",
+            "classifier": "logistic_regression",
+            "train_seconds": 0.21,
         }
     ],
     "gain": {

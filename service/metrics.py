@@ -53,6 +53,10 @@ class CurvePointSchema(ma.Schema):
     created_at = ma.fields.String(
         allow_none=True, metadata={"description": "When the version was trained (UTC)"}
     )
+    classifier = ma.fields.String(
+        allow_none=True, metadata={"description": "The kind of model (what auto chose, under auto)"}
+    )
+    train_seconds = ma.fields.Float(allow_none=True, metadata={"description": "Seconds training took"})
 
 
 class GainSchema(ma.Schema):

@@ -84,6 +84,9 @@ def learning_curve(models: list[dict]) -> list[dict]:
                 "equivalent_random_labels": gain.get("equivalent_random_labels"),
                 "equivalent_random_interval": gain.get("interval"),
                 "created_at": m.get("created_at"),
+                # versions trained before kinds were recorded were linear
+                "classifier": m.get("classifier", "logistic_regression"),
+                "train_seconds": m.get("train_seconds"),
             }
         )
     return curve
