@@ -14,8 +14,8 @@ given those arrays; the peers predict inside their query call, so the table also
 alrank's time including the same ``predict_proba`` calls ("with predict"), and the ratio
 is taken on that like-for-like figure.
 
-``--kinds`` times each model kind instead, on a numeric pool of ``--n`` items (``--dim``
-features, classes that are several blobs each) with 1,000 labels: training (with its
+``--kinds`` times each model kind instead, on a numeric pool of ``--n`` items (64 features,
+``--classes`` classes of two blobs each) with 1,000 labels: training (with its
 calibration; under ``auto``, the comparison of kinds), probabilities over the pool, and the
 default strategy's ranking of it (and BALD's committee for the forests), beside logistic
 regression, the linear model every kind is measured against.
@@ -311,7 +311,7 @@ def kind_costs(n: int, dim: int, classes: int, labelled: int, batch: int, repeat
         t_rank, _ = median_time(
             lambda p=proba: rank_pool(strategy, x, x[rows], al, np.random.default_rng(0), p), repeats
         )
-        committee = "bootstrap"
+        committee = "refused (422)" if kind == "hist_gradient_boosting" else "bootstrap"
         if model.has_committee:
             t_comm, _ = median_time(lambda m=model: m.committee_proba(x, 5), repeats)
             committee = f"{t_comm:.2f} s"
@@ -344,7 +344,7 @@ def main() -> None:
 
     print(f"cpu cores: {os.cpu_count()}; numpy {np.__version__}", flush=True)
     if args.kinds:
-        kind_costs(args.n, 64, 26, 1000, args.batch, args.repeats, emit)
+        kind_costs(args.n, 64, args.classes, 1000, args.batch, args.repeats, emit)
         if args.markdown:
             with open(args.markdown, "a") as out:
                 out.write("\n".join(lines) + "\n")

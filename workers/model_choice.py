@@ -4,9 +4,10 @@ Which model learns a pool best is a property of the pool: text features (TF-IDF,
 and wide) are learnt best by a linear model, numeric measurements often by trees. At each
 retrain ``choose`` compares a few candidates by stratified k-fold accuracy on the training
 labels (the evaluation sample never enters) and names the best; a candidate must beat the
-first (logistic regression) by ``AUTO_MARGIN`` to replace it, so a tie keeps the cheaper
-and better-calibrated model. The choice stands until the training labels have grown by
-``AUTO_GROWTH`` (``workers.refresh.fit``); ``classifier_params.candidates`` narrows the set.
+kind chosen last (at first, logistic regression) by ``AUTO_MARGIN`` to replace it, so a tie
+keeps what serves, and at first the cheaper, better-calibrated model. The choice stands
+until the training labels have grown by ``AUTO_GROWTH`` (``workers.refresh.fit``);
+``classifier_params.candidates`` narrows the set.
 
 Sparse features (any TF-IDF part) train logistic regression without a comparison: trees on
 tens of thousands of sparse columns cost more and lose on every text set measured
@@ -57,12 +58,20 @@ Logits = Callable[[object, str, object], np.ndarray]
 
 
 def choose(
-    x, y: np.ndarray, random_state: int, fit: Fit, logits: Logits, given: list[str] | None = None
+    x,
+    y: np.ndarray,
+    random_state: int,
+    fit: Fit,
+    logits: Logits,
+    given: list[str] | None = None,
+    incumbent: str | None = None,
 ) -> tuple[str, dict, np.ndarray | None]:
     """The kind to train on rows ``x`` with class indices ``y``, what the choice rests on
     (kept in the model history: each candidate's accuracy, the folds, the seconds, and the
     labels it was made on), and the chosen kind's out-of-fold logits, which calibrate its
-    probabilities without refitting the folds (None when nothing was compared)."""
+    probabilities without refitting the folds (None when nothing was compared). Another
+    kind must beat the ``incumbent`` (the kind chosen last; else the first candidate) by
+    ``AUTO_MARGIN``: a model does not change kind on a difference the folds cannot tell."""
     started = time.perf_counter()
     kinds = candidates(x, int(y.max()) + 1, given)
     counts = np.bincount(y)
@@ -89,8 +98,9 @@ def choose(
         held_out[kind] = z
         accuracy[kind] = round(float((z.argmax(axis=1) == y).mean()), 4)
         seconds[kind] = round(time.perf_counter() - t, 3)
-    best = max(kinds[1:], key=lambda k: accuracy[k])
-    chosen = best if accuracy[best] >= accuracy[kinds[0]] + AUTO_MARGIN else kinds[0]
+    keep = incumbent if incumbent in kinds else kinds[0]
+    best = max(kinds, key=lambda k: accuracy[k])
+    chosen = best if accuracy[best] >= accuracy[keep] + AUTO_MARGIN else keep
     runner_up = max((accuracy[k] for k in kinds if k != chosen), default=accuracy[chosen])
     return (
         chosen,

@@ -332,8 +332,10 @@ def train_single_label(
     yi = np.array([index[v] for v in y])
     choice = held_out = None
     if classifier == "auto":
-        given = (params or {}).get("candidates")
-        classifier, choice, held_out = choose(x, yi, random_state, _fit, _calibration_logits, given)
+        given, incumbent = (params or {}).get("candidates"), (params or {}).get("incumbent")
+        classifier, choice, held_out = choose(
+            x, yi, random_state, _fit, _calibration_logits, given, incumbent
+        )
         params = None
     if classifier in NAIVE_BAYES and _has_negative(x):
         raise InvalidInput(

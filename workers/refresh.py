@@ -241,16 +241,25 @@ def fit(snap: Snapshot, labelled: TrainingSet, x, previous: dict | None = None) 
         if model is not None:
             model.metrics["model_choice"] = {**kept, "compared": False}
         return model
-    return fit_rows(snap, x[np.array(labelled.train_rows)], labelled.train_targets)
+    incumbent = kept["chosen"] if kind == "auto" and kept and kept.get("labels") else None
+    return fit_rows(snap, x[np.array(labelled.train_rows)], labelled.train_targets, incumbent=incumbent)
 
 
 def fit_rows(
-    snap: Snapshot, xl, targets: list, calibrate: bool | None = None, kind: str | None = None
+    snap: Snapshot,
+    xl,
+    targets: list,
+    calibrate: bool | None = None,
+    kind: str | None = None,
+    incumbent: str | None = None,
 ) -> Model | None:
     """The schema's kind of model (or ``kind``) on rows ``xl`` with labels ``targets``; None
-    when they cannot train one (one class)."""
+    when they cannot train one (one class). Under ``auto``, ``incumbent`` is the kind chosen
+    last, which another must beat to replace."""
     kind = kind or snap.al["classifier_name"]
     params = snap.al["classifier_params"] if kind == snap.al["classifier_name"] else None
+    if kind == "auto" and incumbent:
+        params = {**(params or {}), "incumbent": incumbent}
     if kind == "auto" and needs_ensemble(snap.al["query_strategy"], snap.al):
         # BALD needs a committee: gradient boosting has none
         given = (params or {}).get("candidates") or AUTO_CANDIDATES
