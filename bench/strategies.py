@@ -17,7 +17,8 @@ is taken on that like-for-like figure.
 ``--kinds`` times each model kind instead, on a numeric pool of ``--n`` items (64 features,
 ``--classes`` classes of two blobs each) with 1,000 labels: training (with its
 calibration; under ``auto``, the comparison of kinds), probabilities over the pool, and the
-default strategy's ranking of it (and BALD's committee for the forests), beside logistic
+default strategy's ranking of it in the model's space (a forest's leaves:
+``TreeModel.space``), and BALD's committee for the forests, beside logistic
 regression, the linear model every kind is measured against.
 
 ``--scale`` adds alrank-only runs at 1,000,000 rows (time and peak memory against the
@@ -309,7 +310,10 @@ def kind_costs(n: int, dim: int, classes: int, labelled: int, batch: int, repeat
         t_train, model = median_time(lambda k=kind: train_single_label(x[rows], y_lab, 0, k), repeats)
         t_proba, proba = median_time(lambda m=model: m.predict_proba(x), repeats)
         t_rank, _ = median_time(
-            lambda p=proba: rank_pool(strategy, x, x[rows], al, np.random.default_rng(0), p), repeats
+            lambda m=model, p=proba: rank_pool(
+                strategy, m.space(x), m.space(x[rows]), al, np.random.default_rng(0), p
+            ),
+            repeats,
         )
         committee = "refused (422)" if kind == "hist_gradient_boosting" else "bootstrap"
         if model.has_committee:

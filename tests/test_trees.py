@@ -168,3 +168,24 @@ def test_a_model_a_strategy_cannot_serve_or_a_bad_parameter_is_refused_at_create
     assert r.status_code == 422, r.json
     assert all(w in r.json["detail"] for w in words), r.json["detail"]
     assert client.get("/v1/projects/refused").status_code == 404
+
+
+def test_a_forests_space_measures_how_many_trees_put_two_items_in_one_leaf():
+    """Diversity and BADGE measure distances in the forest's leaves: inner products in its
+    space estimate the share of trees that put two items in one leaf (the forest's
+    proximity), the same on every call; boosting's space is its log-probabilities."""
+    x, y = xor_pool(400, seed=3)
+    model = train_single_label(x, y, 0, "extra_trees", {"n_estimators": 100, "max_depth": 5}, calibrate=False)
+    assert isinstance(model, TreeModel)
+    probe = np.random.default_rng(4).uniform(-1, 1, (60, 2))
+    space = model.space(probe)
+    np.testing.assert_array_equal(space, model.space(probe))
+    from workers.trees import SPACE_TREES
+
+    leaves = model.estimator.apply(probe)[:, :SPACE_TREES]
+    shared = (leaves[:, None, :] == leaves[None, :, :]).mean(axis=2)
+    upper = np.triu_indices(len(probe), 1)
+    estimate = (space @ space.T)[upper]
+    assert np.corrcoef(estimate, shared[upper])[0, 1] > 0.8
+    boosted = train_single_label(x, y, 0, "hist_gradient_boosting", {"max_iter": 20}, calibrate=False)
+    assert boosted.space(probe).shape == (60, 2)

@@ -52,6 +52,11 @@ class LinearModel:
     def committee_proba(self, x, members: int) -> np.ndarray:
         raise InvalidInput(f"{self.kind} has no committee of its own; train bootstrap replicas")
 
+    def space(self, x):
+        """The space diversity and BADGE measure distances in: a linear model's own
+        features (its weights are a direction in them)."""
+        return x
+
     def decision(self, x) -> np.ndarray:
         z = x @ self.coef.T
         return np.asarray(z, dtype=np.float64) + self.intercept

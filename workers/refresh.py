@@ -383,6 +383,10 @@ def score(
         report("training ensemble", 0.65)
         member_proba = committee(snap, labelled, x, xc, model)
     labelled_x = x[np.array(labelled.rows)] if labelled.rows else None
+    if model is not None:
+        # distances in the model's own space: a linear model's features, a forest's leaves
+        xc = model.space(xc)
+        labelled_x = model.space(labelled_x) if labelled_x is not None else None
     depth = batch_aware_depth(snap.al, leased)
     ranking = rank_pool(strategy, xc, labelled_x, snap.al, rng, proba, member_proba, multi, depth)
     if model is not None and proba is not None and balances(snap.al, strategy, multi):

@@ -62,6 +62,13 @@ PROBA_FLOOR = 1e-4
 """The least probability a tree model's calibration reads: a fully grown forest gives many
 exact zeros, whose logarithm no temperature could scale."""
 
+SPACE_DIM = 64
+"""Width of a forest's leaf space (``TreeModel.space``)."""
+
+SPACE_TREES = 32
+"""Trees of a forest its leaf space is built from: the space costs trees x width adds per
+item, and 32 trees already tell near items from far ones."""
+
 TRUSTED = ["sklearn.tree._tree.Tree", "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"]
 """The types beyond skops' own defaults a stored tree model may contain."""
 
@@ -130,6 +137,29 @@ class TreeModel:
         for t, tree in enumerate(trees):
             out[t % members] += tree.predict_proba(x)
         out /= np.bincount(np.arange(len(trees)) % members)[:, None, None]
+        return out
+
+    def space(self, x) -> np.ndarray:
+        """The space diversity and BADGE measure distances in for this model: a forest's
+        leaves, or for boosting its log-probabilities.
+
+        A forest's view of two items is which leaf each tree puts them in (items sharing
+        most leaves are the forest's near neighbours, Breiman's proximity). Each (tree,
+        leaf) gets a fixed random vector of ``SPACE_DIM`` numbers and an item is the sum
+        of its leaves' vectors over sqrt(trees), over the first ``SPACE_TREES`` trees:
+        inner products then estimate the share of those trees that put two items in one
+        leaf (a random projection of the leaf one-hot matrix). Feature distances would
+        instead be ruled by whichever standardised column is widest, such as a rare one-hot
+        category, which no tree needs to split on."""
+        if not self.has_committee:
+            return tree_logits(self.estimator, x).astype(np.float32)
+        trees = self.estimator.estimators_[:SPACE_TREES]
+        rng = np.random.default_rng(0)
+        out = np.zeros((x.shape[0], SPACE_DIM), dtype=np.float32)
+        for tree in trees:
+            codes = rng.standard_normal((tree.tree_.node_count, SPACE_DIM), dtype=np.float32)
+            out += codes[tree.apply(x)]
+        out /= np.sqrt(len(trees))
         return out
 
     def to_bytes(self) -> bytes:

@@ -329,7 +329,8 @@ def run_one(
             # the service's ranking head: the strategy orders a ranking's depth, then the
             # head keeps the pool's class mix (``workers.ranking.balance_classes``)
             depth = max(k, batch_aware_depth(al, 0))
-            ranking = rank_pool(strategy, xp, x[rows], al, rng, proba, member, depth=depth)
+            space, labelled_space = model.space(xp), model.space(x[rows])
+            ranking = rank_pool(strategy, space, labelled_space, al, rng, proba, member, depth=depth)
             chosen = pool[balanced(ranking, model.classes, y_lab, proba, depth).order[:k]]
         else:
             sel = select(
@@ -337,8 +338,8 @@ def run_one(
                 batch_size=k,
                 probabilities=proba,
                 member_probabilities=member,
-                features=xp,
-                labelled_features=x[rows],
+                features=model.space(xp) if model is not None else xp,
+                labelled_features=model.space(x[rows]) if model is not None else x[rows],
                 random_state=rng,
                 params=params,
             )
