@@ -95,6 +95,7 @@ def test_the_served_labels_keep_the_pools_mix_only_when_balanced(balance):
         "min_instances_for_training": 10,
         "update_frequency": 10,
         "balance_classes": balance,
+        "classifier_name": "logistic_regression",  # the mix is under test, not the model
     }
     points = replay(pool, [""] * len(test_y), test_x.tolist(), test_y, al, 10, 150)
     labelled = points[-1].labelled_ids
@@ -129,6 +130,7 @@ def test_the_seeded_replay_ranks_as_the_service_does(balance, monkeypatch):
         batch_size=10,
         budget=150,
         loop="seeded",
+        classifier="logistic_regression",  # the ranking head is under test, not the model
         params={"balance_classes": balance},
     )
     points = run_one("uncertainty", 0, pool.vectors, [pool.truth[i] for i in ids], test_x, test_y, settings)

@@ -239,6 +239,8 @@ def test_the_evaluation_sample_is_drawn_once_and_measures_every_version(client, 
         "name": "d",
         "schemas": [{"name": "digit", "labels": [str(i) for i in range(10)]}],
         "active_learning": {
+            # the sample, not the model, is under test: the cheapest model
+            "classifier_name": "logistic_regression",
             "min_instances_for_training": 20,
             "update_frequency": 20,
             "eval_fraction": 0.25,

@@ -85,7 +85,14 @@ def test_csv_with_numeric_features(tmp_path):
     summary = simulate(
         data,
         None,
-        Settings(strategies=["diversity"], seed_size=10, batch_size=10, budget=40, repeats=1),
+        Settings(
+            strategies=["diversity"],
+            seed_size=10,
+            batch_size=10,
+            budget=40,
+            repeats=1,
+            classifier="logistic_regression",  # the CSV reading is under test
+        ),
         tmp_path / "out",
         progress=quiet,
     )
