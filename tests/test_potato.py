@@ -482,6 +482,34 @@ def test_a_feed_that_cannot_write_says_so(client, run_jobs, tmp_path):
     assert feed["state"] == "failed" and "missing" in feed["error"]
 
 
+SENTIMENT_WORDS = {
+    "positive": "great lovely superb",
+    "negative": "awful broken poor",
+    "neutral": "okay plain fine",
+}
+
+
+def label_a_sentiment_batch(client, run_jobs, project: str) -> None:
+    """Upload 60 texts whose words give their sentiment, label the first batch of 12 that
+    ``GET /next`` hands out with the truth, and run the retrain that follows."""
+    words = SENTIMENT_WORDS
+    items = [{"id": f"r{k}", "text": f"{list(words.values())[k % 3]} item {k}"} for k in range(60)]
+    assert client.post(f"/v1/projects/{project}/items", json={"items": items}).status_code == 200
+    run_jobs()
+    batch = client.get(f"/v1/projects/{project}/next?schema=sentiment&annotator=ana&size=12").json["items"]
+    labels = [
+        {
+            "item": it["id"],
+            "schema": "sentiment",
+            "annotator": "ana",
+            "value": list(words)[int(it["id"][1:]) % 3],
+        }
+        for it in batch
+    ]
+    assert client.post(f"/v1/projects/{project}/labels", json={"labels": labels}).status_code == 200
+    run_jobs()
+
+
 def test_a_potato_multinomial_nb_trains_as_multinomial_naive_bayes(client, redis_conn, run_jobs):
     """Potato's MultinomialNB with its classifier_kwargs is alrank's multinomial_nb: the
     served model's intercepts are the log class priors of its training labels (complement
@@ -501,22 +529,7 @@ def test_a_potato_multinomial_nb_trains_as_multinomial_naive_bayes(client, redis
     assert answer.status_code == 201, answer.json
     al = answer.json["active_learning"]
     assert al["classifier_name"] == "multinomial_nb" and al["classifier_params"] == {"alpha": 0.5}
-    words = {"positive": "great lovely superb", "negative": "awful broken poor", "neutral": "okay plain fine"}
-    items = [{"id": f"r{k}", "text": f"{list(words.values())[k % 3]} item {k}"} for k in range(60)]
-    assert client.post("/v1/projects/nb/items", json={"items": items}).status_code == 200
-    run_jobs()
-    batch = client.get("/v1/projects/nb/next?schema=sentiment&annotator=ana&size=12").json["items"]
-    labels = [
-        {
-            "item": it["id"],
-            "schema": "sentiment",
-            "annotator": "ana",
-            "value": list(words)[int(it["id"][1:]) % 3],
-        }
-        for it in batch
-    ]
-    assert client.post("/v1/projects/nb/labels", json={"labels": labels}).status_code == 200
-    run_jobs()
+    label_a_sentiment_batch(client, run_jobs, "nb")
     latest = client.get("/v1/projects/nb/models?schema=sentiment").json["models"][-1]
     model = load_model(Store(redis_conn).model_state("nb", "sentiment", latest["version"]))
     counts = latest["class_counts"]  # the labels it trained on (evaluation items are not)
@@ -551,22 +564,7 @@ def test_a_potato_random_forest_trains_as_a_forest_with_its_kwargs(client, redis
     assert al["classifier_name"] == "random_forest"
     assert al["classifier_params"] == {"n_estimators": 30, "max_depth": 6}
     assert any("n_jobs" in note for note in answer.json["notes"])
-    words = {"positive": "great lovely superb", "negative": "awful broken poor", "neutral": "okay plain fine"}
-    items = [{"id": f"r{k}", "text": f"{list(words.values())[k % 3]} item {k}"} for k in range(60)]
-    assert client.post("/v1/projects/rf/items", json={"items": items}).status_code == 200
-    run_jobs()
-    batch = client.get("/v1/projects/rf/next?schema=sentiment&annotator=ana&size=12").json["items"]
-    labels = [
-        {
-            "item": it["id"],
-            "schema": "sentiment",
-            "annotator": "ana",
-            "value": list(words)[int(it["id"][1:]) % 3],
-        }
-        for it in batch
-    ]
-    assert client.post("/v1/projects/rf/labels", json={"labels": labels}).status_code == 200
-    run_jobs()
+    label_a_sentiment_batch(client, run_jobs, "rf")
     latest = client.get("/v1/projects/rf/models?schema=sentiment").json["models"][-1]
     assert latest["classifier"] == "random_forest"
     model = load_model(Store(redis_conn).model_state("rf", "sentiment", latest["version"]))

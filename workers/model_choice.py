@@ -29,7 +29,8 @@ AUTO_CANDIDATES = ("logistic_regression", "extra_trees", "random_forest", "hist_
 """What ``auto`` compares on dense features, the fallback first."""
 
 AUTO_MARGIN = 0.005
-"""Cross-validated accuracy a candidate must gain over logistic regression to be chosen."""
+"""Cross-validated accuracy a candidate must gain over the kind serving (at first, logistic
+regression) to replace it."""
 
 
 CHOOSABLE = (*AUTO_CANDIDATES, "linear_svm", "svc")

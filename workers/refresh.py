@@ -234,15 +234,15 @@ def fit(snap: Snapshot, labelled: TrainingSet, x, previous: dict | None = None) 
     stands until the training labels have grown by ``AUTO_GROWTH``."""
     if not snap.active or len(labelled.train) < snap.al["min_instances_for_training"]:
         return None
-    kind = snap.al["classifier_name"]
-    kept = (previous or {}).get("model_choice")
-    if kind == "auto" and kept and len(labelled.train) < kept["labels"] * (1 + defaults.AUTO_GROWTH):
-        model = fit_rows(snap, x[np.array(labelled.train_rows)], labelled.train_targets, kind=kept["chosen"])
+    xl, targets = x[np.array(labelled.train_rows)], labelled.train_targets
+    kept = (previous or {}).get("model_choice") if snap.al["classifier_name"] == "auto" else None
+    if kept and len(labelled.train) < kept["labels"] * (1 + defaults.AUTO_GROWTH):
+        model = fit_rows(snap, xl, targets, kind=kept["chosen"])
         if model is not None:
             model.metrics["model_choice"] = {**kept, "compared": False}
         return model
-    incumbent = kept["chosen"] if kind == "auto" and kept and kept.get("labels") else None
-    return fit_rows(snap, x[np.array(labelled.train_rows)], labelled.train_targets, incumbent=incumbent)
+    incumbent = kept["chosen"] if kept and kept.get("labels") else None
+    return fit_rows(snap, xl, targets, incumbent=incumbent)
 
 
 def fit_rows(
