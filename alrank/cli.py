@@ -19,13 +19,13 @@ import io
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from alrank.client import ApiError, Client, Unreachable
 
-COMMANDS = ("projects", "items", "labels", "next", "train", "metrics")
+COMMANDS = ("projects", "items", "labels", "next", "train", "metrics", "label-issues")
 """The first words of the commands this module runs (``service.cli`` hands them over)."""
 
 EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_JOB_FAILED = 1, 2, 3, 4
@@ -118,6 +118,14 @@ def parser() -> argparse.ArgumentParser:
     metrics.add_argument("--schema", required=True)
     metrics.add_argument("--png", type=Path, help="also save the plot (the curve with its 95%% band) here")
     metrics.add_argument("--json", action="store_true", help="print the metrics as JSON")
+
+    issues = sub.add_parser(
+        "label-issues", help="labels the data contradicts, worst first, with the label a model suggests"
+    )
+    issues.add_argument("project")
+    issues.add_argument("--schema", required=True)
+    issues.add_argument("--limit", type=int, default=20)
+    issues.add_argument("--json", action="store_true", help="print the list as JSON")
     return p
 
 
@@ -467,6 +475,58 @@ def run_metrics(client: Client, args) -> int:
     return 0
 
 
+def run_label_issues(client: Client, args) -> int:
+    found = client.label_issues(args.project, args.schema, args.limit)
+    if args.json:
+        print(json.dumps(found, indent=2))
+        return 0
+    print(
+        f"{found['status']}: {found.get('flagged', 0)} of {found.get('checked', 0)} labels flagged, "
+        f"{found.get('queued_for_review', 0)} waiting for review"
+    )
+    rows = [("item", "given", "suggested", "score", "annotators")]
+    for issue in found.get("issues", []):
+        who = ", ".join(f"{a}: {v}" for a, v in issue["annotators"].items())
+        score = f"{issue['score']:.3f}"
+        rows.append((issue["item"], str(issue["given"]), str(issue["suggested"]), score, who))
+    if len(rows) > 1:
+        print(table(rows))
+    return 0
+
+
+def table(rows: Sequence[tuple[str, ...]]) -> str:
+    """Rows as columns, each as wide as its widest cell."""
+    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.rjust(w) for cell, w in zip(r, widths, strict=True)) for r in rows)
+
+
+def agreement_lines(agreement: dict | None) -> list[str]:
+    """The agreement section of ``alrank metrics``."""
+    if not agreement or not agreement.get("overlapped_items"):
+        return ["agreement: no item labelled by two annotators yet"]
+
+    def f(v: float | None) -> str:
+        return "-" if v is None else f"{v:.3f}"
+
+    lines = [
+        f"agreement on {agreement['overlapped_items']} shared items: Fleiss' kappa "
+        f"{f(agreement.get('fleiss_kappa'))}, Krippendorff's alpha {f(agreement.get('krippendorff_alpha'))}"
+    ]
+    rows = [("annotator", "labels", "shared", "agreement", "kappa", "reliability")]
+    for name, r in agreement.get("per_annotator", {}).items():
+        rows.append(
+            (
+                name,
+                str(r["labels"]),
+                str(r["overlapped_items"]),
+                f(r.get("agreement")),
+                f(r.get("cohen_kappa")),
+                f(r.get("reliability")),
+            )
+        )
+    return [*lines, table(rows)]
+
+
 def _with_interval(value: float | None, interval: list | None) -> str:
     if value is None:
         return "-"
@@ -505,14 +565,15 @@ def curve_table(metrics: dict) -> str:
                 ),
             )
         )
-    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
-    lines = ["  ".join(cell.rjust(w) for cell, w in zip(r, widths, strict=True)) for r in rows]
+    lines = [table(rows)]
     gain = metrics.get("gain")
     if gain:
         lines.append(f"gain over random: {gain.get('statement', '')}")
     if "should_stop" in metrics:
         verdict = "stop labelling" if metrics["should_stop"] else "keep labelling"
         lines.append(f"{verdict}: {metrics.get('reason', '')}")
+    if "agreement" in metrics:
+        lines += agreement_lines(metrics["agreement"])
     return "\n".join(lines)
 
 
@@ -523,6 +584,7 @@ RUN = {
     "next": run_next,
     "train": run_train,
     "metrics": run_metrics,
+    "label-issues": run_label_issues,
 }
 
 

@@ -301,6 +301,12 @@ class Client:
             out += answer["predictions"]
         return out
 
+    def label_issues(self, project: str, schema: str, limit: int = 100) -> dict:
+        """The labels the data contradicts, worst first, as the last retrain found them."""
+        return self.request(
+            "GET", f"/v1/projects/{project}/label-issues", params={"schema": schema, "limit": limit}
+        )
+
     def train(self, project: str, schema: str) -> dict:
         """Ask for a retrain now; returns the job reference (``job``, ``status_url``)."""
         return self.request("POST", f"/v1/projects/{project}/train", params={"schema": schema})

@@ -31,7 +31,7 @@ Each arm is repeated ``--repeats`` times; the table gives medians and the range 
 repeats. "Beyond the spread" means the default's worst repeat is above the other arm's best.
 
 Usage: ``python bench/numeric_pools.py [--pools adult,covertype_like,letter_like,digits]
-[--labels 1000] [--repeats 5] [--jobs 2] [--markdown FILE]``
+[--labels 1000] [--repeats 5] [--jobs 2] [--set KEY=VALUE ...] [--markdown FILE]``
 """
 
 from __future__ import annotations
@@ -182,8 +182,9 @@ def passive(name: str, kind: str, labels: int, repeat: int) -> dict:
     }
 
 
-def served(name: str, labels: int, repeat: int) -> dict:
-    """The served loop with every default, up to ``labels`` labels."""
+def served(name: str, labels: int, repeat: int, params: dict | None = None) -> dict:
+    """The served loop with every default but ``params`` (project settings), up to ``labels``
+    labels."""
     from threadpoolctl import threadpool_limits
 
     from workers import defaults
@@ -191,7 +192,7 @@ def served(name: str, labels: int, repeat: int) -> dict:
 
     train, test = splits(name)
     strategy = defaults.QUERY_STRATEGY
-    settings = Settings([strategy], budget=labels, gain_every=0)
+    settings = Settings([strategy], budget=labels, gain_every=0, params=dict(params or {}))
     started = time.perf_counter()
     with threadpool_limits(1):
         points = run_served(strategy, repeat, train, test, settings)
@@ -203,14 +204,16 @@ def spread(values: list[float]) -> str:
     return f"{statistics.median(values):.3f} [{min(values):.3f}-{max(values):.3f}]"
 
 
-def compare(pools: list[str], labels: int, repeats: int, jobs: int) -> list[dict]:
+def compare(pools: list[str], labels: int, repeats: int, jobs: int, params: dict | None = None) -> list[dict]:
     """Every pool's arms, run ``jobs`` at a time; a row per pool."""
     for name in pools:
         if name in POOLS:
             folder(name)  # built once, before the processes read it
     with ProcessPoolExecutor(jobs) as ex:
         runs = {
-            (name, "default", r): ex.submit(served, name, labels, r) for name in pools for r in range(repeats)
+            (name, "default", r): ex.submit(served, name, labels, r, params)
+            for name in pools
+            for r in range(repeats)
         }
         runs |= {
             (name, kind, r): ex.submit(passive, name, kind, labels, r)
@@ -269,6 +272,13 @@ def main() -> None:
     ap.add_argument("--markdown", default="")
     ap.add_argument("--write-only", action="store_true", help="build the pools and stop")
     ap.add_argument("--out", default=str(OUT))
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a project setting for the served arm (JSON value), e.g. random_sample_percent=0.1",
+    )
     args = ap.parse_args()
     if args.write_only:
         for name in POOLS:
@@ -276,10 +286,13 @@ def main() -> None:
         return
     started = time.perf_counter()
     pools = [p for p in args.pools.split(",") if p]
-    rows = compare(pools, args.labels, args.repeats, args.jobs)
+    params = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
+    rows = compare(pools, args.labels, args.repeats, args.jobs, params)
     text = table(rows, args.labels, args.repeats)
     text += f"\n{time.perf_counter() - started:.0f} s in all; the default's served loop took (median) "
     text += ", ".join(f"{r['pool']} {r['default_seconds']:.0f} s" for r in rows) + "."
+    if params:
+        text += f"\nServed arm's settings: {json.dumps(params)}."
     print(text)
     if args.markdown:
         Path(args.markdown).write_text(text + "\n")

@@ -52,7 +52,9 @@ class BatchItemSchema(ma.Schema):
     source = ma.fields.String(
         metadata={
             "description": "lease (held already), ranking, random (exploration), evaluation "
-            "(the random evaluation sample) or fallback (no ranking yet)"
+            "(the random evaluation sample), review (a label the data contradicts, for a second "
+            "opinion), overlap (labelled by another annotator already, for agreement) or "
+            "fallback (no ranking yet)"
         }
     )
     prediction = ma.fields.Nested(
@@ -126,6 +128,8 @@ class Next(MethodView):
             al["random_sample_percent"],
             al["min_annotations_per_instance"],
             al["eval_fraction"],
+            al["overlap_share"],
+            al["review_share"],
         )
         items = []
         for it in batch.items:

@@ -156,8 +156,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="alrank",
         description="Active-learning ranking service. Run it (serve, worker), replay annotation "
-        "(simulate), or talk to a running one (projects, items, labels, next, train, metrics; "
-        "alrank projects --help and so on)",
+        "(simulate), or talk to a running one (projects, items, labels, next, train, metrics, "
+        "label-issues; alrank projects --help and so on)",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     s = sub.add_parser("serve", help="run the API, two workers and (without REDIS_URL) an embedded Redis")

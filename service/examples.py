@@ -258,6 +258,52 @@ MODELS = {
     ],
 }
 
+ANNOTATOR_FIGURES = ("labels", "overlapped_items", "agreement", "cohen_kappa", "reliability")
+
+AGREEMENT = {
+    "overlapped_items": 84,
+    "annotators": 3,
+    "fleiss_kappa": 0.71,
+    "krippendorff_alpha": 0.71,
+    "pairs": [
+        {"annotators": ["ana", "ben"], "items": 40, "cohen_kappa": 0.78},
+        {"annotators": ["ana", "cy"], "items": 38, "cohen_kappa": 0.52},
+    ],
+    "per_annotator": {
+        name: dict(zip(ANNOTATOR_FIGURES, row, strict=True))
+        for name, row in (
+            ("ana", (310, 78, 0.87, 0.79, 0.91)),
+            ("ben", (120, 46, 0.85, 0.76, 0.9)),
+            ("cy", (95, 44, 0.7, 0.55, 0.74)),
+        )
+    },
+    "model_version": 11,
+    "computed_at": "2026-11-23T12:40:03Z",
+}
+
+LABEL_ISSUES = {
+    "schema": "sentiment",
+    "status": "found",
+    "method": "confident learning (cleanlab.filter.find_label_issues) on out-of-fold probabilities "
+    "of the schema's model kind; ranked by one minus the probability of the label given",
+    "model_version": 11,
+    "computed_at": "2026-11-23T12:40:03Z",
+    "checked": 414,
+    "flagged": 9,
+    "queued_for_review": 6,
+    "issues": [
+        {
+            "item": "r7",
+            "text": "Worst purchase I ever made.",
+            "given": "positive",
+            "suggested": "negative",
+            "score": 0.97,
+            "annotators": {"cy": "positive"},
+            "queued_for_review": True,
+        }
+    ],
+}
+
 METRICS = {
     "schema": "sentiment",
     "curve": [
@@ -316,6 +362,7 @@ METRICS = {
         "predictions still changing: kappa of the last 3 versions 0.910, 0.925, 0.940 "
         "(stable at >= 0.99); certainty 1.00"
     ),
+    "agreement": AGREEMENT,
 }
 
 SIMULATION_REQUEST = {

@@ -27,10 +27,11 @@ from service.common import (
 )
 from service.extensions import api, backend
 from workers import defaults
-from workers.exceptions import InvalidInput, NotFound
+from workers.exceptions import Conflict, InvalidInput, NotFound
 from workers.queueing import store_labels
 from workers.settings import check_value
 from workers.store import LabelPosition, LabelRow, Store
+from workers.store.keys import QUEUES as SECOND_OPINIONS
 
 blp = Blueprint("labels", __name__, url_prefix="/v1/projects", description="Annotators' labels")
 
@@ -61,6 +62,14 @@ class LabelSchema(ma.Schema):
         },
     )
     annotator = annotator_field(required=True)
+    source = ma.fields.String(
+        load_default=None,
+        validate=ma.validate.OneOf(SECOND_OPINIONS),
+        metadata={
+            "description": "review or overlap when the item came as one in /next: a second opinion, "
+            "which must come from an annotator who has not labelled the item (else 409)"
+        },
+    )
 
 
 class LabelsUploadSchema(ma.Schema):
@@ -209,6 +218,20 @@ class DeleteLabelQuery(ma.Schema):
     annotator = annotator_field("Only this annotator's label (default: all)")
 
 
+def check_second_opinions(store: Store, project: str, labels: list[dict]) -> None:
+    """A review or overlap answer comes from an annotator new to the item; otherwise the
+    whole request is refused and nothing is stored."""
+    for i, label in enumerate(labels):
+        if label.get("source") is None:
+            continue
+        given = store.item_labels(project, label["schema"], label["item"])
+        if label["annotator"] in given:
+            raise Conflict(
+                f"labels[{i}]: {label['annotator']!r} labelled {label['item']!r} already; a "
+                f"{label['source']} answer must come from another annotator (nothing was stored)"
+            )
+
+
 @blp.route("/<project>/labels")
 class Labels(MethodView):
     @blp.arguments(LabelsPageQuery, location="query")
@@ -239,6 +262,7 @@ class Labels(MethodView):
         for i, label in enumerate(body["labels"]):
             check_value(load_schema(proj, label["schema"]), label["value"], i)
         b = backend()
+        check_second_opinions(b.store, project, body["labels"])
         if (
             len({label["schema"] for label in body["labels"]}) > 1
         ):  # all or nothing across schemas (one schema checks atomically)

@@ -12,6 +12,7 @@ from service import examples
 from service.bodies import Blueprint
 from service.common import SchemaQuery, load_project, load_schema
 from service.extensions import api, backend
+from service.quality import AgreementSchema, agreement_of
 from workers.stopping import learning_curve, stopping
 
 blp = Blueprint("metrics", __name__, url_prefix="/v1/projects", description="Learning curves and stopping")
@@ -144,6 +145,11 @@ class MetricsSchema(ma.Schema):
         metadata={"description": "Whether more labels have stopped paying off (stabilising predictions)"}
     )
     reason = ma.fields.String(metadata={"description": "Why should_stop is what it is"})
+    agreement = ma.fields.Nested(
+        AgreementSchema,
+        allow_none=True,
+        metadata={"description": "Agreement between annotators, as the last refresh found it"},
+    )
 
 
 def newest_gain(models: list[dict]) -> dict:
@@ -175,6 +181,7 @@ def metrics_of(project: str, schema_name: str) -> dict:
         "stopping": found,
         "should_stop": found["should_stop"],
         "reason": found["reason"],
+        "agreement": agreement_of(project, schema),
     }
 
 

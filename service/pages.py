@@ -84,6 +84,7 @@ def schema_view(project: dict, described: dict, schema: str, now: float) -> dict
     )
     trained_on = (latest or {}).get("training_size", 0)
     activity = store.activity(name, schema, now)
+    quality = store.quality(name, schema)
     annotators = sorted(
         (
             {
@@ -111,6 +112,9 @@ def schema_view(project: dict, described: dict, schema: str, now: float) -> dict
         "eval_labelled": eval_labelled,
         "eval_size": len(sample),
         "annotators": annotators,
+        "quality": (metrics["agreement"] or {}).get("per_annotator", {}),
+        "label_issues": len(quality["label_issues"]["issues"]) if quality else None,
+        "issues_url": url_for("quality.LabelIssues", project=name, schema=schema),
         "job": store.job_markers(name, schema),
         "png": url_for("metrics.MetricsPlot", project=name, schema=schema),
     }

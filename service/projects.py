@@ -90,7 +90,8 @@ class ActiveLearningSchema(ma.Schema):
         metadata={
             "description": "How several annotators' labels become one training label: majority_vote, "
             "consensus (all agree, else the item trains nothing), random (one annotator's, drawn per "
-            "item) or weighted_average (each annotator weighted by agreement with the others)"
+            "item), weighted_average (each annotator weighted by agreement with the others) or "
+            "dawid_skene (each annotator's confusion matrix estimated from the overlaps)"
         },
     )
     hybrid_weights = ma.fields.Dict(
@@ -130,6 +131,20 @@ class ActiveLearningSchema(ma.Schema):
             "description": "Items in the evaluation sample, drawn once, uniformly, before "
             f"anything is ranked (default {defaults.EVAL_SIZE}: a 95% interval within "
             f"+-0.05; at most {defaults.EVAL_MAX_POOL_SHARE:.0%} of the pool; 0: no evaluation)"
+        },
+    )
+    overlap_share = ma.fields.Float(
+        validate=ma.validate.Range(0.0, 1.0, error="a fraction between 0 and 1"),
+        metadata={
+            "description": "Share of each batch that goes to labelled items, drawn at random, for a "
+            f"second annotator (agreement; default {defaults.OVERLAP_SHARE})"
+        },
+    )
+    review_share = ma.fields.Float(
+        validate=ma.validate.Range(0.0, 1.0, error="a fraction between 0 and 1"),
+        metadata={
+            "description": "Share of each batch that sends the worst label issues to another "
+            f"annotator for a second opinion (default {defaults.REVIEW_SHARE})"
         },
     )
     train_on_eval = ma.fields.Boolean(metadata={"description": "Train on labelled evaluation items too"})

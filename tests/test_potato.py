@@ -186,7 +186,7 @@ def test_each_potato_key_is_honoured_or_mapped(client, block, expected):
         ({"classifier_kwargs": {"n_estimators": 100}}, ["classifier_params.n_estimators"]),
         ({"vectorizer_kwargs": {"analyzer": "char"}}, ["vectorizer_params.analyzer"]),
         ({"random_sample_percent": 120}, ["random_sample_percent"]),
-        ({"resolution_strategy": "dawid_skene"}, ["resolution_strategy"]),
+        ({"resolution_strategy": "glad"}, ["resolution_strategy"]),
     ],
 )
 def test_what_cannot_be_honoured_is_refused_with_the_reason(client, block, words):

@@ -45,6 +45,8 @@ def _patterns() -> list[re.Pattern]:
         keys.eval_sample(p, s),
         keys.eval_sample_head(p, s),
         keys.random_draws(p, s),
+        *(key(p, s, q) for q in keys.QUEUES for key in (keys.queue, keys.queue_due, keys.queue_head)),
+        keys.quality(p, s),
         keys.activity(p, s),
         keys.activity_hours(p, s),
         keys.ranking(p, s),

@@ -264,6 +264,21 @@ EVAL_FRACTION = 0.1
 (0: no evaluation). At 0.1 the first 100 labels give 10 evaluation labels and the sample
 of 400 is complete at about 4,000 labels."""
 
+OVERLAP_SHARE = 0.0
+"""Share of every batch that goes to labelled items (drawn uniformly) for a second
+annotator, so that agreement is measured on a random sample of the labels (0: only what
+``min_annotations_per_instance`` asks for)."""
+
+REVIEW_SHARE = 0.0
+"""Share of every batch that sends the labels the data most contradicts (the label issues)
+to another annotator for a second opinion (0: the issues are listed, not sent)."""
+
+LABEL_ISSUES_FOLDS = 5
+"""Folds of the cross-validation whose out-of-fold probabilities find label issues."""
+
+LABEL_ISSUES_MAX = 1000
+"""Label issues kept per schema, worst first."""
+
 EVAL_MAX_POOL_SHARE = 0.2
 """The evaluation sample takes at most this share of a small pool, so that active learning
 keeps most of it to choose from."""

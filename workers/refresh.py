@@ -48,6 +48,7 @@ from workers.models import (
     train_multi_label,
     train_single_label,
 )
+from workers.quality import assess
 from workers.ranking import Ranking, balanced, balances, batch_aware_depth, rank_pool, strategy_params
 from workers.settings import active_learning, active_schemas, find_schema
 from workers.stopping import agreement_with_support, stop_set
@@ -92,6 +93,8 @@ class Pool:
     measured on once labelled."""
     random_ids: set[str] = field(default_factory=set)
     """Items last handed out as a uniform draw (the exploration share)."""
+    label_times: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Per labelled item, when each annotator's label was set: ties go to the latest."""
 
 
 @dataclass
@@ -168,6 +171,7 @@ def load_pool(store: Store, snap: Snapshot) -> Pool:
         store.eval_items(snap.name, snap.schema["name"])
         | set(store.eval_sample(snap.name, snap.schema["name"])),
         store.random_draws(snap.name, snap.schema["name"]),
+        store.load_label_times(snap.name, snap.schema["name"]),
     )
 
 
@@ -192,6 +196,7 @@ def training_set(snap: Snapshot, pool: Pool) -> TrainingSet:
         snap.schema["multi_label"],
         snap.al["resolution_strategy"],
         snap.seed,
+        pool.label_times,
     )
     for item_id, by_annotator in pool.labels.items():
         row = index.get(item_id)
@@ -536,6 +541,8 @@ def refresh(
     if trained is not None and gain_due(store, snap, len(labelled.train)):
         tell("gain", 0.9)
         estimate_gain(store, snap, pool, labelled, x, trained)
+    tell("quality", 0.95)
+    assess_labels(store, snap, pool, labelled, x, trained)
     tell("done", 1.0)
     return {
         "status": "published",
@@ -547,6 +554,34 @@ def refresh(
         "seconds": round(time.perf_counter() - started, 3),
         "stage_seconds": stages,
     }
+
+
+def assess_labels(
+    store: Store, snap: Snapshot, pool: Pool, labelled: TrainingSet, x, trained: ModelVersion | None
+) -> None:
+    """Agreement, label issues and the review and overlap queues (``workers.quality``), once
+    the ranking is out: a label issue is checked with the served kind of model."""
+    fit_predict = None
+    if trained is not None:
+        kind, classes = trained.model.kind, snap.schema["labels"]
+
+        def fit_predict(xl, targets):
+            fitted = fit_rows(snap, xl, targets, calibrate=False, kind=kind)
+            return None if fitted is None else (lambda xe: aligned_proba(fitted, xe, classes))
+
+    rows = np.array(labelled.rows, dtype=np.int64)
+    assess(
+        store,
+        snap.name,
+        snap.schema,
+        snap.al,
+        pool.labels,
+        pool.label_times,
+        (x[rows], [pool.ids[r] for r in rows], labelled.targets),
+        fit_predict,
+        trained.version if trained is not None else None,
+        snap.seed,
+    )
 
 
 def feature_cache(store: Store, project_name: str) -> FeatureCache:

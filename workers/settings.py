@@ -31,6 +31,8 @@ AL_DEFAULTS: dict = {
     "vectorizer_name": defaults.VECTORIZER_NAME,
     "classifier_name": defaults.CLASSIFIER_NAME,
     "eval_fraction": defaults.EVAL_FRACTION,
+    "overlap_share": defaults.OVERLAP_SHARE,
+    "review_share": defaults.REVIEW_SHARE,
     "eval_size": defaults.EVAL_SIZE,
     "train_on_eval": False,
     "classifier_params": None,
@@ -124,6 +126,11 @@ def resolve_active_learning(schemas: list[dict], given: dict, current: dict | No
         raise InvalidInput(
             f"{sorted(needs_single)} rank single-label schemas only; {multi} "
             "are multi-label: leave them out of schema_names or use uncertainty"
+        )
+    shares = {k: al[k] for k in ("random_sample_percent", "eval_fraction", "overlap_share", "review_share")}
+    if sum(shares.values()) > 1.0 + 1e-9:
+        raise InvalidInput(
+            f"the shares of a batch add up to more than all of it: {shares}; lower one of them"
         )
     check_params(al)
     al["bald_params"] = {

@@ -1,10 +1,10 @@
 """Every read and write of alrank's state in Redis.
 
 ``Store`` is one object over one connection (passed in), made of a class per concern:
-projects, items, labels, the evaluation sample, leases and batches, rankings, model versions, job state, API
-keys, Label Studio and Potato connections. The
-layout of the keys is stated once, in :mod:`workers.store.keys`; the operations that must
-not interleave are Lua scripts in ``scripts/``.
+projects, items, labels, the evaluation sample, leases and batches, rankings, label quality,
+model versions, job state, API keys, Label Studio and Potato connections. The layout of the
+keys is stated once, in :mod:`workers.store.keys`; the operations that must not interleave
+are Lua scripts in ``scripts/``.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from workers.store.listing import LabelPosition, LabelRow, Listings
 from workers.store.models import Models
 from workers.store.potato import PotatoLinks, SyncJobs
 from workers.store.projects import Projects
+from workers.store.quality import Quality
 from workers.store.rankings import RankingEntry, Rankings
 from workers.store.scripts import Scripts
 
@@ -41,6 +42,7 @@ class Store(
     EvaluationSample,
     Leases,
     Rankings,
+    Quality,
     Models,
     JobState,
     ApiKeys,

@@ -52,6 +52,13 @@ Schemas
 - ``random_draws(P, S)`` SET of items last handed out (or placed in a tool's order) as a
   uniform draw: the exploration share, or a batch before any ranking. The gain over random
   (``workers.gain``) learns random labelling's curve from them.
+- ``queue(P, S, Q)`` LIST, for Q ``overlap`` (labelled items a second annotator is asked
+  to label again) and ``review`` (labels the data contradicts, for another annotator to
+  check): items in the order they are handed out; ``queue_due(P, S, Q)`` HASH item id ->
+  its number of annotators when listed (an item leaves the queue once that changes);
+  ``queue_head(P, S, Q)`` how far from its start every item is done.
+- ``quality(P, S)`` JSON: agreement, each annotator's reliability and the label issues, as
+  the last refresh found them.
 - ``ranking(P, S)`` the published ranking's id R; ``ranking_sequence(P, S)`` counter of
   ranking ids; ``ranking_part(P, S, R, part)`` for each part of ranking R: ``order`` LIST
   of item ids, best first; ``explore`` LIST, a random permutation; ``info`` HASH item id ->
@@ -207,6 +214,26 @@ def eval_sample(p: str, s: str) -> str:
 
 def eval_sample_head(p: str, s: str) -> str:
     return schema(p, s) + "evalsample:head"
+
+
+QUEUES = ("overlap", "review")
+"""The queues of labelled items that go to another annotator."""
+
+
+def queue(p: str, s: str, q: str) -> str:
+    return schema(p, s) + f"queue:{q}"
+
+
+def queue_due(p: str, s: str, q: str) -> str:
+    return schema(p, s) + f"queue:{q}:due"
+
+
+def queue_head(p: str, s: str, q: str) -> str:
+    return schema(p, s) + f"queue:{q}:head"
+
+
+def quality(p: str, s: str) -> str:
+    return schema(p, s) + "quality"
 
 
 def activity(p: str, s: str) -> str:

@@ -123,6 +123,11 @@ class Labels:
         key = keys.labels(project, schema)
         return {k.decode(): json.loads(v) for k, v in self.redis.hscan_iter(key, count=5000)}
 
+    def load_label_times(self, project: str, schema: str) -> dict[str, dict[str, float]]:
+        """Per labelled item, when each annotator's label was last set (Unix ms)."""
+        key = keys.label_times(project, schema)
+        return {k.decode(): json.loads(v) for k, v in self.redis.hscan_iter(key, count=5000)}
+
     def item_labels(self, project: str, schema: str, item: str) -> dict[str, Any]:
         doc = self.redis.hget(keys.labels(project, schema), item)
         return json.loads(doc) if doc is not None else {}

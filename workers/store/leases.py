@@ -51,9 +51,12 @@ class Leases:
         explore_share: float,
         labels_needed: int,
         eval_share: float = 0.0,
+        overlap_share: float = 0.0,
+        review_share: float = 0.0,
     ) -> Batch:
         """Lease up to ``size`` items to ``annotator``: the shares (fractions of the items
-        asked for) from the ranking's random list, the rest from its order."""
+        asked for) from the evaluation sample, the review and overlap queues and the
+        ranking's random list, the rest from its order."""
 
         def call(rid: str):
             def part(name: str) -> str:
@@ -74,6 +77,11 @@ class Leases:
                 keys.eval_sample(project, schema),
                 keys.eval_sample_head(project, schema),
                 keys.random_draws(project, schema),
+                *(
+                    key(project, schema, q)
+                    for q in keys.QUEUES
+                    for key in (keys.queue, keys.queue_due, keys.queue_head)
+                ),
             ]
             args: list[str | int] = [
                 annotator,
@@ -84,6 +92,8 @@ class Leases:
                 max(4 * size, 50),  # fallback: how many pool items to draw from
                 repr(float(eval_share)),
                 rid,
+                repr(float(overlap_share)),
+                repr(float(review_share)),
             ]
             return self.scripts.next_batch(keys=touched, args=args)
 

@@ -2,9 +2,11 @@
 -- KEYS: items, nlab, labels, leases, owner, the annotator's leases, eval, ranking, then the
 --   ranking's order, explore, info, pos, returned, head:order, head:explore and meta, then
 --   the schema's count of items asked for, the evaluation sample, how far it is done, and
---   the set of uniform draws.
+--   the set of uniform draws, then the overlap queue, its due counts and head, and the
+--   review queue, its due counts and head.
 -- ARGV: annotator, size, lease ms, exploration share, labels needed per item, fallback
---   sample size, evaluation share, the ranking id the keys were named for ('' for none).
+--   sample size, evaluation share, the ranking id the keys were named for ('' for none),
+--   overlap share, review share.
 -- The shares are fractions of the items asked for; a batch's count of each is the rise of
 -- floor(share x items asked for) over the batch (``workers.batches.share``), so over any
 -- run of batches it is exact to within one item.
@@ -21,9 +23,14 @@
 -- ranked) from the first item not yet labelled; once all of it is labelled the share
 -- goes to the ranking.
 --
+-- The review and overlap shares walk their queues (labelled items, listed by the refresh)
+-- the same way, handing an item only to an annotator who has not labelled it, and only
+-- while its number of annotators is what it was when listed.
+--
 -- Returns {ranking id or '', ranking meta or '', then per item: id, source, item JSON,
 -- ranking info JSON or ''}; sources: 'lease' (already held), 'ranking', 'random'
--- (exploration), 'evaluation', 'fallback' (no ranking published yet).
+-- (exploration), 'evaluation', 'review', 'overlap' (an item labelled already, for another
+-- annotator), 'fallback' (no ranking published yet).
 local items, nlab, labels, leases, owner, mine, eval = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local rid = redis.call('GET', KEYS[8]) or ''
 if rid ~= ARGV[8] then return 'stale' end
@@ -40,6 +47,8 @@ local function share(fraction)
   return math.floor((asked + size) * fraction + 1e-9) - math.floor(asked * fraction + 1e-9)
 end
 local n_explore, n_eval_share = share(tonumber(ARGV[4])), share(tonumber(ARGV[7]))
+local n_overlap, n_review = share(tonumber(ARGV[9])), share(tonumber(ARGV[10]))
+local queue_key = {overlap = {KEYS[21], KEYS[22], KEYS[23]}, review = {KEYS[24], KEYS[25], KEYS[26]}}
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local out, chosen, taken = {}, {}, 0
@@ -58,21 +67,28 @@ local function finished(id)
   local n = tonumber(redis.call('HGET', nlab, id) or '0')
   return n >= needed or redis.call('HEXISTS', items, id) == 0, n
 end
+local function labelled_by_me(id)
+  local raw = redis.call('HGET', labels, id)
+  return raw and cjson.decode(raw)[annot] ~= nil
+end
 local function done(id)
   local over, n = finished(id)
   if over then return true end
   -- an item that needs another annotator is never handed back to one who labelled it
-  if n > 0 then
-    local raw = redis.call('HGET', labels, id)
-    if raw and cjson.decode(raw)[annot] ~= nil then return true end
-  end
-  return false
+  return n > 0 and labelled_by_me(id)
+end
+-- whether a queue still wants another annotator for an item: listed, unanswered since
+local function queued(name, id)
+  local listed = redis.call('HGET', queue_key[name][2], id)
+  return listed and listed == (redis.call('HGET', nlab, id) or '0') and redis.call('HEXISTS', items, id) == 1
 end
 local function free(id)
   if chosen[id] then return false end
   return not redis.call('ZSCORE', leases, id) or redis.call('HGET', owner, id) == annot
 end
 local function take(id, source)
+  -- a second annotator for an item short of its annotators
+  if source == 'ranking' and tonumber(redis.call('HGET', nlab, id) or '0') > 0 then source = 'overlap' end
   if source == 'evaluation' then redis.call('SADD', eval, id) end
   -- how an item was last chosen: uniform draws teach the gain over random
   if source == 'random' or source == 'fallback' then
@@ -90,7 +106,8 @@ end
 redis.call('ZREMRANGEBYSCORE', mine, '-inf', now)
 for _, id in ipairs(redis.call('ZRANGE', mine, 0, -1)) do
   if taken >= size then break end
-  if not done(id) and redis.call('HGET', owner, id) == annot then
+  local wanted = not done(id) or ((queued('review', id) or queued('overlap', id)) and not labelled_by_me(id))
+  if wanted and redis.call('HGET', owner, id) == annot then
     take(id, 'lease')
   else
     redis.call('ZREM', mine, id)
@@ -133,33 +150,41 @@ local function from_returned(want)
   end
 end
 
--- 4. the evaluation sample, from the first item not labelled by enough annotators
-local function from_sample(want)
-  local len = redis.call('LLEN', sample)
-  local head = tonumber(redis.call('GET', sample_head) or '0')
+-- 4. a list walked from the first item still open (``is_open``): the evaluation sample
+-- (items not labelled by enough annotators) and the queues of labelled items for another
+-- annotator (items unanswered since listed); the head moves past what is closed for good
+local function from_list(list, head_at, want, is_open, source)
+  local len = redis.call('LLEN', list)
+  local head = tonumber(redis.call('GET', head_at) or '0')
   local at, got, advancing = head, 0, true
   while got < want and at < len do
-    for _, id in ipairs(redis.call('LRANGE', sample, at, at + 63)) do
+    for _, id in ipairs(redis.call('LRANGE', list, at, at + 63)) do
       at = at + 1
-      if finished(id) then
+      if not is_open(id) then
         if advancing then head = at end
       else
         advancing = false
-        if not done(id) and free(id) then
-          take(id, 'evaluation')
+        if not labelled_by_me(id) and free(id) then
+          take(id, source)
           got = got + 1
           if got >= want then break end
         end
       end
     end
   end
-  redis.call('SET', sample_head, head)
+  redis.call('SET', head_at, head)
 end
+local function from_queue(name, want)
+  from_list(queue_key[name][1], queue_key[name][3], want, function(id) return queued(name, id) end, name)
+end
+local function unfinished(id) return not finished(id) end
 
+if n_review > 0 then from_queue('review', math.min(n_review, size - taken)) end
+if n_overlap > 0 then from_queue('overlap', math.min(n_overlap, size - taken)) end
 if rid ~= '' then
   -- the evaluation share: the evaluation sample, kept out of the active-learning order
   local n_eval = math.min(n_eval_share, size - taken)
-  if n_eval > 0 then from_sample(n_eval) end
+  if n_eval > 0 then from_list(sample, sample_head, n_eval, unfinished, 'evaluation') end
   local explore = math.min(n_explore, size - taken)
   if explore > 0 then walk('explore', explore, 'random') end
   if size - taken > 0 then from_returned(size - taken) end
