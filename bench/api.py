@@ -15,7 +15,8 @@ What it does, all in one run:
    same data with ``ALRANK_AUTH=false``, against the first's with the project's API key:
    what checking a key costs.
 
-Prints medians and p99 per phase. Usage: ``python bench/api.py [--rate 200] [--seconds 30]``.
+Prints medians and p99 per phase. Usage: ``python bench/api.py [--rate 200] [--seconds 30]
+[--al '{"overlap_share": 0.2, "review_share": 0.1}']``.
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ def make_pool(n: int, dim: int, classes: int, seed: int = 0):
     return x.astype(np.float32), y
 
 
-def setup(port: int, n_items: int, redis_url: str, name: str) -> str:
+def setup(port: int, n_items: int, redis_url: str, name: str, al: dict | None = None) -> str:
     """Create the project with the admin key and fill it; returns the project's first key."""
     c = Client(port)
     labels = ["a", "b", "c", "d"]
@@ -115,7 +116,11 @@ def setup(port: int, n_items: int, redis_url: str, name: str) -> str:
         {
             "name": name,
             "schemas": [{"name": "s", "labels": labels}],
-            "active_learning": {"min_instances_for_training": 40, "update_frequency": 1_000_000},
+            "active_learning": {
+                "min_instances_for_training": 40,
+                "update_frequency": 1_000_000,
+                **(al or {}),
+            },
             "lease_seconds": 3600,
         },
     )
@@ -225,6 +230,11 @@ def main() -> None:
     parser.add_argument("--gunicorn-workers", type=int, default=2)
     parser.add_argument("--gunicorn-threads", type=int, default=8)
     parser.add_argument("--json", help="also write the figures here")
+    parser.add_argument(
+        "--al",
+        default="{}",
+        help="more active-learning settings for both projects, as JSON, e.g. '{\"review_share\": 0.1}'",
+    )
     args = parser.parse_args()
 
     server = None
@@ -277,8 +287,9 @@ def main() -> None:
                     raise SystemExit("gunicorn did not start")
                 time.sleep(0.3)
         # one project a /next phase, each with a pool of its own, since annotators use it up
-        project_key = setup(port, args.items, redis_url, "bench")
-        setup(port, args.items, redis_url, "bench_open")
+        al = json.loads(args.al)
+        project_key = setup(port, args.items, redis_url, "bench", al)
+        setup(port, args.items, redis_url, "bench_open", al)
         KEYS[port] = project_key  # from here on, act with the project's own key
         print(
             f"cpu cores: {os.cpu_count()}, gunicorn workers: {args.gunicorn_workers} "

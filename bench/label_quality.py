@@ -219,20 +219,23 @@ def main() -> None:
     tmp = tempfile.TemporaryDirectory()
     serve = Serve(Path(tmp.name) / "data")
     started = time.perf_counter()
+    results: dict[str, dict] = {}
     try:
         client = Client(serve.base, serve.admin_key)
-        results = {name: run_dataset(name, args, client) for name in args.datasets.split(",")}
+        for name in args.datasets.split(","):
+            results[name] = run_dataset(name, args, client)
+            # each set's table as soon as it is done: a long run shows what it has
+            text = "\n\n".join(table(n, runs) for n, runs in results.items())
+            text += f"\n\n{time.perf_counter() - started:.0f} s in all; budget {args.budget} labels, "
+            text += f"review_share {args.review_share}, {args.repeats} repeats."
+            print(text, flush=True)
+            if args.markdown:
+                Path(args.markdown).write_text(text + "\n")
+            if args.json:
+                Path(args.json).write_text(json.dumps(results))
     finally:
         serve.close()
         tmp.cleanup()
-    text = "\n\n".join(table(name, runs) for name, runs in results.items())
-    text += f"\n\n{time.perf_counter() - started:.0f} s in all; budget {args.budget} labels, "
-    text += f"review_share {args.review_share}, {args.repeats} repeats."
-    print(text)
-    if args.markdown:
-        Path(args.markdown).write_text(text + "\n")
-    if args.json:
-        Path(args.json).write_text(json.dumps(results))
 
 
 if __name__ == "__main__":
