@@ -300,3 +300,56 @@ def test_the_cli_lists_label_issues_and_agreement(client, run_jobs, digits, caps
     assert "labels flagged" in out and "suggested" in out and len(out.strip().splitlines()) == 5
     assert cli_main(["metrics", "digits", "--schema", SCHEMA]) == 0
     assert "agreement: no item labelled by two annotators yet" in capsys.readouterr().out
+
+
+def _fit_predict(labels: list[str], multi: bool):
+    """fit(x, targets) -> predict_proba on the full label list, with scikit-learn."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.multiclass import OneVsRestClassifier
+    from sklearn.preprocessing import MultiLabelBinarizer
+
+    def fit(x, targets):
+        if multi:
+            binarizer = MultiLabelBinarizer(classes=labels)
+            model = OneVsRestClassifier(LogisticRegression(max_iter=500)).fit(
+                x, binarizer.fit_transform(targets)
+            )
+            return model.predict_proba
+        model = LogisticRegression(max_iter=500).fit(x, targets)
+
+        def proba(xe):
+            out = np.zeros((len(xe), len(labels)))
+            out[:, [labels.index(c) for c in model.classes_]] = model.predict_proba(xe)
+            return out
+
+        return proba
+
+    return fit
+
+
+def test_label_issues_find_a_planted_flip_in_a_multi_label_schema():
+    from workers.label_issues import find_issues
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 4))
+    labels = ["p", "q"]
+    targets = [[lab for lab, on in zip(labels, (row[0] > 0, row[1] > 0), strict=True) if on] for row in x]
+    ids = [f"i{k}" for k in range(300)]
+    # three items far from both boundaries, each with one label turned the other way
+    flipped = [int(k) for k in np.flatnonzero((np.abs(x[:, 0]) > 1) & (np.abs(x[:, 1]) > 1))[:3]]
+    for k in flipped:
+        targets[k] = ["q"] if targets[k] == ["p"] else ["p"]
+    found = find_issues(_fit_predict(labels, True), x, ids, targets, labels, True, seed=1)
+    assert found is not None
+    top = {issue.item for issue in found[:10]}
+    assert {f"i{k}" for k in flipped} <= top
+    assert all(isinstance(issue.suggested, list) for issue in found)
+
+
+def test_label_issues_need_enough_labels_of_two_classes():
+    from workers.label_issues import find_issues
+
+    x = np.arange(20, dtype=float).reshape(-1, 1)
+    fit = _fit_predict(["a", "b"], False)
+    assert find_issues(fit, x[:8], [f"i{k}" for k in range(8)], ["a", "b"] * 4, ["a", "b"], False, 0) is None
+    assert find_issues(fit, x, [f"i{k}" for k in range(20)], ["a"] * 20, ["a", "b"], False, 0) is None

@@ -81,3 +81,34 @@ def test_a_browser_is_asked_to_sign_in_and_a_program_gets_a_problem(client, anon
     assert refused.status_code == 404 and "no such project" in refused.get_data(as_text=True)
     listed = anonymous.get("/v1/page", headers=basic(other)).get_data(as_text=True)
     assert ">theirs</a>" in listed and ">mine</a>" not in listed
+
+
+def test_the_annotator_table_shows_agreement_and_reliability(client, anonymous, run_jobs):
+    key = create(client, "agree", [{"name": "topic", "labels": ["a", "b"]}])
+    items = [{"id": f"i{k}", "text": f"{'sport' if k % 2 else 'rain'} item {k}"} for k in range(40)]
+    client.post("/v1/projects/agree/items", json={"items": items})
+    right = {f"i{k}": "b" if k % 2 else "a" for k in range(40)}
+    labels = [
+        {"item": i, "schema": "topic", "value": v, "annotator": who}
+        for who in ("ann", "bo")
+        for i, v in right.items()
+        if int(i[1:]) < 30
+    ]
+    # a third annotator who disagrees on every item they share
+    labels += [
+        {
+            "item": f"i{k}",
+            "schema": "topic",
+            "value": "b" if right[f"i{k}"] == "a" else "a",
+            "annotator": "cy",
+        }
+        for k in range(10)
+    ]
+    assert client.post("/v1/projects/agree/labels", json={"labels": labels}).status_code == 200
+    run_jobs()
+    html = anonymous.get("/v1/projects/agree/page", headers=basic(key)).get_data(as_text=True)
+    assert "On 30 items labelled by two or more" in html and "Fleiss' kappa" in html
+    rows = {r.split("</td>")[0]: r for r in html.split("<tr><td>")[1:]}
+    # cy agrees with the others' majority nowhere
+    assert '<td class="num">0.00</td>' in rows["cy"]
+    assert "label issues</a>" in html

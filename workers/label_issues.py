@@ -7,7 +7,7 @@ labelled item, evaluation sample included). Confident learning (Northcutt, Jiang
 each class is mislabelled as each other and flags that many of the labels the model is
 surest are wrong. They are ranked by self-confidence: one minus the out-of-fold probability
 of the label given. Multi-label schemas are checked label by label
-(``multi_label=True``). It runs in the worker's own process (``n_jobs=1``): cleanlab would
+(``cleanlab.multilabel_classification``). It runs in the worker's own process (``n_jobs=1``): cleanlab would
 otherwise fork a pool, which must not happen inside a worker that holds threads.
 """
 
@@ -76,6 +76,7 @@ def find_issues(
     """The label issues among ``ids`` (rows of ``x`` with their aggregated ``targets``),
     worst first; None when the labels are too few (or of one class) to cross-validate."""
     from cleanlab.filter import find_label_issues
+    from cleanlab.multilabel_classification.filter import find_label_issues as find_multi_label_issues
 
     index = {lab: k for k, lab in enumerate(labels)}
     if multi_label:
@@ -91,8 +92,8 @@ def find_issues(
         return None
     if multi_label:
         given_as_lists = [list(np.flatnonzero(row)) for row in y]
-        ranked = find_label_issues(
-            given_as_lists, proba, multi_label=True, return_indices_ranked_by="self_confidence", n_jobs=1
+        ranked = find_multi_label_issues(
+            given_as_lists, proba, return_indices_ranked_by="self_confidence", n_jobs=1
         )
         # the label's probability: the product over labels of agreeing with the given on/off
         agree = np.where(y == 1, proba, 1.0 - proba).prod(axis=1)
