@@ -291,6 +291,7 @@ LABEL_ISSUES = {
     "checked": 414,
     "flagged": 9,
     "queued_for_review": 6,
+    "seconds": 0.42,
     "issues": [
         {
             "item": "r7",

@@ -101,6 +101,9 @@ class LabelIssuesSchema(ma.Schema):
     checked = ma.fields.Integer(metadata={"description": "Labelled items checked"})
     flagged = ma.fields.Integer(metadata={"description": "Of them, flagged as issues"})
     queued_for_review = ma.fields.Integer(metadata={"description": "Issues waiting for a second opinion"})
+    seconds = ma.fields.Float(
+        allow_none=True, metadata={"description": "What assessing the labels took the worker"}
+    )
     issues = ma.fields.List(ma.fields.Nested(IssueSchema), metadata={"description": "Worst first"})
 
 
@@ -136,6 +139,7 @@ def label_issues_of(project: str, schema_name: str, limit: int) -> dict:
         "checked": found["checked"],
         "flagged": len(found["issues"]),
         "queued_for_review": len(waiting & {i["item"] for i in found["issues"]}),
+        "seconds": doc.get("seconds"),
         "issues": issues,
     }
 
