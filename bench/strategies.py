@@ -26,7 +26,7 @@ feature matrix's size) and on a sparse TF-IDF-like pool (100,000 x 50,000, ~50 n
 a row, Zipf-distributed columns).
 
 Usage: ``python bench/strategies.py [--n 100000] [--dim 256] [--classes 10] [--batch 100]
-[--repeats 5] [--no-peers] [--scale] [--kinds] [--markdown FILE]``
+[--repeats 5] [--no-peers] [--scale] [--kinds [--only KIND,...]] [--markdown FILE]``
 """
 
 from __future__ import annotations
@@ -283,7 +283,9 @@ def run_peers(f: Fixture, batch: int, repeats: int, ours: dict) -> list[dict]:
 KINDS = ("logistic_regression", "svc", "random_forest", "extra_trees", "hist_gradient_boosting", "auto")
 
 
-def kind_costs(n: int, dim: int, classes: int, labelled: int, batch: int, repeats: int, emit) -> None:
+def kind_costs(
+    n: int, dim: int, classes: int, labelled: int, batch: int, repeats: int, emit, kinds=KINDS
+) -> None:
     """Training plus ranking time per model kind at ``n`` items."""
     from sklearn.datasets import make_classification
 
@@ -304,14 +306,14 @@ def kind_costs(n: int, dim: int, classes: int, labelled: int, batch: int, repeat
     )
     emit()
     strategy = al["query_strategy"]
-    emit("| kind | train | probabilities | rank | train + rank | BALD committee | state |")
+    emit("| kind | train | probabilities and space | rank | train + rank | BALD committee | state |")
     emit("|---|---|---|---|---|---|---|")
-    for kind in KINDS:
+    for kind in kinds:
         t_train, model = median_time(lambda k=kind: train_single_label(x[rows], y_lab, 0, k), repeats)
-        t_proba, proba = median_time(lambda m=model: m.predict_proba(x), repeats)
+        t_proba, (proba, space) = median_time(lambda m=model: m.proba_and_space(x), repeats)
         t_rank, _ = median_time(
-            lambda m=model, p=proba: rank_pool(
-                strategy, m.space(x), m.space(x[rows]), al, np.random.default_rng(0), p
+            lambda m=model, p=proba, s=space: rank_pool(
+                strategy, s, m.space(x[rows]), al, np.random.default_rng(0), p
             ),
             repeats,
         )
@@ -339,6 +341,7 @@ def main() -> None:
     ap.add_argument("--scale", action="store_true", help="also 1M rows and a sparse TF-IDF-like pool")
     ap.add_argument("--markdown", help="append the tables to this file")
     ap.add_argument("--kinds", action="store_true", help="time each model kind instead")
+    ap.add_argument("--only", default=",".join(KINDS), help="--kinds: the kinds to time")
     args = ap.parse_args()
     lines: list[str] = []
 
@@ -348,7 +351,7 @@ def main() -> None:
 
     print(f"cpu cores: {os.cpu_count()}; numpy {np.__version__}", flush=True)
     if args.kinds:
-        kind_costs(args.n, 64, args.classes, 1000, args.batch, args.repeats, emit)
+        kind_costs(args.n, 64, args.classes, 1000, args.batch, args.repeats, emit, args.only.split(","))
         if args.markdown:
             with open(args.markdown, "a") as out:
                 out.write("\n".join(lines) + "\n")

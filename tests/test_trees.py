@@ -41,6 +41,10 @@ def test_a_tree_model_is_stored_and_loaded_with_the_same_probabilities(kind):
     np.testing.assert_allclose(loaded.predict_proba(x[300:]), model.predict_proba(x[300:]))
     right = np.array(model.classes)[model.predict_proba(x[300:]).argmax(axis=1)] == np.array(y[300:])
     assert right.mean() > 0.9
+    # the ranking's one pass gives what the two calls give
+    proba, space = model.proba_and_space(x[300:])
+    np.testing.assert_allclose(proba, model.predict_proba(x[300:]))
+    np.testing.assert_allclose(space, model.space(x[300:]))
 
 
 def test_a_stored_tree_model_with_a_type_outside_the_allowlist_is_refused():

@@ -57,6 +57,9 @@ class LinearModel:
         features (its weights are a direction in them)."""
         return x
 
+    def proba_and_space(self, x) -> tuple[np.ndarray, Any]:
+        return self.predict_proba(x), x
+
     def decision(self, x) -> np.ndarray:
         z = x @ self.coef.T
         return np.asarray(z, dtype=np.float64) + self.intercept

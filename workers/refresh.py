@@ -381,7 +381,9 @@ def score(
     xc = x[labelled.candidates]
     strategy = snap.al["query_strategy"] if snap.active else "random"
     model = trained.model if trained is not None else None
-    proba = model.predict_proba(xc) if model is not None else None
+    proba = space = None
+    if model is not None:
+        proba, space = model.proba_and_space(xc)
     member_proba = None
     multi = snap.schema["multi_label"]
     if model is not None and not multi and needs_ensemble(strategy, strategy_params(snap.al, xc)):
@@ -390,7 +392,7 @@ def score(
     labelled_x = x[np.array(labelled.rows)] if labelled.rows else None
     if model is not None:
         # distances in the model's own space: a linear model's features, a forest's leaves
-        xc = model.space(xc)
+        xc = space
         labelled_x = model.space(labelled_x) if labelled_x is not None else None
     depth = batch_aware_depth(snap.al, leased)
     ranking = rank_pool(strategy, xc, labelled_x, snap.al, rng, proba, member_proba, multi, depth)

@@ -114,12 +114,22 @@ class TreeModel:
     multi_label: bool = False
 
     def predict_proba(self, x) -> np.ndarray:
-        z = tree_logits(self.estimator, x)
-        z /= self.temperature
+        return self._softmax(tree_logits(self.estimator, x))
+
+    def _softmax(self, z: np.ndarray) -> np.ndarray:
+        z = z / self.temperature
         z -= z.max(axis=1, keepdims=True)
         np.exp(z, out=z)
         z /= z.sum(axis=1, keepdims=True)
         return z
+
+    def proba_and_space(self, x) -> tuple[np.ndarray, np.ndarray]:
+        """``predict_proba(x)`` and ``space(x)``; boosting's space is its log-probabilities,
+        so its trees are walked once for both."""
+        if self.has_committee:
+            return self.predict_proba(x), self.space(x)
+        z = tree_logits(self.estimator, x)
+        return self._softmax(z), z.astype(np.float32)
 
     @property
     def has_committee(self) -> bool:
