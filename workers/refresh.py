@@ -15,6 +15,10 @@
 6. ``publish``: the model's state, then the ranking, then the version is listed, so a
    version is never visible before the ranking that uses it.
 
+Once the ranking is out, the version's gain over random is estimated when due, and the
+labels are assessed (``assess_labels``: agreement, label issues, the review and overlap
+queues; ``workers.quality``).
+
 Every random choice is seeded from the fingerprint, so a rerun on the same inputs gives the
 same ranking.
 """
