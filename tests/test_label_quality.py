@@ -353,3 +353,18 @@ def test_label_issues_need_enough_labels_of_two_classes():
     fit = _fit_predict(["a", "b"], False)
     assert find_issues(fit, x[:8], [f"i{k}" for k in range(8)], ["a", "b"] * 4, ["a", "b"], False, 0) is None
     assert find_issues(fit, x, [f"i{k}" for k in range(20)], ["a"] * 20, ["a", "b"], False, 0) is None
+
+
+def test_an_item_short_of_its_annotators_comes_to_the_next_one_as_overlap(client, run_jobs, digits):
+    x, y = digits
+    make_project(client, min_annotations_per_instance=2)
+    upload(client, x)
+    run_jobs()
+    first = batch(client, "ana", 5)
+    assert {it["source"] for it in first} <= {"ranking", "fallback"}
+    send(client, [(it["id"], y[int(it["id"][1:])]) for it in first], "ana")
+    second = batch(client, "ben", 5)
+    assert [it["id"] for it in second] == [it["id"] for it in first]
+    assert {it["source"] for it in second} == {"overlap"}
+    # and never back to ana
+    assert not {it["id"] for it in batch(client, "ana", 10)} & {it["id"] for it in first}
