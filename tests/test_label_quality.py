@@ -368,3 +368,28 @@ def test_an_item_short_of_its_annotators_comes_to_the_next_one_as_overlap(client
     assert {it["source"] for it in second} == {"overlap"}
     # and never back to ana
     assert not {it["id"] for it in batch(client, "ana", 10)} & {it["id"] for it in first}
+
+
+def test_a_batch_looks_at_a_bounded_stretch_of_a_queue(client, run_jobs, digits, redis_conn):
+    """The overlap queue of a project where ana labelled everything: ana's batches pass over
+    it without walking all of it, and ben still gets its items first."""
+    from workers.store import Store
+
+    x, y = digits
+    make_project(client, overlap_share=0.5, update_frequency=1000)
+    upload(client, x)
+    send(client, [(f"d{i}", y[i]) for i in range(400)], "ana")
+    client.post(f"/v1/projects/digits/train?schema={SCHEMA}")
+    run_jobs()
+    store = Store(redis_conn)
+    queued = store.queue_items("digits", SCHEMA, "overlap")
+    assert len(queued) == 400
+    # count the reads one batch makes: bounded by the scan, not by the queue's length
+    # (walking the whole queue takes four reads an item, 1,600 here)
+    redis_conn.execute_command("CONFIG", "RESETSTAT")
+    assert all(it["source"] != "overlap" for it in batch(client, "ana", 10))
+    stats = redis_conn.info("commandstats")
+    reads = sum(v["calls"] for k, v in stats.items() if k in ("cmdstat_hget", "cmdstat_hexists"))
+    assert reads < 400, reads
+    theirs = [it for it in batch(client, "ben", 10) if it["source"] == "overlap"]
+    assert [it["id"] for it in theirs] == queued[:5]

@@ -89,7 +89,7 @@ class Leases:
                 lease_seconds * 1000,
                 repr(float(explore_share)),
                 labels_needed,
-                max(4 * size, 50),  # fallback: how many pool items to draw from
+                max(4 * size, 50),  # fallback: how many pool items to draw from; lists: to look at
                 repr(float(eval_share)),
                 rid,
                 repr(float(overlap_share)),

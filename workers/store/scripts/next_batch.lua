@@ -5,7 +5,7 @@
 --   the set of uniform draws, then the overlap queue, its due counts and head, and the
 --   review queue, its due counts and head.
 -- ARGV: annotator, size, lease ms, exploration share, labels needed per item, fallback
---   sample size, evaluation share, the ranking id the keys were named for ('' for none),
+--   sample size (also how far past its head a list is looked at), evaluation share, the ranking id the keys were named for ('' for none),
 --   overlap share, review share.
 -- The shares are fractions of the items asked for; a batch's count of each is the rise of
 -- floor(share x items asked for) over the batch (``workers.batches.share``), so over any
@@ -152,13 +152,19 @@ end
 
 -- 4. a list walked from the first item still open (``is_open``): the evaluation sample
 -- (items not labelled by enough annotators) and the queues of labelled items for another
--- annotator (items unanswered since listed); the head moves past what is closed for good
+-- annotator (items unanswered since listed); the head moves past what is closed for good.
+-- It looks at no more than ``scan`` items past the head: items open to others but not to
+-- this annotator (labelled by them, or leased to someone else) stay ahead of the head, and
+-- a request must not walk all of them (one annotator alone would meet every item they
+-- labelled in the overlap queue).
+local scan = tonumber(ARGV[6])
 local function from_list(list, head_at, want, is_open, source)
   local len = redis.call('LLEN', list)
   local head = tonumber(redis.call('GET', head_at) or '0')
   local at, got, advancing = head, 0, true
-  while got < want and at < len do
+  while got < want and at < len and (advancing or at - head < scan) do
     for _, id in ipairs(redis.call('LRANGE', list, at, at + 63)) do
+      if not advancing and at - head >= scan then break end
       at = at + 1
       if not is_open(id) then
         if advancing then head = at end
