@@ -25,7 +25,8 @@ top 5% and 10% of the labels (of the noise-only arms, against the labels the ben
 flipped); and each annotator's estimated reliability in the random-annotator arm.
 
 Usage: ``python bench/label_quality.py [--datasets trec,sst2] [--repeats 5] [--budget 1000]
-[--review-share 0.2] [--markdown FILE]``
+[--review-share 0.2] [--markdown FILE] [--json FILE]``; ``--table FILE`` prints the tables of
+a saved ``--json``.
 """
 
 from __future__ import annotations
@@ -175,9 +176,13 @@ def table(name: str, runs: dict[str, list[dict]]) -> str:
         cost, recovered = clean - noisy, reviewed - noisy
         beyond = min(acc[f"noise {p} + review"]) > max(acc[f"noise {p}"])
         share = recovered / cost if cost > 0 else float("nan")
+        # the same pool in each repeat: review against no review, repeat by repeat
+        paired = [a - b for a, b in zip(acc[f"noise {p} + review"], acc[f"noise {p}"], strict=True)]
         lines.append(
             f"- noise {p}: cost {cost:+.3f}; review recovered {recovered:+.3f} ({share:.0%} of the cost); "
-            f"review beyond the spread of no review: {'yes' if beyond else 'no'}"
+            f"review beyond the spread of no review: {'yes' if beyond else 'no'}; paired by repeat, "
+            f"review ahead in {sum(d > 0 for d in paired)} of {len(paired)} "
+            f"(median {statistics.median(paired):+.3f})"
         )
     lines += ["", "| arm | top | precision | recall | flagged |", "|---|---|---|---|---|"]
     for p in ("10%", "20%"):
@@ -213,7 +218,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--markdown", default="")
     parser.add_argument("--json", default="")
+    parser.add_argument("--table", default="", help="print the tables of a --json file and stop")
     args = parser.parse_args()
+    if args.table:
+        saved = json.loads(Path(args.table).read_text())
+        print("\n\n".join(table(name, runs) for name, runs in saved.items()))
+        return
     from procs import Serve
 
     tmp = tempfile.TemporaryDirectory()
