@@ -61,6 +61,7 @@ OPERATIONS = {
     ("get", "/v1/projects/{project}/items"): "items",
     ("get", "/v1/projects/{project}/labels"): "labels",
     ("get", "/v1/projects/{project}/labels.jsonl"): "export_labels",
+    ("get", "/v1/projects/{project}/label-issues"): "label_issues",
     ("get", "/v1/projects/{project}/export"): "export_project",
     ("post", "/v1/projects/import"): "import_project",
     ("get", "/metrics"): "prometheus_metrics",

@@ -162,8 +162,14 @@ def test_worker_killed_mid_retrain_is_replaced_and_its_job_retried(serve, record
     s = serve()
     ann, version = learning(s, n=4000)
     ann.label_round(10)
-    horse = wait_for_horse(s)
-    (worker,) = [w for w in s.workers() if horse in children(w)]
+    # a horse and the worker it belongs to, seen together: a horse that ends between two
+    # looks (a short job) has no worker any more
+    horse, worker = wait_until(
+        lambda: next(((h, w) for h in s.horses() for w in s.workers() if h in children(w)), None),
+        30,
+        "a work horse running a retrain, with its worker",
+        every=0.01,
+    )
     started = time.monotonic()
     os.kill(worker, signal.SIGKILL)  # as a container dies: the worker and, with it, its horse
     wait_until(lambda: not alive(horse), 5, "the horse to die with its worker")
