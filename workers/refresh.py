@@ -15,9 +15,9 @@
 6. ``publish``: the model's state, then the ranking, then the version is listed, so a
    version is never visible before the ranking that uses it.
 
-Once the ranking is out, the version's gain over random is estimated when due, and the
-labels are assessed (``assess_labels``: agreement, label issues, the review and overlap
-queues; ``workers.quality``).
+Once the ranking is out, the labels are assessed (``assess_labels``: agreement, label
+issues, the review and overlap queues; ``workers.quality``), then the version's gain over
+random is estimated when due.
 
 Every random choice is seeded from the fingerprint, so a rerun on the same inputs gives the
 same ranking.
@@ -543,12 +543,13 @@ def refresh(
         vector_dim = pool.vectors.shape[1] if pool.vectors is not None else None
         featurizer = Featurizer(cache_report.parts, vector_dim, cache_report.vector_scale)
         rid = publish(store, snap, pool, labelled, trained, scores, rng, featurizer)
+        # within the lock: a refresh's queues never overwrite a newer refresh's
+        tell("quality", 0.85)
+        assess_labels(store, snap, pool, labelled, x, trained)
         held.close()  # the gain needs no lock: the next refresh may start
     if trained is not None and gain_due(store, snap, len(labelled.train)):
         tell("gain", 0.9)
         estimate_gain(store, snap, pool, labelled, x, trained)
-    tell("quality", 0.95)
-    assess_labels(store, snap, pool, labelled, x, trained)
     tell("done", 1.0)
     return {
         "status": "published",
