@@ -473,6 +473,22 @@ def test_the_retrain_rule():
     assert not labels_call_for_retrain(al, since=4, labelled=4, new=2, has_model=True)
 
 
+def test_a_trigger_spends_only_the_labels_it_saw(redis_conn):
+    """Labels stored while another request claims a retrain stay counted toward the next
+    one: with many annotators at once, counting them as spent left the last labels of a
+    session untrained."""
+    store = Store(redis_conn)
+    counter = keys.since_trigger("p", "s")
+    redis_conn.set(counter, 9)  # 6 labels called for a retrain, 3 more came meanwhile
+    store.reset_since("p", "s", covered=6)
+    assert int(redis_conn.get(counter)) == 3
+    store.reset_since("p", "s", covered=8)  # a second trigger that saw them too
+    assert int(redis_conn.get(counter)) == 0
+    redis_conn.set(counter, 4)
+    store.reset_since("p", "s")  # an upload or POST .../train covers every label
+    assert int(redis_conn.get(counter)) == 0
+
+
 def test_readiness_counts_only_workers_with_a_recent_heartbeat(client, redis_conn):
     """A worker killed without a goodbye stays registered for a while; /readyz must not count
     it as listening."""

@@ -141,6 +141,8 @@ def test_twenty_annotators_at_once_never_get_a_model_on_fewer_labels(tmp_path):
         assert not errors, errors[:3]
         labelled = admin.call("GET", "/v1/projects/busy").json()["counts"]["topic"]["with_any_label"]
         assert labelled == 20 * 15 * 2
+        # the last labels, fewer than update_frequency, wait for the next trigger: ask for it
+        assert admin.call("POST", "/v1/projects/busy/train", params={"schema": "topic"}).status_code == 202
 
         def models() -> list[dict]:
             return admin.call("GET", "/v1/projects/busy/models?schema=topic").json()["models"]

@@ -49,8 +49,13 @@ def job_pending(queue: Queue, job_id: str) -> bool:
     return job_status(queue, job_id) in _PENDING
 
 
-def request_refresh(store: Store, queue: Queue, project: str, schema: str, reason: str) -> str:
-    """Make sure a job will bring the schema's ranking up to date; returns that job's id."""
+def request_refresh(
+    store: Store, queue: Queue, project: str, schema: str, reason: str, covered: int | None = None
+) -> str:
+    """Make sure a job will bring the schema's ranking up to date; returns that job's id.
+
+    ``covered`` is the count of labels since the last trigger that called for it (None: a
+    trigger that covers every label, such as an upload or ``POST .../train``)."""
     for marker, job_id in store.job_markers(project, schema).items():
         status = job_status(queue, job_id)
         if status in _PENDING:
@@ -59,7 +64,7 @@ def request_refresh(store: Store, queue: Queue, project: str, schema: str, reaso
             continue  # claimed by another request a moment ago, on its way to RQ
         store.forget_job(project, schema, marker, job_id)
     action, job_id, depends_on = store.claim_trigger(project, schema, uuid.uuid4().hex)
-    store.reset_since(project, schema)
+    store.reset_since(project, schema, covered)
     if action != "enqueue":
         return job_id
     try:
@@ -104,5 +109,5 @@ def store_labels(
         if schema in active and labels_call_for_retrain(
             al, since, labelled, new, has_model=store.latest_model(name, schema) is not None
         ):
-            jobs[schema] = request_refresh(store, queue, name, schema, f"{since} new labels")
+            jobs[schema] = request_refresh(store, queue, name, schema, f"{since} new labels", since)
     return new_total, jobs

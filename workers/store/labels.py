@@ -148,8 +148,13 @@ class Labels:
     def label_revision(self, project: str, schema: str) -> int:
         return int(self.redis.get(keys.label_revision(project, schema)) or 0)
 
-    def reset_since(self, project: str, schema: str) -> None:
-        self.redis.set(keys.since_trigger(project, schema), 0)
+    def reset_since(self, project: str, schema: str, covered: int | None = None) -> None:
+        """Count the labels a retrain trigger covered as spent: all of them (``None``), or
+        the ``covered`` the trigger saw, keeping any stored since."""
+        if covered is None:
+            self.redis.set(keys.since_trigger(project, schema), 0)
+        else:
+            self.scripts.spend_since(keys=[keys.since_trigger(project, schema)], args=[covered])
 
 
 def _raise_unknown_items(missing: list[str]) -> None:

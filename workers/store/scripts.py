@@ -22,6 +22,7 @@ NAMES = (
     "job_started",
     "job_ended",
     "forget_job",
+    "spend_since",
 )
 
 
