@@ -98,6 +98,10 @@ def serve(args: argparse.Namespace) -> int:
         log(f"embedded Redis at {env['REDIS_URL']}, data in {data_dir}")
     else:
         log("using REDIS_URL")
+    if not env.get(defaults.FEATURE_DIR_ENV):
+        # the workers it starts share the machine: the pool's feature rows live on its disk
+        env[defaults.FEATURE_DIR_ENV] = str(Path(args.data_dir).resolve() / "features")
+    log(f"feature rows in {env[defaults.FEATURE_DIR_ENV]}")
 
     if args.no_auth:
         if args.host not in LOOPBACK:

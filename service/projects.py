@@ -17,6 +17,7 @@ from workers import defaults
 from workers.aggregation import RESOLUTION_STRATEGIES
 from workers.exceptions import InvalidInput
 from workers.features import VECTORIZERS
+from workers.features import files as feature_files
 from workers.potato import project_from_potato
 from workers.settings import check_schemas, resolve_active_learning
 from workers.store import check_name
@@ -514,7 +515,10 @@ class Project(MethodView):
     @blp.response(204)
     def delete(self, project):
         """Delete a project with its items, labels, models and rankings."""
-        backend().store.delete_project(project)
+        store = backend().store
+        config = store.get_project(project)
+        store.delete_project(project)
+        feature_files.forget(config)
 
 
 @blp.route("/<project>/label-studio")

@@ -144,3 +144,15 @@ def test_a_real_prometheus_scrapes_alrank_with_the_admin_key(redis_conn, redis_u
         assert pending[0]["metric"]["alertstate"] in ("pending", "firing")
     finally:
         terminate([prom, api])
+
+
+def test_compose_gives_the_api_and_every_worker_one_feature_directory():
+    with open(COMPOSE, encoding="utf-8") as f:
+        compose = yaml.safe_load(f)
+    for name in ("api", "worker"):
+        service = compose["services"][name]
+        where = service["environment"]["ALRANK_FEATURE_DIR"]
+        assert f"features:{where}" in service["volumes"], name
+    assert "features" in compose["volumes"]
+    with open(os.path.join(ROOT, "Dockerfile"), encoding="utf-8") as f:
+        assert "chown alrank /var/lib/alrank/features" in f.read()  # a new volume takes its owner

@@ -305,6 +305,10 @@ so a job stopped by ``JOB_TIMEOUT`` or a lost worker leaves its work behind: Min
 about 60 news-length texts a second a core, so a first upload of a few hundred thousand
 long texts takes longer than one job may run, and goes on over the next jobs."""
 
+FEATURE_DIR_ENV = "ALRANK_FEATURE_DIR"
+"""The environment variable naming the directory of projects' feature rows
+(``workers.features.files``); unset, they are kept in Redis."""
+
 SIMULATION_SEED_SIZE = 20
 """Labels a replay starts from, drawn at random."""
 

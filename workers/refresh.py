@@ -42,6 +42,7 @@ from workers.aggregation import resolve
 from workers.evaluation import evaluation, predict_labels
 from workers.exceptions import NotTrainable
 from workers.features import CacheReport, FeatureCache, Featurizer
+from workers.features.files import FeatureFiles, feature_root, project_dir
 from workers.gain import gain_over_random
 from workers.model_choice import AUTO_CANDIDATES
 from workers.models import (
@@ -592,8 +593,18 @@ def assess_labels(
 
 
 def feature_cache(store: Store, project_name: str) -> FeatureCache:
-    """The project's feature rows, kept in Redis between refreshes."""
-    return FeatureCache(
-        lambda part: store.feature_rows(project_name, part),
-        lambda part, blob: store.save_feature_rows(project_name, part, blob),
+    """The project's feature rows, kept between refreshes: in the feature directory when
+    one is set (``workers.features.files``), otherwise in Redis beside the project."""
+    root = feature_root()
+    if root is None:
+        return FeatureCache(
+            lambda part: store.feature_rows(project_name, part),
+            lambda part, blob: store.save_feature_rows(project_name, part, blob),
+        )
+    return FeatureFiles(
+        project_dir(root, store.get_project(project_name)),
+        (
+            lambda part: store.feature_rows(project_name, part),
+            lambda part: store.drop_feature_rows(project_name, part),
+        ),
     )

@@ -90,5 +90,9 @@ class Items:
     def save_feature_rows(self, project: str, part: str, blob: bytes) -> None:
         self.redis.set(keys.features(project, part), blob)
 
+    def drop_feature_rows(self, project: str, part: str) -> None:
+        """Forget one part's rows here (they moved to the feature directory)."""
+        self.redis.unlink(keys.features(project, part))
+
     def pool_generation(self, project: str) -> int:
         return int(self.redis.get(keys.generation(project)) or 0)

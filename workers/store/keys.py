@@ -22,7 +22,8 @@ Projects
   page through by the last id seen (``ZRANGEBYLEX``), so rows written or deleted meanwhile
   never make a page skip or repeat another.
 - ``features(P, part)`` one feature part's cached rows (``.npz`` bytes, see
-  ``workers.features``).
+  ``workers.features``), only where no feature directory is set (``ALRANK_FEATURE_DIR``,
+  ``workers.features.files``); a job moves them to the directory once it is set.
 - ``label_studio(P)`` HASH of the project's Label Studio connection (``workers.store.
   label_studio``); ``label_studio_annotations(P)`` HASH Label Studio annotation id -> JSON
   ``{"item", "annotator", "schemas"}``, the labels it became.

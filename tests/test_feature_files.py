@@ -1,0 +1,153 @@
+"""Feature rows on disk (workers/features/files.py): written per save, read back by
+memory-mapping, moved out of Redis, and kept out of Redis by ``alrank serve``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from test_features import corpus, dense, memory_cache
+
+from workers import defaults
+from workers.features import CachedPart, FeatureCache
+from workers.features.files import FeatureFiles, feature_root, forget, project_dir
+
+
+@pytest.mark.parametrize("vectorizer", ["tfidf", "wordllama", "tfidf_char+wordllama"])
+def test_a_pool_written_in_several_uploads_reads_back_exactly(tmp_path, vectorizer):
+    """Three uploads, each followed by a retrain: a new process (a new cache on the same
+    directory) reads the very rows the last save wrote, and they equal a cache kept in
+    memory that saw the same uploads."""
+    texts = corpus(900, 4)
+    ids = [f"i{k}" for k in range(900)]
+    on_disk = FeatureFiles(tmp_path / "p")
+    in_memory, _ = memory_cache()
+    for n in (300, 600, 900):
+        x, _ = on_disk.pool_features(ids[:n], texts[:n], None, vectorizer)
+        expected, _ = in_memory.pool_features(ids[:n], texts[:n], None, vectorizer)
+        np.testing.assert_array_equal(dense(x), dense(expected))
+    again, report = FeatureFiles(tmp_path / "p").pool_features(ids, texts, None, vectorizer)
+    np.testing.assert_array_equal(dense(again), dense(x))
+    assert all(n == 0 for n in report.computed.values())
+    # one directory a part: each save replaced the one before
+    parts = sorted(p.name.split(".")[0] for p in (tmp_path / "p").iterdir() if p.is_dir())
+    assert parts == sorted(
+        {"tfidf": ["words"], "wordllama": ["wordllama"]}.get(vectorizer, ["words", "chars", "wordllama"])
+    )
+
+
+def test_rows_are_mapped_not_copied_and_a_job_cannot_change_the_file(tmp_path):
+    cache = FeatureFiles(tmp_path / "p")
+    rows = np.arange(12, dtype=np.float32).reshape(4, 3)
+    cache.keep("wordllama", CachedPart(["a", "b", "c", "d"], np.arange(4, dtype=np.uint32), rows))
+    read = cache.read("wordllama")
+    assert read is not None and isinstance(read.rows, np.memmap)
+    read.rows[0, 0] = 99.0  # copy-on-write: this process only
+    np.testing.assert_array_equal(FeatureFiles(tmp_path / "p").read("wordllama").rows, rows)
+
+
+def test_sparse_rows_come_back_without_a_cast(tmp_path):
+    matrix = sp.random(50, 40, density=0.1, format="csr", dtype=np.float32, random_state=1)
+    cache = FeatureFiles(tmp_path / "p")
+    cache.keep("words", CachedPart([f"i{k}" for k in range(50)], np.zeros(50, dtype=np.uint32), matrix))
+    read = cache.read("words")
+    assert read is not None
+    # views of the mapped files, not copies
+    assert not read.rows.data.flags.owndata and not read.rows.indices.flags.owndata
+    np.testing.assert_array_equal(read.rows.toarray(), matrix.toarray())
+
+
+def test_rows_of_the_older_layout_move_out_of_redis(tmp_path):
+    """A data dir whose rows sit in Redis (the layout before the feature directory): the
+    first job reads them there, writes them to disk and drops them from Redis."""
+    texts = corpus(200, 5)
+    ids = [f"i{k}" for k in range(200)]
+    old, blobs = memory_cache()
+    x, _ = old.pool_features(ids, texts, None, "tfidf")
+    assert set(blobs) == {"words"}
+    moved = FeatureFiles(tmp_path / "p", (blobs.get, blobs.pop))
+    again, report = moved.pool_features(ids, texts, None, "tfidf")
+    np.testing.assert_array_equal(dense(again), dense(x))
+    assert report.computed == {"words": 0} and blobs == {}
+    assert (tmp_path / "p" / "words.current").exists()
+
+
+def test_unreadable_files_are_computed_afresh(tmp_path):
+    texts = corpus(100, 6)
+    ids = [f"i{k}" for k in range(100)]
+    cache = FeatureFiles(tmp_path / "p")
+    x, _ = cache.pool_features(ids, texts, None, "tfidf")
+    version = (tmp_path / "p" / "words.current").read_text()
+    (tmp_path / "p" / f"words.{version}" / "data.npy").write_bytes(b"not an array")
+    again, report = FeatureFiles(tmp_path / "p").pool_features(ids, texts, None, "tfidf")
+    np.testing.assert_array_equal(dense(again), dense(x))
+    assert report.computed == {"words": 100}
+
+
+def test_a_project_made_again_under_its_name_gets_a_new_directory(tmp_path, monkeypatch):
+    monkeypatch.setenv(defaults.FEATURE_DIR_ENV, str(tmp_path))
+    assert feature_root() == tmp_path
+    first = {"name": "news", "created_at": "2026-12-01T10:00:00Z"}
+    second = {"name": "news", "created_at": "2026-12-02T10:00:00Z"}
+    assert project_dir(tmp_path, first) != project_dir(tmp_path, second)
+    FeatureFiles(project_dir(tmp_path, first)).keep(
+        "wordllama", CachedPart(["a"], np.zeros(1, dtype=np.uint32), np.ones((1, 2), dtype=np.float32))
+    )
+    forget(first)
+    assert not project_dir(tmp_path, first).exists()
+
+
+def test_without_a_directory_the_rows_stay_in_redis(monkeypatch):
+    monkeypatch.delenv(defaults.FEATURE_DIR_ENV, raising=False)
+    assert feature_root() is None
+    assert type(memory_cache()[0]) is FeatureCache
+
+
+def test_alrank_serve_keeps_the_rows_on_its_disk_not_in_redis(tmp_path):
+    """A pool served by ``alrank serve``: the rows are under ``D/features``, Redis holds
+    none, a restart reads them back without computing a row, and deleting the project
+    deletes them."""
+    from procs import Annotator, Serve, wait_until
+    from redis import Redis
+
+    def ranked(admin: Annotator) -> bool:
+        return admin.call("GET", "/v1/projects/rows").json()["counts"]["topic"]["ranking"] is not None
+
+    data = tmp_path / "data"
+    served = Serve(data)
+    try:
+        admin = Annotator(served.base, served.admin_key, project="rows")
+        admin.create(n=500, seed=1)
+        wait_until(lambda: ranked(admin), 60, "the first ranking")
+        stored = list((data / "features").glob("rows-*/words.current"))
+        assert len(stored) == 1
+        truth = admin.truth
+        redis = Redis(unix_socket_path=str(data / "redis" / "redis.sock"))
+        assert list(redis.scan_iter(match="*features*")) == []
+    finally:
+        served.close()
+    served = Serve(data)
+    try:
+        admin = Annotator(served.base, served.admin_key, project="rows")
+        admin.truth = truth
+        admin.label_round(size=5)  # new labels: a job that cannot be up to date
+        job = admin.call("POST", "/v1/projects/rows/train", params={"schema": "topic"}).json()["job"]
+        result = wait_until(
+            lambda: (j := admin.call("GET", f"/v1/jobs/{job}").json()).get("result") and j["result"],
+            60,
+            "the job",
+        )
+        assert result["features"]["computed"] == {"words": 0}, result
+        assert admin.call("DELETE", "/v1/projects/rows").status_code == 204
+        assert list((data / "features").iterdir()) == []
+    finally:
+        served.close()
+
+
+def test_a_directory_that_cannot_be_written_costs_the_cache_not_the_job(tmp_path):
+    blocked = tmp_path / "file"
+    blocked.write_text("a file where the directory should be")
+    cache = FeatureFiles(blocked / "p")
+    texts = corpus(50, 7)
+    x, _ = cache.pool_features([f"i{k}" for k in range(50)], texts, None, "tfidf")
+    assert x.shape[0] == 50 and cache.read("words") is None

@@ -1,0 +1,143 @@
+"""A project's cached feature rows on disk, read back by memory-mapping.
+
+Each part (``words``, ``wordllama``, ...) is a directory of plain ``.npy`` files, one per
+array of :meth:`CachedPart.to_arrays` (a TF-IDF part's CSR ``data``, ``indices`` and
+``indptr``; an embedding's ``dense`` rows; the items' ids and text checksums), and the file
+``{part}.current`` names the directory in use. A save writes a new directory and swaps the
+name in one rename: a reader sees the old rows or the new, never a mix, and a job killed
+half-way through a save leaves the old rows in use. Reading maps the files copy-on-write:
+nothing is decoded, the rows a retrain touches are paged in, and nothing a job changes in
+memory reaches the file.
+
+The directory is ``ALRANK_FEATURE_DIR`` (``alrank serve`` sets it to ``D/features`` of its
+data dir). Workers on several machines need it on a volume they all mount; without it set,
+the rows are kept in Redis beside the project, as ``.npz`` blobs. Rows a project kept in
+Redis are moved here the first time a job reads them.
+
+Why ``.npy`` and memory maps, not Parquet or Lance: the rows are matrices that scikit-learn
+takes as they are (CSR arrays, a dense float32 block), read whole by every retrain; a
+columnar table format would add a decoding step and a dependency for no query it answers
+better. ``bench/feature_store.py`` measures the save and the read against the Redis blobs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import uuid
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from workers import defaults
+from workers.features.cache import CachedPart, FeatureCache
+
+log = logging.getLogger(__name__)
+
+
+def feature_root() -> Path | None:
+    """Where projects' feature rows live on disk; None keeps them in Redis."""
+    value = os.environ.get(defaults.FEATURE_DIR_ENV, "").strip()
+    return Path(value) if value else None
+
+
+def project_dir(root: Path, project: dict) -> Path:
+    """A project's directory: its name and a checksum of when it was made, so a project
+    deleted and made again under the same name never reads the old one's rows."""
+    created = str(project.get("created_at", ""))
+    return root / f"{project['name']}-{zlib.crc32(created.encode()):08x}"
+
+
+def forget(project: dict) -> None:
+    """Delete a project's rows on disk (when a directory is set); a job reading them keeps
+    its mapped copy until it ends."""
+    root = feature_root()
+    if root is not None:
+        shutil.rmtree(project_dir(root, project), ignore_errors=True)
+
+
+class FeatureFiles(FeatureCache):
+    """:class:`FeatureCache` with each part's rows in ``directory``.
+
+    ``legacy`` is (load, drop) of rows kept the old way (Redis blobs): read once, written
+    here, then dropped there."""
+
+    def __init__(
+        self,
+        directory: Path,
+        legacy: tuple[Callable[[str], bytes | None], Callable[[str], None]] | None = None,
+    ) -> None:
+        super().__init__(legacy[0] if legacy else (lambda part: None), lambda part, blob: None)
+        self.directory = directory
+        self.legacy = legacy
+
+    def _pointer(self, part: str) -> Path:
+        return self.directory / f"{part}.current"
+
+    def _version(self, part: str) -> str | None:
+        try:
+            return self._pointer(part).read_text(encoding="ascii").strip() or None
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    def read(self, part: str) -> CachedPart | None:
+        version = self._version(part)
+        if version is None:
+            return self._migrate(part)
+        folder = self.directory / f"{part}.{version}"
+        files = sorted(folder.glob("*.npy"))
+        if not files:
+            raise OSError(f"{folder} holds no arrays")
+        return CachedPart.from_arrays({f.stem: _map(f) for f in files})
+
+    def keep(self, part: str, cached: CachedPart) -> None:
+        """Save the part's rows; a directory that cannot be written (full, read-only) costs
+        the next job the rows' computation, never this job its ranking."""
+        try:
+            self._write(part, cached)
+        except OSError as exc:
+            log.warning("could not save the %s features in %s: %s", part, self.directory, exc)
+
+    def _write(self, part: str, cached: CachedPart) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        version = uuid.uuid4().hex[:16]
+        folder = self.directory / f"{part}.{version}"
+        folder.mkdir()
+        try:
+            for name, array in cached.to_arrays().items():
+                np.save(folder / f"{name}.npy", array, allow_pickle=False)
+        except OSError:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        previous = self._version(part)
+        staged = self.directory / f".{part}.current.{version}"
+        staged.write_text(version, encoding="ascii")
+        os.replace(staged, self._pointer(part))
+        if previous is not None and previous != version:
+            shutil.rmtree(self.directory / f"{part}.{previous}", ignore_errors=True)
+
+    def _migrate(self, part: str) -> CachedPart | None:
+        """Rows kept in Redis by an older layout, moved here; None when there are none."""
+        if self.legacy is None:
+            return None
+        load, drop = self.legacy
+        blob = load(part)
+        if not blob:
+            return None
+        cached = CachedPart.from_bytes(blob)
+        self.keep(part, cached)
+        drop(part)
+        log.info("moved the cached %s features of %s out of Redis", part, self.directory.name)
+        return cached
+
+
+def _map(path: Path) -> np.ndarray:
+    """The array in ``path``, memory-mapped copy-on-write (read whole when it is empty,
+    which cannot be mapped)."""
+    try:
+        return np.load(path, mmap_mode="c", allow_pickle=False)
+    except ValueError:
+        return np.load(path, allow_pickle=False)
