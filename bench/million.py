@@ -1,11 +1,20 @@
 """A pool of a million items through ``alrank serve``, retrained again and again.
 
 Starts ``alrank serve`` on a fresh data dir, uploads ``--items`` items over HTTP (10,000
-per request), then labels as an annotation tool does (ask for a batch, label it) and waits
-after every ``update_frequency`` labels for the next model version to be served by
-``GET /next``. Prints the upload time and, per retrain, the seconds from the label that
-triggered it to its model being served, and that no acknowledged label was lost.
-Usage: ``python bench/million.py [--items 1000000] [--retrains 3]``.
+per request; short synthetic texts of 12 words), then labels as an annotation tool does
+(ask for a batch, label it) and waits after every ``update_frequency`` labels for the next
+model version to be served by ``GET /next``. Prints:
+
+- the upload rate;
+- per retrain, the seconds from the label that triggered it to its model being served,
+  with the job's own stages (``GET /v1/jobs/{id}``);
+- Redis's memory per item (``INFO memory``: ``used_memory`` and the server's resident
+  set) after the upload and after the last retrain, and the feature directory's size;
+- the peak resident memory of each kind of process (the API, the workers and their work
+  horses, Redis), sampled every 0.2 s;
+- that no acknowledged label was lost.
+
+Usage: ``python bench/million.py [--items 1000000] [--retrains 10] [--vectorizer tfidf]``
 """
 
 from __future__ import annotations
@@ -13,27 +22,98 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from procs import Annotator, Serve
+from procs import Annotator, Serve, cmdline, descendants
+from redis import Redis
+
+KINDS = (
+    ("work horse", "rq:work-horse"),
+    ("worker", "workers.worker"),
+    ("Redis", "valkey"),
+    ("API", "gunicorn"),
+)
+
+
+def kind(pid: int) -> str | None:
+    line = cmdline(pid)
+    for name, word in KINDS:
+        if word in line:
+            return name
+    return None
+
+
+class PeakMemory(threading.Thread):
+    """The largest resident set seen per kind of process, every 0.2 s."""
+
+    def __init__(self, root: int) -> None:
+        super().__init__(daemon=True)
+        self.root = root
+        self.peaks: dict[str, int] = {}
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(0.2):
+            for pid in descendants(self.root):
+                name = kind(pid)
+                if name is None:
+                    continue
+                try:
+                    with open(f"/proc/{pid}/status", encoding="ascii") as f:
+                        rss = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+                except (OSError, StopIteration):
+                    continue
+                self.peaks[name] = max(self.peaks.get(name, 0), rss * 1024)
+
+
+def redis_memory(redis: Redis, items: int) -> str:
+    info = redis.info("memory")
+    return (
+        f"used_memory {info['used_memory'] / items:.0f} B/item ({info['used_memory'] / 2**30:.2f} GiB), "
+        f"server resident {info['used_memory_rss'] / items:.0f} B/item"
+    )
+
+
+def directory_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.exists() else 0
+
+
+def last_job(ann: Annotator, version: int) -> dict:
+    """The stages of the job that trained ``version``, from the serve log's job list."""
+    models = ann.call("GET", f"/v1/projects/{ann.project}/models?schema={ann.schema}").json()["models"]
+    return next((m for m in models if m["version"] == version), {})
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--items", type=int, default=1_000_000)
-    parser.add_argument("--retrains", type=int, default=3)
+    parser.add_argument("--retrains", type=int, default=10)
     parser.add_argument("--strategy", default="diverse_uncertainty")
+    parser.add_argument("--vectorizer", default="tfidf")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        s = Serve(Path(tmp) / "data")
+        data = Path(tmp) / "data"
+        s = Serve(data)
+        peaks = PeakMemory(s.proc.pid)
+        peaks.start()
         try:
+            redis = Redis(unix_socket_path=str(data / "redis" / "redis.sock"))
             ann = Annotator(s.base, s.admin_key, project="million")
             t = time.monotonic()
-            ann.create(n=args.items, seed=1, query_strategy=args.strategy)
-            print(f"uploaded {args.items:,} items in {time.monotonic() - t:.0f} s", flush=True)
+            ann.create(n=args.items, seed=1, query_strategy=args.strategy, vectorizer_name=args.vectorizer)
+            seconds = time.monotonic() - t
+            print(
+                f"{args.items:,} items, {args.vectorizer}, {args.strategy}: uploaded in {seconds:.1f} s "
+                f"({args.items / seconds:,.0f} items/s)",
+                flush=True,
+            )
+            print(f"after the upload: {redis_memory(redis, args.items)}", flush=True)
             version = None
             for k in range(args.retrains + 1):
                 t = time.monotonic()
@@ -41,13 +121,24 @@ def main() -> None:
                 if k == 0:
                     ann.label_round(10)
                 version, _ = ann.wait_for_version_above(version, 3600)
+                model = last_job(ann, version)
                 print(
-                    f"retrain {k + 1}: model version {version} served {time.monotonic() - t:.0f} s after "
-                    f"its triggering labels ({len(ann.acked)} labels so far)",
+                    f"retrain {k + 1}: model version {version} served {time.monotonic() - t:.1f} s after "
+                    f"its triggering labels ({len(ann.acked)} labels so far; "
+                    f"training {model.get('train_seconds', '?')} s)",
                     flush=True,
                 )
+            time.sleep(2)  # the last job's label assessment and gain run after publication
+            print(f"after {args.retrains + 1} retrains: {redis_memory(redis, args.items)}")
+            features = directory_size(data / "features")
+            print(f"feature directory: {features / args.items:.0f} B/item ({features / 2**30:.2f} GiB)")
+            print(
+                "peak resident memory: "
+                + ", ".join(f"{n} {b / 2**30:.2f} GiB" for n, b in sorted(peaks.peaks.items()))
+            )
             print(f"acknowledged labels lost: {len(ann.lost_labels())}")
         finally:
+            peaks.done.set()
             s.close()
 
 

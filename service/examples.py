@@ -62,6 +62,7 @@ PROJECT = {
                 "model_version": 11,
                 "published_at": "2026-11-23T12:40:02Z",
                 "ranked": 4880,
+                "head": 4880,
             },
         }
     },

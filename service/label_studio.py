@@ -25,6 +25,7 @@ from service.auth import principal
 from service.bodies import Blueprint
 from service.common import check_order_schema, load_project, trigger_refresh
 from service.extensions import api, backend
+from service.predictions import fill_past_head
 from workers import defaults
 from workers.access import backend_secret
 from workers.exceptions import InvalidInput, NotFound
@@ -263,6 +264,8 @@ class Predict(MethodView):
         ids = [str(t["id"]) for t in body["tasks"]]
         first = order_schema(link) or config.controls[0].name
         ranked = {c.name: b.store.ranking_entries(project, c.name, ids) for c in config.controls}
+        for name, (schema_meta, entries) in ranked.items():
+            fill_past_head(project, name, ids, schema_meta, entries)
         meta = ranked[first][0]
         version = version_name(first, meta) if meta else NO_RANKING
         size = (meta or {}).get("ranked", 0)

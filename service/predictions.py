@@ -26,6 +26,7 @@ from workers import defaults
 from workers.exceptions import Conflict, InvalidInput
 from workers.features import Featurizer
 from workers.models import Model, load_model, predictions
+from workers.store.rankings import RankingEntry
 
 blp = Blueprint("predictions", __name__, url_prefix="/v1/projects", description="Predictions for any items")
 
@@ -116,6 +117,32 @@ def serving_model(project: str, schema: str) -> tuple[int, Model, Featurizer]:
         while len(_loaded) > LOADED:
             _loaded.popitem(last=False)
     return (int(version), *loaded)
+
+
+def fill_past_head(project: str, schema: str, ids: list[str], meta: dict | None, entries: list) -> None:
+    """Give entries to the open items among ``ids`` that a ranking of a large pool leaves
+    out (it publishes its head only): the serving model's label and confidence, ranked just
+    past the head. Labelled items and the evaluation sample stay without one."""
+    if not meta or meta.get("model_version") is None or meta.get("head", meta["ranked"]) >= meta["ranked"]:
+        return
+    store = backend().store
+    unranked = [k for k, e in enumerate(entries) if e is None]
+    is_open = store.open_items(project, schema, [ids[k] for k in unranked])
+    missing = [k for k, ok in zip(unranked, is_open, strict=True) if ok]
+    if not missing:
+        return
+    try:
+        _, model, featurizer = serving_model(project, schema)
+    except Conflict:
+        return  # a model kept from before predictions were: the next ranking has one
+    docs = store.get_items(project, [ids[k] for k in missing])
+    vectors = store.load_vectors(project, [ids[k] for k in missing], featurizer.vector_dim)
+    x = featurizer.transform(
+        [(d or {}).get("text") or "" for d in docs], list(vectors) if vectors is not None else None
+    )
+    labels, confidence = predictions(model, model.predict_proba(x))
+    for k, label, c in zip(missing, labels, confidence, strict=True):
+        entries[k] = RankingEntry(0.0, meta["head"] + 1, label, float(c))
 
 
 @blp.route("/<project>/predict")

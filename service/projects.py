@@ -309,7 +309,13 @@ class SchemaCountsSchema(ma.Schema):
     model_version = ma.fields.Integer(
         allow_none=True, metadata={"description": "The newest model version, or null before the first"}
     )
-    ranking = ma.fields.Dict(allow_none=True, metadata={"description": "The published ranking"})
+    ranking = ma.fields.Dict(
+        allow_none=True,
+        metadata={
+            "description": "The published ranking: ``ranked`` items in all, of which the first ``head`` "
+            "are published for GET /next (every one below RANKING_HEAD_MIN, 10,000)"
+        },
+    )
 
 
 class ProjectSchema(ma.Schema):
@@ -397,6 +403,10 @@ class ProjectListSchema(ma.Schema):
     projects = ma.fields.List(ma.fields.String(), metadata={"description": "Project names, sorted"})
 
 
+RANKING_SHOWN = ("ranking_id", "strategy", "model_version", "published_at", "ranked", "head", "labelled")
+"""What a project's counts show of each schema's published ranking."""
+
+
 def describe(project: dict) -> dict:
     """The project as the API shows it, with counts per schema."""
     store = backend().store
@@ -407,11 +417,7 @@ def describe(project: dict) -> dict:
         latest = store.latest_model(project["name"], schema["name"])
         ranking = store.ranking_meta(project["name"], schema["name"])
         if ranking is not None:
-            ranking = {
-                k: ranking[k]
-                for k in ("ranking_id", "strategy", "model_version", "published_at", "ranked", "labelled")
-                if k in ranking
-            }
+            ranking = {k: ranking[k] for k in RANKING_SHOWN if k in ranking}
         counts[schema["name"]] = {
             **c,
             "unlabelled": max(n_items - c["labelled"], 0),

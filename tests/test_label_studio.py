@@ -524,3 +524,35 @@ def test_a_choices_block_added_later_is_ranked_at_once(client, anonymous, run_jo
     counts = client.get("/v1/projects/sms").json["counts"]
     # 5 tasks, one of them the evaluation sample's (a fifth of a pool this small)
     assert counts["lang"]["ranking"] is not None and counts["lang"]["ranking"]["ranked"] == 4
+
+
+def test_predict_past_the_published_head_asks_the_model(client, anonymous, run_jobs, redis_conn, monkeypatch):
+    """A ranking of a large pool publishes its head only: a task past it still opens with
+    the model's choice, scored after the head; labelled and evaluation tasks get none."""
+    from workers import defaults
+
+    monkeypatch.setattr(defaults, "RANKING_HEAD_MIN", 3)
+    monkeypatch.setattr(defaults, "RANKING_HEAD_MARGIN", 0)
+    monkeypatch.setattr(defaults, "EXPLORE_DEPTH", 2)
+    base = make_project(client)
+    anonymous.post(base + "/setup", json={"schema": CONFIG, "project": "1.1", "hostname": CLOSED_PORT_URL})
+    texts = ["free prize call now", "see you at lunch", "win cash txt stop", "ok lar joking"] * 5
+    tasks = [{"id": k + 1, "data": {"text": f"{t} {k}"}} for k, t in enumerate(texts)]
+    anonymous.post(base + "/predict", json={"tasks": tasks})
+    for k, task in enumerate(tasks[:6]):
+        ann = annotation(100 + k, task["id"], ["spam" if k % 2 == 0 else "ham"])
+        webhook(anonymous, base, "ANNOTATION_CREATED", annotation=ann, task=task)
+    run_jobs()
+    meta = Store(redis_conn).ranking_meta("sms", "label")
+    assert meta is not None and meta["head"] == 3 and meta["ranked"] == 10
+    answer = anonymous.post(base + "/predict", json={"tasks": tasks}).json
+    by_id = dict(zip([str(t["id"]) for t in tasks], answer["results"], strict=True))
+    sample = set(Store(redis_conn).eval_sample("sms", "label"))
+    labelled = {str(t["id"]) for t in tasks[:6]}
+    assert all(by_id[i]["result"] == [] for i in sample | labelled)
+    ranked = {i: r for i, r in by_id.items() if i not in sample | labelled}
+    assert len(ranked) == 10 and all(len(r["result"]) == 1 for r in ranked.values())
+    scores = sorted(r["score"] for r in ranked.values())
+    assert scores[:3] == [1 / 11, 2 / 11, 3 / 11]
+    # the random list's two items keep their ranks; the rest are scored just past the head
+    assert set(scores[3:]) <= {r / 11 for r in range(4, 11)} and scores.count(4 / 11) >= 10 - 3 - 2

@@ -79,3 +79,53 @@ def test_aggregation_is_a_majority_vote():
     assert aggregate({"x": "b", "y": "b", "z": "a"}, labels, False) == "b"
     assert aggregate({"x": "b", "y": "a"}, labels, False) == "a"  # a tie: the label listed first
     assert aggregate({"x": ["a", "b"], "y": ["a"], "z": ["a", "c"]}, labels, True) == ["a"]
+
+
+def test_a_large_pool_publishes_the_head_of_its_ranking(client, redis_conn, run_jobs, monkeypatch):
+    """Past ``RANKING_HEAD_MIN`` items only the head of the order is published (with the
+    random list), each entry keeping its rank in the whole order; batches walk the head in
+    rank order, then the random list, and never hand out an item twice."""
+    from workers import defaults
+
+    monkeypatch.setattr(defaults, "RANKING_HEAD_MIN", 40)
+    monkeypatch.setattr(defaults, "EXPLORE_DEPTH", 30)
+    body = {
+        "name": "big",
+        "schemas": [{"name": "s", "labels": ["sport", "politics"]}],
+        "active_learning": {
+            "min_instances_for_training": 4,
+            "update_frequency": 5,
+            "vectorizer_name": "tfidf",
+            "random_sample_percent": 0.0,
+            "eval_fraction": 0.0,
+        },
+    }
+    assert client.post("/v1/projects", json=body).status_code == 201
+    items = [{"id": f"i{k}", "text": f"{TEXTS[k % len(TEXTS)]} number {k}"} for k in range(400)]
+    assert client.post("/v1/projects/big/items", json={"items": items}).status_code == 200
+    labels = [
+        {"item": f"i{k}", "schema": "s", "value": ("sport", "politics")[k % 2], "annotator": "a"} for k in range(8)
+    ]
+    assert client.post("/v1/projects/big/labels", json={"labels": labels}).status_code == 200
+    run_jobs()
+    store = Store(redis_conn)
+    meta = store.ranking_meta("big", "s")
+    assert meta is not None and meta["model_version"] is not None
+    assert meta["ranked"] == 392 and meta["head"] == 40  # max(40, 4 x (5 x 1 annotator + 0 leased))
+    rid = meta["ranking_id"]
+    order = [m.decode() for m in redis_conn.lrange(keys.ranking_part("big", "s", rid, "order"), 0, -1)]
+    assert len(order) == 40
+    info = redis_conn.hgetall(keys.ranking_part("big", "s", rid, "info"))
+    assert 40 <= len(info) <= 70  # the head and the random list, not the pool
+    _, entries = store.ranking_entries("big", "s", order)
+    assert [e.rank for e in entries] == list(range(1, 41))
+    pos = redis_conn.hgetall(keys.ranking_part("big", "s", rid, "pos"))
+    assert all(int(pos[k]) == store.ranking_entries("big", "s", [k.decode()])[1][0].rank - 1 for k in pos)
+    seen: list[str] = []
+    sources: list[str] = []
+    for k in range(10):  # ten annotators, each holding a batch
+        batch = client.get(f"/v1/projects/big/next?schema=s&annotator=b{k}&size=10").json["items"]
+        seen += [it["id"] for it in batch]
+        sources += [it["source"] for it in batch]
+    assert seen[:40] == order and sources[:40] == ["ranking"] * 40
+    assert set(sources[40:]) <= {"random", "fallback"} and len(seen) == len(set(seen)) == 100

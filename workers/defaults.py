@@ -216,6 +216,13 @@ Past it, the ranking follows the model's uncertainty."""
 EXPLORE_DEPTH = 20_000
 """Length of the random exploration list published with every ranking."""
 
+RANKING_HEAD_MIN = 10_000
+"""The fewest ranked items a ranking publishes (its head); a pool no larger is published
+whole. See :func:`workers.refresh.head_size` for how the head grows with the annotators."""
+
+RANKING_HEAD_MARGIN = 4
+"""How many times over the head holds what the annotators can take before the next ranking."""
+
 RANKING_GRACE_SECONDS = 300
 """Seconds a replaced ranking stays readable for requests that started before the swap."""
 

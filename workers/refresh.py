@@ -431,6 +431,20 @@ def explore_order(rng: np.random.Generator, candidates: int) -> np.ndarray:
     return rng.permutation(candidates)[: defaults.EXPLORE_DEPTH]
 
 
+def head_size(al: dict, annotators: int, leased: int) -> int:
+    """How many of the ranked items a ranking publishes: what ``GET /next`` can hand out
+    before the next ranking replaces it, ``RANKING_HEAD_MARGIN`` times over, and never
+    fewer than ``RANKING_HEAD_MIN``.
+
+    Between two rankings the annotators label about ``update_frequency`` items each (the
+    next retrain is triggered by ``update_frequency`` labels from everyone, but runs while
+    they go on labelling), and hold ``leased`` items; skipped and lapsed items come back
+    into the head through the ranking's returned set. Items past the head are served from
+    the random list, then drawn at random, until the next ranking."""
+    wanted = defaults.RANKING_HEAD_MARGIN * (al["update_frequency"] * max(annotators, 1) + leased)
+    return max(defaults.RANKING_HEAD_MIN, wanted)
+
+
 def publish(
     store: Store,
     snap: Snapshot,
@@ -440,30 +454,40 @@ def publish(
     scores: Scores,
     rng: np.random.Generator,
     featurizer: Featurizer | None = None,
+    leased: int = 0,
 ) -> str:
     """Publish the ranking with its model version; returns the ranking id. ``featurizer``
     (the feature parts the model was trained on) is kept with the model, for predictions on
-    items outside the pool."""
-    order, candidates = scores.ranking.order, labelled.candidates
+    items outside the pool.
+
+    Only the head of the order is published (:func:`head_size`), with the random list: a
+    pool of a million items publishes tens of thousands of entries, not a million."""
+    candidates = labelled.candidates
+    full = scores.ranking.order
+    annotators = len(store.activity(snap.name, snap.schema["name"]))
+    order = full[: head_size(snap.al, annotators, leased)]
+    explore = explore_order(rng, len(candidates))
     preds = conf = None
     if trained is not None and scores.probabilities is not None:
         preds, conf = predictions(trained.model, scores.probabilities)
+    rank = np.empty(len(full), dtype=np.int64)
+    rank[full] = np.arange(1, len(full) + 1)
     entries = {
         pool.ids[candidates[c]]: RankingEntry(
             float(scores.ranking.scores[c]),
-            rank + 1,
+            int(rank[c]),
             preds[c] if preds is not None else None,
             float(conf[c]) if conf is not None else None,
         )
-        for rank, c in enumerate(order)
+        for c in np.unique(np.concatenate([order, explore]))
     }
-    explore = explore_order(rng, len(candidates))
     meta = {
         "strategy": scores.ranking.strategy,
         "model_version": trained.version if trained is not None else None,
         "fingerprint": snap.fingerprint,
         "pool_size": len(pool.ids),
-        "ranked": len(order),
+        "ranked": len(full),
+        "head": len(order),
         "labelled": len(labelled.rows),
         "labelled_items": len(pool.labels),  # with any label, for the metrics' lag
         # names this model's state among every project's, for processes that keep it loaded
@@ -543,7 +567,7 @@ def refresh(
         tell("publishing", 0.8)
         vector_dim = pool.vectors.shape[1] if pool.vectors is not None else None
         featurizer = Featurizer(cache_report.parts, vector_dim, cache_report.vector_scale)
-        rid = publish(store, snap, pool, labelled, trained, scores, rng, featurizer)
+        rid = publish(store, snap, pool, labelled, trained, scores, rng, featurizer, leased)
         # within the lock: a refresh's queues never overwrite a newer refresh's
         tell("quality", 0.85)
         assess_labels(store, snap, pool, labelled, x, trained)

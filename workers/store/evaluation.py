@@ -28,6 +28,23 @@ class EvaluationSample:
         if items:
             self.redis.rpush(keys.eval_sample(project, schema), *items)
 
+    def open_items(self, project: str, schema: str, ids: list[str]) -> list[bool]:
+        """Per id, whether the item is in the pool with no label and out of the evaluation
+        sample: an item a ranking ranks."""
+        if not ids:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hmget(keys.items(project), ids)
+        pipe.hmget(keys.annotator_counts(project, schema), ids)
+        pipe.lrange(keys.eval_sample(project, schema), 0, -1)
+        pipe.smembers(keys.evaluation(project, schema))
+        docs, nlab, sample, handed = pipe.execute()
+        held = {text(i) for i in sample} | {text(i) for i in handed}
+        return [
+            doc is not None and not int(n or 0) and item not in held
+            for item, doc, n in zip(ids, docs, nlab, strict=True)
+        ]
+
     def random_draws(self, project: str, schema: str) -> set[str]:
         """Items last handed out, or placed in a tool's order, as a uniform draw."""
         return {text(m) for m in self.redis.smembers(keys.random_draws(project, schema))}

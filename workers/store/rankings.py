@@ -71,7 +71,8 @@ class Rankings:
         meta: dict,
     ) -> str:
         """Write a ranking under a fresh id, then switch to it in one step; the one it
-        replaces stays readable for ``RANKING_GRACE_SECONDS``."""
+        replaces stays readable for ``RANKING_GRACE_SECONDS``. ``order`` is the head of the
+        ranking, ``explore`` its random list, ``entries`` the items of both."""
         rid = str(self.redis.incr(keys.ranking_sequence(project, schema)))
 
         def part(name: str) -> str:
@@ -83,9 +84,11 @@ class Rankings:
         fields = [(item, entry.to_json()) for item, entry in entries.items()]
         for start in range(0, len(fields), 10_000):
             self.redis.hset(part("info"), mapping=dict(fields[start : start + 10_000]))
-        for start in range(0, len(order), 10_000):
-            chunk = order[start : start + 10_000]
-            self.redis.hset(part("pos"), mapping={item: start + k for k, item in enumerate(chunk)})
+        # each entry's place in the whole order (its rank - 1): a head item's index in the
+        # order list; items come back through ``returned`` in this order
+        places = [(item, entry.rank - 1) for item, entry in entries.items()]
+        for start in range(0, len(places), 10_000):
+            self.redis.hset(part("pos"), mapping=dict(places[start : start + 10_000]))
         meta = {**meta, "ranking_id": rid, "published_at": now_iso()}
         self.redis.set(part("meta"), json.dumps(meta))
         old = self.redis.getset(keys.ranking(project, schema), rid)
