@@ -138,6 +138,7 @@ def test_alrank_serve_keeps_the_rows_on_its_disk_not_in_redis(tmp_path):
             "the job",
         )
         assert result["features"]["computed"] == {"words": 0}, result
+        assert result["features"]["texts_read"] is False  # no upload since: no text read
         assert admin.call("DELETE", "/v1/projects/rows").status_code == 204
         assert list((data / "features").iterdir()) == []
     finally:
@@ -151,3 +152,22 @@ def test_a_directory_that_cannot_be_written_costs_the_cache_not_the_job(tmp_path
     texts = corpus(50, 7)
     x, _ = cache.pool_features([f"i{k}" for k in range(50)], texts, None, "tfidf")
     assert x.shape[0] == 50 and cache.read("words") is None
+
+
+def test_an_unchanged_pool_is_known_by_its_generation(tmp_path):
+    """Rows stamped with the pool's generation come back with the pool's ids, so a refresh
+    of a pool no upload has touched reads no text; anything else finds nothing."""
+    texts = corpus(120, 8)
+    ids = [f"i{k}" for k in range(120)]
+    cache = FeatureFiles(tmp_path / "p")
+    x, _ = cache.pool_features(ids, texts, None, "tfidf_char", generation=7)
+    known = FeatureFiles(tmp_path / "p").unchanged(7, "tfidf_char")
+    assert known is not None and known.ids == ids
+    again, report = cache.assemble(known, None)
+    np.testing.assert_array_equal(dense(again), dense(x))
+    assert report.computed == {"words": 0, "chars": 0} and [p for p, _ in report.parts] == ["words", "chars"]
+    assert cache.unchanged(8, "tfidf_char") is None  # an upload since
+    assert cache.unchanged(7, "tfidf_char", {"min_df": 2}) is None  # other TF-IDF settings
+    assert cache.unchanged(7, "tfidf+wordllama") is None  # a part never computed
+    cache.pool_features(ids[:60], texts[:60], None, "tfidf_char")  # rows saved with no stamp
+    assert cache.unchanged(7, "tfidf_char") is None

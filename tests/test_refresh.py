@@ -103,9 +103,8 @@ def test_a_large_pool_publishes_the_head_of_its_ranking(client, redis_conn, run_
     assert client.post("/v1/projects", json=body).status_code == 201
     items = [{"id": f"i{k}", "text": f"{TEXTS[k % len(TEXTS)]} number {k}"} for k in range(400)]
     assert client.post("/v1/projects/big/items", json={"items": items}).status_code == 200
-    labels = [
-        {"item": f"i{k}", "schema": "s", "value": ("sport", "politics")[k % 2], "annotator": "a"} for k in range(8)
-    ]
+    values = ("sport", "politics")
+    labels = [{"item": f"i{k}", "schema": "s", "value": values[k % 2], "annotator": "a"} for k in range(8)]
     assert client.post("/v1/projects/big/labels", json={"labels": labels}).status_code == 200
     run_jobs()
     store = Store(redis_conn)

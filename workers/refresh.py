@@ -6,7 +6,8 @@
    built from (pool generation, label revision, settings revision). A ranking with the same
    fingerprint is already published: nothing to do.
 2. ``load_pool`` and ``pool_features``: item ids, texts and vectors; their features, from
-   the feature cache.
+   the feature cache. When no upload has changed the pool since the cache's rows were
+   stamped, the ids come with the rows and no text is read.
 3. ``training_set``: each labelled item's aggregated label, which items are done (labelled by
    enough annotators), and which labels train the model and which measure it (the random
    evaluation sample).
@@ -161,13 +162,18 @@ def seed_of(fingerprint: dict) -> int:
     return int(hashlib.sha256(json.dumps(fingerprint).encode()).hexdigest()[:8], 16)
 
 
-def load_pool(store: Store, snap: Snapshot) -> Pool:
-    # in id order: Redis hands a hash out in an order of its own, which a restart or a
-    # rehash changes, and the ranking's random choices depend on the rows' order
-    docs = sorted(store.iter_items(snap.name), key=lambda pair: pair[0])
-    ids = [item_id for item_id, _ in docs]
-    texts = [doc.get("text") or "" for _, doc in docs]
-    del docs
+def load_pool(store: Store, snap: Snapshot, ids: list[str] | None = None) -> Pool:
+    """The pool's items, labels and draws. With ``ids`` (the pool's, in order, from a
+    feature cache that holds every row) the items' texts are not read."""
+    if ids is not None:
+        texts: list[str] = []
+    else:
+        # in id order: Redis hands a hash out in an order of its own, which a restart or a
+        # rehash changes, and the ranking's random choices depend on the rows' order
+        docs = sorted(store.iter_items(snap.name), key=lambda pair: pair[0])
+        ids = [item_id for item_id, _ in docs]
+        texts = [doc.get("text") or "" for _, doc in docs]
+        del docs
     return Pool(
         ids,
         texts,
@@ -180,7 +186,9 @@ def load_pool(store: Store, snap: Snapshot) -> Pool:
     )
 
 
-def pool_features(cache: FeatureCache, snap: Snapshot, pool: Pool, report: Report) -> tuple[Any, CacheReport]:
+def pool_features(
+    cache: FeatureCache, snap: Snapshot, pool: Pool, report: Report, generation: int | None = None
+) -> tuple[Any, CacheReport]:
     return cache.pool_features(
         pool.ids,
         pool.texts,
@@ -188,6 +196,7 @@ def pool_features(cache: FeatureCache, snap: Snapshot, pool: Pool, report: Repor
         snap.al["vectorizer_name"],
         lambda f: report("features", 0.2 + 0.2 * f),
         snap.al["vectorizer_params"],
+        generation,
     )
 
 
@@ -551,10 +560,16 @@ def refresh(
         rng = np.random.default_rng(snap.seed)
 
         tell("loading", 0.05)
-        pool = load_pool(store, snap)
-        tell("features", 0.2)
         cache = cache or feature_cache(store, project_name)
-        x, cache_report = pool_features(cache, snap, pool, tell)
+        generation = snap.fingerprint["pool"]
+        # no upload since the rows were stamped: the pool's ids come with them, no text is read
+        known = cache.unchanged(generation, snap.al["vectorizer_name"], snap.al["vectorizer_params"])
+        pool = load_pool(store, snap, known.ids if known is not None else None)
+        tell("features", 0.2)
+        if known is not None:
+            x, cache_report = cache.assemble(known, pool.vectors)
+        else:
+            x, cache_report = pool_features(cache, snap, pool, tell, generation)
         drawn = eval_sample_draw(snap, pool, rng)
         store.extend_eval_sample(project_name, schema_name, drawn)
         pool.eval_ids |= set(drawn)
@@ -582,7 +597,11 @@ def refresh(
         "strategy": scores.ranking.strategy,
         "model_version": trained.version if trained is not None else None,
         "ranked": len(scores.ranking.order),
-        "features": {"reused": cache_report.reused, "computed": cache_report.computed},
+        "features": {
+            "reused": cache_report.reused,
+            "computed": cache_report.computed,
+            "texts_read": known is None,  # False: the pool was unchanged, its rows known
+        },
         "seconds": round(time.perf_counter() - started, 3),
         "stage_seconds": stages,
     }

@@ -87,6 +87,14 @@ class CachedPart:
             return cls.from_arrays({name: z[name] for name in z.files})
 
 
+@dataclass
+class Unchanged:
+    """A pool's ids and each part's rows, as a cache holds them for an unchanged pool."""
+
+    ids: list[str]
+    parts: list[tuple[str, CachedPart]]
+
+
 def checksums(texts: list[str]) -> np.ndarray:
     """CRC32 of each text. ``surrogatepass`` keeps a text stored before the API refused lone
     surrogates from failing every retrain of its project."""
@@ -133,6 +141,31 @@ class FeatureCache:
         """Store one part's rows in place of what was there."""
         self.save(part, cached.to_bytes())
 
+    def stamp(self, part: str, generation: int) -> None:
+        """Note that the part's rows are those of the pool at ``generation`` (see
+        :meth:`unchanged`); a cache that cannot tell keeps nothing."""
+
+    def unchanged(
+        self, generation: int, vectorizer: str, tfidf_params: dict | None = None
+    ) -> Unchanged | None:
+        """Every part's rows, when each was stamped at ``generation`` under these settings: a
+        refresh of a pool no upload has changed reads no text. None otherwise (and here)."""
+        return None
+
+    def assemble(
+        self, unchanged: Unchanged, vectors: np.ndarray | None
+    ) -> tuple[sp.csr_matrix | np.ndarray, CacheReport]:
+        """The matrix :meth:`pool_features` gives, from rows :meth:`unchanged` found."""
+        report = CacheReport()
+        for part, cached in unchanged.parts:
+            report.reused[part] = len(cached.ids)
+            report.computed[part] = 0
+            report.parts.append((part, cached.state))
+        if vectors is not None:
+            report.vector_scale, vectors = VectorScale.standardise(vectors)
+        rows = side_by_side([cached.rows for _, cached in unchanged.parts])
+        return with_vectors(rows, vectors, len(unchanged.ids)), report
+
     def _cached(self, part: str) -> CachedPart | None:
         """One part's cached rows; None when there are none, or when what is stored cannot be
         read (then the rows are computed afresh and what was stored is overwritten)."""
@@ -150,11 +183,14 @@ class FeatureCache:
         vectorizer: str = "tfidf",
         progress: Progress | None = None,
         tfidf_params: dict | None = None,
+        generation: int | None = None,
     ) -> tuple[sp.csr_matrix | np.ndarray, CacheReport]:
         """The same matrix as :func:`pool_features`, computing only rows the cache lacks
         (a word TF-IDF cached under other ``tfidf_params`` is fitted again).
 
-        ``progress(fraction)`` hears how far an embedding part has got on the rows it computes."""
+        ``progress(fraction)`` hears how far an embedding part has got on the rows it computes.
+        ``generation``, the pool's (``Store.pool_generation``) as read before its items, is
+        stamped on every part, for :meth:`unchanged`."""
         check_vectorizer(vectorizer)
         report = CacheReport()
         parts = []
@@ -165,6 +201,8 @@ class FeatureCache:
                 if rows is not None:
                     parts.append(rows)
                     report.parts.append((part, report.states.pop(part, {})))
+                    if generation is not None:
+                        self.stamp(part, generation)
         if vectors is not None:
             report.vector_scale, vectors = VectorScale.standardise(vectors)
         return with_vectors(side_by_side(parts), vectors, len(texts)), report

@@ -33,7 +33,8 @@ from pathlib import Path
 import numpy as np
 
 from workers import defaults
-from workers.features.cache import CachedPart, FeatureCache
+from workers.features.cache import CachedPart, FeatureCache, Unchanged
+from workers.features.kinds import PARTS
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +119,41 @@ class FeatureFiles(FeatureCache):
         os.replace(staged, self._pointer(part))
         if previous is not None and previous != version:
             shutil.rmtree(self.directory / f"{part}.{previous}", ignore_errors=True)
+
+    def stamp(self, part: str, generation: int) -> None:
+        version = self._version(part)
+        if version is None:
+            return
+        staged = self.directory / f".{part}.stamp.{uuid.uuid4().hex[:16]}"
+        try:
+            staged.write_text(f"{version} {generation}", encoding="ascii")
+            os.replace(staged, self.directory / f"{part}.stamp")
+        except OSError as exc:
+            log.warning("could not stamp the %s features in %s: %s", part, self.directory, exc)
+
+    def unchanged(
+        self, generation: int, vectorizer: str, tfidf_params: dict | None = None
+    ) -> Unchanged | None:
+        parts = []
+        for part in PARTS[vectorizer]:
+            try:
+                version, stamped = (self.directory / f"{part}.stamp").read_text(encoding="ascii").split()
+            except (OSError, ValueError):
+                return None
+            if version != self._version(part) or int(stamped) != generation:
+                return None
+            try:
+                cached = self.read(part)
+            except (ValueError, KeyError, OSError, EOFError):
+                return None
+            if cached is None or (
+                part == "words" and (cached.state.get("params") or {}) != (tfidf_params or {})
+            ):
+                return None
+            parts.append((part, cached))
+        if not parts or any(cached.ids != parts[0][1].ids for _, cached in parts[1:]):
+            return None
+        return Unchanged(parts[0][1].ids, parts)
 
     def _migrate(self, part: str) -> CachedPart | None:
         """Rows kept in Redis by an older layout, moved here; None when there are none."""
