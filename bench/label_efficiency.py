@@ -109,7 +109,8 @@ def run_dataset(name: str, args, peers: dict) -> dict:
 
 
 FEATURE_SOURCES = (
-    "workers/features.py",
+    "workers/features/kinds.py",
+    "workers/features/scaling.py",
     "workers/minilm.py",
     "workers/defaults.py",
     "workers/simulation/engine.py",

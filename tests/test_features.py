@@ -157,7 +157,11 @@ def test_the_service_computes_features_for_new_items_only(client, run_jobs):
     run_jobs()
     result = client.get(f"/v1/jobs/{job['job']}").json["result"]
     parts = PARTS[defaults.VECTORIZER_NAME]
-    assert result["features"] == {"reused": dict.fromkeys(parts, 40), "computed": dict.fromkeys(parts, 1)}
+    assert result["features"] == {
+        "reused": dict.fromkeys(parts, 40),
+        "computed": dict.fromkeys(parts, 1),
+        "texts_read": True,  # a new item: the pool changed
+    }
 
 
 def _fake_embedding(stop_after: int | None):

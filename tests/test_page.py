@@ -41,8 +41,13 @@ def project(served):
     while len(admin.acked) < LABELS:
         admin.label_round(size=10, annotator="ana" if len(admin.acked) % 20 else "ben")
         time.sleep(0.05)
-    # the last labels, fewer than update_frequency, wait for the next trigger: ask for it
-    assert admin.call("POST", "/v1/projects/reviews/train", params={"schema": "topic"}).status_code == 202
+    # the last labels, fewer than update_frequency, wait for the next trigger: ask for it,
+    # and wait for the whole job (its label assessment and gain run after the model is out)
+    train = admin.call("POST", "/v1/projects/reviews/train", params={"schema": "topic"})
+    assert train.status_code == 202
+    job = train.json()["job"]
+    finished = lambda: admin.call("GET", f"/v1/jobs/{job}").json()["status"] == "finished"  # noqa: E731
+    wait_until(finished, 120, "the last job")
 
     def trained_on_all() -> bool:
         models = admin.call("GET", "/v1/projects/reviews/models?schema=topic").json()["models"]
