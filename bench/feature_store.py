@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from redis import Redis  # noqa: E402
+from redis.exceptions import RedisError  # noqa: E402
 
 from workers.features import CachedPart, FeatureCache, checksums, fit_tfidf  # noqa: E402
 from workers.features.files import FeatureFiles  # noqa: E402
@@ -84,15 +85,21 @@ def drop_page_cache(folder: Path) -> None:
 
 
 def measure(stores: dict, part: str, cached: CachedPart, repeats: int, folder: Path) -> dict:
-    out = {}
+    """Per store, (save seconds, read seconds) of each repeat, or the error a save met."""
+    out: dict = {}
     for name, store in stores.items():
         saves, reads = [], []
         for _ in range(repeats):
-            saves.append(timed(store.keep, part, cached))
+            try:
+                saves.append(timed(store.keep, part, cached))
+            except RedisError as exc:  # a blob past Redis's 512 MB bulk limit
+                out[name] = f"{type(exc).__name__}: {exc}"
+                break
             if name == "files":
                 drop_page_cache(folder)
             reads.append(timed(read_all, store, part))
-        out[name] = (saves, reads)
+        else:
+            out[name] = (saves, reads)
     return out
 
 
@@ -121,7 +128,11 @@ def main() -> None:
         for n in (int(v) for v in args.items.split(",")):
             for part, cached in parts(n).items():
                 figures = measure(stores, part, cached, args.repeats, folder)
-                for name, (saves, reads) in figures.items():
+                for name, result in figures.items():
+                    if isinstance(result, str):
+                        print(f"| {n:,} | {part} | Redis blob (baseline) | fails: {result} | | |", flush=True)
+                        continue
+                    saves, reads = result
                     if name == "redis":
                         size = redis.memory_usage(f"f:{part}") or 0
                     else:

@@ -82,10 +82,49 @@ def directory_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.exists() else 0
 
 
-def last_job(ann: Annotator, version: int) -> dict:
-    """The stages of the job that trained ``version``, from the serve log's job list."""
-    models = ann.call("GET", f"/v1/projects/{ann.project}/models?schema={ann.schema}").json()["models"]
-    return next((m for m in models if m["version"] == version), {})
+def label_batch(ann: Annotator) -> str | None:
+    """Ask for a batch of 10, label it; the id of the job the labels triggered, if any."""
+    params = {"schema": ann.schema, "annotator": "ana", "size": 10}
+    batch = ann.call("GET", f"/v1/projects/{ann.project}/next", params=params).json()
+    labels = [
+        {"item": it["id"], "schema": ann.schema, "value": ann.truth[it["id"]], "annotator": "ana"}
+        for it in batch["items"]
+    ]
+    r = ann.call("POST", f"/v1/projects/{ann.project}/labels", json={"labels": labels})
+    assert r.status_code == 200, r.text
+    ann.acked |= {lab["item"]: lab["value"] for lab in labels}
+    return r.json()["training_jobs"].get(ann.schema)
+
+
+def follow(ann: Annotator, job: str | None, started: float) -> tuple[int | None, float | None, str]:
+    """Poll ``GET /next`` and the job every 50 ms until the job has ended and its model is
+    served: (its model version, seconds from ``started`` to that version first being
+    served, the job's seconds per stage). The job's label assessment and gain run after
+    its ranking is out, so the job ends a little after its model is served."""
+    if job is None:
+        return None, None, "no job"
+    first_seen: dict[int, float] = {}
+    answer: dict = {}
+    for _ in range(72_000):
+        served = ann.served_version()
+        if served is not None and served not in first_seen:
+            first_seen[served] = time.monotonic()
+        if answer.get("status") not in ("finished", "failed"):
+            answer = ann.call("GET", f"/v1/jobs/{job}").json()
+        result = answer.get("result") or {}
+        version = result.get("model_version")
+        if answer.get("status") == "failed":
+            break
+        if version is not None and served is not None and served >= version:
+            break
+        time.sleep(0.05)
+    if not result.get("stage_seconds"):
+        return None, None, answer.get("status", "?")
+    read = (result.get("features") or {}).get("texts_read")
+    texts = {True: "; texts read", False: "; no text read"}.get(read, "")
+    stages = ", ".join(f"{k} {v:.2f}" for k, v in result["stage_seconds"].items()) + texts
+    seen = min((at for v, at in first_seen.items() if v >= version), default=None)
+    return version, (seen - started) if seen is not None else None, stages
 
 
 def main() -> None:
@@ -114,18 +153,16 @@ def main() -> None:
                 flush=True,
             )
             print(f"after the upload: {redis_memory(redis, args.items)}", flush=True)
-            version = None
             for k in range(args.retrains + 1):
                 t = time.monotonic()
-                ann.label_round(10)
-                if k == 0:
-                    ann.label_round(10)
-                version, _ = ann.wait_for_version_above(version, 3600)
-                model = last_job(ann, version)
+                job = label_batch(ann)
+                if k == 0:  # the first model needs min_instances_for_training labels
+                    job = label_batch(ann)
+                version, seconds, stages = follow(ann, job, t)
+                took = f"{seconds:.1f} s" if seconds is not None else "?"
                 print(
-                    f"retrain {k + 1}: model version {version} served {time.monotonic() - t:.1f} s after "
-                    f"its triggering labels ({len(ann.acked)} labels so far; "
-                    f"training {model.get('train_seconds', '?')} s)",
+                    f"retrain {k + 1}: model version {version} served {took} after its triggering labels "
+                    f"({len(ann.acked)} labels so far); job stages: {stages}",
                     flush=True,
                 )
             time.sleep(2)  # the last job's label assessment and gain run after publication
