@@ -28,10 +28,12 @@ import json
 import os
 import queue
 import random
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -145,6 +147,7 @@ def setup(port: int, n_items: int, redis_url: str, name: str, al: dict | None = 
     subprocess.run(
         [sys.executable, "-m", "workers.worker", "--burst", "--redis-url", redis_url],
         check=True,
+        env=os.environ,  # with the feature directory main() set, as alrank serve does
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -248,6 +251,9 @@ def main() -> None:
     from redis import Redis
 
     Redis.from_url(redis_url).flushdb()
+    # the pool's feature rows on disk, as alrank serve and docker-compose.yml keep them
+    features = tempfile.mkdtemp(prefix="alrank-bench-features-")
+    os.environ["ALRANK_FEATURE_DIR"] = features
     port, open_port = free_port(), free_port()
 
     def start_api(port: int, env: dict) -> subprocess.Popen:
@@ -375,6 +381,7 @@ def main() -> None:
             server_process.wait(timeout=30)
         if server is not None:
             server.stop()
+        shutil.rmtree(features, ignore_errors=True)
 
 
 if __name__ == "__main__":

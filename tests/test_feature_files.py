@@ -171,3 +171,29 @@ def test_an_unchanged_pool_is_known_by_its_generation(tmp_path):
     assert cache.unchanged(7, "tfidf+wordllama") is None  # a part never computed
     cache.pool_features(ids[:60], texts[:60], None, "tfidf_char")  # rows saved with no stamp
     assert cache.unchanged(7, "tfidf_char") is None
+
+
+def test_rows_redis_refuses_cost_the_cache_not_the_ranking(client, run_jobs, redis_conn, monkeypatch):
+    """Without a feature directory the rows go to Redis, which refuses a value past 512 MB
+    (a dense part of about half a million items) by dropping the connection: the ranking is
+    published all the same."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from workers.store import Store
+
+    def refuse(self, project, part, blob):
+        raise RedisConnectionError("Error 104 while writing to socket. Connection reset by peer.")
+
+    monkeypatch.delenv(defaults.FEATURE_DIR_ENV, raising=False)
+    monkeypatch.setattr(Store, "save_feature_rows", refuse)
+    body = {
+        "name": "big",
+        "schemas": [{"name": "s", "labels": ["a", "b"]}],
+        "active_learning": {"vectorizer_name": "tfidf"},
+    }
+    assert client.post("/v1/projects", json=body).status_code == 201
+    items = [{"id": f"i{k}", "text": text} for k, text in enumerate(corpus(200, 9))]
+    assert client.post("/v1/projects/big/items", json={"items": items}).status_code == 200
+    run_jobs()
+    assert Store(redis_conn).ranking_meta("big", "s") is not None
+    assert Store(redis_conn).feature_rows("big", "words") is None

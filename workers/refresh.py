@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 import uuid
 from collections import Counter
@@ -37,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from redis.exceptions import RedisError
 
 from workers import defaults
 from workers.aggregation import resolve
@@ -63,6 +65,8 @@ from workers.strategies import needs_ensemble
 
 Report = Callable[[str, float], None]
 """report(stage, fraction): how far a refresh has got."""
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -640,10 +644,23 @@ def feature_cache(store: Store, project_name: str) -> FeatureCache:
     one is set (``workers.features.files``), otherwise in Redis beside the project."""
     root = feature_root()
     if root is None:
-        return FeatureCache(
-            lambda part: store.feature_rows(project_name, part),
-            lambda part, blob: store.save_feature_rows(project_name, part, blob),
-        )
+
+        def keep(part: str, blob: bytes) -> None:
+            # a value past Redis's limit (512 MB: a dense part of about 500,000 items) is
+            # refused with the connection: the next job computes the rows again
+            try:
+                store.save_feature_rows(project_name, part, blob)
+            except RedisError as exc:
+                log.warning(
+                    "could not keep the %s features of %s in Redis (%.0f MB): %s; %s keeps them on disk",
+                    part,
+                    project_name,
+                    len(blob) / 2**20,
+                    exc,
+                    defaults.FEATURE_DIR_ENV,
+                )
+
+        return FeatureCache(lambda part: store.feature_rows(project_name, part), keep)
     return FeatureFiles(
         project_dir(root, store.get_project(project_name)),
         (
