@@ -155,3 +155,66 @@ def test_twenty_annotators_at_once_never_get_a_model_on_fewer_labels(tmp_path):
         assert len(sizes) >= 3
     finally:
         served.close()
+
+
+def test_head_swaps_under_concurrent_batches_hand_out_no_item_twice(
+    app, client, run_jobs, redis_conn, monkeypatch
+):
+    """Rankings that publish a small head, replaced again and again by a worker while eight
+    annotators ask for batches and label them: no item is ever held by two of them."""
+    from workers import defaults
+    from workers.store import Store
+
+    monkeypatch.setattr(defaults, "RANKING_HEAD_MIN", 60)
+    monkeypatch.setattr(defaults, "RANKING_HEAD_MARGIN", 0)
+    monkeypatch.setattr(defaults, "EXPLORE_DEPTH", 40)
+    body = {
+        "name": "swap",
+        "schemas": [{"name": "s", "labels": ["a", "b"]}],
+        "active_learning": {"update_frequency": 8, "min_instances_for_training": 4, "eval_fraction": 0.0},
+    }
+    assert client.post("/v1/projects", json=body).status_code == 201
+    items = [{"id": f"i{i}", "vector": [float(i % 97), float(i % 13)]} for i in range(600)]
+    assert client.post("/v1/projects/swap/items", json={"items": items}).status_code == 200
+    run_jobs()
+    first = Store(redis_conn).ranking_meta("swap", "s")
+    assert first is not None and first["head"] == 60
+
+    holders: dict[str, set[str]] = defaultdict(set)
+    lock = threading.Lock()
+    errors: list[str] = []
+    start = threading.Barrier(8)
+
+    def annotate(t: int) -> None:
+        c = app.test_client()
+        c.environ_base.update(client.environ_base)
+        start.wait()
+        for k in range(15):
+            r = c.get(f"/v1/projects/swap/next?schema=s&annotator=ann{t}&size=4")
+            if r.status_code != 200:
+                errors.append(f"{r.status_code}: {r.get_data(as_text=True)}")
+                return
+            ids = [it["id"] for it in r.json["items"]]
+            with lock:
+                for i in ids:
+                    holders[i].add(f"ann{t}")
+            labels = [
+                {"item": i, "schema": "s", "value": "ab"[(t + k) % 2], "annotator": f"ann{t}"} for i in ids
+            ]
+            c.post("/v1/projects/swap/labels", json={"labels": labels})
+            time.sleep(0.05)
+
+    threads = [threading.Thread(target=annotate, args=(t,)) for t in range(8)]
+    for th in threads:
+        th.start()
+    while any(th.is_alive() for th in threads):  # the worker, in this thread (RQ sets signals)
+        run_jobs()
+        time.sleep(0.02)
+    for th in threads:
+        th.join()
+
+    assert not errors, errors[:3]
+    shared = {i: h for i, h in holders.items() if len(h) > 1}
+    assert not shared, f"{len(shared)} items went to more than one annotator, e.g. {list(shared.items())[:3]}"
+    last = Store(redis_conn).ranking_meta("swap", "s")
+    assert last is not None and int(last["ranking_id"]) >= int(first["ranking_id"]) + 2  # swapped meanwhile
