@@ -505,3 +505,23 @@ def test_readiness_counts_only_workers_with_a_recent_heartbeat(client, redis_con
     stale = now() - timedelta(seconds=120)
     redis_conn.hset(worker.key, "last_heartbeat", stale.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
     problem(client.get("/readyz"), 503)
+
+
+def test_an_upload_counts_new_items_and_sets_or_clears_their_vectors(client, redis_conn):
+    """An upload writes its documents, ids and vectors a command per key: the counts and
+    each item's vector are what one write per item gave."""
+    body = {"name": "twice", "schemas": [{"name": "s", "labels": ["a", "b"]}]}
+    assert client.post("/v1/projects", json=body).status_code == 201
+    first = [{"id": "x", "text": "one", "vector": [1.0, 2.0]}, {"id": "y", "text": "two"}]
+    assert client.post("/v1/projects/twice/items", json={"items": first}).json["created"] == 2
+    again = [
+        {"id": "y", "text": "two", "vector": [3.0, 4.0]},
+        {"id": "z", "text": "three"},
+        {"id": "x", "text": "one, without a vector now"},
+    ]
+    answer = client.post("/v1/projects/twice/items", json={"items": again}).json
+    assert (answer.get("created"), answer.get("updated")) == (1, 2), answer
+    assert client.get("/v1/projects/twice/items/x").json["text"] == "one, without a vector now"
+    assert redis_conn.hget(keys.vectors("twice"), "x") is None
+    assert redis_conn.hget(keys.vectors("twice"), "y") is not None
+    assert redis_conn.zcard(keys.item_index("twice")) == 3

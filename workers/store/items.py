@@ -12,26 +12,46 @@ from workers.exceptions import NotFound
 from workers.store import keys
 from workers.store._codec import raw
 
+UPSERT_CHUNK = 10_000
+"""Items a command of an upload writes at most."""
+
 
 class Items:
     redis: Redis
 
     def upsert_items(self, project: dict, items: list[dict]) -> dict:
-        """Insert or replace items; returns counts of created and updated items."""
+        """Insert or replace items; returns counts of created and updated items.
+
+        One command per key and chunk, not per item: a hash set with every document, a
+        sorted-set add with every id, the vectors set or cleared, in one transaction. (The
+        API refuses an upload that repeats an id; here the last of them would win.)"""
         p = project["name"]
+        last = {item["id"]: item for item in items}
         pipe = self.redis.pipeline(transaction=True)
-        for item in items:
-            doc = {"text": item.get("text"), "metadata": item.get("metadata") or {}}
-            pipe.hset(keys.items(p), item["id"], json.dumps(doc))
-            pipe.zadd(keys.item_index(p), {item["id"]: 0})
-            vec = item.get("vector")
-            if vec is not None:
-                pipe.hset(keys.vectors(p), item["id"], np.asarray(vec, dtype=np.float32).tobytes())
-            else:
-                pipe.hdel(keys.vectors(p), item["id"])
+        ids = list(last)
+        new_docs = []  # where each chunk's count of new documents is among the replies
+        for start in range(0, len(ids), UPSERT_CHUNK):
+            chunk = [last[i] for i in ids[start : start + UPSERT_CHUNK]]
+            docs = {
+                item["id"]: json.dumps({"text": item.get("text"), "metadata": item.get("metadata") or {}})
+                for item in chunk
+            }
+            new_docs.append(len(pipe.command_stack))
+            pipe.hset(keys.items(p), mapping=docs)
+            pipe.zadd(keys.item_index(p), dict.fromkeys(docs, 0))
+            vectors = {
+                item["id"]: np.asarray(item["vector"], dtype=np.float32).tobytes()
+                for item in chunk
+                if item.get("vector") is not None
+            }
+            if vectors:
+                pipe.hset(keys.vectors(p), mapping=vectors)
+            cleared = [item["id"] for item in chunk if item.get("vector") is None]
+            if cleared:
+                pipe.hdel(keys.vectors(p), *cleared)
         pipe.incr(keys.generation(p))
         results = pipe.execute()
-        created = sum(int(r) for r in results[0:-1:3])
+        created = sum(int(results[k]) for k in new_docs)
         return {"created": created, "updated": len(items) - created}
 
     def delete_item(self, project: dict, item_id: str) -> None:
