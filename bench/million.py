@@ -82,20 +82,6 @@ def directory_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.exists() else 0
 
 
-def label_batch(ann: Annotator) -> str | None:
-    """Ask for a batch of 10, label it; the id of the job the labels triggered, if any."""
-    params = {"schema": ann.schema, "annotator": "ana", "size": 10}
-    batch = ann.call("GET", f"/v1/projects/{ann.project}/next", params=params).json()
-    labels = [
-        {"item": it["id"], "schema": ann.schema, "value": ann.truth[it["id"]], "annotator": "ana"}
-        for it in batch["items"]
-    ]
-    r = ann.call("POST", f"/v1/projects/{ann.project}/labels", json={"labels": labels})
-    assert r.status_code == 200, r.text
-    ann.acked |= {lab["item"]: lab["value"] for lab in labels}
-    return r.json()["training_jobs"].get(ann.schema)
-
-
 def follow(ann: Annotator, job: str | None, started: float) -> tuple[int | None, float | None, str]:
     """Poll ``GET /next`` and the job every 50 ms until the job has ended and its model is
     served: (its model version, seconds from ``started`` to that version first being
@@ -155,9 +141,9 @@ def main() -> None:
             print(f"after the upload: {redis_memory(redis, args.items)}", flush=True)
             for k in range(args.retrains + 1):
                 t = time.monotonic()
-                job = label_batch(ann)
+                job = ann.label_batch(10)["training_jobs"].get(ann.schema)
                 if k == 0:  # the first model needs min_instances_for_training labels
-                    job = label_batch(ann)
+                    job = ann.label_batch(10)["training_jobs"].get(ann.schema)
                 version, seconds, stages = follow(ann, job, t)
                 took = f"{seconds:.1f} s" if seconds is not None else "?"
                 print(

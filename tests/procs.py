@@ -260,6 +260,11 @@ class Annotator:
             assert r.status_code == 200, r.text
 
     def label_round(self, size: int = 10, annotator: str = "ana") -> int:
+        return self.label_batch(size, annotator)["received"]
+
+    def label_batch(self, size: int = 10, annotator: str = "ana") -> dict:
+        """Ask for a batch and label it with the truth; the labels' answer (``received``,
+        ``training_jobs``...)."""
         params = {"schema": self.schema, "annotator": annotator, "size": size}
         batch = self.call("GET", f"/v1/projects/{self.project}/next", params=params).json()
         labels = [
@@ -269,7 +274,7 @@ class Annotator:
         r = self.call("POST", f"/v1/projects/{self.project}/labels", json={"labels": labels})
         assert r.status_code == 200, r.text
         self.acked |= {lab["item"]: lab["value"] for lab in labels}
-        return len(labels)
+        return r.json()
 
     def served_version(self) -> int | None:
         params = {"schema": self.schema, "annotator": "probe", "size": 1}

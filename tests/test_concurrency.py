@@ -14,6 +14,37 @@ N_THREADS = 16
 REQUESTS_PER_THREAD = 25
 
 
+class Holdings:
+    """Which annotators each item was handed to, from batches asked for on many threads."""
+
+    def __init__(self) -> None:
+        self.holders: dict[str, set[str]] = defaultdict(set)
+        self.lock = threading.Lock()
+        self.errors: list[str] = []
+
+    def take(self, c, project: str, annotator: str, size: int) -> list[str] | None:
+        """Ask for a batch and note who holds its items; None (the error noted) on a non-200."""
+        r = c.get(f"/v1/projects/{project}/next?schema=s&annotator={annotator}&size={size}")
+        if r.status_code != 200:
+            self.errors.append(f"{r.status_code}: {r.get_data(as_text=True)}")
+            return None
+        ids = [it["id"] for it in r.json["items"]]
+        with self.lock:
+            for i in ids:
+                self.holders[i].add(annotator)
+        return ids
+
+    def shared(self) -> dict[str, set[str]]:
+        return {i: h for i, h in self.holders.items() if len(h) > 1}
+
+
+def acting_as(app, client):
+    """Another test client with the same key, for another thread."""
+    c = app.test_client()
+    c.environ_base.update(client.environ_base)
+    return c
+
+
 def test_concurrent_annotators_never_share_an_item(app, client, run_jobs):
     body = {
         "name": "race",
@@ -25,25 +56,17 @@ def test_concurrent_annotators_never_share_an_item(app, client, run_jobs):
     assert client.post("/v1/projects/race/items", json={"items": items}).status_code == 200
     run_jobs()
 
-    holders: dict[str, set[str]] = defaultdict(set)
-    lock = threading.Lock()
-    errors: list[str] = []
+    held = Holdings()
     start = threading.Barrier(N_THREADS)
 
     def annotate(t: int) -> None:
-        c = app.test_client()
-        c.environ_base.update(client.environ_base)
+        c = acting_as(app, client)
         annotator = f"ann{t}"
         start.wait()
         for _ in range(REQUESTS_PER_THREAD):
-            r = c.get(f"/v1/projects/race/next?schema=s&annotator={annotator}&size=5")
-            if r.status_code != 200:
-                errors.append(f"{r.status_code}: {r.get_data(as_text=True)}")
+            ids = held.take(c, "race", annotator, 5)
+            if ids is None:
                 return
-            ids = [it["id"] for it in r.json["items"]]
-            with lock:
-                for i in ids:
-                    holders[i].add(annotator)
             # label most of the batch, as a person would, so the next ask needs new items
             labels = [{"item": i, "schema": "s", "value": "a", "annotator": annotator} for i in ids[:4]]
             if labels:
@@ -55,11 +78,11 @@ def test_concurrent_annotators_never_share_an_item(app, client, run_jobs):
     for th in threads:
         th.join()
 
-    assert not errors, errors[:3]
-    shared = {i: h for i, h in holders.items() if len(h) > 1}
+    assert not held.errors, held.errors[:3]
+    shared = held.shared()
     assert not shared, f"{len(shared)} items went to more than one annotator, e.g. {list(shared.items())[:3]}"
     # every request was served, and labelled items were replaced by fresh ones
-    assert len(holders) >= N_THREADS * REQUESTS_PER_THREAD * 4
+    assert len(held.holders) >= N_THREADS * REQUESTS_PER_THREAD * 4
 
 
 def test_one_refresh_of_a_schema_at_a_time(redis_conn, monkeypatch):
@@ -180,24 +203,16 @@ def test_head_swaps_under_concurrent_batches_hand_out_no_item_twice(
     first = Store(redis_conn).ranking_meta("swap", "s")
     assert first is not None and first["head"] == 60
 
-    holders: dict[str, set[str]] = defaultdict(set)
-    lock = threading.Lock()
-    errors: list[str] = []
+    held = Holdings()
     start = threading.Barrier(8)
 
     def annotate(t: int) -> None:
-        c = app.test_client()
-        c.environ_base.update(client.environ_base)
+        c = acting_as(app, client)
         start.wait()
         for k in range(15):
-            r = c.get(f"/v1/projects/swap/next?schema=s&annotator=ann{t}&size=4")
-            if r.status_code != 200:
-                errors.append(f"{r.status_code}: {r.get_data(as_text=True)}")
+            ids = held.take(c, "swap", f"ann{t}", 4)
+            if ids is None:
                 return
-            ids = [it["id"] for it in r.json["items"]]
-            with lock:
-                for i in ids:
-                    holders[i].add(f"ann{t}")
             labels = [
                 {"item": i, "schema": "s", "value": "ab"[(t + k) % 2], "annotator": f"ann{t}"} for i in ids
             ]
@@ -213,8 +228,8 @@ def test_head_swaps_under_concurrent_batches_hand_out_no_item_twice(
     for th in threads:
         th.join()
 
-    assert not errors, errors[:3]
-    shared = {i: h for i, h in holders.items() if len(h) > 1}
+    assert not held.errors, held.errors[:3]
+    shared = held.shared()
     assert not shared, f"{len(shared)} items went to more than one annotator, e.g. {list(shared.items())[:3]}"
     last = Store(redis_conn).ranking_meta("swap", "s")
     assert last is not None and int(last["ranking_id"]) >= int(first["ranking_id"]) + 2  # swapped meanwhile

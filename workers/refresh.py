@@ -643,28 +643,29 @@ def feature_cache(store: Store, project_name: str) -> FeatureCache:
     """The project's feature rows, kept between refreshes: in the feature directory when
     one is set (``workers.features.files``), otherwise in Redis beside the project."""
     root = feature_root()
-    if root is None:
 
-        def keep(part: str, blob: bytes) -> None:
-            # a value past Redis's limit (512 MB: a dense part of about 500,000 items) is
-            # refused with the connection: the next job computes the rows again
-            try:
-                store.save_feature_rows(project_name, part, blob)
-            except RedisError as exc:
-                log.warning(
-                    "could not keep the %s features of %s in Redis (%.0f MB): %s; %s keeps them on disk",
-                    part,
-                    project_name,
-                    len(blob) / 2**20,
-                    exc,
-                    defaults.FEATURE_DIR_ENV,
-                )
+    def load(part: str) -> bytes | None:
+        return store.feature_rows(project_name, part)
 
-        return FeatureCache(lambda part: store.feature_rows(project_name, part), keep)
-    return FeatureFiles(
-        project_dir(root, store.get_project(project_name)),
-        (
-            lambda part: store.feature_rows(project_name, part),
-            lambda part: store.drop_feature_rows(project_name, part),
-        ),
-    )
+    if root is not None:
+        return FeatureFiles(
+            project_dir(root, store.get_project(project_name)),
+            (load, lambda part: store.drop_feature_rows(project_name, part)),
+        )
+
+    def keep(part: str, blob: bytes) -> None:
+        # a value past Redis's limit (512 MB: a dense part of about 500,000 items) is
+        # refused with the connection: the next job computes the rows again
+        try:
+            store.save_feature_rows(project_name, part, blob)
+        except RedisError as exc:
+            log.warning(
+                "could not keep the %s features of %s in Redis (%.0f MB): %s; %s keeps them on disk",
+                part,
+                project_name,
+                len(blob) / 2**20,
+                exc,
+                defaults.FEATURE_DIR_ENV,
+            )
+
+    return FeatureCache(load, keep)
