@@ -18,6 +18,7 @@ import scipy.sparse as sp
 
 from workers import defaults
 from workers.strategies import REGISTRY, select
+from workers.strategies._validation import others
 from workers.strategies.typical import typical_clusters
 from workers.strategies.uncertainty import uncertainty_scores
 
@@ -90,7 +91,7 @@ def rank_pool(
             multi_label,
             depth,
         )
-        rest = rng.permutation(np.setdiff1d(np.arange(n), sample))
+        rest = rng.permutation(others(n, sample))
         scores = np.zeros(n)
         scores[sample] = inner.scores
         return Ranking(np.concatenate([sample[inner.order], rest]).astype(np.int64), scores, inner.strategy)
@@ -118,7 +119,7 @@ def rank_pool(
                 multi_label=multi_label,
                 params=params,
             )
-        rest = np.setdiff1d(np.arange(n), head.indices)
+        rest = others(n, head.indices)
         if probabilities is not None:
             u = uncertainty_scores(probabilities, params["measure"], multi_label)[rest]
             rest = rest[np.argsort(-u, kind="stable")]

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from workers.exceptions import InvalidInput
-from workers.strategies._validation import RandomState, Selection, check_batch_size, rng_from, top_k
+from workers.strategies._validation import RandomState, Selection, check_batch_size, others, rng_from, top_k
 from workers.strategies.badge import badge
 from workers.strategies.bald import bald_scores
 from workers.strategies.diverse import diverse_uncertainty
@@ -111,7 +111,7 @@ def _bald(pool: Pool, k: int, rng: np.random.Generator, params: dict) -> Selecti
 
 
 def _random(pool: Pool, k: int, rng: np.random.Generator, params: dict) -> Selection:
-    free = np.setdiff1d(np.arange(pool.size), pool.taken)
+    free = others(pool.size, pool.taken)
     idx = rng.permutation(free)[:k].astype(np.int64)
     return Selection(idx, np.zeros(len(idx)))
 

@@ -80,6 +80,14 @@ ROW_CHUNK = 32_768
 """Rows scored at a time: keeps per-row working arrays in cache on pools of any size."""
 
 
+def others(n: int, taken) -> np.ndarray:
+    """The rows of ``range(n)`` not in ``taken``, in order. A mask, not ``np.setdiff1d``:
+    that sorts both arrays, about a second at a million rows."""
+    keep = np.ones(n, dtype=bool)
+    keep[np.asarray(taken, dtype=np.int64)] = False
+    return np.flatnonzero(keep)
+
+
 def by_row_chunks(fn, array: np.ndarray, axis: int = 0) -> np.ndarray:
     """``fn`` applied to consecutive row chunks of ``array`` (rows along ``axis``), joined."""
     n = array.shape[axis]
