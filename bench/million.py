@@ -14,12 +14,18 @@ model version to be served by ``GET /next``. Prints:
   horses, Redis), sampled every 0.2 s;
 - that no acknowledged label was lost.
 
-Usage: ``python bench/million.py [--items 1000000] [--retrains 10] [--vectorizer tfidf]``
+- with ``--workers 1,2``, one run per worker count and the speed-up of the model's pass
+  over the pool, which a large pool splits into shards for the free workers
+  (``workers.shards``), and of label to served model.
+
+Usage: ``python bench/million.py [--items 1000000] [--retrains 10] [--vectorizer tfidf]
+[--workers 1,2]``
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import tempfile
 import threading
@@ -28,6 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+from freshness import spread
 from procs import Annotator, Serve, cmdline, descendants
 from redis import Redis
 
@@ -82,13 +89,14 @@ def directory_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.exists() else 0
 
 
-def follow(ann: Annotator, job: str | None, started: float) -> tuple[int | None, float | None, str]:
+def follow(ann: Annotator, job: str | None, started: float) -> tuple[int | None, float | None, str, dict]:
     """Poll ``GET /next`` and the job every 50 ms until the job has ended and its model is
     served: (its model version, seconds from ``started`` to that version first being
-    served, the job's seconds per stage). The job's label assessment and gain run after
-    its ranking is out, so the job ends a little after its model is served."""
+    served, the job's seconds per stage, how its model's pass was split). The job's label
+    assessment and gain run after its ranking is out, so the job ends a little after its
+    model is served."""
     if job is None:
-        return None, None, "no job"
+        return None, None, "no job", {}
     first_seen: dict[int, float] = {}
     answer: dict = {}
     for _ in range(72_000):
@@ -105,12 +113,71 @@ def follow(ann: Annotator, job: str | None, started: float) -> tuple[int | None,
             break
         time.sleep(0.05)
     if not result.get("stage_seconds"):
-        return None, None, answer.get("status", "?")
+        return None, None, answer.get("status", "?"), {}
     read = (result.get("features") or {}).get("texts_read")
     texts = {True: "; texts read", False: "; no text read"}.get(read, "")
     stages = ", ".join(f"{k} {v:.2f}" for k, v in result["stage_seconds"].items()) + texts
+    scoring = result.get("scoring") or {}
+    if scoring.get("seconds") is not None:
+        split = f"{scoring['shards']} shard" + ("s" if scoring["shards"] > 1 else "")
+        if scoring["shards"] > 1:
+            split += f", {scoring['by_workers']} by other workers, {scoring['redone']} redone"
+        stages += f"; model pass {scoring['seconds']:.2f} s ({split})"
     seen = min((at for v, at in first_seen.items() if v >= version), default=None)
-    return version, (seen - started) if seen is not None else None, stages
+    return version, (seen - started) if seen is not None else None, stages, scoring
+
+
+def run(args: argparse.Namespace, workers: int) -> dict:
+    """One run on a fresh data dir with ``workers`` workers; its figures after the first
+    retrain: seconds from label to served model, and of the model's pass."""
+    served: list[float] = []
+    passes: list[float] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "data"
+        s = Serve(data, f"--workers={workers}")
+        peaks = PeakMemory(s.proc.pid)
+        peaks.start()
+        try:
+            redis = Redis(unix_socket_path=str(data / "redis" / "redis.sock"))
+            ann = Annotator(s.base, s.admin_key, project="million")
+            t = time.monotonic()
+            ann.create(n=args.items, seed=1, query_strategy=args.strategy, vectorizer_name=args.vectorizer)
+            seconds = time.monotonic() - t
+            print(
+                f"{args.items:,} items, {args.vectorizer}, {args.strategy}, {workers} worker(s): uploaded in "
+                f"{seconds:.1f} s ({args.items / seconds:,.0f} items/s)",
+                flush=True,
+            )
+            print(f"after the upload: {redis_memory(redis, args.items)}", flush=True)
+            for k in range(args.retrains + 1):
+                t = time.monotonic()
+                job = ann.label_batch(10)["training_jobs"].get(ann.schema)
+                if k == 0:  # the first model needs min_instances_for_training labels
+                    job = ann.label_batch(10)["training_jobs"].get(ann.schema)
+                version, seconds, stages, scoring = follow(ann, job, t)
+                took = f"{seconds:.1f} s" if seconds is not None else "?"
+                print(
+                    f"retrain {k + 1}: model version {version} served {took} after its triggering labels "
+                    f"({len(ann.acked)} labels so far); job stages: {stages}",
+                    flush=True,
+                )
+                if k > 0 and seconds is not None:
+                    served.append(seconds)
+                if k > 0 and scoring.get("seconds") is not None:
+                    passes.append(scoring["seconds"])
+            time.sleep(2)  # the last job's label assessment and gain run after publication
+            print(f"after {args.retrains + 1} retrains: {redis_memory(redis, args.items)}")
+            features = directory_size(data / "features")
+            print(f"feature directory: {features / args.items:.0f} B/item ({features / 2**30:.2f} GiB)")
+            print(
+                "peak resident memory: "
+                + ", ".join(f"{n} {b / 2**30:.2f} GiB" for n, b in sorted(peaks.peaks.items()))
+            )
+            print(f"acknowledged labels lost: {len(ann.lost_labels())}", flush=True)
+        finally:
+            peaks.done.set()
+            s.close()
+    return {"served": served, "passes": passes}
 
 
 def main() -> None:
@@ -121,48 +188,23 @@ def main() -> None:
     parser.add_argument("--retrains", type=int, default=10)
     parser.add_argument("--strategy", default="diverse_uncertainty")
     parser.add_argument("--vectorizer", default="tfidf")
+    parser.add_argument("--workers", default="2", help="worker counts to run, one fresh run each (e.g. 1,2)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        data = Path(tmp) / "data"
-        s = Serve(data)
-        peaks = PeakMemory(s.proc.pid)
-        peaks.start()
-        try:
-            redis = Redis(unix_socket_path=str(data / "redis" / "redis.sock"))
-            ann = Annotator(s.base, s.admin_key, project="million")
-            t = time.monotonic()
-            ann.create(n=args.items, seed=1, query_strategy=args.strategy, vectorizer_name=args.vectorizer)
-            seconds = time.monotonic() - t
-            print(
-                f"{args.items:,} items, {args.vectorizer}, {args.strategy}: uploaded in {seconds:.1f} s "
-                f"({args.items / seconds:,.0f} items/s)",
-                flush=True,
-            )
-            print(f"after the upload: {redis_memory(redis, args.items)}", flush=True)
-            for k in range(args.retrains + 1):
-                t = time.monotonic()
-                job = ann.label_batch(10)["training_jobs"].get(ann.schema)
-                if k == 0:  # the first model needs min_instances_for_training labels
-                    job = ann.label_batch(10)["training_jobs"].get(ann.schema)
-                version, seconds, stages = follow(ann, job, t)
-                took = f"{seconds:.1f} s" if seconds is not None else "?"
-                print(
-                    f"retrain {k + 1}: model version {version} served {took} after its triggering labels "
-                    f"({len(ann.acked)} labels so far); job stages: {stages}",
-                    flush=True,
-                )
-            time.sleep(2)  # the last job's label assessment and gain run after publication
-            print(f"after {args.retrains + 1} retrains: {redis_memory(redis, args.items)}")
-            features = directory_size(data / "features")
-            print(f"feature directory: {features / args.items:.0f} B/item ({features / 2**30:.2f} GiB)")
-            print(
-                "peak resident memory: "
-                + ", ".join(f"{n} {b / 2**30:.2f} GiB" for n, b in sorted(peaks.peaks.items()))
-            )
-            print(f"acknowledged labels lost: {len(ann.lost_labels())}")
-        finally:
-            peaks.done.set()
-            s.close()
+    counts = [int(w) for w in args.workers.split(",")]
+    runs = {w: run(args, w) for w in counts}
+    print("\nafter the first retrain, per worker count:")
+    for w, figures in runs.items():
+        print(
+            f"  {w} worker(s): label to served, median {spread(figures['served'])}; "
+            f"model pass, median {spread(figures['passes'])}"
+        )
+    if len(counts) > 1:
+        base, most = runs[counts[0]], runs[counts[-1]]
+        for name in ("passes", "served"):
+            if base[name] and most[name] and statistics.median(most[name]) > 0:
+                ratio = statistics.median(base[name]) / statistics.median(most[name])
+                what = "model pass" if name == "passes" else "label to served"
+                print(f"  speed-up of {counts[-1]} workers over {counts[0]}, {what}: {ratio:.2f}x")
 
 
 if __name__ == "__main__":

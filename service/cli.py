@@ -86,6 +86,13 @@ def admin_key(data_dir: Path) -> tuple[str, Path]:
     return key, path
 
 
+def positive(value: str) -> int:
+    n = int(value)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {n}")
+    return n
+
+
 def serve(args: argparse.Namespace) -> int:
     from service.supervisor import Child, Supervisor, log
 
@@ -114,12 +121,16 @@ def serve(args: argparse.Namespace) -> int:
         log(f"admin key in {where} (send it as 'Authorization: Bearer <key>')")
 
     api_workers = args.api_workers or int(env.get("ALRANK_API_WORKERS", "2"))
-    # one worker for rankings and tool syncs only, so a long simulation never holds up a
-    # ranking, and one that takes rankings first and simulations when there are none
+    # with two or more: one worker for rankings and tool syncs only, so a long simulation
+    # never holds up a ranking, and the others take rankings (and the shards of a large
+    # pool's scoring) first and simulations when there are none
     ranking_queues = f"{defaults.QUEUE_NAME},{defaults.SYNC_QUEUE_NAME}"
+    worker = [sys.executable, "-m", "workers.worker"]
+    if args.workers > 1:
+        children.append(Child("ranking worker", [*worker, f"--queues={ranking_queues}"], env))
+    others = max(args.workers - 1, 1)
+    children += [Child("worker" if n == 0 else f"worker {n + 2}", worker, env) for n in range(others)]
     children += [
-        Child("ranking worker", [sys.executable, "-m", "workers.worker", f"--queues={ranking_queues}"], env),
-        Child("worker", [sys.executable, "-m", "workers.worker"], env),
         Child(
             "API",
             [
@@ -164,7 +175,7 @@ def main(argv: list[str] | None = None) -> None:
         "label-issues; alrank projects --help and so on)",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    s = sub.add_parser("serve", help="run the API, two workers and (without REDIS_URL) an embedded Redis")
+    s = sub.add_parser("serve", help="run the API, its workers and (without REDIS_URL) an embedded Redis")
     s.add_argument("--host", default=DEFAULT_HOST)
     s.add_argument("--port", type=int, default=DEFAULT_PORT)
     s.add_argument(
@@ -177,6 +188,12 @@ def main(argv: list[str] | None = None) -> None:
         type=int,
         default=None,
         help="gunicorn worker processes (default: $ALRANK_API_WORKERS or 2)",
+    )
+    s.add_argument(
+        "--workers",
+        type=positive,
+        default=2,
+        help="worker processes: they retrain, score a large pool's shards and run simulations (default: 2)",
     )
     s.add_argument(
         "--no-auth",

@@ -316,6 +316,24 @@ FEATURE_DIR_ENV = "ALRANK_FEATURE_DIR"
 """The environment variable naming the directory of projects' feature rows
 (``workers.features.files``); unset, they are kept in Redis."""
 
+SHARD_ROWS_ENV = "ALRANK_SHARD_ROWS"
+"""The environment variable that sets ``SHARD_ROWS``."""
+
+SHARD_ROWS = 250_000
+"""Candidates per scoring shard at least (``workers.shards``): a pool is split only when
+each free worker gets this many. The model's pass over 250,000 TF-IDF rows takes about a
+fifth of a second, about what handing a shard to another worker costs."""
+
+SHARD_LEASE_SECONDS = 30.0
+"""How long a shard's claim lasts unless its holder renews it (every quarter of this):
+a worker that dies while it scores holds its shard up for this long at most."""
+
+SHARD_POLL_SECONDS = 0.02
+"""How often the retraining job looks for the shards other workers score."""
+
+SHARD_RESULT_TTL = 600
+"""Seconds RQ keeps a shard job's result, and a shard's probabilities wait to be read."""
+
 SIMULATION_SEED_SIZE = 20
 """Labels a replay starts from, drawn at random."""
 

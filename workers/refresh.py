@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 from redis.exceptions import RedisError
+from rq import Queue
 
 from workers import defaults
 from workers.aggregation import resolve
@@ -51,6 +52,7 @@ from workers.model_choice import AUTO_CANDIDATES
 from workers.models import (
     Model,
     aligned_proba,
+    load_model,
     predictions,
     train_ensemble,
     train_multi_label,
@@ -59,6 +61,7 @@ from workers.models import (
 from workers.quality import assess
 from workers.ranking import Ranking, balanced, balances, batch_aware_depth, rank_pool, strategy_params
 from workers.settings import active_learning, active_schemas, find_schema
+from workers.shards import model_pass, whole_pass
 from workers.stopping import agreement_with_support, stop_set
 from workers.store import RankingEntry, Store
 from workers.strategies import needs_ensemble
@@ -136,10 +139,22 @@ class ModelVersion:
     model: Model
     meta: dict
     stop_predictions: dict[str, Any]
+    state: bytes
+    """The model as stored: what ``/predict``, the ranking and scoring shards all use."""
 
     @property
     def version(self) -> int:
         return int(self.meta["version"])
+
+    @classmethod
+    def stored(cls, fitted: Model, meta: dict, stop_predictions: dict[str, Any]) -> ModelVersion:
+        """A version of ``fitted`` as it is stored (a linear model's weights in float32), so
+        the ranking, the evaluation and ``/predict`` use one model, and scoring shards on
+        other workers load the same one."""
+        state = fitted.to_bytes()
+        model = load_model(state)
+        model.metrics = fitted.metrics
+        return cls(model, meta, stop_predictions, state)
 
 
 @dataclass
@@ -148,6 +163,42 @@ class Scores:
 
     ranking: Ranking
     probabilities: np.ndarray | None
+    shards: dict = field(default_factory=lambda: {"shards": 1})
+    """How the model's pass over the pool was split (``workers.shards``)."""
+
+
+Shards = Callable[["ModelVersion", Any, np.ndarray], tuple[np.ndarray, Any, dict]]
+"""shards(trained, xc, candidates): the model's probabilities and space for the candidates'
+rows ``xc``, and how the pass was split (``workers.shards.model_pass``)."""
+
+
+def sharded_pass(
+    store: Store, queue: Queue, snap: Snapshot, vector_scale, vector_dim: int | None, tell: Report
+) -> Shards:
+    """The model's pass over the pool, split among the free workers on ``queue``: each
+    builds its rows from the feature directory as this job's are built."""
+    spec = {
+        "project": snap.name,
+        "generation": snap.fingerprint["pool"],
+        "vectorizer": snap.al["vectorizer_name"],
+        "vectorizer_params": snap.al["vectorizer_params"],
+        "vector_dim": vector_dim,
+        "vector_scale": vector_scale.to_dict() if vector_scale is not None else None,
+    }
+
+    def run(trained: ModelVersion, xc, candidates: np.ndarray) -> tuple[np.ndarray, Any, dict]:
+        return model_pass(
+            store.redis,
+            queue,
+            spec,
+            trained.state,
+            trained.model,
+            xc,
+            candidates,
+            lambda done, count: tell("scoring", 0.6 + 0.05 * done / count),
+        )
+
+    return run
 
 
 def snapshot(store: Store, project_name: str, schema_name: str) -> Snapshot:
@@ -358,9 +409,11 @@ def train(store: Store, snap: Snapshot, pool: Pool, labelled: TrainingSet, x) ->
     multi = snap.schema["multi_label"]
     started = time.perf_counter()
     previous = store.latest_model(snap.name, snap.schema["name"])
-    model = fit(snap, labelled, x, (previous or {}).get("metrics"))
-    if model is None:
+    fitted = fit(snap, labelled, x, (previous or {}).get("metrics"))
+    if fitted is None:
         return None
+    trained = ModelVersion.stored(fitted, {}, {})
+    model = trained.model
     held_rows = [labelled.rows[k] for k in labelled.held_out]
     truth = [labelled.targets[k] for k in labelled.held_out]
     served_pred = predict_labels(model, x[np.array(held_rows, dtype=np.int64)])
@@ -384,7 +437,8 @@ def train(store: Store, snap: Snapshot, pool: Pool, labelled: TrainingSet, x) ->
     found = agreement_with_support(old_preds, stop_preds, seed=snap.seed)
     meta["stop_kappa"], meta["stop_kappa_interval"], meta["stop_kappa_support"] = found or (None, None, None)
     meta["version"] = store.next_model_version(snap.name, snap.schema["name"])
-    return ModelVersion(model, meta, stop_preds)
+    trained.meta, trained.stop_predictions = meta, stop_preds
+    return trained
 
 
 def score(
@@ -395,13 +449,20 @@ def score(
     rng: np.random.Generator,
     report: Report,
     leased: int = 0,
+    shards: Shards | None = None,
 ) -> Scores:
+    """Rank the candidates. ``shards`` splits the model's pass over them among free
+    workers (``workers.shards``); without it the pass runs here."""
     xc = x[labelled.candidates]
     strategy = snap.al["query_strategy"] if snap.active else "random"
     model = trained.model if trained is not None else None
     proba = space = None
-    if model is not None:
-        proba, space = model.proba_and_space(xc)
+    split: dict = {"shards": 1}
+    if trained is not None:
+        if shards is not None:
+            proba, space, split = shards(trained, xc, labelled.candidates)
+        else:
+            proba, space, split = whole_pass(trained.model, xc)
     member_proba = None
     multi = snap.schema["multi_label"]
     if model is not None and not multi and needs_ensemble(strategy, strategy_params(snap.al, xc)):
@@ -416,7 +477,7 @@ def score(
     ranking = rank_pool(strategy, xc, labelled_x, snap.al, rng, proba, member_proba, multi, depth)
     if model is not None and proba is not None and balances(snap.al, strategy, multi):
         ranking = balanced(ranking, model.classes, labelled.targets, proba, depth)
-    return Scores(ranking, proba)
+    return Scores(ranking, proba, split)
 
 
 def committee(snap: Snapshot, labelled: TrainingSet, x, xc, model: Model) -> np.ndarray:
@@ -511,7 +572,7 @@ def publish(
         # the model's state first: a ranking that names a version can always load it
         if featurizer is not None:
             store.save_featurizer(snap.name, schema, trained.version, featurizer.to_bytes())
-        store.save_model_state(snap.name, schema, trained.version, trained.model.to_bytes())
+        store.save_model_state(snap.name, schema, trained.version, trained.state)
     rid = store.publish_ranking(
         snap.name,
         schema,
@@ -534,8 +595,10 @@ def refresh(
     schema_name: str,
     report: Report | None = None,
     cache: FeatureCache | None = None,
+    queue: Queue | None = None,
 ) -> dict:
-    """Train (when the schema has enough labels) and publish a ranking of its unlabelled pool."""
+    """Train (when the schema has enough labels) and publish a ranking of its unlabelled pool.
+    With ``queue`` (the job's), a large pool's scoring is shared with the free workers on it."""
     started = time.perf_counter()
     stages: dict[str, float] = {}
     heard = report or (lambda stage, fraction: None)
@@ -582,9 +645,12 @@ def refresh(
         trained = train(store, snap, pool, labelled, x)
         tell("scoring", 0.6)
         leased = store.counts(snap.project, schema_name)["leased"]
-        scores = score(snap, labelled, trained, x, rng, tell, leased)
-        tell("publishing", 0.8)
         vector_dim = pool.vectors.shape[1] if pool.vectors is not None else None
+        shards = None
+        if queue is not None:
+            shards = sharded_pass(store, queue, snap, cache_report.vector_scale, vector_dim, tell)
+        scores = score(snap, labelled, trained, x, rng, tell, leased, shards)
+        tell("publishing", 0.8)
         featurizer = Featurizer(cache_report.parts, vector_dim, cache_report.vector_scale)
         rid = publish(store, snap, pool, labelled, trained, scores, rng, featurizer, leased)
         # within the lock: a refresh's queues never overwrite a newer refresh's
@@ -606,6 +672,7 @@ def refresh(
             "computed": cache_report.computed,
             "texts_read": known is None,  # False: the pool was unchanged, its rows known
         },
+        "scoring": scores.shards,
         "seconds": round(time.perf_counter() - started, 3),
         "stage_seconds": stages,
     }

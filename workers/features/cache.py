@@ -166,6 +166,18 @@ class FeatureCache:
         rows = side_by_side([cached.rows for _, cached in unchanged.parts])
         return with_vectors(rows, vectors, len(unchanged.ids)), report
 
+    def rows_of(
+        self, unchanged: Unchanged, rows: np.ndarray, vectors: np.ndarray | None, scale: dict | None
+    ) -> sp.csr_matrix | np.ndarray:
+        """Rows ``rows`` of the matrix :meth:`assemble` gives, with ``vectors`` (the client
+        vectors of those rows) scaled as the whole pool's were (``scale``, a
+        :class:`VectorScale` as :meth:`VectorScale.to_dict` gives it): a scoring shard's
+        share of the pool (``workers.shards``)."""
+        text = side_by_side([cached.rows[rows] for _, cached in unchanged.parts])
+        if vectors is not None and scale is not None:
+            vectors = VectorScale.from_dict(scale).apply(vectors)
+        return with_vectors(text, vectors, len(rows))
+
     def _cached(self, part: str) -> CachedPart | None:
         """One part's cached rows; None when there are none, or when what is stored cannot be
         read (then the rows are computed afresh and what was stored is overwritten)."""

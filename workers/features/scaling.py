@@ -43,6 +43,14 @@ class VectorScale:
         scale = cls.fit(vectors)
         return scale, scale.apply(vectors)
 
+    def to_dict(self) -> dict[str, list[float]]:
+        """The scaling as JSON can carry it, exactly (``workers.shards``)."""
+        return {"mean": self.mean.tolist(), "scale": self.scale.tolist()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> VectorScale:
+        return cls(np.array(d["mean"], dtype=np.float64), np.array(d["scale"], dtype=np.float64))
+
     def apply(self, vectors: np.ndarray) -> np.ndarray:
         """Scaled rows, float32, in a new array (the given one is left as it is)."""
         out = np.empty(vectors.shape, dtype=np.float32)

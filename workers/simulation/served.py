@@ -147,7 +147,8 @@ def refresh(project: Project, pool: ServedPool, cache: FeatureCache) -> None:
     trained = None
     if model is not None:
         project.models += 1
-        trained = ModelVersion(model, {"version": project.models}, {})
+        trained = ModelVersion.stored(model, {"version": project.models}, {})
+        model = trained.model
     scores = score(snap, labelled, trained, x, rng, lambda stage, fraction: None, 0)
     candidates = labelled.candidates
     project.order = [pool.ids[candidates[c]] for c in scores.ranking.order]

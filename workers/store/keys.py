@@ -77,6 +77,10 @@ Schemas
 - ``asked(P, S)`` counter of items asked for by ``GET /next``, which sets each batch's
   random shares (``workers.batches.share``).
 - ``jobstate(P, S)`` HASH ``queued``/``running`` job ids, for coalescing retrain triggers.
+- ``shard(P, T, what)`` a sharded scoring pass T (``workers.shards``): ``spec`` JSON,
+  ``model`` the model's state, and per shard i ``rows:i`` its pool rows, ``claim:i`` who
+  scores it (a lease), ``proba:i`` and ``space:i`` what came back; the retraining job
+  deletes them when the pass is done, and they expire after ``JOB_TIMEOUT`` if it dies.
 
 Operations
 
@@ -300,6 +304,11 @@ def stop_predictions(p: str, s: str, version: int) -> str:
 
 def jobstate(p: str, s: str) -> str:
     return schema(p, s) + "jobstate"
+
+
+def shard(p: str, token: str, what: str) -> str:
+    """A key of sharded scoring pass ``token`` of project ``p`` (``workers.shards``)."""
+    return project(p) + f"shard:{token}:{what}"
 
 
 def refresh_lock(p: str, s: str) -> str:

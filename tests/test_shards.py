@@ -1,0 +1,204 @@
+"""Scoring shards (workers/shards.py): the model's pass over a large pool, split among
+free workers, gives the ranking the unsharded pass gives; a shard whose worker is killed
+is scored again by the retraining job."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+from rq import Worker
+from test_features import corpus
+
+import workers.shards
+from workers.refresh import refresh
+from workers.shards import bounds, shard_count
+from workers.store import Store, keys
+from workers.worker import make_queue
+
+ITEMS = 600
+
+
+def make_project(client, name: str, classifier: str, strategy: str) -> None:
+    """A project of ``ITEMS`` short texts with client vectors and 30 labels; its queued jobs
+    are left to the test to run."""
+    body = {
+        "name": name,
+        "schemas": [{"name": "topic", "labels": ["a", "b", "c"]}],
+        "active_learning": {
+            "min_instances_for_training": 10,
+            "update_frequency": 10,
+            "vectorizer_name": "tfidf",
+            "classifier_name": classifier,
+            "query_strategy": strategy,
+        },
+    }
+    assert client.post("/v1/projects", json=body).status_code == 201
+    texts = corpus(ITEMS, 11)
+    items = [{"id": f"i{k:04d}", "text": t, "vector": [k % 7, (k * 13) % 5]} for k, t in enumerate(texts)]
+    assert client.post(f"/v1/projects/{name}/items", json={"items": items}).status_code == 200
+    labels = [
+        {"item": f"i{k:04d}", "schema": "topic", "value": "abc"[len(texts[k]) % 3], "annotator": "x"}
+        for k in range(30)
+    ]
+    assert client.post(f"/v1/projects/{name}/labels", json={"labels": labels}).status_code == 200
+
+
+def published(store: Store, project: str) -> tuple[list[str], np.ndarray, list]:
+    """The published head's ids, their scores and confidences, and predicted labels."""
+    meta = store.ranking_meta(project, "topic")
+    assert meta is not None and meta["model_version"] is not None
+    order = [
+        m.decode()
+        for m in store.redis.lrange(keys.ranking_part(project, "topic", meta["ranking_id"], "order"), 0, -1)
+    ]
+    _, entries = store.ranking_entries(project, "topic", order)
+    return order, np.array([(e.score, e.confidence) for e in entries]), [e.label for e in entries]
+
+
+def wait_for(check, seconds: float = 20.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def slow_first_shard(monkeypatch, until) -> None:
+    """The retraining job's own shard waits until ``until()``: another worker has the time
+    to claim the next."""
+    score = workers.shards._score
+
+    def slow(model, xc, span):
+        if span[0] == 0:
+            wait_for(until)
+        return score(model, xc, span)
+
+    monkeypatch.setattr(workers.shards, "_score", slow)
+
+
+def shard_keys(conn) -> list[bytes]:
+    return conn.keys(keys.project("*") + "shard:*")
+
+
+@pytest.fixture
+def feature_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("ALRANK_FEATURE_DIR", str(tmp_path / "features"))
+    monkeypatch.setenv("ALRANK_SHARD_ROWS", "100")
+    return tmp_path / "features"
+
+
+def test_shards_split_the_candidates_one_per_free_worker(monkeypatch):
+    monkeypatch.setenv("ALRANK_SHARD_ROWS", "100")
+    assert shard_count(1000, 0) == 1  # no free worker: the pass runs in the job
+    assert shard_count(1000, 3) == 4
+    assert shard_count(250, 3) == 2  # never under ALRANK_SHARD_ROWS a shard
+    spans = bounds(1001, 4)
+    assert spans[0][0] == 0 and spans[-1][1] == 1001
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(spans))
+
+
+@pytest.mark.parametrize(
+    ("classifier", "strategy"),
+    [("logistic_regression", "diverse_uncertainty"), ("random_forest", "diversity")],
+)
+def test_sharded_and_unsharded_rankings_agree(
+    client, redis_conn, redis_url, feature_dir, monkeypatch, classifier, strategy
+):
+    """Two projects made alike (so their refreshes draw the same seed): one ranked in one
+    pass, the other with a worker process scoring a shard from the feature directory. The
+    published rankings and models are the same; a forest's space comes back from the
+    worker with its probabilities."""
+    make_project(client, "whole", classifier, strategy)
+    make_project(client, "split", classifier, strategy)
+    queue = make_queue(redis_conn)
+    queue.empty()  # the uploads' jobs: this test runs the refreshes itself
+    store = Store(redis_conn)
+    assert refresh(store, "whole", "topic")["scoring"]["shards"] == 1
+    helper = subprocess.Popen(
+        [sys.executable, "-m", "workers.worker", "--redis-url", redis_url, "--queues", "alrank"],
+        env={**os.environ},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: any(w.get_state() == "idle" for w in Worker.all(queue=queue)))
+
+        def worker_claimed() -> bool:
+            held = [redis_conn.get(k) or b"" for k in shard_keys(redis_conn) if b":claim:" in k]
+            return any(h.startswith(b"worker") for h in held)
+
+        slow_first_shard(monkeypatch, worker_claimed)
+        result = refresh(store, "split", "topic", queue=queue)
+    finally:
+        helper.terminate()
+        helper.wait(timeout=30)
+    assert result["scoring"] | {"seconds": 0} == {"shards": 2, "by_workers": 1, "redone": 0, "seconds": 0}
+    whole, split = published(store, "whole"), published(store, "split")
+    assert split[0] == whole[0]
+    np.testing.assert_allclose(split[1], whole[1], rtol=1e-12)
+    assert split[2] == whole[2]
+    assert shard_keys(redis_conn) == []  # the pass cleans up after itself
+
+
+DOOMED = textwrap.dedent(
+    """
+    import sys, time
+    from redis import Redis
+    from workers import defaults, shards
+    from workers.store import keys
+
+    defaults.SHARD_LEASE_SECONDS = 1.0
+    shards.shard_pass = lambda *args: time.sleep(3600)  # killed while it scores
+    conn = Redis.from_url(sys.argv[1])
+    while not (found := conn.keys(keys.project("split") + "shard:*:spec")):
+        time.sleep(0.01)
+    token = found[0].decode().split("shard:")[1].split(":")[0]
+    shards.run_shard(conn, "worker doomed", "split", token, 1)
+    """
+)
+
+
+def test_a_shard_whose_worker_is_killed_is_scored_again(
+    client, redis_conn, redis_url, feature_dir, monkeypatch
+):
+    """A worker claims a shard and is killed with SIGKILL while it scores: its lease
+    lapses, the retraining job scores the shard itself, and the ranking is the one an
+    unsharded pass gives."""
+    make_project(client, "whole", "logistic_regression", "diverse_uncertainty")
+    make_project(client, "split", "logistic_regression", "diverse_uncertainty")
+    queue = make_queue(redis_conn)
+    queue.empty()
+    store = Store(redis_conn)
+    refresh(store, "whole", "topic")
+    doomed = subprocess.Popen([sys.executable, "-c", DOOMED, redis_url])
+    monkeypatch.setattr(workers.shards, "free_workers", lambda queue: 1)
+
+    def claimed_then_killed() -> bool:
+        held = [redis_conn.get(k) for k in shard_keys(redis_conn) if k.endswith(b":claim:1")]
+        if held != [b"worker doomed"]:
+            return False
+        doomed.kill()
+        doomed.wait()
+        return True
+
+    slow_first_shard(monkeypatch, claimed_then_killed)
+    try:
+        started = time.monotonic()
+        result = refresh(store, "split", "topic", queue=queue)
+        waited = time.monotonic() - started
+    finally:
+        doomed.kill()
+        doomed.wait()
+    assert doomed.returncode == -9
+    assert result["scoring"] | {"seconds": 0} == {"shards": 2, "by_workers": 0, "redone": 1, "seconds": 0}
+    assert waited < 15  # the lapsed lease (1 s), not the job's timeout
+    whole, split = published(store, "whole"), published(store, "split")
+    assert split[0] == whole[0]
+    np.testing.assert_allclose(split[1], whole[1], rtol=1e-12)
+    assert shard_keys(redis_conn) == []
