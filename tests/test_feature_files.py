@@ -197,3 +197,54 @@ def test_rows_redis_refuses_cost_the_cache_not_the_ranking(client, run_jobs, red
     run_jobs()
     assert Store(redis_conn).ranking_meta("big", "s") is not None
     assert Store(redis_conn).feature_rows("big", "words") is None
+
+
+def test_client_vectors_are_known_beside_the_rows(tmp_path):
+    """A pool of vectors alone: its (absent) text parts are stamped empty, its vectors are
+    kept as a part, and an unchanged pool gives them back without Redis."""
+    ids = [f"i{k}" for k in range(80)]
+    vectors = np.random.default_rng(3).normal(size=(80, 5)).astype(np.float32)
+    cache = FeatureFiles(tmp_path / "p")
+    x, _ = cache.pool_features(ids, [""] * 80, vectors, "tfidf", generation=4)
+    assert cache.unchanged(4, "tfidf", vectors=True) is None  # the vectors are not kept yet
+    cache.keep_vectors(ids, vectors, 4)
+    known = FeatureFiles(tmp_path / "p").unchanged(4, "tfidf", vectors=True)
+    assert known is not None and known.ids == ids and known.parts == []
+    np.testing.assert_array_equal(known.vectors, vectors)
+    again, _ = cache.assemble(known, known.vectors)
+    np.testing.assert_array_equal(dense(again), dense(x))
+    assert cache.unchanged(5, "tfidf", vectors=True) is None  # an upload since
+
+
+def test_a_retrain_of_an_unchanged_pool_reads_no_vector_from_redis(client, run_jobs, tmp_path, monkeypatch):
+    """After the first job has kept the vectors beside the rows, a retrain with new labels
+    and no upload takes them from the feature directory (that they give the rows Redis's
+    give: tests/test_shards.py, where a shard builds its rows from them)."""
+    from workers.store import Store
+
+    monkeypatch.setenv(defaults.FEATURE_DIR_ENV, str(tmp_path / "features"))
+    body = {
+        "name": "vec",
+        "schemas": [{"name": "s", "labels": ["a", "b"]}],
+        "active_learning": {"min_instances_for_training": 4, "update_frequency": 4},
+    }
+    assert client.post("/v1/projects", json=body).status_code == 201
+    rng = np.random.default_rng(5)
+    items = [
+        {"id": f"i{k}", "text": text, "vector": rng.normal(size=3).tolist()}
+        for k, text in enumerate(corpus(60, 2))
+    ]
+    assert client.post("/v1/projects/vec/items", json={"items": items}).status_code == 200
+    labels = [{"item": f"i{k}", "schema": "s", "value": "ab"[k % 2], "annotator": "x"} for k in range(8)]
+    assert client.post("/v1/projects/vec/labels", json={"labels": labels}).status_code == 200
+    run_jobs()
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the vectors were read from Redis")
+
+    monkeypatch.setattr(Store, "load_vectors", refuse)
+    more = [{"item": f"i{k}", "schema": "s", "value": "ab"[k % 2], "annotator": "x"} for k in range(8, 12)]
+    job = client.post("/v1/projects/vec/labels", json={"labels": more}).json["training_jobs"]["s"]
+    run_jobs()
+    result = client.get(f"/v1/jobs/{job}").json["result"]
+    assert result["status"] == "published" and result["features"]["texts_read"] is False

@@ -17,6 +17,7 @@ from rq import Worker
 from test_features import corpus
 
 import workers.shards
+from workers import defaults
 from workers.refresh import refresh
 from workers.shards import bounds, shard_count
 from workers.store import Store, keys
@@ -88,13 +89,15 @@ def shard_keys(conn) -> list[bytes]:
 
 @pytest.fixture
 def feature_dir(tmp_path, monkeypatch):
+    """Rows on disk, and pools split from 100 candidates a shard, however fast their pass."""
     monkeypatch.setenv("ALRANK_FEATURE_DIR", str(tmp_path / "features"))
-    monkeypatch.setenv("ALRANK_SHARD_ROWS", "100")
+    monkeypatch.setattr(defaults, "SHARD_ROWS", 100)
+    monkeypatch.setattr(defaults, "SHARD_MIN_SECONDS", 0.0)
     return tmp_path / "features"
 
 
 def test_shards_split_the_candidates_one_per_free_worker(monkeypatch):
-    monkeypatch.setenv("ALRANK_SHARD_ROWS", "100")
+    monkeypatch.setattr(defaults, "SHARD_ROWS", 100)
     assert shard_count(1000, 0) == 1  # no free worker: the pass runs in the job
     assert shard_count(1000, 3) == 4
     assert shard_count(250, 3) == 2  # never under ALRANK_SHARD_ROWS a shard

@@ -316,13 +316,16 @@ FEATURE_DIR_ENV = "ALRANK_FEATURE_DIR"
 """The environment variable naming the directory of projects' feature rows
 (``workers.features.files``); unset, they are kept in Redis."""
 
-SHARD_ROWS_ENV = "ALRANK_SHARD_ROWS"
-"""The environment variable that sets ``SHARD_ROWS``."""
-
 SHARD_ROWS = 250_000
 """Candidates per scoring shard at least (``workers.shards``): a pool is split only when
-each free worker gets this many. The model's pass over 250,000 TF-IDF rows takes about a
-fifth of a second, about what handing a shard to another worker costs."""
+each free worker gets this many."""
+
+SHARD_MIN_SECONDS = 2.0
+"""A pool's pass is split only when it would take this long in one piece: handing a shard
+to another worker costs about half a second (bench/million.py)."""
+
+SHARD_PROBE_ROWS = 4096
+"""Rows the pass is timed on before it is split."""
 
 SHARD_LEASE_SECONDS = 30.0
 """How long a shard's claim lasts unless its holder renews it (every quarter of this):

@@ -46,6 +46,7 @@ from workers.aggregation import resolve
 from workers.evaluation import evaluation, predict_labels
 from workers.exceptions import NotTrainable
 from workers.features import CacheReport, FeatureCache, Featurizer
+from workers.features.cache import Unchanged
 from workers.features.files import FeatureFiles, feature_root, project_dir
 from workers.gain import gain_over_random
 from workers.model_choice import AUTO_CANDIDATES
@@ -217,11 +218,12 @@ def seed_of(fingerprint: dict) -> int:
     return int(hashlib.sha256(json.dumps(fingerprint).encode()).hexdigest()[:8], 16)
 
 
-def load_pool(store: Store, snap: Snapshot, ids: list[str] | None = None) -> Pool:
-    """The pool's items, labels and draws. With ``ids`` (the pool's, in order, from a
-    feature cache that holds every row) the items' texts are not read."""
-    if ids is not None:
-        texts: list[str] = []
+def load_pool(store: Store, snap: Snapshot, known: Unchanged | None = None) -> Pool:
+    """The pool's items, labels and draws. With ``known`` (a feature cache's rows of the
+    pool as it is now) the items' texts and vectors are not read."""
+    vectors = None
+    if known is not None:
+        ids, texts, vectors = known.ids, [], known.vectors
     else:
         # in id order: Redis hands a hash out in an order of its own, which a restart or a
         # rehash changes, and the ranking's random choices depend on the rows' order
@@ -229,10 +231,12 @@ def load_pool(store: Store, snap: Snapshot, ids: list[str] | None = None) -> Poo
         ids = [item_id for item_id, _ in docs]
         texts = [doc.get("text") or "" for _, doc in docs]
         del docs
+    if vectors is None:
+        vectors = store.load_vectors(snap.name, ids, snap.project.get("vector_dim"))
     return Pool(
         ids,
         texts,
-        store.load_vectors(snap.name, ids, snap.project.get("vector_dim")),
+        vectors,
         store.load_labels(snap.name, snap.schema["name"]),
         store.eval_items(snap.name, snap.schema["name"])
         | set(store.eval_sample(snap.name, snap.schema["name"])),
@@ -630,12 +634,17 @@ def refresh(
         cache = cache or feature_cache(store, project_name)
         generation = snap.fingerprint["pool"]
         # no upload since the rows were stamped: the pool's ids come with them, no text is read
-        known = cache.unchanged(generation, snap.al["vectorizer_name"], snap.al["vectorizer_params"])
-        pool = load_pool(store, snap, known.ids if known is not None else None)
+        has_vectors = bool(snap.project.get("vector_dim"))
+        known = cache.unchanged(
+            generation, snap.al["vectorizer_name"], snap.al["vectorizer_params"], has_vectors
+        )
+        pool = load_pool(store, snap, known)
         tell("features", 0.2)
         if known is not None:
             x, cache_report = cache.assemble(known, pool.vectors)
         else:
+            if pool.vectors is not None:
+                cache.keep_vectors(pool.ids, pool.vectors, generation)
             x, cache_report = pool_features(cache, snap, pool, tell, generation)
         drawn = eval_sample_draw(snap, pool, rng)
         store.extend_eval_sample(project_name, schema_name, drawn)

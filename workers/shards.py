@@ -5,9 +5,10 @@ probabilities (and, for trees, the space distances are measured in). At a millio
 that pass is the largest part of the scoring that can be split, so the job that retrains
 splits it:
 
-- it counts the workers waiting for work on its queue; with none, or a pool under two
-  shards of ``ALRANK_SHARD_ROWS`` rows, the pass runs in the job as before, with nothing
-  written anywhere;
+- it counts the workers waiting for work on its queue, and times the pass on a few
+  thousand rows; with no free worker, a pool under two shards of ``SHARD_ROWS`` rows, or a
+  pass that would take under ``SHARD_MIN_SECONDS`` (a linear model on TF-IDF rows, at a
+  million items), the pass runs in the job as before, with nothing written anywhere;
 - otherwise it writes a plan (the model as stored, the pool's generation, each shard's
   rows) beside the project in Redis, queues one RQ job per shard but the first, at the
   front of its queue, and scores the first shard itself;
@@ -29,7 +30,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
 import threading
 import time
 import uuid
@@ -55,16 +55,20 @@ PARENT = "retraining job"
 """The claim the retraining job writes on a shard it scores itself."""
 
 
-def shard_rows() -> int:
-    """Rows per shard at least (``ALRANK_SHARD_ROWS``, default ``SHARD_ROWS``)."""
-    value = os.environ.get(defaults.SHARD_ROWS_ENV, "").strip()
-    return max(1, int(value)) if value else defaults.SHARD_ROWS
-
-
 def shard_count(candidates: int, helpers: int) -> int:
     """How many shards a pass over ``candidates`` rows takes with ``helpers`` free workers
-    besides the retraining job: one per worker, each at least :func:`shard_rows`."""
-    return max(1, min(helpers + 1, candidates // shard_rows()))
+    besides the retraining job: one per worker, each at least ``SHARD_ROWS``."""
+    return max(1, min(helpers + 1, candidates // defaults.SHARD_ROWS))
+
+
+def worth_sharding(model, xc) -> bool:
+    """Whether the whole pass would take ``SHARD_MIN_SECONDS`` or more, timed on its first
+    ``SHARD_PROBE_ROWS`` rows: a linear model's pass over a million TF-IDF rows takes about
+    a fifth of a second, less than handing out a shard costs; a forest's takes a minute."""
+    probe = min(xc.shape[0], defaults.SHARD_PROBE_ROWS)
+    started = time.perf_counter()
+    model.proba_and_space(xc[:probe])
+    return (time.perf_counter() - started) * xc.shape[0] / probe >= defaults.SHARD_MIN_SECONDS
 
 
 def bounds(candidates: int, count: int) -> list[tuple[int, int]]:
@@ -153,7 +157,7 @@ def model_pass(
     vectors' dimension and scaling (``workers.features``)."""
     helpers = free_workers(queue) if queue is not None and feature_root() is not None else 0
     count = shard_count(len(candidates), helpers)
-    if count < 2:
+    if count < 2 or not worth_sharding(model, xc):
         return whole_pass(model, xc)
     started = time.perf_counter()
     plan = Plan(spec["project"], uuid.uuid4().hex, bounds(len(candidates), count))
@@ -302,12 +306,11 @@ def shard_pass(conn: Redis, project: str, token: str, index: int) -> tuple[np.nd
     rows = _decode(rows_blob)
     store = Store(conn)
     cache = feature_cache(store, project)
-    known = cache.unchanged(spec["generation"], spec["vectorizer"], spec["vectorizer_params"])
+    dim = spec.get("vector_dim")
+    known = cache.unchanged(spec["generation"], spec["vectorizer"], spec["vectorizer_params"], bool(dim))
     if known is None:
         raise PlanGone(f"shard {index} of {project}: the feature rows changed")
-    vectors = None
-    if spec.get("vector_dim"):
-        vectors = store.load_vectors(project, [known.ids[r] for r in rows], spec["vector_dim"])
+    vectors = known.vectors[rows] if known.vectors is not None else None
     x = cache.rows_of(known, rows, vectors, spec.get("vector_scale"))
     model = load_model(state)
     proba, space = model.proba_and_space(x)

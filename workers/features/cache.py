@@ -93,6 +93,8 @@ class Unchanged:
 
     ids: list[str]
     parts: list[tuple[str, CachedPart]]
+    vectors: np.ndarray | None = None
+    """The client vectors as uploaded (unscaled), when the pool has them."""
 
 
 def checksums(texts: list[str]) -> np.ndarray:
@@ -145,11 +147,19 @@ class FeatureCache:
         """Note that the part's rows are those of the pool at ``generation`` (see
         :meth:`unchanged`); a cache that cannot tell keeps nothing."""
 
+    def stamp_empty(self, part: str, generation: int) -> None:
+        """Note that the pool at ``generation`` has no text, so the part has no rows."""
+
+    def keep_vectors(self, ids: list[str], vectors: np.ndarray, generation: int) -> None:
+        """Keep the pool's client vectors at ``generation`` beside its rows (here: nowhere;
+        Redis holds them with the items)."""
+
     def unchanged(
-        self, generation: int, vectorizer: str, tfidf_params: dict | None = None
+        self, generation: int, vectorizer: str, tfidf_params: dict | None = None, vectors: bool = False
     ) -> Unchanged | None:
-        """Every part's rows, when each was stamped at ``generation`` under these settings: a
-        refresh of a pool no upload has changed reads no text. None otherwise (and here)."""
+        """Every part's rows, when each was stamped at ``generation`` under these settings,
+        and with ``vectors`` the client vectors kept at it: a refresh of a pool no upload has
+        changed reads neither its texts nor its vectors. None otherwise (and here)."""
         return None
 
     def assemble(
@@ -215,6 +225,9 @@ class FeatureCache:
                     report.parts.append((part, report.states.pop(part, {})))
                     if generation is not None:
                         self.stamp(part, generation)
+        elif generation is not None:
+            for part in PARTS[vectorizer]:
+                self.stamp_empty(part, generation)
         if vectors is not None:
             report.vector_scale, vectors = VectorScale.standardise(vectors)
         return with_vectors(side_by_side(parts), vectors, len(texts)), report

@@ -38,6 +38,12 @@ from workers.features.kinds import PARTS
 
 log = logging.getLogger(__name__)
 
+VECTORS = "vectors"
+"""The part that keeps a pool's client vectors, as uploaded."""
+
+EMPTY = "none"
+"""A stamp's version for a part of a pool with no text: no rows, and none needed."""
+
 
 def feature_root() -> Path | None:
     """Where projects' feature rows live on disk; None keeps them in Redis."""
@@ -122,25 +128,27 @@ class FeatureFiles(FeatureCache):
 
     def stamp(self, part: str, generation: int) -> None:
         version = self._version(part)
-        if version is None:
-            return
-        staged = self.directory / f".{part}.stamp.{uuid.uuid4().hex[:16]}"
-        try:
-            staged.write_text(f"{version} {generation}", encoding="ascii")
-            os.replace(staged, self.directory / f"{part}.stamp")
-        except OSError as exc:
-            log.warning("could not stamp the %s features in %s: %s", part, self.directory, exc)
+        if version is not None:
+            self._write_stamp(part, f"{version} {generation}")
+
+    def stamp_empty(self, part: str, generation: int) -> None:
+        self._write_stamp(part, f"{EMPTY} {generation}")
+
+    def keep_vectors(self, ids: list[str], vectors: np.ndarray, generation: int) -> None:
+        """The vectors as a part of their own (``vectors``), so a refresh of an unchanged
+        pool reads them here and not item by item from Redis."""
+        self.keep(VECTORS, CachedPart(ids, np.zeros(len(ids), dtype=np.uint32), vectors))
+        self.stamp(VECTORS, generation)
 
     def unchanged(
-        self, generation: int, vectorizer: str, tfidf_params: dict | None = None
+        self, generation: int, vectorizer: str, tfidf_params: dict | None = None, vectors: bool = False
     ) -> Unchanged | None:
         parts = []
-        for part in PARTS[vectorizer]:
-            try:
-                version, stamped = (self.directory / f"{part}.stamp").read_text(encoding="ascii").split()
-            except (OSError, ValueError):
-                return None
-            if version != self._version(part) or int(stamped) != generation:
+        for part in (*PARTS[vectorizer], *((VECTORS,) if vectors else ())):
+            stamped = self._stamped(part, generation)
+            if stamped == EMPTY and part != VECTORS:
+                continue  # the pool has no text
+            if stamped is None:
                 return None
             try:
                 cached = self.read(part)
@@ -153,7 +161,28 @@ class FeatureFiles(FeatureCache):
             parts.append((part, cached))
         if not parts or any(cached.ids != parts[0][1].ids for _, cached in parts[1:]):
             return None
-        return Unchanged(parts[0][1].ids, parts)
+        ids = parts[0][1].ids
+        kept = parts.pop()[1].rows if vectors else None
+        return Unchanged(ids, parts, kept)
+
+    def _stamped(self, part: str, generation: int) -> str | None:
+        """The part's version (or ``EMPTY``) when it is stamped at ``generation``."""
+        try:
+            version, stamped = (self.directory / f"{part}.stamp").read_text(encoding="ascii").split()
+        except (OSError, ValueError):
+            return None
+        if int(stamped) != generation or version not in (EMPTY, self._version(part)):
+            return None
+        return version
+
+    def _write_stamp(self, part: str, text: str) -> None:
+        staged = self.directory / f".{part}.stamp.{uuid.uuid4().hex[:16]}"
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            staged.write_text(text, encoding="ascii")
+            os.replace(staged, self.directory / f"{part}.stamp")
+        except OSError as exc:
+            log.warning("could not stamp the %s features in %s: %s", part, self.directory, exc)
 
     def _migrate(self, part: str) -> CachedPart | None:
         """Rows kept in Redis by an older layout, moved here; None when there are none."""
