@@ -41,7 +41,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--key", help="an API key (default: $ALRANK_API_KEY)")
     sub = p.add_subparsers(dest="command", required=True)
 
-    projects = sub.add_parser("projects", help="create, list, show or delete projects")
+    projects = sub.add_parser("projects", help="create, list, show, delete, export or import projects")
     ps = projects.add_subparsers(dest="action", required=True)
     create = ps.add_parser("create", help="create a project from a JSON or YAML file, or a Potato config")
     create.add_argument("file", type=Path)
@@ -127,6 +127,21 @@ def parser() -> argparse.ArgumentParser:
     issues.add_argument("--limit", type=int, default=20)
     issues.add_argument("--json", action="store_true", help="print the list as JSON")
     return p
+
+
+def command_help() -> list[tuple[str, str]]:
+    """Each command of this module with its one-line help, for ``alrank --help``."""
+    return subcommands(parser())
+
+
+def subcommands(p: argparse.ArgumentParser) -> list[tuple[str, str]]:
+    """The subcommands of ``p`` with their help lines, in the order they were added."""
+    return [
+        (choice.dest, choice.help or "")
+        for action in p._actions
+        if isinstance(action, argparse._SubParsersAction)
+        for choice in action._choices_actions
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

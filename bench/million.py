@@ -18,8 +18,11 @@ model version to be served by ``GET /next``. Prints:
   over the pool, which a large pool splits into shards for the free workers
   (``workers.shards``), and of label to served model.
 
+With ``--vectors D`` the items are ``D`` numbers each and no text (``--classifier
+random_forest`` suits them), uploaded from a client that spends little on the JSON.
+
 Usage: ``python bench/million.py [--items 1000000] [--retrains 10] [--vectorizer tfidf]
-[--workers 1,2]``
+[--classifier logistic_regression] [--vectors D] [--workers 1,2]``
 """
 
 from __future__ import annotations
@@ -30,13 +33,18 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+import numpy as np
+import requests
 from freshness import spread
-from procs import Annotator, Serve, cmdline, descendants
+from procs import WORDS, Annotator, Serve, cmdline, descendants
 from redis import Redis
+
+LABELS = list(WORDS)
 
 KINDS = (
     ("work horse", "rq:work-horse"),
@@ -127,6 +135,46 @@ def follow(ann: Annotator, job: str | None, started: float) -> tuple[int | None,
     return version, (seen - started) if seen is not None else None, stages, scoring
 
 
+class Truth(Mapping):
+    """Each synthetic item's label, from its index: ``i{k}``'s is ``LABELS[codes[k]]``."""
+
+    def __init__(self, codes: np.ndarray) -> None:
+        self.codes = codes
+
+    def __getitem__(self, item_id: str) -> str:
+        return LABELS[self.codes[int(item_id[1:])]]
+
+    def __iter__(self):
+        return (f"i{k}" for k in range(len(self.codes)))
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+
+def upload_vectors(ann: Annotator, n: int, dim: int, seed: int) -> None:
+    """``n`` items with a ``dim``-number vector each and no text, 10,000 a request: each
+    label's items around four centres of their own (a boundary no line draws). The JSON
+    is put together from a table of the values' texts, so the client's cost is small."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(scale=2.0, size=(4 * len(LABELS), dim))
+    table = np.array([f"{v:.2f}" for v in np.arange(-2000, 2001) / 100])
+    codes = np.empty(n, dtype=np.int8)
+    session = requests.Session()
+    session.headers.update(ann.headers | {"Content-Type": "application/json"})
+    for start in range(0, n, 10_000):
+        k = min(10_000, n - start)
+        centre = rng.integers(len(centres), size=k)
+        codes[start : start + k] = centre % len(LABELS)
+        vectors = centres[centre] + rng.normal(size=(k, dim))
+        cells = table[np.clip(np.round(vectors * 100).astype(np.int64) + 2000, 0, len(table) - 1)]
+        rows = ",".join(f'{{"id":"i{start + j}","vector":[{",".join(cells[j])}]}}' for j in range(k))
+        r = session.post(
+            f"{ann.base}/v1/projects/{ann.project}/items", data=f'{{"items":[{rows}]}}', timeout=300
+        )
+        assert r.status_code == 200, r.text
+    ann.truth = Truth(codes)  # type: ignore[assignment]
+
+
 def run(args: argparse.Namespace, workers: int) -> dict:
     """One run on a fresh data dir with ``workers`` workers; its figures after the first
     retrain: seconds from label to served model, and of the model's pass."""
@@ -141,11 +189,18 @@ def run(args: argparse.Namespace, workers: int) -> dict:
             redis = Redis(unix_socket_path=str(data / "redis" / "redis.sock"))
             ann = Annotator(s.base, s.admin_key, project="million")
             t = time.monotonic()
-            ann.create(n=args.items, seed=1, query_strategy=args.strategy, vectorizer_name=args.vectorizer)
+            settings = {"query_strategy": args.strategy, "classifier_name": args.classifier}
+            if args.vectors:
+                ann.create(n=0, seed=1, **settings)
+                upload_vectors(ann, args.items, args.vectors, seed=1)
+                kind = f"{args.vectors}-number vectors, no text"
+            else:
+                ann.create(n=args.items, seed=1, vectorizer_name=args.vectorizer, **settings)
+                kind = f"short texts, {args.vectorizer}"
             seconds = time.monotonic() - t
             print(
-                f"{args.items:,} items, {args.vectorizer}, {args.strategy}, {workers} worker(s): uploaded in "
-                f"{seconds:.1f} s ({args.items / seconds:,.0f} items/s)",
+                f"{args.items:,} items ({kind}), {args.classifier}, {args.strategy}, {workers} worker(s): "
+                f"uploaded in {seconds:.1f} s ({args.items / seconds:,.0f} items/s)",
                 flush=True,
             )
             print(f"after the upload: {redis_memory(redis, args.items)}", flush=True)
@@ -188,6 +243,13 @@ def main() -> None:
     parser.add_argument("--retrains", type=int, default=10)
     parser.add_argument("--strategy", default="diverse_uncertainty")
     parser.add_argument("--vectorizer", default="tfidf")
+    parser.add_argument("--classifier", default="logistic_regression")
+    parser.add_argument(
+        "--vectors",
+        type=int,
+        default=0,
+        help="items of this many numbers each and no text, in place of texts",
+    )
     parser.add_argument("--workers", default="2", help="worker counts to run, one fresh run each (e.g. 1,2)")
     args = parser.parse_args()
     counts = [int(w) for w in args.workers.split(",")]

@@ -162,6 +162,29 @@ def client_command(argv: list[str]) -> bool:
     return False
 
 
+COMMAND_GROUPS = (
+    ("run the service", ("serve", "worker")),
+    ("replay annotation on labelled data", ("simulate",)),
+)
+
+
+def listing(parser: argparse.ArgumentParser) -> str:
+    """Every command, the service's and the client's, in groups, with its help line."""
+    from alrank.cli import command_help, subcommands
+
+    own = dict(subcommands(parser))
+    groups = [(title, [(name, own[name]) for name in names]) for title, names in COMMAND_GROUPS]
+    groups.append(
+        ("talk to a running service (--url and --key, or $ALRANK_URL and $ALRANK_API_KEY)", command_help())
+    )
+    width = max(len(name) for _, commands in groups for name, _ in commands) + 2
+    blocks = [
+        title + ":\n" + "\n".join(f"  {name:<{width}}{text}" for name, text in commands)
+        for title, commands in groups
+    ]
+    return "commands:\n\n" + "\n\n".join(blocks)
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if client_command(argv):
@@ -170,11 +193,11 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(client_main(argv))
     parser = argparse.ArgumentParser(
         prog="alrank",
-        description="Active-learning ranking service. Run it (serve, worker), replay annotation "
-        "(simulate), or talk to a running one (projects, items, labels, next, train, metrics, "
-        "label-issues; alrank projects --help and so on)",
+        usage="alrank <command> [options]   (alrank <command> --help for one command's)",
+        description="alrank: an active-learning ranking service for data annotation.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, help=argparse.SUPPRESS)
     s = sub.add_parser("serve", help="run the API, its workers and (without REDIS_URL) an embedded Redis")
     s.add_argument("--host", default=DEFAULT_HOST)
     s.add_argument("--port", type=int, default=DEFAULT_PORT)
@@ -257,6 +280,7 @@ def main(argv: list[str] | None = None) -> None:
         f"{defaults.SIMULATION_GAIN_EVERY})",
     )
     sim.add_argument("--out", required=True, help="folder for curves.csv, curves.png, summary.json")
+    parser.epilog = listing(parser)
     args, rest = parser.parse_known_args(argv)
     if args.command == "worker":
         from workers.worker import main as worker_main

@@ -75,6 +75,24 @@ ML-backend calls (``/ls/...``) are Label Studio's to make, not a client's, and t
 WORDS = ["refund", "broken", "great", "late", "love", "slow", "cheap", "works"]
 
 
+def test_alrank_help_lists_every_command_in_groups():
+    """``alrank --help`` shows the service's commands and the client's, each under its
+    group, with its help line."""
+    from alrank.cli import COMMANDS
+
+    shown = subprocess.run(
+        [sys.executable, "-m", "service.cli", "--help"], capture_output=True, text=True, check=True, cwd=ROOT
+    ).stdout
+    lines = shown.splitlines()
+    for title in ("run the service:", "replay annotation on labelled data:", "talk to a running service"):
+        assert any(line.startswith(title) for line in lines), title
+    listed = [line.split()[0] for line in lines if line.startswith("  ") and not line.startswith("  -")]
+    assert listed == ["serve", "worker", "simulate", *COMMANDS]
+    assert all(
+        len(line.split(maxsplit=1)) == 2 for line in lines if line.split() and line.split()[0] in listed
+    )
+
+
 def test_every_operation_has_a_client_method():
     documented = {
         (method, path)
