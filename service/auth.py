@@ -20,7 +20,7 @@ from werkzeug.datastructures import WWWAuthenticate
 from werkzeug.exceptions import Forbidden, TooManyRequests, Unauthorized
 
 from service.extensions import backend
-from workers.access import Principal, admin_matches, digest, hashing_key, parse_token
+from workers.access import Principal, admin_matches, backend_secret, digest, hashing_key, parse_token
 from workers.exceptions import NotFound
 
 PUBLIC = frozenset({"health.Health", "health.Ready", "api-docs.openapi_json"})
@@ -106,6 +106,15 @@ def resolve(token: str) -> Principal | None:
     )
 
 
+def check_secret(project: str, secret: str) -> None:
+    """A Label Studio backend URL's secret is this project's (``service.label_studio``);
+    otherwise the same 404 as for no project."""
+    nonce = backend().store.label_studio(project).get("nonce")
+    expected = backend_secret(current_app.config.get("ADMIN_KEY"), project, nonce) if nonce else ""
+    if not nonce or not hmac.compare_digest(expected.encode(), secret.encode()):
+        raise NotFound(f"no project named {project!r}")
+
+
 def authenticate() -> None:
     if not current_app.config["AUTH"]:
         g.principal = Principal("admin")
@@ -114,8 +123,6 @@ def authenticate() -> None:
         return
     if request.blueprint == BACKEND_BLUEPRINT:
         # Label Studio's calls carry the project's secret in the URL instead of a key
-        from service.label_studio import check_secret
-
         args = request.view_args or {}
         check_secret(args["project"], args["secret"])
         g.principal = Principal("manager", args["project"])

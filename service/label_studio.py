@@ -14,8 +14,6 @@ order back are jobs on the ``alrank-sync`` queue (``workers.label_studio.sync``)
 
 from __future__ import annotations
 
-import hmac
-
 import marshmallow as ma
 from flask import Flask, current_app, request
 from flask.views import MethodView
@@ -28,7 +26,7 @@ from service.extensions import api, backend
 from service.predictions import fill_past_head
 from workers import defaults
 from workers.access import backend_secret
-from workers.exceptions import InvalidInput, NotFound
+from workers.exceptions import InvalidInput
 from workers.label_studio.config import LabelConfig, parse_label_config, prediction_result
 from workers.label_studio.sync import (
     adopt_label_config,
@@ -145,14 +143,6 @@ def backend_url(project: str) -> str:
     base = current_app.config.get("PUBLIC_URL") or request.url_root
     secret = backend_secret(current_app.config.get("ADMIN_KEY"), project, nonce)
     return f"{base.rstrip('/')}/ls/{project}/{secret}"
-
-
-def secret_matches(project: str, secret: str) -> bool:
-    nonce = backend().store.label_studio(project).get("nonce")
-    if nonce is None:
-        return False
-    expected = backend_secret(current_app.config.get("ADMIN_KEY"), project, nonce)
-    return hmac.compare_digest(expected.encode(), secret.encode())
 
 
 def connection_view(project: str) -> dict:
@@ -344,12 +334,6 @@ def _listed(value) -> list:
     if value is None:
         return []
     return value if isinstance(value, list) else [value]
-
-
-def check_secret(project: str, secret: str) -> None:
-    """The backend URL's secret is this project's; otherwise the same 404 as for no project."""
-    if not secret_matches(project, secret):
-        raise NotFound(f"no project named {project!r}")
 
 
 def manager_view(project: str) -> dict | None:

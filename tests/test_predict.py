@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from workers.features import FeatureCache
+from workers.features.files import feature_cache
 from workers.models import load_model
-from workers.refresh import feature_cache
 from workers.store import Store
 
 TEXTS = {

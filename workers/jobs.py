@@ -17,9 +17,10 @@ from rq.timeouts import JobTimeoutException
 
 from workers import potato_feed
 from workers.exceptions import InvalidInput, NotFound
+from workers.features.files import feature_cache
 from workers.label_studio.sync import after_publish
 from workers.queueing import request_refresh
-from workers.refresh import feature_cache, refresh
+from workers.refresh import refresh
 from workers.settings import find_schema
 from workers.store import Store
 from workers.telemetry import record_job

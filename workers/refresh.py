@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import time
 import uuid
 from collections import Counter
@@ -38,7 +37,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from redis.exceptions import RedisError
 from rq import Queue
 
 from workers import defaults
@@ -47,7 +45,7 @@ from workers.evaluation import evaluation, predict_labels
 from workers.exceptions import NotTrainable
 from workers.features import CacheReport, FeatureCache, Featurizer
 from workers.features.cache import Unchanged
-from workers.features.files import FeatureFiles, feature_root, project_dir
+from workers.features.files import feature_cache
 from workers.gain import gain_over_random
 from workers.model_choice import AUTO_CANDIDATES
 from workers.models import (
@@ -69,8 +67,6 @@ from workers.strategies import needs_ensemble
 
 Report = Callable[[str, float], None]
 """report(stage, fraction): how far a refresh has got."""
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -713,35 +709,3 @@ def assess_labels(
         trained.version if trained is not None else None,
         snap.seed,
     )
-
-
-def feature_cache(store: Store, project_name: str) -> FeatureCache:
-    """The project's feature rows, kept between refreshes: in the feature directory when
-    one is set (``workers.features.files``), otherwise in Redis beside the project."""
-    root = feature_root()
-
-    def load(part: str) -> bytes | None:
-        return store.feature_rows(project_name, part)
-
-    if root is not None:
-        return FeatureFiles(
-            project_dir(root, store.get_project(project_name)),
-            (load, lambda part: store.drop_feature_rows(project_name, part)),
-        )
-
-    def keep(part: str, blob: bytes) -> None:
-        # a value past Redis's limit (512 MB: a dense part of about 500,000 items) is
-        # refused with the connection: the next job computes the rows again
-        try:
-            store.save_feature_rows(project_name, part, blob)
-        except RedisError as exc:
-            log.warning(
-                "could not keep the %s features of %s in Redis (%.0f MB): %s; %s keeps them on disk",
-                part,
-                project_name,
-                len(blob) / 2**20,
-                exc,
-                defaults.FEATURE_DIR_ENV,
-            )
-
-    return FeatureCache(load, keep)

@@ -43,9 +43,9 @@ from redis import Redis
 from rq import Queue, Worker, get_current_job
 
 from workers import defaults
-from workers.features.files import feature_root
+from workers.features.files import feature_cache, feature_root
 from workers.models import load_model
-from workers.store import keys
+from workers.store import Store, keys
 
 log = logging.getLogger(__name__)
 
@@ -293,9 +293,6 @@ class PlanGone(Exception):
 def shard_pass(conn: Redis, project: str, token: str, index: int) -> tuple[np.ndarray, np.ndarray | None]:
     """One shard's probabilities (and space, where it is not the features), with its rows
     built from the feature directory as the retraining job built them."""
-    from workers.refresh import feature_cache  # the refresh imports this module
-    from workers.store import Store
-
     spec_blob, state, rows_blob = cast(
         list[bytes | None],
         conn.mget([keys.shard(project, token, k) for k in ("spec", "model", f"rows:{index}")]),

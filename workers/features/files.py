@@ -29,12 +29,17 @@ import uuid
 import zlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+from redis.exceptions import RedisError
 
 from workers import defaults
 from workers.features.cache import CachedPart, FeatureCache, Unchanged
 from workers.features.kinds import PARTS
+
+if TYPE_CHECKING:
+    from workers.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -206,3 +211,35 @@ def _map(path: Path) -> np.ndarray:
         return np.load(path, mmap_mode="c", allow_pickle=False)
     except ValueError:
         return np.load(path, allow_pickle=False)
+
+
+def feature_cache(store: Store, project_name: str) -> FeatureCache:
+    """The project's feature rows, kept between refreshes: in the feature directory when
+    one is set (``workers.features.files``), otherwise in Redis beside the project."""
+    root = feature_root()
+
+    def load(part: str) -> bytes | None:
+        return store.feature_rows(project_name, part)
+
+    if root is not None:
+        return FeatureFiles(
+            project_dir(root, store.get_project(project_name)),
+            (load, lambda part: store.drop_feature_rows(project_name, part)),
+        )
+
+    def keep(part: str, blob: bytes) -> None:
+        # a value past Redis's limit (512 MB: a dense part of about 500,000 items) is
+        # refused with the connection: the next job computes the rows again
+        try:
+            store.save_feature_rows(project_name, part, blob)
+        except RedisError as exc:
+            log.warning(
+                "could not keep the %s features of %s in Redis (%.0f MB): %s; %s keeps them on disk",
+                part,
+                project_name,
+                len(blob) / 2**20,
+                exc,
+                defaults.FEATURE_DIR_ENV,
+            )
+
+    return FeatureCache(load, keep)
