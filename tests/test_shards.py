@@ -96,11 +96,11 @@ def feature_dir(tmp_path, monkeypatch):
     return tmp_path / "features"
 
 
-def test_shards_split_the_candidates_one_per_free_worker(monkeypatch):
+def test_a_pass_is_cut_into_shards_of_shard_rows(monkeypatch):
     monkeypatch.setattr(defaults, "SHARD_ROWS", 100)
-    assert shard_count(1000, 0) == 1  # no free worker: the pass runs in the job
-    assert shard_count(1000, 3) == 4
-    assert shard_count(250, 3) == 2  # never under ALRANK_SHARD_ROWS a shard
+    assert shard_count(1000) == 10
+    assert shard_count(1001) == 11
+    assert shard_count(60) == 1
     spans = bounds(1001, 4)
     assert spans[0][0] == 0 and spans[-1][1] == 1001
     assert all(a[1] == b[0] for a, b in itertools.pairwise(spans))
@@ -141,12 +141,15 @@ def test_sharded_and_unsharded_rankings_agree(
     finally:
         helper.terminate()
         helper.wait(timeout=30)
-    assert result["scoring"] | {"seconds": 0} == {"shards": 2, "by_workers": 1, "redone": 0, "seconds": 0}
+    assert result["scoring"]["shards"] == shard_count(result["ranked"]) > 2
+    assert result["scoring"]["redone"] == 0
+    assert result["scoring"]["by_workers"] >= 1
     whole, split = published(store, "whole"), published(store, "split")
     assert split[0] == whole[0]
     np.testing.assert_allclose(split[1], whole[1], rtol=1e-12)
     assert split[2] == whole[2]
     assert shard_keys(redis_conn) == []  # the pass cleans up after itself
+    assert list(feature_dir.rglob(".shards/*")) == []
 
 
 DOOMED = textwrap.dedent(
@@ -157,12 +160,12 @@ DOOMED = textwrap.dedent(
     from workers.store import keys
 
     defaults.SHARD_LEASE_SECONDS = 1.0
-    shards.shard_pass = lambda *args: time.sleep(3600)  # killed while it scores
+    shards.Helper.score = lambda *args: time.sleep(3600)  # killed while it scores
     conn = Redis.from_url(sys.argv[1])
     while not (found := conn.keys(keys.project("split") + "shard:*:spec")):
         time.sleep(0.01)
     token = found[0].decode().split("shard:")[1].split(":")[0]
-    shards.run_shard(conn, "worker doomed", "split", token, 1)
+    shards.run_shard(conn, "worker doomed", "split", token)
     """
 )
 
@@ -199,9 +202,15 @@ def test_a_shard_whose_worker_is_killed_is_scored_again(
         doomed.kill()
         doomed.wait()
     assert doomed.returncode == -9
-    assert result["scoring"] | {"seconds": 0} == {"shards": 2, "by_workers": 0, "redone": 1, "seconds": 0}
+    assert result["scoring"] | {"seconds": 0} == {
+        "shards": shard_count(result["ranked"]),
+        "by_workers": 0,
+        "redone": 1,
+        "seconds": 0,
+    }
     assert waited < 15  # the lapsed lease (1 s), not the job's timeout
     whole, split = published(store, "whole"), published(store, "split")
     assert split[0] == whole[0]
     np.testing.assert_allclose(split[1], whole[1], rtol=1e-12)
     assert shard_keys(redis_conn) == []
+    assert list(feature_dir.rglob(".shards/*")) == []

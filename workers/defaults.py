@@ -316,9 +316,9 @@ FEATURE_DIR_ENV = "ALRANK_FEATURE_DIR"
 """The environment variable naming the directory of projects' feature rows
 (``workers.features.files``); unset, they are kept in Redis."""
 
-SHARD_ROWS = 250_000
-"""Candidates per scoring shard at least (``workers.shards``): a pool is split only when
-each free worker gets this many."""
+SHARD_ROWS = 100_000
+"""Candidates per scoring shard (``workers.shards``). The retraining job and the free
+workers take shards in turn until none is left, so they finish together."""
 
 SHARD_MIN_SECONDS = 2.0
 """A pool's pass is split only when it would take this long in one piece: handing a shard
@@ -335,7 +335,7 @@ SHARD_POLL_SECONDS = 0.02
 """How often the retraining job looks for the shards other workers score."""
 
 SHARD_RESULT_TTL = 600
-"""Seconds RQ keeps a shard job's result, and a shard's probabilities wait to be read."""
+"""Seconds RQ keeps a shard job's result."""
 
 SIMULATION_SEED_SIZE = 20
 """Labels a replay starts from, drawn at random."""

@@ -45,7 +45,7 @@ from workers.evaluation import evaluation, predict_labels
 from workers.exceptions import NotTrainable
 from workers.features import CacheReport, FeatureCache, Featurizer
 from workers.features.cache import Unchanged
-from workers.features.files import feature_cache
+from workers.features.files import feature_cache, feature_root, project_dir
 from workers.gain import gain_over_random
 from workers.model_choice import AUTO_CANDIDATES
 from workers.models import (
@@ -174,8 +174,10 @@ def sharded_pass(
 ) -> Shards:
     """The model's pass over the pool, split among the free workers on ``queue``: each
     builds its rows from the feature directory as this job's are built."""
+    root = feature_root()
     spec = {
         "project": snap.name,
+        "directory": str(project_dir(root, snap.project)) if root is not None else None,
         "generation": snap.fingerprint["pool"],
         "vectorizer": snap.al["vectorizer_name"],
         "vectorizer_params": snap.al["vectorizer_params"],

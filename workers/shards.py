@@ -2,40 +2,46 @@
 
 A retrain's scoring starts with one pass of the model over every candidate: its class
 probabilities (and, for trees, the space distances are measured in). At a million items
-that pass is the largest part of the scoring that can be split, so the job that retrains
-splits it:
+that pass is the part of the scoring that splits by rows, so the job that retrains splits
+it:
 
 - it counts the workers waiting for work on its queue, and times the pass on a few
-  thousand rows; with no free worker, a pool under two shards of ``SHARD_ROWS`` rows, or a
-  pass that would take under ``SHARD_MIN_SECONDS`` (a linear model on TF-IDF rows, at a
-  million items), the pass runs in the job as before, with nothing written anywhere;
-- otherwise it writes a plan (the model as stored, the pool's generation, each shard's
-  rows) beside the project in Redis, queues one RQ job per shard but the first, at the
-  front of its queue, and scores the first shard itself;
-- a shard is scored by whoever claims it first: a shard job on a free worker (this machine
-  or another on the same Redis, reading the rows from the shared feature directory), or
-  the retraining job once its own shard is done, so a busy worker never holds a retrain up;
-- a claim is a lease that its holder renews every few seconds while it scores. A worker
-  that dies stops renewing; once its lease has lapsed with no result, the retraining job
-  scores that shard itself (``redone`` in the job's result).
+  thousand rows; with no free worker, a pool of fewer than two shards of ``SHARD_ROWS``, or
+  a pass that would take under ``SHARD_MIN_SECONDS`` in one piece (a linear model on TF-IDF
+  rows, at a million items), the pass runs in the job as before, with nothing written;
+- otherwise it writes a plan beside the project in Redis (the model as stored, the pool's
+  generation, the candidates' rows), queues one helper job per free worker at the front of
+  its queue, and starts scoring shards itself;
+- each shard is scored by whoever claims it first: the retraining job, or a helper on any
+  worker of this machine or another on the same Redis, which builds its rows from the
+  shared feature directory as the retraining job built them. Helpers leave each shard's
+  probabilities as ``.npy`` files in the project's feature directory (``.shards/``), which
+  the retraining job reads and deletes;
+- a claim is a lease its holder renews every few seconds while it scores. A worker that
+  dies stops renewing; once its lease has lapsed with no result, the retraining job scores
+  that shard itself (``redone`` in the job's result).
 
-The shards' probabilities are put back in candidate order, and the strategy's batch-aware
-step runs on the whole pool as it does unsharded: a sharded ranking is the unsharded one.
-Shards need the feature rows on disk (``ALRANK_FEATURE_DIR``) and a pool no upload has
-changed since its rows were computed; otherwise the pass runs in the job.
+The shards' probabilities are put back in candidate order and the strategy runs on the
+whole pool as it does unsharded: a sharded ranking is the unsharded one. Shards need the
+feature rows on disk (``ALRANK_FEATURE_DIR``) and a pool no upload has changed since its
+rows were computed; otherwise the pass runs in the job.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
+import os
+import shutil
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import pairwise
+from pathlib import Path
 from typing import cast
 
 import numpy as np
@@ -43,8 +49,9 @@ from redis import Redis
 from rq import Queue, Worker, get_current_job
 
 from workers import defaults
-from workers.features.files import feature_cache, feature_root
-from workers.models import load_model
+from workers.features.cache import FeatureCache, Unchanged
+from workers.features.files import feature_cache
+from workers.models import Model, load_model
 from workers.store import Store, keys
 
 log = logging.getLogger(__name__)
@@ -54,17 +61,23 @@ SHARD_FUNCTION = "workers.shards.score_shard"
 PARENT = "retraining job"
 """The claim the retraining job writes on a shard it scores itself."""
 
+REDONE = PARENT + " (redone)"
+"""Who scored a shard whose first holder stopped."""
 
-def shard_count(candidates: int, helpers: int) -> int:
-    """How many shards a pass over ``candidates`` rows takes with ``helpers`` free workers
-    besides the retraining job: one per worker, each at least ``SHARD_ROWS``."""
-    return max(1, min(helpers + 1, candidates // defaults.SHARD_ROWS))
+SHARD_FOLDER = ".shards"
+"""The folder, in a project's feature directory, of the passes' results."""
+
+
+def shard_count(candidates: int) -> int:
+    """How many shards a pass over ``candidates`` rows is cut into: ``SHARD_ROWS`` each, so
+    whoever is free takes the next and the pass ends when the last one does."""
+    return max(1, -(-candidates // defaults.SHARD_ROWS))
 
 
 def worth_sharding(model, xc) -> bool:
     """Whether the whole pass would take ``SHARD_MIN_SECONDS`` or more, timed on its first
     ``SHARD_PROBE_ROWS`` rows: a linear model's pass over a million TF-IDF rows takes about
-    a fifth of a second, less than handing out a shard costs; a forest's takes a minute."""
+    a fifth of a second, less than handing out a shard costs; a forest's takes seconds."""
     probe = min(xc.shape[0], defaults.SHARD_PROBE_ROWS)
     started = time.perf_counter()
     model.proba_and_space(xc[:probe])
@@ -100,11 +113,13 @@ def _get(conn: Redis, key: str) -> bytes | None:
 
 @dataclass
 class Plan:
-    """A sharded pass: where its keys are, what each shard covers, what came back."""
+    """A sharded pass: where its keys and result files are, what each shard covers, what
+    came back and who scored it."""
 
     project: str
     token: str
     spans: list[tuple[int, int]]
+    folder: Path
     results: dict[int, tuple[np.ndarray, np.ndarray | None]] = field(default_factory=dict)
     by: dict[int, str] = field(default_factory=dict)
 
@@ -153,27 +168,28 @@ def model_pass(
     given; with what it did (shards, and who scored them).
 
     ``spec`` holds what a shard job needs to build its rows as ``xc`` has them: the
-    project, the pool's generation, the vectorizer and its settings, and the client
-    vectors' dimension and scaling (``workers.features``)."""
-    helpers = free_workers(queue) if queue is not None and feature_root() is not None else 0
-    count = shard_count(len(candidates), helpers)
-    if count < 2 or not worth_sharding(model, xc):
+    project, its feature directory, the pool's generation, the vectorizer and its settings,
+    and the client vectors' dimension and scaling (``workers.features``)."""
+    helpers = free_workers(queue) if queue is not None and spec.get("directory") else 0
+    count = shard_count(len(candidates))
+    if helpers < 1 or count < 2 or not worth_sharding(model, xc):
         return whole_pass(model, xc)
+    assert queue is not None
     started = time.perf_counter()
-    plan = Plan(spec["project"], uuid.uuid4().hex, bounds(len(candidates), count))
+    token = uuid.uuid4().hex
+    plan = Plan(spec["project"], token, bounds(len(candidates), count), results_folder(spec, token))
     ttl = defaults.JOB_TIMEOUT
     with conn.pipeline(transaction=False) as pipe:
-        pipe.set(plan.key("spec"), json.dumps(spec), ex=ttl)
+        pipe.set(plan.key("spec"), json.dumps({**spec, "shards": count}), ex=ttl)
         pipe.set(plan.key("model"), model_state, ex=ttl)
-        for i, (a, b) in enumerate(plan.spans):
-            pipe.set(plan.key(f"rows:{i}"), _encode(candidates[a:b].astype(np.int64)), ex=ttl)
+        pipe.set(plan.key("rows"), _encode(candidates.astype(np.int64)), ex=ttl)
         pipe.execute()
-    assert queue is not None
     try:
-        for i in range(1, count):
+        plan.folder.mkdir(parents=True)
+        for _ in range(min(helpers, count - 1)):
             queue.enqueue_call(
                 SHARD_FUNCTION,
-                args=(plan.project, plan.token, i),
+                args=(plan.project, plan.token),
                 timeout=defaults.JOB_TIMEOUT,
                 result_ttl=defaults.SHARD_RESULT_TTL,
                 failure_ttl=defaults.SHARD_RESULT_TTL,
@@ -181,7 +197,10 @@ def model_pass(
             )
         _gather(conn, plan, lambda i: _score(model, xc, plan.spans[i]), report)
     finally:
-        conn.delete(*[plan.key(k) for k in _plan_keys(count)])
+        conn.delete(
+            *[plan.key(k) for k in ("spec", "model", "rows")], *[plan.key(f"claim:{i}") for i in range(count)]
+        )
+        shutil.rmtree(plan.folder, ignore_errors=True)
     proba = np.concatenate([plan.results[i][0] for i in range(count)])
     spaces = [plan.results[i][1] for i in range(count)]
     space = xc if spaces[0] is None else np.concatenate(spaces)  # type: ignore[arg-type]
@@ -192,7 +211,7 @@ def model_pass(
         {
             "shards": count,
             "by_workers": sum(not h.startswith(PARENT) for h in by),
-            "redone": _redone(by),
+            "redone": sum(h == REDONE for h in by),
             "seconds": round(time.perf_counter() - started, 3),
         },
     )
@@ -205,12 +224,17 @@ def whole_pass(model, xc) -> tuple[np.ndarray, object, dict]:
     return proba, space, {"shards": 1, "seconds": round(time.perf_counter() - started, 3)}
 
 
-def _plan_keys(count: int) -> list[str]:
-    return ["spec", "model"] + [f"{k}:{i}" for i in range(count) for k in ("rows", "claim", "proba", "space")]
-
-
-def _redone(by: list[str]) -> int:
-    return sum(h == PARENT + " (redone)" for h in by)
+def results_folder(spec: dict, token: str) -> Path:
+    """Where the shards of pass ``token`` leave their results: beside the project's feature
+    rows, on the volume every worker mounts. Folders a dead job left are swept first."""
+    root = Path(spec["directory"]) / SHARD_FOLDER
+    if root.is_dir():
+        stale = time.time() - defaults.JOB_TIMEOUT
+        for old in root.iterdir():
+            with contextlib.suppress(OSError):
+                if old.stat().st_mtime < stale:
+                    shutil.rmtree(old, ignore_errors=True)
+    return root / token
 
 
 def _score(model, xc, span: tuple[int, int]) -> tuple[np.ndarray, np.ndarray | None]:
@@ -225,90 +249,125 @@ def _gather(
     local: Callable[[int], tuple[np.ndarray, np.ndarray | None]],
     report: Callable[[int, int], None] | None,
 ) -> None:
-    """Score the first shard and every shard nobody has claimed (the last first: the one
-    a worker is least likely to have started), then collect the rest; a shard whose
-    holder's lease lapsed with no result is scored here."""
+    """Score every shard nobody has claimed, in order, as the helper jobs do, then collect
+    the helpers' results; a shard whose holder's lease lapsed with no result is scored here."""
     count = len(plan.spans)
-    for i in [0, *range(count - 1, 0, -1)]:
+
+    def scored(i: int, holder: str, result: tuple[np.ndarray, np.ndarray | None]) -> None:
+        plan.results[i], plan.by[i] = result, holder
+        if report:
+            report(len(plan.results), count)
+
+    for i in range(count):
         if claim(conn, plan.project, plan.token, i, PARENT):
-            plan.results[i], plan.by[i] = local(i), PARENT
-            if report:
-                report(len(plan.results), count)
+            scored(i, PARENT, local(i))
     while len(plan.results) < count:
         for i in range(count):
             if i in plan.results:
                 continue
-            proba = _get(conn, plan.key(f"proba:{i}"))
-            if proba is not None:
-                space = _get(conn, plan.key(f"space:{i}"))
+            found = _read_result(plan.folder, i)
+            if found is not None:
                 holder = _get(conn, plan.key(f"claim:{i}"))
-                plan.results[i] = (_decode(proba), _decode(space) if space is not None else None)
-                plan.by[i] = holder.decode() if holder else "worker"
+                scored(i, holder.decode() if holder else "worker", found)
             elif claim(conn, plan.project, plan.token, i, PARENT):
                 # the holder's lease lapsed with no result: its worker died (or failed)
                 log.warning("scoring shard %d of %d again: its worker stopped", i + 1, count)
-                plan.results[i], plan.by[i] = local(i), PARENT + " (redone)"
-            else:
-                continue
-            if report:
-                report(len(plan.results), count)
+                scored(i, REDONE, local(i))
         if len(plan.results) < count:
             time.sleep(defaults.SHARD_POLL_SECONDS)
 
 
-def score_shard(project: str, token: str, index: int) -> dict:
-    """The RQ entry point: score one shard of a retrain's pass, unless someone has."""
+def _write_result(folder: Path, index: int, proba: np.ndarray, space: np.ndarray | None) -> None:
+    """The shard's probabilities (and space), each written under a temporary name and
+    renamed: the probabilities' file appears last, and whole."""
+    for name, array in (("space", space), ("proba", proba)):
+        if array is None:
+            continue
+        staged = folder / f".{index}.{name}.{uuid.uuid4().hex[:8]}.npy"
+        np.save(staged, array, allow_pickle=False)
+        os.replace(staged, folder / f"{index}.{name}.npy")
+
+
+def _read_result(folder: Path, index: int) -> tuple[np.ndarray, np.ndarray | None] | None:
+    proba = folder / f"{index}.proba.npy"
+    if not proba.exists():
+        return None
+    space = folder / f"{index}.space.npy"
+    return np.load(proba), np.load(space) if space.exists() else None
+
+
+def score_shard(project: str, token: str) -> dict:
+    """The RQ entry point: score shards of a retrain's pass until none is left."""
     job = get_current_job()
     if job is None:
         raise RuntimeError("score_shard runs as an RQ job")
-    return run_shard(job.connection, f"worker {job.worker_name}", project, token, index)
+    return run_shard(job.connection, f"worker {job.worker_name}", project, token)
 
 
-def run_shard(conn: Redis, holder: str, project: str, token: str, index: int) -> dict:
-    """Claim shard ``index`` for ``holder``, score it under a renewed lease and leave its
-    result for the retraining job; a shard someone else holds is left to them."""
-    if not claim(conn, project, token, index, holder):
-        return {"status": "taken"}
-    claim_key = keys.shard(project, token, f"claim:{index}")
+def run_shard(conn: Redis, holder: str, project: str, token: str) -> dict:
+    """Claim the pass's shards one after another for ``holder``, each under a renewed
+    lease, and leave their results for the retraining job, until every shard is taken."""
     started = time.perf_counter()
-    try:
-        with Lease(conn, claim_key):
-            proba, space = shard_pass(conn, project, token, index)
-    except Exception:
-        conn.delete(claim_key)  # the retraining job scores it at once
-        raise
-    ttl = defaults.SHARD_RESULT_TTL
-    with conn.pipeline(transaction=False) as pipe:
-        if space is not None:
-            pipe.set(keys.shard(project, token, f"space:{index}"), _encode(space), ex=ttl)
-        pipe.set(keys.shard(project, token, f"proba:{index}"), _encode(proba), ex=ttl)
-        pipe.execute()
-    return {"status": "scored", "rows": len(proba), "seconds": round(time.perf_counter() - started, 3)}
+    helper: Helper | None = None
+    done = []
+    spec_blob = _get(conn, keys.shard(project, token, "spec"))
+    if spec_blob is None:
+        return {"status": "gone"}
+    spec = json.loads(spec_blob)
+    for index in range(spec["shards"]):
+        if not claim(conn, project, token, index, holder):
+            continue
+        claim_key = keys.shard(project, token, f"claim:{index}")
+        try:
+            with Lease(conn, claim_key):
+                helper = helper or Helper.load(conn, project, token, spec)
+                proba, space = helper.score(index)
+                _write_result(Path(spec["directory"]) / SHARD_FOLDER / token, index, proba, space)
+        except Exception:
+            conn.delete(claim_key)  # the retraining job scores it at once
+            raise
+        done.append(index)
+    return {"status": "scored", "shards": done, "seconds": round(time.perf_counter() - started, 3)}
 
 
 class PlanGone(Exception):
     """The plan or the rows it names are gone: the retraining job scores the shard."""
 
 
-def shard_pass(conn: Redis, project: str, token: str, index: int) -> tuple[np.ndarray, np.ndarray | None]:
-    """One shard's probabilities (and space, where it is not the features), with its rows
-    built from the feature directory as the retraining job built them."""
-    spec_blob, state, rows_blob = cast(
-        list[bytes | None],
-        conn.mget([keys.shard(project, token, k) for k in ("spec", "model", f"rows:{index}")]),
-    )
-    if spec_blob is None or state is None or rows_blob is None:
-        raise PlanGone(f"shard {index} of {project}: the plan is gone")
-    spec = json.loads(spec_blob)
-    rows = _decode(rows_blob)
-    store = Store(conn)
-    cache = feature_cache(store, project)
-    dim = spec.get("vector_dim")
-    known = cache.unchanged(spec["generation"], spec["vectorizer"], spec["vectorizer_params"], bool(dim))
-    if known is None:
-        raise PlanGone(f"shard {index} of {project}: the feature rows changed")
-    vectors = known.vectors[rows] if known.vectors is not None else None
-    x = cache.rows_of(known, rows, vectors, spec.get("vector_scale"))
-    model = load_model(state)
-    proba, space = model.proba_and_space(x)
-    return proba, None if space is x else space
+@dataclass
+class Helper:
+    """What a helper job loads once for all the shards it scores: the model, and the
+    pool's rows as the retraining job built them, from the feature directory."""
+
+    model: Model
+    rows: np.ndarray
+    spans: list[tuple[int, int]]
+    scale: dict | None
+    cache: FeatureCache
+    known: Unchanged
+
+    @classmethod
+    def load(cls, conn: Redis, project: str, token: str, spec: dict) -> Helper:
+        state, rows_blob = cast(
+            list[bytes | None], conn.mget([keys.shard(project, token, k) for k in ("model", "rows")])
+        )
+        if state is None or rows_blob is None:
+            raise PlanGone(f"a scoring pass of {project}: the plan is gone")
+        store = Store(conn)
+        cache = feature_cache(store, project)
+        dim = spec.get("vector_dim")
+        vectorizer, params = spec["vectorizer"], spec["vectorizer_params"]
+        known = cache.unchanged(spec["generation"], vectorizer, params, bool(dim))
+        if known is None:
+            raise PlanGone(f"a scoring pass of {project}: the feature rows changed")
+        rows = _decode(rows_blob)
+        spans = bounds(len(rows), spec["shards"])
+        return cls(load_model(state), rows, spans, spec.get("vector_scale"), cache, known)
+
+    def score(self, index: int) -> tuple[np.ndarray, np.ndarray | None]:
+        a, b = self.spans[index]
+        rows = self.rows[a:b]
+        vectors = self.known.vectors[rows] if self.known.vectors is not None else None
+        x = self.cache.rows_of(self.known, rows, vectors, self.scale)
+        proba, space = self.model.proba_and_space(x)
+        return proba, None if space is x else space
