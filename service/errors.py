@@ -34,6 +34,15 @@ class ProblemSchema(ma.Schema):
     errors = ma.fields.Dict(metadata={"description": "Per-field reasons, when input was refused"})
 
 
+def answers_404(blp, detail: str):
+    """Document an operation's 404 with an example problem document: the example of an
+    operation whose success has no JSON body (a 204, a picture, a page)."""
+    example = {"type": "about:blank", "title": "Not Found", "status": 404, "detail": detail}
+    return blp.alt_response(
+        404, schema=ProblemSchema, content_type=PROBLEM_TYPE, description="Not Found", example=example
+    )
+
+
 def problem_response(
     status: int,
     title: str,

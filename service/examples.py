@@ -522,3 +522,34 @@ POTATO_CREATED = {
     **PROJECT_CREATED,
     "notes": ["active_learning.random_sample_percent: 20 read as 20% (a fraction of 0.2)"],
 }
+
+LABELS_JSONL = (
+    '{"item": "r1", "text": "Loved it, would buy again", "schema": "sentiment", "annotator": "ana", '
+    '"value": "positive", "updated_at": "2026-11-23T12:04:11Z"}\n'
+    '{"item": "r2", "text": "Broke after a week", "schema": "sentiment", "annotator": "ana", '
+    '"value": "negative", "updated_at": "2026-11-23T12:04:11Z"}\n'
+)
+
+EXPORT_LINES = (
+    '{"alrank": "project", "format": 1, "exported_at": "2026-11-23T12:00:00Z", '
+    '"project": {"name": "reviews", "schemas": [{"name": "sentiment", '
+    '"labels": ["positive", "negative"]}]}}\n'
+    '{"item": "r1", "text": "Loved it, would buy again", "metadata": {"shop": "north"}}\n'
+    '{"labelled": "r1", "schema": "sentiment", "values": {"ana": "positive"}, '
+    '"times": {"ana": 1763899451000}}\n'
+    '{"end": true, "items": 1, "labels": 1}\n'
+)
+
+PROMETHEUS = (
+    "# HELP alrank_labels_received_total Labels stored, by the way they came in\n"
+    "# TYPE alrank_labels_received_total counter\n"
+    'alrank_labels_received_total{source="api"} 1250.0\n'
+    "# HELP alrank_ranking_age_max_seconds The oldest published ranking's age, over every schema\n"
+    "# TYPE alrank_ranking_age_max_seconds gauge\n"
+    "alrank_ranking_age_max_seconds 42.0\n"
+)
+
+INDEX_PAGE = (
+    '<!doctype html><html lang="en"><title>alrank</title>'
+    '<ul><li><a href="/v1/projects/reviews/page">reviews</a></li></ul></html>'
+)

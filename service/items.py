@@ -18,6 +18,7 @@ from service.common import (
     next_cursor_field,
     trigger_refresh,
 )
+from service.errors import answers_404
 from service.extensions import api, backend
 from workers import defaults
 from workers.exceptions import InvalidInput, NotFound
@@ -202,6 +203,7 @@ class Item(MethodView):
         return {"id": item, **doc, "labels": labels}
 
     @blp.response(204)
+    @answers_404(blp, "no item 'r9' in project 'reviews'")
     def delete(self, project, item):
         """Delete an item and its labels; it leaves every ranking at once."""
         backend().store.delete_item(load_project(project), item)

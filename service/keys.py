@@ -10,6 +10,7 @@ from flask.views import MethodView
 from service import examples
 from service.bodies import Blueprint
 from service.common import annotator_field, load_project
+from service.errors import answers_404
 from service.extensions import api, backend
 from workers.access import ROLES, digest, hashing_key, new_token
 from workers.exceptions import InvalidInput
@@ -135,6 +136,7 @@ class Rotate(MethodView):
 @blp.route("/<project>/keys/<key_id>")
 class Key(MethodView):
     @blp.response(204)
+    @answers_404(blp, "no key 'k7' in project 'reviews'")
     def delete(self, project, key_id):
         """Revoke the key: it stops working at once."""
         backend().store.revoke_key(project, key_id)

@@ -25,6 +25,7 @@ from service.common import (
     load_schema,
     next_cursor_field,
 )
+from service.errors import answers_404
 from service.extensions import api, backend
 from workers import defaults
 from workers.exceptions import Conflict, InvalidInput, NotFound
@@ -189,7 +190,7 @@ class LabelsExport(MethodView):
         responses={
             "200": {
                 "description": "One JSON object a line: item, text, schema, annotator, value, updated_at",
-                "content": {"application/x-ndjson": {}},
+                "content": {"application/x-ndjson": {"example": examples.LABELS_JSONL}},
                 "headers": {
                     "X-Total-Count": {
                         "description": "Labels in the project's listed schemas when the export began "
@@ -275,6 +276,7 @@ class Labels(MethodView):
 class Label(MethodView):
     @blp.arguments(DeleteLabelQuery, location="query")
     @blp.response(204)
+    @answers_404(blp, "no label of item 'r9' in schema 'sentiment'")
     def delete(self, query, project, schema, item):
         """Delete an item's labels on a schema (or one annotator's); the item rejoins the pool.
         An annotator key deletes only its own: it must name the annotator."""

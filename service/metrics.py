@@ -11,6 +11,7 @@ from flask.views import MethodView
 from service import examples
 from service.bodies import Blueprint
 from service.common import SchemaQuery, load_project, load_schema
+from service.errors import answers_404
 from service.extensions import api, backend
 from service.quality import AgreementSchema, agreement_of
 from workers.stopping import learning_curve, stopping
@@ -199,6 +200,7 @@ class Metrics(MethodView):
 class MetricsPlot(MethodView):
     @blp.arguments(SchemaQuery, location="query")
     @blp.response(200, content_type="image/png")
+    @answers_404(blp, "no project named 'reviews'")
     def get(self, query, project):
         """The learning curve as a PNG, with its 95% band and random labelling's curve."""
         m = metrics_of(project, query["schema"])

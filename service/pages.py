@@ -21,9 +21,11 @@ from flask.views import MethodView
 from rq import Queue, Worker
 from rq.serializers import JSONSerializer
 
+from service import examples
 from service.auth import principal
 from service.bodies import Blueprint
 from service.common import load_project
+from service.errors import answers_404
 from service.extensions import api, backend
 from service.health import _alive
 from service.metrics import metrics_of
@@ -124,6 +126,7 @@ def schema_view(project: dict, described: dict, schema: str, now: float) -> dict
 class ProjectPage(MethodView):
     @blp.arguments(PageQuery, location="query")
     @blp.response(200, content_type="text/html")
+    @answers_404(blp, "no project named 'reviews'")
     def get(self, query, project):
         """The project page (HTML): pool, labels, annotators, the learning curve with its 95%
         band, labels saved over random, the stopping signal, models, ranking, queue and tools.
@@ -153,6 +156,7 @@ class ProjectPage(MethodView):
 @blp.route("/page")
 class IndexPage(MethodView):
     @blp.response(200, content_type="text/html")
+    @blp.doc(responses={"200": {"content": {"text/html": {"example": examples.INDEX_PAGE}}}})
     def get(self):
         """The projects this key may see, each linked to its page (HTML)."""
         store = backend().store

@@ -11,6 +11,7 @@ from service import examples, label_studio, potato
 from service.auth import principal
 from service.bodies import Blueprint
 from service.common import load_project, name_field, trigger_refresh
+from service.errors import answers_404
 from service.extensions import api, backend
 from service.keys import NewKeySchema, issue_key
 from workers import defaults
@@ -519,6 +520,7 @@ class Project(MethodView):
         return describe(saved)
 
     @blp.response(204)
+    @answers_404(blp, "no project named 'reviews'")
     def delete(self, project):
         """Delete a project with its items, labels, models and rankings."""
         store = backend().store
@@ -530,6 +532,7 @@ class Project(MethodView):
 @blp.route("/<project>/label-studio")
 class LabelStudioConnection(MethodView):
     @blp.response(204)
+    @answers_404(blp, "project 'reviews' has no Label Studio connection")
     def delete(self, project):
         """Disconnect Label Studio: the backend URL stops working at once (the next one shown
         has a new secret), and what Label Studio sent at setup is forgotten. Items and labels
@@ -541,6 +544,7 @@ class LabelStudioConnection(MethodView):
 @blp.route("/<project>/potato")
 class PotatoConnection(MethodView):
     @blp.response(204)
+    @answers_404(blp, "project 'reviews' has no Potato connection")
     def delete(self, project):
         """Retire the project's Potato webhook secret: deliveries signed with it get 401 at
         once, and the next one shown is new (put it in the Potato config again)."""

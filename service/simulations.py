@@ -19,6 +19,7 @@ from service import examples
 from service.auth import principal
 from service.bodies import Blueprint
 from service.common import load_project, name_field
+from service.errors import answers_404
 from service.extensions import api, backend
 from service.jobs import _error_line, _iso
 from workers import defaults
@@ -269,6 +270,7 @@ class Simulation(MethodView):
         }
 
     @blp.response(204)
+    @answers_404(blp, "no simulation 'f3a9'")
     def delete(self, sim):
         """Stop a simulation if it runs, and forget it with its data and results."""
         b = backend()
@@ -289,6 +291,7 @@ class SimulationFile(MethodView):
     @blp.response(200, content_type="application/octet-stream")
     @blp.alt_response(200, content_type="text/csv", description="curves.csv", success=True)
     @blp.alt_response(200, content_type="image/png", description="curves.png", success=True)
+    @answers_404(blp, "no file 'curves.svg'; a simulation has ['curves.csv', 'curves.png', 'summary.json']")
     def get(self, sim, name):
         """A finished simulation's curves.csv, curves.png or summary.json."""
         if name not in simulation_job.FILES:

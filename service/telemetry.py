@@ -44,6 +44,7 @@ from redis import Redis
 from rq import Queue, Worker
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 
+from service import examples
 from service.bodies import Blueprint
 from service.errors import problem_response
 from service.extensions import api, backend
@@ -87,7 +88,12 @@ blp = Blueprint("telemetry", __name__, description="Operating the service")
 class Metrics(MethodView):
     @blp.response(200, content_type=CONTENT_TYPE_LATEST)
     @blp.doc(
-        responses={"200": {"description": "Prometheus text format", "content": {"text/plain": {}}}},
+        responses={
+            "200": {
+                "description": "Prometheus text format",
+                "content": {"text/plain": {"example": examples.PROMETHEUS}},
+            }
+        },
         description="Prometheus metrics of every API and worker process (the admin key).",
     )
     def get(self):

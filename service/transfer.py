@@ -61,7 +61,7 @@ class Export(MethodView):
         responses={
             "200": {
                 "description": "The project as JSON Lines (see workers/transfer.py for the lines)",
-                "content": {NDJSON: {}},
+                "content": {NDJSON: {"example": examples.EXPORT_LINES}},
             }
         }
     )

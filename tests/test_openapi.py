@@ -27,3 +27,20 @@ def test_every_error_response_is_a_problem():
     for response in responses.values():
         content = response["content"]
         assert content == {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+
+
+def test_every_operation_carries_an_example():
+    """A request body or a response of every operation shows an example: a JSON body, the
+    text an export or /metrics answers, or the problem document of an operation whose
+    success has no body."""
+    bare = []
+    for path, operations in spec_dict()["paths"].items():
+        for method, op in operations.items():
+            if method not in ("get", "post", "put", "patch", "delete"):
+                continue
+            contents = list((op.get("requestBody") or {}).get("content", {}).values())
+            for response in op.get("responses", {}).values():
+                contents += list((response.get("content") or {}).values())
+            if not any("example" in c or "examples" in c for c in contents):
+                bare.append(f"{method.upper()} {path}")
+    assert bare == []
