@@ -185,52 +185,8 @@ def listing(parser: argparse.ArgumentParser) -> str:
     return "commands:\n\n" + "\n\n".join(blocks)
 
 
-def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    if client_command(argv):
-        from alrank.cli import main as client_main
-
-        sys.exit(client_main(argv))
-    parser = argparse.ArgumentParser(
-        prog="alrank",
-        usage="alrank <command> [options]   (alrank <command> --help for one command's)",
-        description="alrank: an active-learning ranking service for data annotation.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    sub = parser.add_subparsers(dest="command", required=True, help=argparse.SUPPRESS)
-    s = sub.add_parser("serve", help="run the API, its workers and (without REDIS_URL) an embedded Redis")
-    s.add_argument("--host", default=DEFAULT_HOST)
-    s.add_argument("--port", type=int, default=DEFAULT_PORT)
-    s.add_argument(
-        "--data-dir",
-        default=DEFAULT_DATA_DIR,
-        help="where the embedded Redis keeps its data (default: ./alrank-data)",
-    )
-    s.add_argument(
-        "--api-workers",
-        type=int,
-        default=None,
-        help="gunicorn worker processes (default: $ALRANK_API_WORKERS or 2)",
-    )
-    s.add_argument(
-        "--workers",
-        type=positive,
-        default=2,
-        help="worker processes: they retrain, score a large pool's shards and run simulations (default: 2)",
-    )
-    s.add_argument(
-        "--no-auth",
-        action="store_true",
-        help="check no API keys (loopback addresses only): for a laptop, never a network",
-    )
-    s.add_argument(
-        "--stop-grace",
-        type=float,
-        default=STOP_GRACE_SECONDS,
-        help="seconds a running job may take to finish on SIGTERM before it is cut short and "
-        f"left to run again at the next start (default: {STOP_GRACE_SECONDS:.0f})",
-    )
-    sub.add_parser("worker", help="run one worker against REDIS_URL", add_help=False)
+def add_simulate(sub) -> None:
+    """``alrank simulate``'s options."""
     sim = sub.add_parser("simulate", help="replay annotation on a labelled data set and compare strategies")
     sim.add_argument("--train", required=True, help="labelled data: .jsonl, .jsonl.gz or .csv")
     sim.add_argument("--test", help="held-out data (default: a random split of --train)")
@@ -280,7 +236,63 @@ def main(argv: list[str] | None = None) -> None:
         f"{defaults.SIMULATION_GAIN_EVERY})",
     )
     sim.add_argument("--out", required=True, help="folder for curves.csv, curves.png, summary.json")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of the service's own commands (``serve``, ``worker``, ``simulate``); its
+    help lists the client's commands too."""
+    parser = argparse.ArgumentParser(
+        prog="alrank",
+        usage="alrank <command> [options]   (alrank <command> --help for one command's)",
+        description="alrank: an active-learning ranking service for data annotation.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, help=argparse.SUPPRESS, prog="alrank")
+    s = sub.add_parser("serve", help="run the API, its workers and (without REDIS_URL) an embedded Redis")
+    s.add_argument("--host", default=DEFAULT_HOST)
+    s.add_argument("--port", type=int, default=DEFAULT_PORT)
+    s.add_argument(
+        "--data-dir",
+        default=DEFAULT_DATA_DIR,
+        help="where the embedded Redis keeps its data (default: ./alrank-data)",
+    )
+    s.add_argument(
+        "--api-workers",
+        type=int,
+        default=None,
+        help="gunicorn worker processes (default: $ALRANK_API_WORKERS or 2)",
+    )
+    s.add_argument(
+        "--workers",
+        type=positive,
+        default=2,
+        help="worker processes: they retrain, score a large pool's shards and run simulations (default: 2)",
+    )
+    s.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="check no API keys (loopback addresses only): for a laptop, never a network",
+    )
+    s.add_argument(
+        "--stop-grace",
+        type=float,
+        default=STOP_GRACE_SECONDS,
+        help="seconds a running job may take to finish on SIGTERM before it is cut short and "
+        f"left to run again at the next start (default: {STOP_GRACE_SECONDS:.0f})",
+    )
+    sub.add_parser("worker", help="run one worker against REDIS_URL", add_help=False)
+    add_simulate(sub)
     parser.epilog = listing(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if client_command(argv):
+        from alrank.cli import main as client_main
+
+        sys.exit(client_main(argv))
+    parser = build_parser()
     args, rest = parser.parse_known_args(argv)
     if args.command == "worker":
         from workers.worker import main as worker_main

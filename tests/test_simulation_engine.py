@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import itertools
 import json
 
 import numpy as np
@@ -518,3 +519,26 @@ def test_svc_takes_svcs_gamma(gamma):
     model = train_single_label(x, y, 0, "svc", {"gamma": gamma, "C": 2.0}, calibrate=False)
     expected = {"scale": _scale_gamma(x), "auto": 1 / 12, 0.5: 0.5}[gamma]
     assert model.gamma == pytest.approx(expected) and model.rows.shape == (40, 12)
+
+
+def test_the_time_left_falls_as_rounds_that_grow_with_the_labels_are_done(monkeypatch):
+    """Rounds whose cost grows with the labels, as training does: from the third round on,
+    the time left falls round after round and stays within 5% of the truth, where a count
+    of rounds done would keep rising."""
+    import workers.simulation.engine as engine
+
+    now = [0.0]
+    monkeypatch.setattr(engine.time, "monotonic", lambda: now[0])
+    heard: list[tuple[float, float]] = []
+    clock = engine.RoundClock(lambda f, eta, stage: heard.append((f, eta)), 2, 20, 20, 200)
+    rounds = [(run, labels) for run in range(2) for labels in range(20, 201, 20)]
+    costs = [0.5 + 0.01 * labels for _, labels in rounds]
+    for (run, labels), cost in zip(rounds, costs, strict=True):
+        now[0] += cost
+        clock.round_done(run, labels)
+    left = [sum(costs[k + 1 :]) for k in range(len(rounds))]
+    etas = [eta for _, eta in heard][2:]
+    assert all(later <= earlier + 1e-9 for earlier, later in itertools.pairwise(etas))
+    assert all(abs(eta - t) < 0.05 * max(t, 1.0) for eta, t in zip(etas, left[2:], strict=True))
+    fractions = [f for f, _ in heard][2:]
+    assert fractions == sorted(fractions) and heard[-1] == (1.0, 0.0)

@@ -262,6 +262,46 @@ def timed(progress: Progress, stage: str) -> FeatureProgress:
     return report
 
 
+class RoundClock:
+    """How far a replay is and the time left, from what its rounds really cost.
+
+    A round at n labels trains on n rows, so later rounds take longer than early ones: a
+    count of rounds or labels done says the run is further on than it is, and its time left
+    keeps rising. Here each round's seconds are fitted as a + b x n over the rounds so far
+    (least squares, b >= 0), and the time left is that line summed over the rounds still to
+    come: this run's up to the budget, and every later run's whole schedule."""
+
+    def __init__(self, progress: Progress, runs: int, seed_size: int, batch_size: int, budget: int) -> None:
+        self.progress, self.runs = progress, runs
+        self.schedule = np.unique(
+            np.r_[np.arange(min(seed_size, budget), budget, max(batch_size, 1)), budget]
+        )
+        self.started = self.last = time.monotonic()
+        self.seen: list[tuple[int, float]] = []
+
+    def round_done(self, run: int, labels: int) -> None:
+        now = time.monotonic()
+        self.seen.append((labels, now - self.last))
+        self.last = now
+        left = np.r_[
+            self.schedule[self.schedule > labels], np.tile(self.schedule, max(self.runs - run - 1, 0))
+        ]
+        eta = float(self.seconds(left).sum())
+        elapsed = now - self.started
+        fraction = elapsed / (elapsed + eta) if elapsed + eta > 0 else 1.0
+        self.progress(min(fraction, 1.0), eta, "simulating")
+
+    def seconds(self, labels: np.ndarray) -> np.ndarray:
+        """The seconds rounds at ``labels`` labels are expected to take."""
+        n = np.array([k for k, _ in self.seen], dtype=np.float64)
+        t = np.array([s for _, s in self.seen], dtype=np.float64)
+        slope = 0.0
+        if len(np.unique(n)) >= 2:
+            slope = max(float(np.polyfit(n, t, 1)[0]), 0.0)
+        intercept = float(np.mean(t - slope * n))
+        return np.maximum(intercept + slope * labels, 0.0)
+
+
 Picker = Callable[..., np.ndarray]
 """An outside strategy, for comparisons: picker(model, x_pool, x_labelled, y_labelled, k,
 rng) returns k row indices of x_pool."""
@@ -587,11 +627,12 @@ def simulate(
     )
     del full_model
 
-    total = len(settings.strategies) * settings.repeats * settings.budget
-    rounds = timed(progress, "simulating")
+    runs = len(settings.strategies) * settings.repeats
+    clock = RoundClock(progress, runs, settings.seed_size, settings.batch_size, settings.budget)
 
     def progress_for(base: int) -> Callable[[int], None]:
-        return lambda n_labels: rounds(min((base + n_labels) / total, 1.0))
+        run = base // settings.budget
+        return lambda n_labels: clock.round_done(run, n_labels)
 
     points: list[Point] = []
     step = 0
