@@ -417,11 +417,11 @@ def test_a_job_that_cannot_rank_fails_with_its_reason_and_the_next_trigger_retri
     before = client.get("/v1/projects/news/next?schema=topic&annotator=z&size=1").json
     assert before["model_version"] == 1
 
-    import workers.refresh
+    import workers.scoring
 
-    real = workers.refresh.rank_pool
+    real = workers.scoring.rank_pool
     monkeypatch.setattr(
-        workers.refresh, "rank_pool", lambda *a, **k: (_ for _ in ()).throw(ValueError("boom"))
+        workers.scoring, "rank_pool", lambda *a, **k: (_ for _ in ()).throw(ValueError("boom"))
     )
     job = client.post("/v1/projects/news/train?schema=topic").json["job"]
     label_topic(client, range(6, 9))  # new labels, so the job has work to do
@@ -434,7 +434,7 @@ def test_a_job_that_cannot_rank_fails_with_its_reason_and_the_next_trigger_retri
     models = client.get("/v1/projects/news/models?schema=topic").json["models"]
     assert [(m["version"], m["serving"]) for m in models] == [(1, True)]
 
-    monkeypatch.setattr(workers.refresh, "rank_pool", real)
+    monkeypatch.setattr(workers.scoring, "rank_pool", real)
     retry = client.post("/v1/projects/news/train?schema=topic").json["job"]
     assert retry != job
     run_jobs()

@@ -217,7 +217,7 @@ def test_a_review_answer_replaces_the_label_and_bad_answers_change_nothing(
     assert send(client, [(item["id"], right)], "ben", source="review").status_code == 200
     client.post(f"/v1/projects/digits/train?schema={SCHEMA}")
     run_jobs()
-    from workers.refresh import load_pool, snapshot, training_set
+    from workers.snapshot import load_pool, snapshot, training_set
     from workers.store import Store
 
     store = Store(redis_conn)

@@ -1,12 +1,14 @@
-"""The refresh pipeline's stages (workers/refresh.py) and the concepts beside it."""
+"""The refresh pipeline's stages (workers/refresh.py, snapshot.py, training.py, scoring.py)
+and the concepts beside it."""
 
 from __future__ import annotations
 
 import pytest
 
 import workers.refresh
+import workers.scoring
 from workers.aggregation import aggregate
-from workers.refresh import load_pool, snapshot, training_set
+from workers.snapshot import load_pool, snapshot, training_set
 from workers.store import Store, keys
 
 TEXTS = [
@@ -61,13 +63,13 @@ def test_the_training_set_keeps_evaluation_items_out(project):
 
 def test_the_bald_ensemble_learns_from_what_the_model_learns_from(project, monkeypatch):
     seen = []
-    real = workers.refresh.train_ensemble
+    real = workers.scoring.train_ensemble
 
     def spy(x, targets, *args):
         seen.append(x.shape[0])
         return real(x, targets, *args)
 
-    monkeypatch.setattr(workers.refresh, "train_ensemble", spy)
+    monkeypatch.setattr(workers.scoring, "train_ensemble", spy)
     result = workers.refresh.refresh(project, "p", "s")
     assert result["status"] == "published" and result["strategy"] == "bald"
     assert seen == [6]  # the model's six training labels, not the ten labelled items

@@ -218,7 +218,7 @@ EXPLORE_DEPTH = 20_000
 
 RANKING_HEAD_MIN = 10_000
 """The fewest ranked items a ranking publishes (its head); a pool no larger is published
-whole. See :func:`workers.refresh.head_size` for how the head grows with the annotators."""
+whole. See :func:`workers.scoring.head_size` for how the head grows with the annotators."""
 
 RANKING_HEAD_MARGIN = 4
 """How many times over the head holds what the annotators can take before the next ranking."""

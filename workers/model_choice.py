@@ -6,7 +6,7 @@ retrain ``choose`` compares a few candidates by stratified k-fold accuracy on th
 labels (the evaluation sample never enters) and names the best; a candidate must beat the
 kind chosen last (at first, logistic regression) by ``AUTO_MARGIN`` to replace it, so a tie
 keeps what serves, and at first the cheaper, better-calibrated model. The choice stands
-until the training labels have grown by ``AUTO_GROWTH`` (``workers.refresh.fit``);
+until the training labels have grown by ``AUTO_GROWTH`` (``workers.training.fit``);
 ``classifier_params.candidates`` narrows the set.
 
 Sparse features (any TF-IDF part) train logistic regression without a comparison: trees on

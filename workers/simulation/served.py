@@ -34,20 +34,10 @@ from workers.batches import share
 from workers.features import FeatureCache, Featurizer
 from workers.models import Model, predictions
 from workers.queueing import labels_call_for_retrain
-from workers.refresh import (
-    ModelVersion,
-    Pool,
-    Snapshot,
-    eval_sample_draw,
-    explore_order,
-    fit,
-    gain,
-    pool_features,
-    score,
-    seed_of,
-    training_set,
-)
+from workers.scoring import explore_order, score
 from workers.settings import active_learning, resolve_active_learning
+from workers.snapshot import Pool, Snapshot, eval_sample_draw, pool_features, seed_of, training_set
+from workers.training import ModelVersion, fit, gain
 
 SCHEMA = "label"
 ANNOTATOR = "replay"
