@@ -168,9 +168,12 @@ def upload_vectors(ann: Annotator, n: int, dim: int, seed: int) -> None:
         vectors = centres[centre] + rng.normal(size=(k, dim))
         cells = table[np.clip(np.round(vectors * 100).astype(np.int64) + 2000, 0, len(table) - 1)]
         rows = ",".join(f'{{"id":"i{start + j}","vector":[{",".join(cells[j])}]}}' for j in range(k))
-        r = session.post(
-            f"{ann.base}/v1/projects/{ann.project}/items", data=f'{{"items":[{rows}]}}', timeout=300
-        )
+        url = f"{ann.base}/v1/projects/{ann.project}/items"
+        for _ in range(60):  # a 503 is retried after its Retry-After, as a client does
+            r = session.post(url, data=f'{{"items":[{rows}]}}', timeout=300)
+            if r.status_code != 503:
+                break
+            time.sleep(float(r.headers.get("Retry-After", 1)))
         assert r.status_code == 200, r.text
     ann.truth = Truth(codes)  # type: ignore[assignment]
 

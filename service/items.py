@@ -88,6 +88,62 @@ class ItemsUploadSchema(ma.Schema):
         metadata={"description": "Items to insert or replace (at most 10,000 a request)"},
     )
 
+    def load(self, data, *args, **kwargs):
+        """What marshmallow's load gives, checked in plain Python where every item is
+        plainly valid; otherwise marshmallow's own load, whose errors say what is wrong.
+        Marshmallow spends about 40 ms on a thousand items, most of an upload's time; the
+        plain check takes a tenth of that (``tests/test_bodies.py`` holds the two equal)."""
+        if not args and kwargs.get("unknown") in (None, ma.RAISE) and not kwargs.get("partial"):
+            loaded = plain_upload(data)
+            if loaded is not None:
+                return loaded
+        return super().load(data, *args, **kwargs)
+
+
+ITEM_KEYS = frozenset({"id", "text", "vector", "metadata"})
+
+
+def plain_upload(data) -> dict | None:
+    """``ItemsUploadSchema().load(data)`` when every rule holds at first sight; None when
+    any item needs a closer look (then marshmallow decides, and explains)."""
+    if not isinstance(data, dict) or data.keys() != {"items"}:
+        return None
+    items = data["items"]
+    if type(items) is not list or not 1 <= len(items) <= defaults.MAX_ITEMS_PER_REQUEST:
+        return None
+    out = []
+    for item in items:
+        loaded = plain_item(item)
+        if loaded is None:
+            return None
+        out.append(loaded)
+    return {"items": out}
+
+
+def plain_item(item) -> dict | None:
+    if type(item) is not dict or not item.keys() <= ITEM_KEYS:
+        return None
+    item_id, text, vector = item.get("id"), item.get("text"), item.get("vector")
+    if type(item_id) is not str or not 1 <= len(item_id) <= defaults.MAX_ID_CHARS:
+        return None
+    if text is None and vector is None:
+        return None
+    if text is not None and (type(text) is not str or len(text) > defaults.MAX_TEXT_CHARS):
+        return None
+    out = dict(item)
+    if vector is not None:
+        if type(vector) is not list or not 1 <= len(vector) <= defaults.MAX_VECTOR_DIM:
+            return None
+        limit = defaults.MAX_VECTOR_VALUE
+        if any(type(v) not in (int, float) or not -limit <= v <= limit for v in vector):
+            return None
+        out["vector"] = [float(v) for v in vector]
+    metadata = item.get("metadata", {})
+    if type(metadata) is not dict or depth_of(metadata) > defaults.MAX_METADATA_DEPTH:
+        return None
+    out["metadata"] = metadata
+    return out
+
 
 class ItemsUploadResultSchema(ma.Schema):
     created = ma.fields.Integer(metadata={"description": "Items new to the pool"})
