@@ -18,7 +18,7 @@ import marshmallow as ma
 from flask import Flask, current_app, request
 from flask.views import MethodView
 
-from service import examples
+from service import examples_tools
 from service.auth import principal
 from service.bodies import Blueprint
 from service.common import check_order_schema, load_project, trigger_refresh
@@ -187,7 +187,7 @@ class Health(MethodView):
 
 @blp.route("/setup")
 class Setup(MethodView):
-    @blp.arguments(SetupSchema, example=examples.LS_SETUP)
+    @blp.arguments(SetupSchema, example=examples_tools.LS_SETUP)
     @blp.response(200, VersionAnswer, example={"model_version": "alrank-label-v3-r7"})
     def post(self, body, project, secret):
         """Label Studio sends its label config, URL and token: the config's Choices become
@@ -236,8 +236,8 @@ class Versions(MethodView):
 
 @blp.route("/predict")
 class Predict(MethodView):
-    @blp.arguments(PredictSchema, example=examples.LS_PREDICT)
-    @blp.response(200, PredictAnswer, example=examples.LS_PREDICTIONS)
+    @blp.arguments(PredictSchema, example=examples_tools.LS_PREDICT)
+    @blp.response(200, PredictAnswer, example=examples_tools.LS_PREDICTIONS)
     def post(self, body, project, secret):
         """One result per task, in order, from the published ranking (never trains): each
         schema's predicted choice with the model's confidence, and ``score`` = the task's
@@ -279,7 +279,7 @@ class Predict(MethodView):
 
 @blp.route("/webhook")
 class Webhook(MethodView):
-    @blp.arguments(WebhookSchema, example=examples.LS_WEBHOOK)
+    @blp.arguments(WebhookSchema, example=examples_tools.LS_WEBHOOK)
     @blp.response(200, WebhookAnswer, example={"action": "ANNOTATION_CREATED", "labels": 1, "new": 1})
     def post(self, body, project, secret):
         """Label Studio's events: annotations become labels (deleted ones are removed),

@@ -8,7 +8,7 @@ import marshmallow as ma
 from flask import Flask, Response
 from flask.views import MethodView
 
-from service import examples
+from service import examples_measures
 from service.bodies import Blueprint
 from service.common import SchemaQuery, load_project, load_schema
 from service.errors import answers_404
@@ -189,7 +189,7 @@ def metrics_of(project: str, schema_name: str) -> dict:
 @blp.route("/<project>/metrics")
 class Metrics(MethodView):
     @blp.arguments(SchemaQuery, location="query")
-    @blp.response(200, MetricsSchema, example=examples.METRICS)
+    @blp.response(200, MetricsSchema, example=examples_measures.METRICS)
     def get(self, query, project):
         """Accuracy and macro-F1 on the random evaluation sample per model version with 95%
         intervals, the gain over random, and whether to stop."""

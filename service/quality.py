@@ -6,7 +6,7 @@ import marshmallow as ma
 from flask import Flask
 from flask.views import MethodView
 
-from service import examples
+from service import examples_measures
 from service.bodies import Blueprint
 from service.common import load_project, load_schema
 from service.extensions import api, backend
@@ -147,7 +147,7 @@ def label_issues_of(project: str, schema_name: str, limit: int) -> dict:
 @blp.route("/<project>/label-issues")
 class LabelIssues(MethodView):
     @blp.arguments(LabelIssuesQuery, location="query")
-    @blp.response(200, LabelIssuesSchema, example=examples.LABEL_ISSUES)
+    @blp.response(200, LabelIssuesSchema, example=examples_measures.LABEL_ISSUES)
     def get(self, query, project):
         """Labels the rest of the data contradicts, worst first, with the label a model that
         did not see them suggests (confident learning, at each retrain)."""

@@ -15,7 +15,7 @@ from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
-from service import examples
+from service import examples_measures
 from service.auth import principal
 from service.bodies import Blueprint
 from service.common import load_project, name_field
@@ -212,8 +212,8 @@ def _visible(job: Job) -> bool:
 
 @blp.route("")
 class Simulations(MethodView):
-    @blp.arguments(SimulationRequestSchema, example=examples.SIMULATION_REQUEST)
-    @blp.response(202, SimulationRefSchema, example=examples.SIMULATION_REF)
+    @blp.arguments(SimulationRequestSchema, example=examples_measures.SIMULATION_REQUEST)
+    @blp.response(202, SimulationRefSchema, example=examples_measures.SIMULATION_REF)
     def post(self, args):
         """Start a simulation; follow it at the returned status URL."""
         b = backend()
@@ -244,7 +244,7 @@ class Simulations(MethodView):
 
 @blp.route("/<sim>")
 class Simulation(MethodView):
-    @blp.response(200, SimulationSchema, example=examples.SIMULATION)
+    @blp.response(200, SimulationSchema, example=examples_measures.SIMULATION)
     def get(self, sim):
         """A simulation's status, progress and, once finished, its summary and files."""
         job = _fetch(sim)

@@ -19,9 +19,10 @@ def _examples():
             if "example" in body:
                 yield f"{method.upper()} {path} request", body["schema"], body["example"]
             for status, response in operation.get("responses", {}).items():
-                content = response.get("content", {}).get("application/json", {})
-                if "example" in content:
-                    yield f"{method.upper()} {path} {status}", content["schema"], content["example"]
+                for kind in ("application/json", "application/problem+json"):
+                    content = response.get("content", {}).get(kind, {})
+                    if "example" in content and "schema" in content:
+                        yield f"{method.upper()} {path} {status}", content["schema"], content["example"]
 
 
 EXAMPLES = list(_examples())
