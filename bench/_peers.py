@@ -237,7 +237,7 @@ def skal_badge(model, xp, xl, yl, k, rng, geometry: Geometry | None = None):
 def skal_greedy_bald(model, xp, xl, yl, k, rng):
     from skactiveml.pool import GreedyBALD
 
-    from workers.models import train_ensemble
+    from workers.ensembles import train_ensemble
 
     x, y, clf, classes = _skal_inputs(model, xp, xl, yl, by_row=True)
     members = [

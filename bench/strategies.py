@@ -46,7 +46,8 @@ from sklearn.linear_model import LogisticRegression
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from workers import defaults
-from workers.models import aligned_proba, train_ensemble, train_single_label
+from workers.ensembles import train_ensemble
+from workers.models import aligned_proba, train_single_label
 from workers.strategies import select
 
 warnings.filterwarnings("ignore")

@@ -25,7 +25,7 @@ from service.jobs import _error_line, _iso
 from workers import defaults
 from workers.exceptions import InvalidInput, NotFound
 from workers.features import VECTORIZERS, check_vectorizer
-from workers.models import CLASSIFIERS
+from workers.model_kinds import CLASSIFIERS
 from workers.settings import AL_DEFAULTS, active_learning
 from workers.simulation import job as simulation_job
 from workers.simulation.engine import Settings

@@ -512,12 +512,13 @@ def test_svc_learns_a_boundary_no_hyperplane_draws():
 def test_svc_takes_svcs_gamma(gamma):
     import scipy.sparse as sp
 
-    from workers.models import _scale_gamma, train_single_label
+    from workers.model_kinds import scale_gamma
+    from workers.models import train_single_label
 
     x = sp.random(40, 12, density=0.5, random_state=1, format="csr")
     y = ["a", "b"] * 20
     model = train_single_label(x, y, 0, "svc", {"gamma": gamma, "C": 2.0}, calibrate=False)
-    expected = {"scale": _scale_gamma(x), "auto": 1 / 12, 0.5: 0.5}[gamma]
+    expected = {"scale": scale_gamma(x), "auto": 1 / 12, 0.5: 0.5}[gamma]
     assert model.gamma == pytest.approx(expected) and model.rows.shape == (40, 12)
 
 

@@ -18,17 +18,19 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import minimize_scalar
 from scipy.special import expit, log_softmax
-from sklearn.kernel_approximation import Nystroem
-from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
-from sklearn.naive_bayes import ComplementNB, MultinomialNB
-from sklearn.pipeline import Pipeline
-from sklearn.svm import LinearSVC
 
 from workers import defaults
 from workers.exceptions import InvalidInput, NotTrainable
 from workers.model_choice import choose
-from workers.trees import TREE_KINDS, TREE_PARAMS, TreeModel, fit_tree, tree_logits
+from workers.model_kinds import (
+    CLASSIFIER_PARAMS,
+    NAIVE_BAYES,
+    SVC_COMPONENTS,
+    estimator,
+    scale_gamma,
+)
+from workers.trees import TREE_KINDS, TreeModel, fit_tree, tree_logits
 
 
 @dataclass
@@ -172,93 +174,6 @@ class KernelModel(LinearModel):
         }
 
 
-CLASSIFIERS: tuple[str, ...] = (
-    "logistic_regression",
-    "linear_svm",
-    "complement_nb",
-    "multinomial_nb",
-    "svc",
-    *TREE_KINDS,
-    "auto",
-)
-"""Schema models a project or a simulation may choose: linear (naive Bayes in log space),
-linear on an RBF kernel's map (``svc``), tree ensembles (``workers.trees``), or ``auto``:
-the best of a few by cross-validation on the labels (``workers.model_choice``)."""
-
-SVC_COMPONENTS = 300
-"""Training rows ``svc``'s kernel map is built on (all of them below that): the map's
-width. Kernel values against 300 rows approximate an RBF SVM closely on pools of the
-shared sets' size and cost 300 columns of logistic regression."""
-
-NAIVE_BAYES = ("complement_nb", "multinomial_nb")
-"""The naive Bayes models: they count features, so they need non-negative ones (TF-IDF)
-and keep every column."""
-
-
-def _logreg(random_state: int) -> LogisticRegression:
-    return LogisticRegression(
-        C=defaults.LINEAR_C, class_weight=defaults.CLASS_WEIGHT, max_iter=1000, random_state=random_state
-    )
-
-
-CLASSIFIER_PARAMS: dict[str, tuple[str, ...]] = {
-    "logistic_regression": ("C", "max_iter", "tol", "class_weight"),
-    "linear_svm": ("C", "max_iter", "tol", "class_weight"),
-    "complement_nb": ("alpha", "norm"),
-    "multinomial_nb": ("alpha", "fit_prior"),
-    "svc": ("C", "gamma", "class_weight", "max_iter", "tol"),
-    **TREE_PARAMS,
-    "auto": ("candidates",),
-}
-"""The hyperparameters a project may set on each classifier (``classifier_params``, what
-Potato calls ``classifier_kwargs``); the others are alrank's to choose."""
-
-
-def _estimator(classifier: str, random_state: int, params: dict | None = None):
-    if classifier == "logistic_regression":
-        est = _logreg(random_state)
-    elif classifier == "linear_svm":
-        # liblinear's default 1,000 iterations fall short at C=10 on some whole pools
-        est = LinearSVC(
-            C=defaults.LINEAR_C,
-            class_weight=defaults.CLASS_WEIGHT,
-            max_iter=10_000,
-            random_state=random_state,
-        )
-    elif classifier == "complement_nb":
-        est = ComplementNB()
-    elif classifier == "multinomial_nb":
-        est = MultinomialNB()
-    elif classifier == "svc":
-        return _kernel_pipeline(random_state, params)
-    else:
-        raise InvalidInput(f"unknown classifier {classifier!r}; use one of {list(CLASSIFIERS)}")
-    return est.set_params(**params) if params else est
-
-
-def _kernel_pipeline(random_state: int, params: dict | None) -> Pipeline:
-    """The Nystroem map of an RBF kernel, then logistic regression on it (``svc``). ``gamma``
-    may be a number, "scale" or "auto", as scikit-learn's SVC reads them; they are worked
-    out from the training rows when the pipeline is fitted (``_fit``)."""
-    params = dict(params or {})
-    gamma = params.pop("gamma", "scale")
-    linear = LogisticRegression(
-        C=1.0, class_weight=defaults.CLASS_WEIGHT, max_iter=2000, random_state=random_state
-    ).set_params(**params)
-    kernel = Nystroem(kernel="rbf", gamma=gamma, n_components=SVC_COMPONENTS, random_state=random_state)
-    return Pipeline([("kernel", kernel), ("linear", linear)])
-
-
-def _scale_gamma(x) -> float:
-    """SVC's gamma="scale": 1 / (columns x the variance of every value)."""
-    if sp.issparse(x):
-        mean = float(x.mean())
-        var = float(x.multiply(x).mean()) - mean**2
-    else:
-        var = float(np.asarray(x).var())
-    return 1.0 / (x.shape[1] * var) if var > 0 else 1.0
-
-
 def _fit(classifier: str, random_state: int, params: dict | None, x, y):
     with warnings.catch_warnings():
         # many classes among the first labels are a classification all the same
@@ -269,11 +184,11 @@ def _fit(classifier: str, random_state: int, params: dict | None, x, y):
 def _fit_kind(classifier: str, random_state: int, params: dict | None, x, y):
     if classifier in TREE_KINDS:
         return fit_tree(classifier, random_state, params, x, y)
-    est = _estimator(classifier, random_state, params)
+    est = estimator(classifier, random_state, params)
     if classifier == "svc":
         kernel = est.named_steps["kernel"]
         if kernel.gamma == "scale":
-            kernel.set_params(gamma=_scale_gamma(x))
+            kernel.set_params(gamma=scale_gamma(x))
         elif kernel.gamma == "auto":
             kernel.set_params(gamma=1.0 / x.shape[1])
         kernel.set_params(n_components=min(SVC_COMPONENTS, x.shape[0]))
@@ -446,7 +361,7 @@ def train_multi_label(
     for j, label in enumerate(labels):
         t = np.array([label in v for v in y], dtype=int)
         if 0 < t.sum() < len(t):
-            clf = _estimator("logistic_regression", random_state, linear_params).fit(x, t)
+            clf = estimator("logistic_regression", random_state, linear_params).fit(x, t)
             coef[j] = _expand(clf.coef_, columns, n_features)[0]
             intercept[j] = clf.intercept_[0]
             trained += 1
@@ -467,38 +382,6 @@ def predictions(model: Model, proba: np.ndarray) -> tuple[list, np.ndarray]:
         return preds, conf
     top = proba.argmax(axis=1)
     return [model.classes[j] for j in top], proba[np.arange(len(top)), top]
-
-
-def train_ensemble(
-    x,
-    y: list[str],
-    n_estimators: int,
-    bootstrap_fraction: float,
-    random_state: int = 0,
-    classifier: str = "logistic_regression",
-    params: dict | None = None,
-) -> list[Model]:
-    """Bootstrap replicates of the single-label model, for BALD.
-
-    Each member trains on a sample drawn with replacement; a draw that misses every class
-    but one is drawn again (a one-class model has no disagreement to offer).
-    """
-    rng = np.random.default_rng(random_state)
-    y_arr = np.asarray(y)
-    n = len(y_arr)
-    size = max(2, round(bootstrap_fraction * n))
-    members: list[Model] = []
-    for m in range(n_estimators):
-        for _ in range(20):
-            rows = rng.integers(0, n, size)
-            if len(set(y_arr[rows])) >= 2:
-                break
-        else:
-            rows = np.arange(n)
-        member = train_single_label(x[rows], y_arr[rows].tolist(), random_state + m + 1, classifier, params)
-        member.metrics = {}
-        members.append(member)
-    return members
 
 
 def aligned_proba(model: Model, x, classes: list[str]) -> np.ndarray:

@@ -13,13 +13,13 @@ import numpy as np
 from rq import Queue
 
 from workers import defaults
+from workers.ensembles import train_ensemble
 from workers.features import Featurizer
 from workers.features.files import feature_root, project_dir
 from workers.models import (
     Model,
     aligned_proba,
     predictions,
-    train_ensemble,
 )
 from workers.ranking import Ranking, balanced, balances, batch_aware_depth, rank_pool, strategy_params
 from workers.shards import model_pass, whole_pass

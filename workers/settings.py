@@ -10,7 +10,7 @@ from workers import defaults
 from workers.exceptions import InvalidInput
 from workers.features import PARTS, TFIDF_PARAMS, VECTORIZERS, check_vectorizer
 from workers.model_choice import CHOOSABLE
-from workers.models import CLASSIFIER_PARAMS, CLASSIFIERS
+from workers.model_kinds import CLASSIFIER_PARAMS, CLASSIFIERS
 from workers.strategies import STRATEGIES
 from workers.strategies.hybrid import SHARED, WEIGHTED
 from workers.strategies.uncertainty import MEASURES

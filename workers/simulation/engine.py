@@ -28,10 +28,11 @@ from sklearn.feature_extraction import DictVectorizer
 from sklearn.metrics import accuracy_score, f1_score
 
 from workers import defaults
+from workers.ensembles import train_ensemble
 from workers.exceptions import InvalidInput, NotTrainable
 from workers.features import Progress as FeatureProgress
 from workers.features import VectorScale, pool_features
-from workers.models import aligned_proba, train_ensemble, train_single_label
+from workers.models import aligned_proba, train_single_label
 from workers.ranking import balanced, balances, batch_aware_depth, rank_pool, strategy_params
 from workers.settings import AL_DEFAULTS
 from workers.strategies import REGISTRY, STRATEGIES, needs_ensemble, select
