@@ -24,7 +24,10 @@ sys.path.insert(0, str(ROOT))
 
 from _peers import skal_badge  # noqa: E402
 
-from workers.simulation.engine import Point, Settings, featurise, load_dataset, normalised_auc, run_one  # noqa: E402
+from workers.simulation.data import featurise, load_dataset  # noqa: E402
+from workers.simulation.engine import run_one  # noqa: E402
+from workers.simulation.report import normalised_auc  # noqa: E402
+from workers.simulation.spec import Point, Settings  # noqa: E402
 from workers.strategies.badge import badge  # noqa: E402
 
 DATASETS = ROOT.parent / "shared" / "datasets"

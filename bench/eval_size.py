@@ -39,7 +39,7 @@ from workers import defaults  # noqa: E402
 from workers.evaluation import bootstrap_macro_f1, wilson  # noqa: E402
 from workers.exceptions import NotTrainable  # noqa: E402
 from workers.models import train_single_label  # noqa: E402
-from workers.simulation.engine import featurise, load_dataset  # noqa: E402
+from workers.simulation.data import featurise, load_dataset  # noqa: E402
 
 DATASETS = ROOT.parent / "shared" / "datasets"
 TARGET = 0.05

@@ -28,7 +28,7 @@ from workers import defaults  # noqa: E402
 from workers.evaluation import predict_labels  # noqa: E402
 from workers.gain import gain_over_random  # noqa: E402
 from workers.models import train_single_label  # noqa: E402
-from workers.simulation.engine import featurise, load_dataset  # noqa: E402
+from workers.simulation.data import featurise, load_dataset  # noqa: E402
 
 DATASETS = ROOT.parent / "shared" / "datasets"
 

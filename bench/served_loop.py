@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from alrank.client import Client, chunked  # noqa: E402
-from workers.simulation.engine import normalised_auc  # noqa: E402
+from workers.simulation.report import normalised_auc  # noqa: E402
 from workers.simulation.served import ServedPoint, ServedPool, replay  # noqa: E402
 
 DATASETS = ROOT.parent / "shared" / "datasets"

@@ -24,7 +24,8 @@ sys.path.insert(0, str(ROOT))
 
 from workers.features import VECTORIZERS  # noqa: E402
 from workers.model_kinds import CLASSIFIERS, NAIVE_BAYES  # noqa: E402
-from workers.simulation.engine import evaluate, featurise, load_dataset  # noqa: E402
+from workers.simulation.data import featurise, load_dataset  # noqa: E402
+from workers.simulation.engine import evaluate  # noqa: E402
 
 DATASETS = ROOT.parent / "shared" / "datasets"
 

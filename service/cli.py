@@ -308,7 +308,9 @@ def main(argv: list[str] | None = None) -> None:
 
 def run_simulation(args: argparse.Namespace) -> int:
     from workers.exceptions import InvalidInput
-    from workers.simulation.engine import Settings, load_dataset, simulate
+    from workers.simulation.data import load_dataset
+    from workers.simulation.engine import simulate
+    from workers.simulation.spec import Settings
 
     try:
         train = load_dataset(args.train)

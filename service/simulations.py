@@ -28,7 +28,7 @@ from workers.features import VECTORIZERS, check_vectorizer
 from workers.model_kinds import CLASSIFIERS
 from workers.settings import AL_DEFAULTS, active_learning
 from workers.simulation import job as simulation_job
-from workers.simulation.engine import Settings
+from workers.simulation.spec import Settings
 from workers.strategies import STRATEGIES
 
 blp = Blueprint(

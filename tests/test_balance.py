@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from workers.ranking import Ranking, balance_classes, balanced
-from workers.simulation.engine import Settings, run_one
+from workers.simulation.engine import run_one
 from workers.simulation.served import ServedPool, replay
+from workers.simulation.spec import Settings
 
 
 def _counts(items: np.ndarray, predicted: np.ndarray, k: int) -> np.ndarray:

@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 
 import label_efficiency
 
-from workers.simulation.engine import load_dataset
+from workers.simulation.data import load_dataset
 
 
 def _write(folder: Path, n: int, extra: str = "") -> None:
@@ -106,7 +106,7 @@ def test_labels_to_the_mark_follow_each_repeat_past_the_budget(tmp_path):
     with larger batches, until each repeat's own curve reaches 95% of the whole pool's."""
     import argparse
 
-    from workers.simulation.engine import Settings
+    from workers.simulation.spec import Settings
 
     _write(tmp_path / "toy", 200)
     train = load_dataset(tmp_path / "toy" / "train.jsonl.gz")

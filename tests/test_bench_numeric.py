@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 
 import numeric_pools
 
-from workers.simulation.engine import featurise, load_dataset
+from workers.simulation.data import featurise, load_dataset
 
 
 def test_a_built_pool_reads_as_a_shared_data_set(tmp_path):

@@ -14,7 +14,10 @@ from sklearn.datasets import load_breast_cancer
 from service.cli import main
 from workers import features
 from workers.exceptions import InvalidInput
-from workers.simulation.engine import Settings, load_dataset, simulate, terminal_progress
+from workers.simulation.data import load_dataset
+from workers.simulation.engine import simulate
+from workers.simulation.progress import terminal_progress
+from workers.simulation.spec import Settings
 
 WORDS = {
     "sport": "match goal team coach league striker keeper season fans final",
@@ -68,7 +71,8 @@ def test_simulation_writes_curves_and_summary(tmp_path):
 
 
 def test_labels_to_marks_follow_the_mean_curve(tmp_path):
-    from workers.simulation.engine import Point, summarise
+    from workers.simulation.report import summarise
+    from workers.simulation.spec import Point
 
     pts = [Point("uncertainty", 0, n, a, a) for n, a in [(10, 0.5), (20, 0.9), (30, 0.97)]]
     s = summarise(pts, 1.0, Settings(strategies=["uncertainty"]))["strategies"]["uncertainty"]
@@ -294,7 +298,7 @@ def _tmp():
 
 
 def load_dataset_rows(rows: list[dict]):
-    from workers.simulation.engine import dataset_from_records
+    from workers.simulation.data import dataset_from_records
 
     return dataset_from_records(((str(i), r) for i, r in enumerate(rows)), "rows")
 
@@ -369,7 +373,8 @@ def test_unknown_simulation_is_404(client):
 
 
 def test_replay_stops_at_a_mark_and_grows_its_batches():
-    from workers.simulation.engine import featurise, run_one
+    from workers.simulation.data import featurise
+    from workers.simulation.engine import run_one
 
     rows = text_rows(400, seed=5)
     train, test = load_dataset_rows(rows[:300]), load_dataset_rows(rows[300:])
@@ -447,7 +452,8 @@ def _gain(trained_on: int, m: int | None, lo: int | None, hi: int | None, verdic
 
 
 def test_the_gain_is_checked_against_the_random_curve_in_training_labels():
-    from workers.simulation.engine import Point, gain_validation, true_random_labels
+    from workers.simulation.report import gain_validation, true_random_labels
+    from workers.simulation.spec import Point
 
     # random labelling's test curve: 0.5 at 100 labels (90 trained on), 0.7 at 200 (180), 0.8 at 300 (270)
     random = [
@@ -526,12 +532,12 @@ def test_the_time_left_falls_as_rounds_that_grow_with_the_labels_are_done(monkey
     """Rounds whose cost grows with the labels, as training does: from the third round on,
     the time left falls round after round and stays within 5% of the truth, where a count
     of rounds done would keep rising."""
-    import workers.simulation.engine as engine
+    import workers.simulation.progress as progress
 
     now = [0.0]
-    monkeypatch.setattr(engine.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(progress.time, "monotonic", lambda: now[0])
     heard: list[tuple[float, float]] = []
-    clock = engine.RoundClock(lambda f, eta, stage: heard.append((f, eta)), 2, 20, 20, 200)
+    clock = progress.RoundClock(lambda f, eta, stage: heard.append((f, eta)), 2, 20, 20, 200)
     rounds = [(run, labels) for run in range(2) for labels in range(20, 201, 20)]
     costs = [0.5 + 0.01 * labels for _, labels in rounds]
     for (run, labels), cost in zip(rounds, costs, strict=True):

@@ -22,7 +22,9 @@ from rq import Queue, get_current_job
 from workers import defaults
 from workers.exceptions import InvalidInput, NotFound
 from workers.settings import find_schema
-from workers.simulation.engine import Dataset, Settings, dataset_from_records, simulate
+from workers.simulation.data import Dataset, dataset_from_records
+from workers.simulation.engine import simulate
+from workers.simulation.spec import Settings
 from workers.store import Store, keys
 from workers.telemetry import job_meta
 
