@@ -27,13 +27,15 @@ from service.predictions import fill_past_head
 from workers import defaults
 from workers.access import backend_secret
 from workers.exceptions import InvalidInput
-from workers.label_studio.config import LabelConfig, parse_label_config, prediction_result
-from workers.label_studio.sync import (
+from workers.label_studio.annotations import (
     adopt_label_config,
     apply_annotations,
-    enqueue,
     ensure_items,
     forget_annotations,
+)
+from workers.label_studio.config import LabelConfig, parse_label_config, prediction_result
+from workers.label_studio.sync import (
+    enqueue,
     order_schema,
     order_score,
     settings,
