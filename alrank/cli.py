@@ -35,12 +35,8 @@ class InputError(Exception):
     """An input file that cannot be read as asked."""
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="alrank", description="Talk to a running alrank service")
-    p.add_argument("--url", help="the service (default: $ALRANK_URL or http://127.0.0.1:8000)")
-    p.add_argument("--key", help="an API key (default: $ALRANK_API_KEY)")
-    sub = p.add_subparsers(dest="command", required=True)
-
+def add_projects(sub) -> None:
+    """``alrank projects`` and its actions."""
     projects = sub.add_parser("projects", help="create, list, show, delete, export or import projects")
     ps = projects.add_subparsers(dest="action", required=True)
     create = ps.add_parser("create", help="create a project from a JSON or YAML file, or a Potato config")
@@ -65,6 +61,15 @@ def parser() -> argparse.ArgumentParser:
     imp.add_argument("--name", help="import under this name instead of the exported one")
     imp.add_argument("--no-keys", action="store_true", help="leave out the API keys the export carries")
     imp.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="alrank", description="Talk to a running alrank service")
+    p.add_argument("--url", help="the service (default: $ALRANK_URL or http://127.0.0.1:8000)")
+    p.add_argument("--key", help="an API key (default: $ALRANK_API_KEY)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    add_projects(sub)
 
     items = sub.add_parser("items", help="upload the pool")
     its = items.add_subparsers(dest="action", required=True)

@@ -17,16 +17,16 @@ from workers import defaults
 API_VERSION = "1.0.0"
 
 
-def create_app(config: dict[str, Any] | None = None) -> Flask:
-    app = Flask(__name__)
-    app.config.from_mapping(
-        REDIS_URL=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
-        API_TITLE="alrank",
-        API_VERSION=API_VERSION,
-        OPENAPI_VERSION="3.1.0",
-        OPENAPI_URL_PREFIX="/",
-        OPENAPI_JSON_PATH="openapi.json",
-        API_SPEC_OPTIONS={
+def default_config() -> dict[str, Any]:
+    """The app's settings before ``ALRANK_*`` variables and the caller's ``config``."""
+    return {
+        "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        "API_TITLE": "alrank",
+        "API_VERSION": API_VERSION,
+        "OPENAPI_VERSION": "3.1.0",
+        "OPENAPI_URL_PREFIX": "/",
+        "OPENAPI_JSON_PATH": "openapi.json",
+        "API_SPEC_OPTIONS": {
             "security": [{"bearer": []}, {"basic": []}],
             "components": {
                 "securitySchemes": {
@@ -51,13 +51,18 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
                 )
             },
         },
-        MAX_CONTENT_LENGTH=defaults.MAX_BODY_BYTES,
-        AUTH=True,
-        ADMIN_KEY=None,
-        DEFAULT_BATCH_SIZE=defaults.BATCH_SIZE,
-        METRICS=True,
-        METRICS_PROJECTS=50,
-    )
+        "MAX_CONTENT_LENGTH": defaults.MAX_BODY_BYTES,
+        "AUTH": True,
+        "ADMIN_KEY": None,
+        "DEFAULT_BATCH_SIZE": defaults.BATCH_SIZE,
+        "METRICS": True,
+        "METRICS_PROJECTS": 50,
+    }
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    app = Flask(__name__)
+    app.config.from_mapping(default_config())
     app.config.from_prefixed_env("ALRANK")
     if config:
         app.config.from_mapping(config)

@@ -37,9 +37,27 @@ from rq import Queue
 from workers.features import FeatureCache, Featurizer
 from workers.features.files import feature_cache
 from workers.scoring import publish, score, sharded_pass
-from workers.snapshot import Report, eval_sample_draw, load_pool, pool_features, snapshot, training_set
+from workers.snapshot import Report, eval_sample_draw, read_pool, snapshot, training_set
 from workers.store import Store
 from workers.training import assess_labels, estimate_gain, gain_due, train
+
+
+class StageClock:
+    """Hears a refresh's stages: passes each report on, and counts each stage's seconds for
+    the job's result (a sub-stage's reports count to their stage)."""
+
+    def __init__(self, report: Report | None) -> None:
+        self.heard = report or (lambda stage, fraction: None)
+        self.stages: dict[str, float] = {}
+        self.at = ("snapshot", time.perf_counter())  # the stage under way and when it began
+
+    def __call__(self, stage: str, fraction: float) -> None:
+        name, since = self.at
+        if stage != name:
+            now = time.perf_counter()
+            self.stages[name] = round(self.stages.get(name, 0.0) + now - since, 3)
+            self.at = (stage, now)
+        self.heard(stage, fraction)
 
 
 def refresh(
@@ -53,18 +71,7 @@ def refresh(
     """Train (when the schema has enough labels) and publish a ranking of its unlabelled pool.
     With ``queue`` (the job's), a large pool's scoring is shared with the free workers on it."""
     started = time.perf_counter()
-    stages: dict[str, float] = {}
-    heard = report or (lambda stage, fraction: None)
-    at = [("snapshot", started)]  # the stage under way and when it began
-
-    def tell(stage: str, fraction: float) -> None:
-        # each stage's seconds, for the job's result; sub-stage reports count to their stage
-        name, since = at[0]
-        if stage != name:
-            now = time.perf_counter()
-            stages[name] = round(stages.get(name, 0.0) + now - since, 3)
-            at[0] = (stage, now)
-        heard(stage, fraction)
+    tell = StageClock(report)
 
     with ExitStack() as held:
         # one refresh of a schema at a time, from its snapshot to its publication
@@ -80,21 +87,9 @@ def refresh(
         rng = np.random.default_rng(snap.seed)
 
         tell("loading", 0.05)
-        cache = cache or feature_cache(store, project_name)
-        generation = snap.fingerprint["pool"]
-        # no upload since the rows were stamped: the pool's ids come with them, no text is read
-        has_vectors = bool(snap.project.get("vector_dim"))
-        known = cache.unchanged(
-            generation, snap.al["vectorizer_name"], snap.al["vectorizer_params"], has_vectors
+        pool, x, cache_report, texts_read = read_pool(
+            store, snap, cache or feature_cache(store, project_name), tell
         )
-        pool = load_pool(store, snap, known)
-        tell("features", 0.2)
-        if known is not None:
-            x, cache_report = cache.assemble(known, pool.vectors)
-        else:
-            if pool.vectors is not None:
-                cache.keep_vectors(pool.ids, pool.vectors, generation)
-            x, cache_report = pool_features(cache, snap, pool, tell, generation)
         drawn = eval_sample_draw(snap, pool, rng)
         store.extend_eval_sample(project_name, schema_name, drawn)
         pool.eval_ids |= set(drawn)
@@ -128,9 +123,9 @@ def refresh(
         "features": {
             "reused": cache_report.reused,
             "computed": cache_report.computed,
-            "texts_read": known is None,  # False: the pool was unchanged, its rows known
+            "texts_read": texts_read,  # False: the pool was unchanged, its rows known
         },
         "scoring": scores.shards,
         "seconds": round(time.perf_counter() - started, 3),
-        "stage_seconds": stages,
+        "stage_seconds": tell.stages,
     }

@@ -186,3 +186,24 @@ def eval_sample_draw(snap: Snapshot, pool: Pool, rng: np.random.Generator) -> li
     eligible = [i for i in pool.ids if i not in pool.eval_ids and i not in pool.labels]
     picked = rng.choice(len(eligible), size=min(target - have, len(eligible)), replace=False)
     return [eligible[k] for k in picked]
+
+
+def read_pool(
+    store: Store, snap: Snapshot, cache: FeatureCache, report: Report
+) -> tuple[Pool, Any, CacheReport, bool]:
+    """The pool and its feature matrix, and whether its texts were read. While no upload has
+    changed the pool since its rows were stamped, its ids and vectors come with the rows and
+    no text is read; otherwise everything is read, the vectors kept beside the rows, and
+    the rows the cache lacks computed."""
+    generation = snap.fingerprint["pool"]
+    has_vectors = bool(snap.project.get("vector_dim"))
+    known = cache.unchanged(generation, snap.al["vectorizer_name"], snap.al["vectorizer_params"], has_vectors)
+    pool = load_pool(store, snap, known)
+    report("features", 0.2)
+    if known is not None:
+        x, cache_report = cache.assemble(known, pool.vectors)
+        return pool, x, cache_report, False
+    if pool.vectors is not None:
+        cache.keep_vectors(pool.ids, pool.vectors, generation)
+    x, cache_report = pool_features(cache, snap, pool, report, generation)
+    return pool, x, cache_report, True

@@ -12,10 +12,7 @@ a band; ``random`` is always among the strategies, as the baseline.
 
 from __future__ import annotations
 
-import csv
-import json
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +25,7 @@ from workers.ranking import balanced, balances, batch_aware_depth, rank_pool, st
 from workers.settings import AL_DEFAULTS
 from workers.simulation.data import Dataset, featurise, numeric_rows, split
 from workers.simulation.progress import Progress, RoundClock, terminal_progress, timed
-from workers.simulation.report import gain_validation, plot, summarise
+from workers.simulation.report import write_results
 from workers.simulation.spec import LOOPS, SERVED_POOL_SHARE, Point, Settings
 from workers.strategies import REGISTRY, STRATEGIES, needs_ensemble, select
 
@@ -176,6 +173,23 @@ def run_served(
     ]
 
 
+def check_settings(settings: Settings, pickers: dict[str, Picker]) -> None:
+    """Refuse, saying why, a replay that cannot run as asked."""
+    if settings.loop not in LOOPS:
+        raise InvalidInput(f"unknown loop {settings.loop!r}; use one of {list(LOOPS)}")
+    if settings.loop == "served" and pickers:
+        raise InvalidInput("outside strategies replay the seeded loop only")
+    first_model = {**AL_DEFAULTS, **settings.params}["min_instances_for_training"]
+    if settings.loop == "served" and settings.budget <= first_model:
+        raise InvalidInput(
+            f"the served loop trains its first model after {first_model} labels "
+            "(min_instances_for_training); give a larger budget, or loop: seeded"
+        )
+    unknown = [s for s in settings.strategies if s not in STRATEGIES and s not in pickers]
+    if unknown:
+        raise InvalidInput(f"unknown strategies {unknown}; use some of {list(STRATEGIES)}")
+
+
 def simulate(
     train: Dataset,
     test: Dataset | None,
@@ -195,19 +209,7 @@ def simulate(
     need the features once); it needs ``test``."""
     progress = progress or terminal_progress()
     pickers = pickers or {}
-    if settings.loop not in LOOPS:
-        raise InvalidInput(f"unknown loop {settings.loop!r}; use one of {list(LOOPS)}")
-    if settings.loop == "served" and pickers:
-        raise InvalidInput("outside strategies replay the seeded loop only")
-    first_model = {**AL_DEFAULTS, **settings.params}["min_instances_for_training"]
-    if settings.loop == "served" and settings.budget <= first_model:
-        raise InvalidInput(
-            f"the served loop trains its first model after {first_model} labels "
-            "(min_instances_for_training); give a larger budget, or loop: seeded"
-        )
-    unknown = [s for s in settings.strategies if s not in STRATEGIES and s not in pickers]
-    if unknown:
-        raise InvalidInput(f"unknown strategies {unknown}; use some of {list(STRATEGIES)}")
+    check_settings(settings, pickers)
     if "random" not in settings.strategies:
         settings.strategies = [*settings.strategies, "random"]
     if test is None:
@@ -252,21 +254,4 @@ def simulate(
             step += 1
     progress(1.0, 0.0, "simulating")
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "curves.csv", "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["strategy", "repeat", "labels", "accuracy", "macro_f1"])
-        for p in points:
-            writer.writerow([p.strategy, p.repeat, p.labels, f"{p.accuracy:.6f}", f"{p.macro_f1:.6f}"])
-    summary = summarise(points, full_acc, settings)
-    summary["curves"] = [asdict(p) for p in points]
-    if any(p.gain for p in points):
-        summary["gain_validation"], gains = gain_validation(points)
-        with open(out / "gain.csv", "w", newline="", encoding="utf-8") as f:
-            table = csv.DictWriter(f, fieldnames=list(gains[0]) if gains else ["strategy"])
-            table.writeheader()
-            table.writerows(gains)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
-    plot(points, summary, out / "curves.png")
-    return summary
+    return write_results(points, full_acc, settings, Path(out_dir))

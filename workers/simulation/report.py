@@ -3,6 +3,8 @@ pool's accuracy, the check of the live gain over random, and the plot."""
 
 from __future__ import annotations
 
+import csv
+import json
 from dataclasses import asdict
 from pathlib import Path
 
@@ -151,3 +153,25 @@ def plot(points: list[Point], summary: dict, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def write_results(points: list[Point], full_accuracy: float, settings: Settings, out: Path) -> dict:
+    """Write a replay's curves.csv, gain.csv (where the live gain was estimated),
+    summary.json and curves.png to ``out``; returns the summary."""
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "curves.csv", "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["strategy", "repeat", "labels", "accuracy", "macro_f1"])
+        for p in points:
+            writer.writerow([p.strategy, p.repeat, p.labels, f"{p.accuracy:.6f}", f"{p.macro_f1:.6f}"])
+    summary = summarise(points, full_accuracy, settings)
+    summary["curves"] = [asdict(p) for p in points]
+    if any(p.gain for p in points):
+        summary["gain_validation"], gains = gain_validation(points)
+        with open(out / "gain.csv", "w", newline="", encoding="utf-8") as f:
+            table = csv.DictWriter(f, fieldnames=list(gains[0]) if gains else ["strategy"])
+            table.writeheader()
+            table.writerows(gains)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    plot(points, summary, out / "curves.png")
+    return summary
