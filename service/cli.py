@@ -93,6 +93,15 @@ def positive(value: str) -> int:
     return n
 
 
+def features_note() -> str:
+    """Why new projects get the text features they get (``VECTORIZER_NAME``)."""
+    from workers import minilm
+
+    if "minilm" in defaults.VECTORIZER_NAME:
+        return " (MiniLM's weights are installed)"
+    return f" (for the better tfidf+minilm: {minilm.INSTALL_HINT.split(': ', 1)[1]})"
+
+
 def serve(args: argparse.Namespace) -> int:
     from service.supervisor import Child, Supervisor, log
 
@@ -109,6 +118,7 @@ def serve(args: argparse.Namespace) -> int:
         # the workers it starts share the machine: the pool's feature rows live on its disk
         env[defaults.FEATURE_DIR_ENV] = str(Path(args.data_dir).resolve() / "features")
     log(f"feature rows in {env[defaults.FEATURE_DIR_ENV]}")
+    log(f"new projects' text features: {defaults.VECTORIZER_NAME}{features_note()}")
 
     if args.no_auth:
         if args.host not in LOOPBACK:
