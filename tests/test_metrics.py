@@ -309,3 +309,20 @@ def test_the_cli_prints_the_intervals_and_the_gain():
     assert "0.830 [0.760, 0.880]" in table[1] and "905 [610, 1480]" in table[1]
     assert table[2] == "gain over random: " + METRICS["gain"]["statement"]
     assert table[3].startswith("keep labelling: predictions still changing")
+
+
+def test_the_stop_set_is_the_smallest_hashes_in_pool_order():
+    """The stop set is selected, not sorted whole: the same items, in the same order, as
+    sorting the pool by each id's hash (ties in pool order, ids repeated included)."""
+    import random
+    import zlib
+
+    from workers import defaults
+    from workers.stopping import stop_rows, stop_set
+
+    rng = random.Random(4)
+    for n in (0, 3, defaults.STOP_SET_SIZE, defaults.STOP_SET_SIZE + 1, 30_000):
+        ids = [f"x{rng.randrange(n // 3 + 1)}" for _ in range(n)]  # repeats: equal hashes
+        expected = sorted(ids, key=lambda i: zlib.crc32(f"s\x00{i}".encode()))[: defaults.STOP_SET_SIZE]
+        assert stop_set(ids, "s") == expected
+        assert [ids[r] for r in stop_rows(ids, "s")] == expected

@@ -25,7 +25,7 @@ from workers.models import (
 )
 from workers.quality import assess
 from workers.snapshot import Pool, Snapshot, TrainingSet
-from workers.stopping import agreement_with_support, stop_set
+from workers.stopping import agreement_with_support, stop_rows
 from workers.store import Store
 from workers.strategies import needs_ensemble
 
@@ -181,9 +181,9 @@ def train(store: Store, snap: Snapshot, pool: Pool, labelled: TrainingSet, x) ->
         "classes": model.classes,
         "evaluation": evaluation(served_pred, truth, multi),
     }
-    index = {item_id: i for i, item_id in enumerate(pool.ids)}
-    stop_ids = stop_set(pool.ids, snap.schema["name"])
-    stop_preds = dict(zip(stop_ids, predict_labels(model, x[[index[i] for i in stop_ids]]), strict=True))
+    rows = stop_rows(pool.ids, snap.schema["name"])
+    stop_ids = [pool.ids[r] for r in rows]
+    stop_preds = dict(zip(stop_ids, predict_labels(model, x[rows]), strict=True))
     old_preds = (
         store.stop_predictions(snap.name, snap.schema["name"], previous["version"]) if previous else None
     )
