@@ -302,7 +302,7 @@ def test_the_evaluation_sample_is_drawn_once_and_measures_every_version(client, 
 
 def test_the_cli_prints_the_intervals_and_the_gain():
     from alrank.cli import curve_table
-    from service.examples import METRICS
+    from service.examples_measures import METRICS
 
     table = curve_table(METRICS).splitlines()
     assert "accuracy [95%]" in table[0] and "random would need" in table[0]
