@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 import pytest
+from procs import ROOT, Serve, cmdline, wait_until
 from rq import Worker
 from test_features import corpus
 
@@ -214,3 +215,27 @@ def test_a_shard_whose_worker_is_killed_is_scored_again(
     np.testing.assert_allclose(split[1], whole[1], rtol=1e-12)
     assert shard_keys(redis_conn) == []
     assert list(feature_dir.rglob(".shards/*")) == []
+
+
+def test_alrank_serve_runs_as_many_workers_as_asked(tmp_path):
+    """``--workers 3``: three worker processes, all registered (``/readyz``), one of them
+    for rankings and tool syncs only; ``--workers 0`` is refused."""
+    import requests
+
+    served = Serve(tmp_path / "data", "--workers=3")
+    try:
+        wait_until(lambda: len(served.workers()) == 3, 30, "three workers")
+        wait_until(
+            lambda: requests.get(served.base + "/readyz", timeout=5).json()["workers"] == 3, 30, "ready"
+        )
+        lines = [cmd for cmd in map(cmdline, served.workers())]
+        assert sum("--queues=alrank,alrank-sync" in line for line in lines) == 1
+    finally:
+        served.close()
+    refused = subprocess.run(
+        [sys.executable, "-m", "service.cli", "serve", "--workers=0"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert refused.returncode == 2 and "at least 1" in refused.stderr
