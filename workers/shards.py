@@ -170,11 +170,14 @@ def model_pass(
     ``spec`` holds what a shard job needs to build its rows as ``xc`` has them: the
     project, its feature directory, the pool's generation, the vectorizer and its settings,
     and the client vectors' dimension and scaling (``workers.features``)."""
-    helpers = free_workers(queue) if queue is not None and spec.get("directory") else 0
     count = shard_count(len(candidates))
-    if helpers < 1 or count < 2 or not worth_sharding(model, xc):
+    # the cheap checks first: most pools are one shard, and asking RQ for its workers
+    # reads every worker's record
+    if count < 2 or queue is None or not spec.get("directory"):
         return whole_pass(model, xc)
-    assert queue is not None
+    helpers = free_workers(queue)
+    if helpers < 1 or not worth_sharding(model, xc):
+        return whole_pass(model, xc)
     started = time.perf_counter()
     token = uuid.uuid4().hex
     plan = Plan(spec["project"], token, bounds(len(candidates), count), results_folder(spec, token))
@@ -238,7 +241,12 @@ def results_folder(spec: dict, token: str) -> Path:
 
 
 def _score(model, xc, span: tuple[int, int]) -> tuple[np.ndarray, np.ndarray | None]:
-    rows = xc[span[0] : span[1]]
+    return shard_result(model, xc[span[0] : span[1]])
+
+
+def shard_result(model, rows) -> tuple[np.ndarray, np.ndarray | None]:
+    """One shard's probabilities, and its space where it is not the rows themselves (a
+    linear model measures distances in its features, which need not travel)."""
     proba, space = model.proba_and_space(rows)
     return proba, None if space is rows else space
 
@@ -368,6 +376,4 @@ class Helper:
         a, b = self.spans[index]
         rows = self.rows[a:b]
         vectors = self.known.vectors[rows] if self.known.vectors is not None else None
-        x = self.cache.rows_of(self.known, rows, vectors, self.scale)
-        proba, space = self.model.proba_and_space(x)
-        return proba, None if space is x else space
+        return shard_result(self.model, self.cache.rows_of(self.known, rows, vectors, self.scale))
