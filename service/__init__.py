@@ -12,7 +12,7 @@ from typing import Any
 
 from flask import Flask
 
-from workers import defaults
+from workers import defaults, limits
 
 API_VERSION = "1.0.0"
 
@@ -51,7 +51,7 @@ def default_config() -> dict[str, Any]:
                 )
             },
         },
-        "MAX_CONTENT_LENGTH": defaults.MAX_BODY_BYTES,
+        "MAX_CONTENT_LENGTH": limits.MAX_BODY_BYTES,
         "AUTH": True,
         "ADMIN_KEY": None,
         "DEFAULT_BATCH_SIZE": defaults.BATCH_SIZE,

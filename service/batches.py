@@ -14,7 +14,7 @@ from service.bodies import Blueprint
 from service.common import annotator_field, load_project, load_schema
 from service.extensions import api, backend
 from service.telemetry import count_served
-from workers import defaults
+from workers import defaults, limits
 from workers.settings import active_learning
 
 blp = Blueprint("batches", __name__, url_prefix="/v1/projects", description="Next batches and leases")
@@ -29,7 +29,7 @@ class NextQuery(ma.Schema):
         load_default=defaults.BATCH_SIZE,
         metadata={"description": "Items in the batch", "example": 10},
         validate=ma.validate.Range(
-            1, defaults.MAX_BATCH_SIZE, error=f"size must be between 1 and {defaults.MAX_BATCH_SIZE}"
+            1, limits.MAX_BATCH_SIZE, error=f"size must be between 1 and {limits.MAX_BATCH_SIZE}"
         ),
     )
 
@@ -98,7 +98,7 @@ class ReleaseSchema(ma.Schema):
         ma.fields.String(),
         load_default=None,
         allow_none=True,
-        validate=ma.validate.Length(max=defaults.MAX_BATCH_SIZE * 10),
+        validate=ma.validate.Length(max=limits.MAX_BATCH_SIZE * 10),
         metadata={"description": "Items to give back (default: all the annotator holds)"},
     )
 
@@ -173,7 +173,7 @@ class RankingQuery(ma.Schema):
     )
     limit = ma.fields.Integer(
         load_default=20,
-        validate=ma.validate.Range(1, defaults.MAX_BATCH_SIZE),
+        validate=ma.validate.Range(1, limits.MAX_BATCH_SIZE),
         metadata={"description": "Items from the head of the ranking"},
     )
 

@@ -4,7 +4,7 @@ JSON may spell a lone UTF-16 surrogate (``"\\udc00"``): Python decodes it to a s
 cannot be encoded as UTF-8, so it would be stored and then break every retrain of its
 project. JSON may also nest deeper than Python's parser recurses. Both are refused here, as
 the body is parsed, with a message that says what to fix; the item schema bounds how deep
-metadata may nest (``defaults.MAX_METADATA_DEPTH``).
+metadata may nest (``limits.MAX_METADATA_DEPTH``).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import flask_smorest
 import webargs.core
 from webargs.flaskparser import FlaskParser, is_json_request
 
-from workers import defaults
+from workers import limits
 from workers.exceptions import InvalidInput
 
 # a \uD800-\uDFFF escape: the only way a JSON text can carry a surrogate (raw ones are not
@@ -74,7 +74,7 @@ def checked_loads(raw: bytes) -> Any:
         # Python's parser recurses once per level and gives up near a thousand
         raise InvalidInput(
             "the JSON body nests objects and arrays too deeply to parse; metadata may nest "
-            f"at most {defaults.MAX_METADATA_DEPTH} levels"
+            f"at most {limits.MAX_METADATA_DEPTH} levels"
         ) from None
     if _SURROGATE_ESCAPE.search(raw):
         path = lone_surrogate_path(value)

@@ -9,7 +9,7 @@ import json
 import marshmallow as ma
 
 from service.extensions import backend
-from workers import defaults
+from workers import limits
 from workers.exceptions import InvalidInput
 from workers.settings import find_schema
 
@@ -41,7 +41,7 @@ def name_field(description: str) -> ma.fields.String:
     """A required project or schema name (it becomes part of keys and URLs)."""
     return ma.fields.String(
         required=True,
-        validate=ma.validate.Regexp(defaults.NAME_PATTERN, error="use 1-64 letters, digits, '_', '.' or '-'"),
+        validate=ma.validate.Regexp(limits.NAME_PATTERN, error="use 1-64 letters, digits, '_', '.' or '-'"),
         metadata={"description": description},
     )
 
@@ -53,7 +53,7 @@ def annotator_field(
     if example is not None:
         metadata["example"] = example
     return ma.fields.String(
-        validate=ma.validate.Length(min=1, max=defaults.MAX_ID_CHARS), metadata=metadata, **kwargs
+        validate=ma.validate.Length(min=1, max=limits.MAX_ID_CHARS), metadata=metadata, **kwargs
     )
 
 
@@ -94,8 +94,8 @@ def cursor_field() -> ma.fields.String:
 def limit_field(default: int = 100) -> ma.fields.Integer:
     return ma.fields.Integer(
         load_default=default,
-        validate=ma.validate.Range(1, defaults.MAX_PAGE_SIZE),
-        metadata={"description": f"Rows a page holds at most (1-{defaults.MAX_PAGE_SIZE})"},
+        validate=ma.validate.Range(1, limits.MAX_PAGE_SIZE),
+        metadata={"description": f"Rows a page holds at most (1-{limits.MAX_PAGE_SIZE})"},
     )
 
 

@@ -14,7 +14,7 @@ from flask import Flask, Response, json
 from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException
 
-from workers import defaults
+from workers import defaults, limits
 from workers.exceptions import AlrankError, Conflict, InvalidInput, NotFound, NotTrainable
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,7 @@ def handle_http_exception(error: HTTPException) -> Response:
         detail = "no such resource"
     if status == 413:
         detail = (
-            f"the request body is larger than {defaults.MAX_BODY_BYTES // 2**20} MiB; "
+            f"the request body is larger than {limits.MAX_BODY_BYTES // 2**20} MiB; "
             "send the items or labels in several requests"
         )
     return problem_response(status, error.name, str(detail), headers=headers)

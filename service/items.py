@@ -20,7 +20,7 @@ from service.common import (
 )
 from service.errors import answers_404
 from service.extensions import api, backend
-from workers import defaults
+from workers import limits
 from workers.exceptions import InvalidInput, NotFound
 
 blp = Blueprint("items", __name__, url_prefix="/v1/projects", description="The pool of items")
@@ -28,9 +28,9 @@ blp = Blueprint("items", __name__, url_prefix="/v1/projects", description="The p
 
 def _shallow_enough(metadata: dict) -> None:
     depth = depth_of(metadata)
-    if depth > defaults.MAX_METADATA_DEPTH:
+    if depth > limits.MAX_METADATA_DEPTH:
         raise ma.ValidationError(
-            f"metadata nests {depth} levels deep; at most {defaults.MAX_METADATA_DEPTH} are allowed"
+            f"metadata nests {depth} levels deep; at most {limits.MAX_METADATA_DEPTH} are allowed"
         )
 
 
@@ -39,20 +39,20 @@ class TextOrVectorSchema(ma.Schema):
 
     text = ma.fields.String(
         allow_none=True,
-        validate=ma.validate.Length(max=defaults.MAX_TEXT_CHARS),
+        validate=ma.validate.Length(max=limits.MAX_TEXT_CHARS),
         metadata={"description": "The text annotators read and the text features are computed from"},
     )
     vector = ma.fields.List(
         ma.fields.Float(
             allow_nan=False,
             validate=ma.validate.Range(
-                -defaults.MAX_VECTOR_VALUE,
-                defaults.MAX_VECTOR_VALUE,
+                -limits.MAX_VECTOR_VALUE,
+                limits.MAX_VECTOR_VALUE,
                 error="vector values are stored as float32: keep them within ±3.4e38",
             ),
         ),
         allow_none=True,
-        validate=ma.validate.Length(min=1, max=defaults.MAX_VECTOR_DIM),
+        validate=ma.validate.Length(min=1, max=limits.MAX_VECTOR_DIM),
         metadata={
             "description": "Your own feature vector, beside the text features (every item the same length)"
         },
@@ -67,7 +67,7 @@ class TextOrVectorSchema(ma.Schema):
 class ItemSchema(TextOrVectorSchema):
     id = ma.fields.String(
         required=True,
-        validate=ma.validate.Length(min=1, max=defaults.MAX_ID_CHARS),
+        validate=ma.validate.Length(min=1, max=limits.MAX_ID_CHARS),
         metadata={"description": "The item's id in your tool; re-sending an id replaces the item"},
     )
     metadata = ma.fields.Dict(
@@ -75,7 +75,7 @@ class ItemSchema(TextOrVectorSchema):
         validate=_shallow_enough,
         metadata={
             "description": "Free metadata, returned as given (nesting at most "
-            f"{defaults.MAX_METADATA_DEPTH} levels)"
+            f"{limits.MAX_METADATA_DEPTH} levels)"
         },
     )
 
@@ -84,7 +84,7 @@ class ItemsUploadSchema(ma.Schema):
     items = ma.fields.List(
         ma.fields.Nested(ItemSchema),
         required=True,
-        validate=ma.validate.Length(min=1, max=defaults.MAX_ITEMS_PER_REQUEST),
+        validate=ma.validate.Length(min=1, max=limits.MAX_ITEMS_PER_REQUEST),
         metadata={"description": "Items to insert or replace (at most 10,000 a request)"},
     )
 
@@ -109,7 +109,7 @@ def plain_upload(data) -> dict | None:
     if not isinstance(data, dict) or data.keys() != {"items"}:
         return None
     items = data["items"]
-    if type(items) is not list or not 1 <= len(items) <= defaults.MAX_ITEMS_PER_REQUEST:
+    if type(items) is not list or not 1 <= len(items) <= limits.MAX_ITEMS_PER_REQUEST:
         return None
     out = []
     for item in items:
@@ -124,22 +124,22 @@ def plain_item(item) -> dict | None:
     if type(item) is not dict or not item.keys() <= ITEM_KEYS:
         return None
     item_id, text, vector = item.get("id"), item.get("text"), item.get("vector")
-    if type(item_id) is not str or not 1 <= len(item_id) <= defaults.MAX_ID_CHARS:
+    if type(item_id) is not str or not 1 <= len(item_id) <= limits.MAX_ID_CHARS:
         return None
     if text is None and vector is None:
         return None
-    if text is not None and (type(text) is not str or len(text) > defaults.MAX_TEXT_CHARS):
+    if text is not None and (type(text) is not str or len(text) > limits.MAX_TEXT_CHARS):
         return None
     out = dict(item)
     if vector is not None:
-        if type(vector) is not list or not 1 <= len(vector) <= defaults.MAX_VECTOR_DIM:
+        if type(vector) is not list or not 1 <= len(vector) <= limits.MAX_VECTOR_DIM:
             return None
-        limit = defaults.MAX_VECTOR_VALUE
+        limit = limits.MAX_VECTOR_VALUE
         if any(type(v) not in (int, float) or not -limit <= v <= limit for v in vector):
             return None
         out["vector"] = [float(v) for v in vector]
     metadata = item.get("metadata", {})
-    if type(metadata) is not dict or depth_of(metadata) > defaults.MAX_METADATA_DEPTH:
+    if type(metadata) is not dict or depth_of(metadata) > limits.MAX_METADATA_DEPTH:
         return None
     out["metadata"] = metadata
     return out

@@ -24,7 +24,7 @@ from service.bodies import Blueprint
 from service.common import check_order_schema, load_project, trigger_refresh
 from service.extensions import api, backend
 from service.predictions import fill_past_head
-from workers import defaults
+from workers import limits
 from workers.access import backend_secret
 from workers.exceptions import InvalidInput
 from workers.label_studio.annotations import (
@@ -79,7 +79,7 @@ class PredictSchema(Passthrough):
     tasks = ma.fields.List(
         ma.fields.Dict(),
         required=True,
-        validate=ma.validate.Length(max=defaults.MAX_ITEMS_PER_REQUEST),
+        validate=ma.validate.Length(max=limits.MAX_ITEMS_PER_REQUEST),
         metadata={"description": "Tasks (id, data, ...) to predict, in order"},
     )
     label_config = ma.fields.String(load_default=None, metadata={"description": "The label config"})

@@ -27,7 +27,7 @@ from service.common import (
 )
 from service.errors import answers_404
 from service.extensions import api, backend
-from workers import defaults
+from workers import limits
 from workers.exceptions import Conflict, InvalidInput, NotFound
 from workers.queueing import store_labels
 from workers.settings import check_value
@@ -51,7 +51,7 @@ class LabelValue(ma.fields.Field):
 class LabelSchema(ma.Schema):
     item = ma.fields.String(
         required=True,
-        validate=ma.validate.Length(min=1, max=defaults.MAX_ID_CHARS),
+        validate=ma.validate.Length(min=1, max=limits.MAX_ID_CHARS),
         metadata={"description": "Id of the labelled item"},
     )
     schema = ma.fields.String(required=True, metadata={"description": "Name of the schema the label answers"})
@@ -77,7 +77,7 @@ class LabelsUploadSchema(ma.Schema):
     labels = ma.fields.List(
         ma.fields.Nested(LabelSchema),
         required=True,
-        validate=ma.validate.Length(min=1, max=defaults.MAX_LABELS_PER_REQUEST),
+        validate=ma.validate.Length(min=1, max=limits.MAX_LABELS_PER_REQUEST),
         metadata={"description": "Labels to store (at most 10,000 a request)"},
     )
 

@@ -22,7 +22,7 @@ from service.bodies import Blueprint
 from service.common import load_project, load_schema
 from service.extensions import api, backend
 from service.items import TextOrVectorSchema
-from workers import defaults
+from workers import limits
 from workers.exceptions import Conflict, InvalidInput
 from workers.features import Featurizer
 from workers.models import Model, load_model, predictions
@@ -43,7 +43,7 @@ class PredictQuery(ma.Schema):
 class PredictItemSchema(TextOrVectorSchema):
     id = ma.fields.String(
         load_default=None,
-        validate=ma.validate.Length(max=defaults.MAX_ID_CHARS),
+        validate=ma.validate.Length(max=limits.MAX_ID_CHARS),
         metadata={"description": "Any id of yours, returned with the prediction"},
     )
 
@@ -52,9 +52,9 @@ class PredictBodySchema(ma.Schema):
     items = ma.fields.List(
         ma.fields.Nested(PredictItemSchema),
         required=True,
-        validate=ma.validate.Length(min=1, max=defaults.MAX_PREDICT_ITEMS),
+        validate=ma.validate.Length(min=1, max=limits.MAX_PREDICT_ITEMS),
         metadata={
-            "description": f"Items to predict (at most {defaults.MAX_PREDICT_ITEMS:,}); "
+            "description": f"Items to predict (at most {limits.MAX_PREDICT_ITEMS:,}); "
             "they need not be in the pool"
         },
     )

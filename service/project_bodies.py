@@ -10,7 +10,7 @@ from service import examples_tools
 from service.bodies import Blueprint
 from service.common import name_field
 from service.keys import NewKeySchema
-from workers import defaults
+from workers import defaults, limits
 from workers.aggregation import RESOLUTION_STRATEGIES
 from workers.features import VECTORIZERS
 from workers.strategies import STRATEGIES
@@ -119,7 +119,7 @@ class ActiveLearningSchema(ma.Schema):
         },
     )
     eval_size = ma.fields.Integer(
-        validate=ma.validate.Range(0, defaults.MAX_EVAL_SIZE),
+        validate=ma.validate.Range(0, limits.MAX_EVAL_SIZE),
         metadata={
             "description": "Items in the evaluation sample, drawn once, uniformly, before "
             f"anything is ranked (default {defaults.EVAL_SIZE}: a 95% interval within "
@@ -218,20 +218,20 @@ class ProjectCreateSchema(ma.Schema):
     )
     lease_seconds = ma.fields.Integer(
         load_default=defaults.LEASE_SECONDS,
-        validate=ma.validate.Range(1, defaults.MAX_LEASE_SECONDS),
+        validate=ma.validate.Range(1, limits.MAX_LEASE_SECONDS),
         metadata={"description": "How long a batch's items stay reserved for the annotator who got them"},
     )
     vector_dim = ma.fields.Integer(
         load_default=None,
         allow_none=True,
-        validate=ma.validate.Range(1, defaults.MAX_VECTOR_DIM),
+        validate=ma.validate.Range(1, limits.MAX_VECTOR_DIM),
         metadata={"description": "Length of item vectors; fixed by the first vector uploaded when not given"},
     )
 
 
 class LabelStudioSettingsSchema(ma.Schema):
     head = ma.fields.Integer(
-        validate=ma.validate.Range(1, defaults.MAX_LABEL_STUDIO_HEAD),
+        validate=ma.validate.Range(1, limits.MAX_LABEL_STUDIO_HEAD),
         metadata={
             "description": "Tasks at the head of each ranking that get a prediction in Label Studio "
             f"(default {defaults.LABEL_STUDIO_HEAD})"
@@ -261,7 +261,7 @@ class PotatoSettingsSchema(ma.Schema):
         },
     )
     head = ma.fields.Integer(
-        validate=ma.validate.Range(1, defaults.MAX_LABEL_STUDIO_HEAD),
+        validate=ma.validate.Range(1, limits.MAX_LABEL_STUDIO_HEAD),
         metadata={"description": f"Items of each ranking's head written (default {defaults.POTATO_HEAD})"},
     )
     order_schema = ma.fields.String(
@@ -278,7 +278,7 @@ class ProjectPatchSchema(ma.Schema):
         ActiveLearningSchema, metadata={"description": "Settings to change; the others keep their values"}
     )
     lease_seconds = ma.fields.Integer(
-        validate=ma.validate.Range(1, defaults.MAX_LEASE_SECONDS),
+        validate=ma.validate.Range(1, limits.MAX_LEASE_SECONDS),
         metadata={"description": "How long a batch's items stay reserved for the annotator who got them"},
     )
     potato = ma.fields.Nested(
@@ -377,7 +377,7 @@ class PotatoProjectCreatedSchema(ProjectCreatedSchema):
 
 class PotatoQuery(ma.Schema):
     name = ma.fields.String(
-        validate=ma.validate.Regexp(defaults.NAME_PATTERN, error="use 1-64 letters, digits, '_', '.' or '-'"),
+        validate=ma.validate.Regexp(limits.NAME_PATTERN, error="use 1-64 letters, digits, '_', '.' or '-'"),
         metadata={"description": "The project's name (default: the config's annotation_task_name)"},
     )
 

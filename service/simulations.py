@@ -22,7 +22,7 @@ from service.common import load_project, name_field
 from service.errors import answers_404
 from service.extensions import api, backend
 from service.jobs import _error_line, _iso
-from workers import defaults
+from workers import defaults, limits
 from workers.exceptions import InvalidInput, NotFound
 from workers.features import VECTORIZERS, check_vectorizer
 from workers.model_kinds import CLASSIFIERS
@@ -43,13 +43,13 @@ class RowSchema(ma.Schema):
     id = ma.fields.String(metadata={"description": "Ignored; allowed so data sets can be sent as they are"})
     text = ma.fields.String(
         allow_none=True,
-        validate=ma.validate.Length(max=defaults.MAX_TEXT_CHARS),
+        validate=ma.validate.Length(max=limits.MAX_TEXT_CHARS),
         metadata={"description": "The row's text (or send features)"},
     )
     features = ma.fields.List(
         ma.fields.Raw(allow_none=True),
         allow_none=True,
-        validate=ma.validate.Length(max=defaults.MAX_VECTOR_DIM),
+        validate=ma.validate.Length(max=limits.MAX_VECTOR_DIM),
         metadata={"description": "Numbers, or strings for categorical columns; null when missing"},
     )
     label = ma.fields.String(required=True, metadata={"description": "The row's true label"})
@@ -63,13 +63,13 @@ class SourceSchema(ma.Schema):
 class SimulationRequestSchema(ma.Schema):
     train = ma.fields.List(
         ma.fields.Nested(RowSchema),
-        validate=ma.validate.Length(min=2, max=defaults.MAX_SIMULATION_ROWS),
+        validate=ma.validate.Length(min=2, max=limits.MAX_SIMULATION_ROWS),
         metadata={"description": "Labelled rows: text (or features) and label"},
     )
     test = ma.fields.List(
         ma.fields.Nested(RowSchema),
         allow_none=True,
-        validate=ma.validate.Length(min=1, max=defaults.MAX_SIMULATION_ROWS),
+        validate=ma.validate.Length(min=1, max=limits.MAX_SIMULATION_ROWS),
         metadata={"description": "Held-out rows (default: a random test_fraction of train)"},
     )
     source = ma.fields.Nested(
@@ -102,12 +102,12 @@ class SimulationRequestSchema(ma.Schema):
     )
     budget = ma.fields.Integer(
         load_default=defaults.SIMULATION_BUDGET,
-        validate=ma.validate.Range(1, defaults.MAX_SIMULATION_ROWS),
+        validate=ma.validate.Range(1, limits.MAX_SIMULATION_ROWS),
         metadata={"description": "Labels after which a replay stops"},
     )
     repeats = ma.fields.Integer(
         load_default=defaults.SIMULATION_REPEATS,
-        validate=ma.validate.Range(1, defaults.MAX_SIMULATION_REPEATS),
+        validate=ma.validate.Range(1, limits.MAX_SIMULATION_REPEATS),
         metadata={"description": "Replays per strategy"},
     )
     test_fraction = ma.fields.Float(

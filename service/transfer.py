@@ -15,7 +15,7 @@ from service.auth import principal
 from service.bodies import Blueprint
 from service.common import load_project, trigger_refresh
 from service.extensions import api, backend
-from workers import defaults
+from workers import limits
 from workers.transfer import Importer, export_project
 
 blp = Blueprint("transfer", __name__, url_prefix="/v1/projects", description="Moving projects")
@@ -33,7 +33,7 @@ class ExportQuery(ma.Schema):
 class ImportQuery(ma.Schema):
     name = ma.fields.String(
         load_default=None,
-        validate=ma.validate.Regexp(defaults.NAME_PATTERN, error="use 1-64 letters, digits, '_', '.' or '-'"),
+        validate=ma.validate.Regexp(limits.NAME_PATTERN, error="use 1-64 letters, digits, '_', '.' or '-'"),
         metadata={"description": "Import under this name instead of the exported one"},
     )
     keys = ma.fields.Boolean(

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from service.bodies import depth_of, lone_surrogate_path
-from workers import defaults
+from workers import limits
 
 PROJECT = {"name": "wild", "schemas": [{"name": "s", "labels": ["a", "b"]}]}
 
@@ -67,14 +67,14 @@ def test_metadata_depth_is_bounded(client, project):
     def nested(depth: int) -> str:
         return '{"a": ' * depth + "1" + "}" * depth
 
-    at_limit = nested(defaults.MAX_METADATA_DEPTH)
+    at_limit = nested(limits.MAX_METADATA_DEPTH)
     r = post_raw(
         client,
         "/v1/projects/wild/items",
         f'{{"items": [{{"id": "m", "text": "x", "metadata": {at_limit}}}]}}',
     )
     assert r.status_code == 200, r.json
-    over = nested(defaults.MAX_METADATA_DEPTH + 1)
+    over = nested(limits.MAX_METADATA_DEPTH + 1)
     body = f'{{"items": [{{"id": "m", "text": "x", "metadata": {over}}}]}}'
     refused(post_raw(client, "/v1/projects/wild/items", body), "metadata nests")
     # deeper than Python's parser recurses: still a 422, never a 500
@@ -89,7 +89,7 @@ def test_helpers():
 
 
 def test_bodies_over_the_cap_are_refused_with_advice(client, project):
-    body = b'{"items": [{"id": "a", "text": "' + b"x" * defaults.MAX_BODY_BYTES + b'"}]}'
+    body = b'{"items": [{"id": "a", "text": "' + b"x" * limits.MAX_BODY_BYTES + b'"}]}'
     r = client.post("/v1/projects/wild/items", data=body, content_type="application/json")
     assert r.status_code == 413 and r.headers["Content-Type"] == "application/problem+json"
     assert "several requests" in r.json["detail"]
@@ -111,7 +111,7 @@ def _items_strategy():
     item = st.fixed_dictionaries(
         {},
         optional={
-            "id": st.one_of(st.text(max_size=4), st.integers(), st.just("x" * (defaults.MAX_ID_CHARS + 1))),
+            "id": st.one_of(st.text(max_size=4), st.integers(), st.just("x" * (limits.MAX_ID_CHARS + 1))),
             "text": st.one_of(st.none(), st.text(max_size=8), st.integers()),
             "vector": st.one_of(
                 st.none(),

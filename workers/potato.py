@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from workers import defaults
+from workers import limits
 from workers.exceptions import InvalidInput
 
 SAME = (
@@ -87,7 +87,7 @@ def _name(task_name: Any) -> str:
     if not task_name:
         raise InvalidInput("the config has no annotation_task_name: give the project a name (?name=...)")
     cleaned = re.sub(r"[^A-Za-z0-9_.\-]+", "-", str(task_name)).strip("-._")[:64]
-    if not re.match(defaults.NAME_PATTERN, cleaned):
+    if not re.match(limits.NAME_PATTERN, cleaned):
         raise InvalidInput(f"annotation_task_name {task_name!r} makes no project name: give one (?name=...)")
     return cleaned
 

@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable, Iterator
 import numpy as np
 from redis import Redis
 
-from workers import defaults
+from workers import limits
 from workers.exceptions import Conflict, InvalidInput
 from workers.settings import check_value
 from workers.store import Store, check_name, keys, now_iso
@@ -251,7 +251,7 @@ class Importer:
 
     def item(self, obj: dict) -> None:
         item_id = obj["item"]
-        if not isinstance(item_id, str) or not 0 < len(item_id) <= defaults.MAX_ID_CHARS:
+        if not isinstance(item_id, str) or not 0 < len(item_id) <= limits.MAX_ID_CHARS:
             raise InvalidInput("an item id is a string of 1-512 characters")
         if not isinstance(obj.get("metadata", {}), dict):
             raise InvalidInput(f"item {item_id!r}: metadata is an object")

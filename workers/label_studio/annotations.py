@@ -9,7 +9,7 @@ from typing import Any
 
 from rq import Queue
 
-from workers import defaults
+from workers import limits
 from workers.exceptions import InvalidInput
 from workers.label_studio.config import (
     LabelConfig,
@@ -59,8 +59,8 @@ def ensure_items(store: Store, project: dict, config: LabelConfig, tasks: list[d
     items = [task_item(config, t) for t in tasks]
     docs = store.get_items(project["name"], [i["id"] for i in items])
     changed = [i for i, doc in zip(items, docs, strict=True) if doc is None or doc.get("text") != i["text"]]
-    for start in range(0, len(changed), defaults.MAX_ITEMS_PER_REQUEST):
-        store.upsert_items(project, changed[start : start + defaults.MAX_ITEMS_PER_REQUEST])
+    for start in range(0, len(changed), limits.MAX_ITEMS_PER_REQUEST):
+        store.upsert_items(project, changed[start : start + limits.MAX_ITEMS_PER_REQUEST])
     return len(changed)
 
 
@@ -88,9 +88,9 @@ def apply_annotations(
         record = {"item": item, "annotator": annotator, "schemas": sorted(values)}
         store.remember_label_studio_annotation(name, key, record)
     new, jobs = 0, {}
-    for start in range(0, len(labels), defaults.MAX_LABELS_PER_REQUEST):
+    for start in range(0, len(labels), limits.MAX_LABELS_PER_REQUEST):
         n, triggered = store_labels(
-            store, queue, project, labels[start : start + defaults.MAX_LABELS_PER_REQUEST], "label_studio"
+            store, queue, project, labels[start : start + limits.MAX_LABELS_PER_REQUEST], "label_studio"
         )
         new += n
         jobs.update(triggered)

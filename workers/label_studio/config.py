@@ -15,7 +15,7 @@ from xml.etree.ElementTree import Element
 from defusedxml import ElementTree
 from defusedxml.common import DefusedXmlException
 
-from workers import defaults
+from workers import limits
 from workers.exceptions import InvalidInput
 from workers.store import NAME_RE
 
@@ -105,7 +105,7 @@ def task_item(config: LabelConfig, task: dict) -> dict:
         text = "" if text is None else str(text)
     return {
         "id": str(task["id"]),
-        "text": text[: defaults.MAX_TEXT_CHARS],
+        "text": text[: limits.MAX_TEXT_CHARS],
         "vector": None,
         "metadata": {"label_studio_task": task["id"]},
     }

@@ -13,7 +13,7 @@ import re
 
 from redis import Redis
 
-from workers import defaults
+from workers import limits
 from workers.exceptions import InvalidInput
 from workers.store._codec import now_iso
 from workers.store.apikeys import ApiKeys
@@ -31,7 +31,7 @@ from workers.store.quality import Quality
 from workers.store.rankings import RankingEntry, Rankings
 from workers.store.scripts import Scripts
 
-NAME_RE = re.compile(defaults.NAME_PATTERN)
+NAME_RE = re.compile(limits.NAME_PATTERN)
 
 
 class Store(
