@@ -13,26 +13,21 @@ The service is found through ``--url`` and ``--key``, or ``ALRANK_URL`` and
 from __future__ import annotations
 
 import argparse
-import csv
 import gzip
-import io
 import json
 import os
 import sys
-from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from alrank.client import ApiError, Client, Unreachable
+from alrank.records import InputError, count_records, read_records, read_text, readable
+from alrank.tables import curve_table, table
 
 COMMANDS = ("projects", "items", "labels", "next", "train", "metrics", "label-issues")
 """The first words of the commands this module runs (``service.cli`` hands them over)."""
 
 EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_JOB_FAILED = 1, 2, 3, 4
-
-
-class InputError(Exception):
-    """An input file that cannot be read as asked."""
 
 
 def add_projects(sub) -> None:
@@ -213,12 +208,6 @@ def create_project(client: Client, path: Path, name: str | None) -> dict:
 # -- items and labels ------------------------------------------------------------------
 
 
-def readable(path: Path) -> Path:
-    if not path.is_file():
-        raise InputError(f"no file {path}")
-    return path
-
-
 def run_items(client: Client, args) -> int:
     records = read_records(readable(args.file))
 
@@ -380,62 +369,6 @@ def upload(send, project: str, path: Path, records, restart: bool, quiet: bool) 
 # -- reading files ---------------------------------------------------------------------
 
 
-def read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror}") from exc
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path} is not UTF-8 text") from exc
-
-
-def read_records(path: Path) -> Iterator[dict]:
-    """Records of a JSONL (optionally gzip'd), CSV or Parquet file, one at a time."""
-    name = path.name.lower()
-    if not path.exists():
-        raise InputError(f"no file {path}")
-    if name.endswith(".parquet"):
-        try:
-            import pyarrow.parquet as pq
-        except ImportError as exc:
-            raise InputError("reading Parquet needs pyarrow: pip install pyarrow") from exc
-        for batch in pq.ParquetFile(path).iter_batches():
-            yield from batch.to_pylist()
-        return
-    opener = gzip.open if name.endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8", newline="") as f:
-        if name.endswith((".csv", ".csv.gz")):
-            yield from csv.DictReader(f)
-            return
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except ValueError as exc:
-                raise InputError(f"{path}:{n}: not JSON ({exc})") from exc
-            if not isinstance(record, dict):
-                raise InputError(f"{path}:{n}: expected a JSON object")
-            yield record
-
-
-def count_records(path: Path) -> int | None:
-    """How many records a file holds (for the progress bar's ETA), or None for Parquet
-    without pyarrow's metadata."""
-    name = path.name.lower()
-    if name.endswith(".parquet"):
-        try:
-            import pyarrow.parquet as pq
-
-            return pq.ParquetFile(path).metadata.num_rows
-        except ImportError:
-            return None
-    opener = gzip.open if name.endswith(".gz") else open
-    with opener(path, "rb") as f:
-        lines = sum(1 for line in io.BufferedReader(f) if line.strip())  # type: ignore[arg-type]
-    return lines - 1 if name.endswith((".csv", ".csv.gz")) else lines
-
-
 # -- batches, training, metrics ----------------------------------------------------------
 
 
@@ -512,89 +445,6 @@ def run_label_issues(client: Client, args) -> int:
     if len(rows) > 1:
         print(table(rows))
     return 0
-
-
-def table(rows: Sequence[tuple[str, ...]]) -> str:
-    """Rows as columns, each as wide as its widest cell."""
-    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
-    return "\n".join("  ".join(cell.rjust(w) for cell, w in zip(r, widths, strict=True)) for r in rows)
-
-
-def agreement_lines(agreement: dict | None) -> list[str]:
-    """The agreement section of ``alrank metrics``."""
-    if not agreement or not agreement.get("overlapped_items"):
-        return ["agreement: no item labelled by two annotators yet"]
-
-    def f(v: float | None) -> str:
-        return "-" if v is None else f"{v:.3f}"
-
-    lines = [
-        f"agreement on {agreement['overlapped_items']} shared items: Fleiss' kappa "
-        f"{f(agreement.get('fleiss_kappa'))}, Krippendorff's alpha {f(agreement.get('krippendorff_alpha'))}"
-    ]
-    rows = [("annotator", "labels", "shared", "agreement", "kappa", "reliability")]
-    for name, r in agreement.get("per_annotator", {}).items():
-        rows.append(
-            (
-                name,
-                str(r["labels"]),
-                str(r["overlapped_items"]),
-                f(r.get("agreement")),
-                f(r.get("cohen_kappa")),
-                f(r.get("reliability")),
-            )
-        )
-    return [*lines, table(rows)]
-
-
-def _with_interval(value: float | None, interval: list | None) -> str:
-    if value is None:
-        return "-"
-    if not interval:
-        return f"{value:.3f}"
-    return f"{value:.3f} [{interval[0]:.3f}, {interval[1]:.3f}]"
-
-
-def _random_labels(m: int | None, interval: list | None) -> str:
-    if m is None and not interval:
-        return "-"
-    lo, hi = interval or [None, None]
-    shown = "-" if m is None else f"{m}"
-    return f"{shown} [{'-' if lo is None else lo}, {'more' if hi is None else hi}]"
-
-
-def curve_table(metrics: dict) -> str:
-    """The learning curve as a terminal table: labels, evaluation size, accuracy and macro-F1
-    with their 95% intervals, stop-set agreement and the labels random labelling would need,
-    per model version; then the gain over random and the stopping signal."""
-    rows: list[tuple[str, ...]] = [
-        ("version", "labels", "eval", "accuracy [95%]", "macro-F1 [95%]", "kappa", "random would need")
-    ]
-    for point in metrics.get("curve", []):
-        kappa = point.get("stop_kappa")
-        rows.append(
-            (
-                str(point.get("version")),
-                str(point.get("labels")),
-                str(point.get("evaluation_size")),
-                _with_interval(point.get("accuracy"), point.get("accuracy_interval")),
-                _with_interval(point.get("macro_f1"), point.get("macro_f1_interval")),
-                "-" if kappa is None else f"{kappa:.3f}",
-                _random_labels(
-                    point.get("equivalent_random_labels"), point.get("equivalent_random_interval")
-                ),
-            )
-        )
-    lines = [table(rows)]
-    gain = metrics.get("gain")
-    if gain:
-        lines.append(f"gain over random: {gain.get('statement', '')}")
-    if "should_stop" in metrics:
-        verdict = "stop labelling" if metrics["should_stop"] else "keep labelling"
-        lines.append(f"{verdict}: {metrics.get('reason', '')}")
-    if "agreement" in metrics:
-        lines += agreement_lines(metrics["agreement"])
-    return "\n".join(lines)
 
 
 RUN = {
