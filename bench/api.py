@@ -16,7 +16,8 @@ What it does, all in one run:
    what checking a key costs.
 
 Prints medians and p99 per phase. Usage: ``python bench/api.py [--rate 200] [--seconds 30]
-[--al '{"overlap_share": 0.2, "review_share": 0.1}']``.
+[--alone] [--al '{"overlap_share": 0.2, "review_share": 0.1}']``; ``--alone`` adds a phase
+of ``GET /next`` with no label uploads beside it, before the one with them.
 """
 
 from __future__ import annotations
@@ -234,6 +235,11 @@ def main() -> None:
     parser.add_argument("--gunicorn-threads", type=int, default=8)
     parser.add_argument("--json", help="also write the figures here")
     parser.add_argument(
+        "--alone",
+        action="store_true",
+        help="also measure GET /next with no label uploads alongside (it uses up a share of the pool)",
+    )
+    parser.add_argument(
         "--al",
         default="{}",
         help="more active-learning settings for both projects, as JSON, e.g. '{\"review_share\": 0.1}'",
@@ -370,6 +376,15 @@ def main() -> None:
             rows.append(report(name, *out, cpu=f"cores busy: api {busy:.2f} (with the label uploads)"))
             rows.append(report("POST /labels (concurrent)", *results["labels"]))
 
+        if args.alone:
+            # the same load without the label uploads: what GET /next costs on its own
+            name, out, cpu = measured(
+                f"GET /next (size {args.size}), project key, no labels posted",
+                lambda: run_load(port, args.rate, args.seconds, next_batch),
+            )
+            rows.append(report(name, *out, cpu=cpu))
+            while not to_label.empty():
+                to_label.get_nowait()
         next_with_labels(port, f"GET /next (size {args.size}), project key", api)
         next_with_labels(open_port, f"GET /next (size {args.size}), no auth", api_open)
         if args.json:

@@ -14,6 +14,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from workers import defaults, minilm
 from workers.exceptions import InvalidInput
+from workers.features.columns import join_columns
 from workers.features.scaling import VectorScale, with_vectors
 
 log = logging.getLogger(__name__)
@@ -190,7 +191,7 @@ def side_by_side(parts: list):
     if len(parts) == 1:
         return parts[0]
     # each part's rows have unit length, so the parts weigh the same in a linear model
-    return sp.hstack([sp.csr_matrix(p) for p in parts], format="csr", dtype=np.float32)
+    return join_columns(parts)
 
 
 def pool_features(

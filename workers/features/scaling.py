@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from workers.features.columns import join_columns
+
 
 @dataclass
 class VectorScale:
@@ -64,7 +66,7 @@ def with_vectors(text, vectors: np.ndarray | None, n: int):
     """Text features and client vectors side by side: CSR when TF-IDF is involved."""
     if vectors is not None and text is not None:
         if sp.issparse(text):
-            return sp.hstack([text, sp.csr_matrix(vectors)], format="csr", dtype=np.float32)
+            return join_columns([text, vectors])
         return np.hstack([text, vectors]).astype(np.float32)
     if text is not None:
         return text
