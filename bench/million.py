@@ -12,7 +12,7 @@ model version to be served by ``GET /next``. Prints:
 - Redis's memory per item (``INFO memory``: ``used_memory`` and the server's resident
   set) after the upload and after the last retrain, and the feature directory's size;
 - the peak resident memory of each kind of process (the API, the workers and their work
-  horses, Redis), sampled every 0.2 s;
+  horses, Redis), sampled every 0.2 s, and the workers' during each retrain;
 - that no acknowledged label was lost.
 
 - with ``--workers 1,2``, one run per worker count and the speed-up of the model's pass
@@ -56,6 +56,8 @@ KINDS = (
     ("API", "gunicorn"),
 )
 
+JOB_KINDS = ("work horse", "worker")
+
 
 def kind(pid: int) -> str | None:
     line = cmdline(pid)
@@ -72,7 +74,14 @@ class PeakMemory(threading.Thread):
         super().__init__(daemon=True)
         self.root = root
         self.peaks: dict[str, int] = {}
+        self.window: dict[str, int] = {}
+        """Peaks since :meth:`since_last` last read them."""
         self.done = threading.Event()
+
+    def since_last(self) -> str:
+        """The peaks since the last call, for the processes that ran jobs, and a new window."""
+        seen, self.window = self.window, {}
+        return ", ".join(f"{n} {b / 2**30:.2f} GiB" for n, b in sorted(seen.items()) if n in JOB_KINDS)
 
     def run(self) -> None:
         while not self.done.wait(0.2):
@@ -86,6 +95,7 @@ class PeakMemory(threading.Thread):
                 except (OSError, StopIteration):
                     continue
                 self.peaks[name] = max(self.peaks.get(name, 0), rss * 1024)
+                self.window[name] = max(self.window.get(name, 0), rss * 1024)
 
 
 def redis_memory(redis: Redis, items: int) -> str:
@@ -254,6 +264,7 @@ def run(args: argparse.Namespace, workers: int) -> dict:
                 flush=True,
             )
             print(f"after the upload: {redis_memory(redis, args.items)}", flush=True)
+            peaks.since_last()  # the upload's peaks are printed with the run's
             for k in range(args.retrains + 1):
                 t = time.monotonic()
                 job = ann.label_batch(10)["training_jobs"].get(ann.schema)
@@ -263,7 +274,7 @@ def run(args: argparse.Namespace, workers: int) -> dict:
                 took = f"{seconds:.1f} s" if seconds is not None else "?"
                 print(
                     f"retrain {k + 1}: model version {version} served {took} after its triggering labels "
-                    f"({len(ann.acked)} labels so far); job stages: {stages}",
+                    f"({len(ann.acked)} labels so far); job stages: {stages}; peak {peaks.since_last()}",
                     flush=True,
                 )
                 if k > 0 and seconds is not None:

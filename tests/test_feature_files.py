@@ -3,6 +3,8 @@ memory-mapping, moved out of Redis, and kept out of Redis by ``alrank serve``.""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -26,6 +28,8 @@ def test_a_pool_written_in_several_uploads_reads_back_exactly(tmp_path, vectoriz
         x, _ = on_disk.pool_features(ids[:n], texts[:n], None, vectorizer)
         expected, _ = in_memory.pool_features(ids[:n], texts[:n], None, vectorizer)
         np.testing.assert_array_equal(dense(x), dense(expected))
+        if vectorizer == "wordllama":  # the rows just embedded come back mapped from their file
+            assert isinstance(x, np.memmap)
     again, report = FeatureFiles(tmp_path / "p").pool_features(ids, texts, None, vectorizer)
     np.testing.assert_array_equal(dense(again), dense(x))
     assert all(n == 0 for n in report.computed.values())
@@ -248,3 +252,28 @@ def test_a_retrain_of_an_unchanged_pool_reads_no_vector_from_redis(client, run_j
     run_jobs()
     result = client.get(f"/v1/jobs/{job}").json["result"]
     assert result["status"] == "published" and result["features"]["texts_read"] is False
+
+
+def test_embedding_rows_are_filled_in_a_file_and_moved_into_place(tmp_path, monkeypatch):
+    """An embedding's rows are written to a file of the directory as they are computed
+    (checkpoints on the way save what is done), and the save moves that file into place:
+    no file of rows is left behind, nor one a dead job left, and the rows read back are
+    those a cache in memory computes."""
+    monkeypatch.setattr(defaults, "EMBED_STEP_ROWS", 100)
+    monkeypatch.setattr(defaults, "FEATURE_CHECKPOINT_SECONDS", 0.0)
+    texts = corpus(350, 5)
+    ids = [f"i{k}" for k in range(350)]
+    folder = tmp_path / "p"
+    folder.mkdir()
+    dead = folder / ".rows.wordllama.0123456789abcdef.npy"
+    np.save(dead, np.zeros((2, 2), dtype=np.float32))
+    os.utime(dead, (0, 0))
+    cache = FeatureFiles(folder)
+    x, _ = cache.pool_features(ids, texts, None, "wordllama")
+    expected, _ = memory_cache()[0].pool_features(ids, texts, None, "wordllama")
+    np.testing.assert_array_equal(np.asarray(x), expected)
+    assert isinstance(x, np.memmap) and cache.checkpoints == 3
+    assert list(folder.glob(".rows.*")) == []
+    again, report = FeatureFiles(folder).pool_features(ids, texts, None, "wordllama")
+    np.testing.assert_array_equal(np.asarray(again), expected)
+    assert report.computed == {"wordllama": 0}

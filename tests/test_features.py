@@ -25,7 +25,7 @@ def memory_cache() -> tuple[FeatureCache, dict[str, bytes]]:
 
 
 def dense(x) -> np.ndarray:
-    return x.toarray() if sp.issparse(x) else np.asarray(x)
+    return x.toarray() if hasattr(x, "toarray") else np.asarray(x)
 
 
 @pytest.mark.parametrize(
@@ -272,3 +272,61 @@ def test_joined_columns_equal_scipys_hstack(monkeypatch, block_rows):
     assert np.array_equal(got.indices, want.indices)
     assert np.array_equal(got.data, want.data)
     assert columns.join_columns([words[:0], dense[:0]]).shape == (0, 38)
+
+
+def parts_apart(tmp_path, n: int = 40):
+    """TF-IDF-like CSR, an embedding memory-mapped from disk as the feature directory holds
+    it, and a second CSR: a pool's parts, with the matrix they join into."""
+    rng = np.random.default_rng(3)
+    words = sp.random(n, 30, density=0.15, format="csr", dtype=np.float32, random_state=4)
+    np.save(tmp_path / "dense.npy", rng.normal(size=(n, 6)).astype(np.float32))
+    embedding = np.load(tmp_path / "dense.npy", mmap_mode="c")
+    chars = sp.random(n, 9, density=0.3, format="csr", dtype=np.float32, random_state=5)
+    parts = [words, embedding, chars]
+    return parts, columns.join_columns(parts)
+
+
+def test_parts_held_apart_give_the_rows_the_joined_matrix_has(tmp_path):
+    parts, joined = parts_apart(tmp_path)
+    x = columns.Columns(parts)
+    assert x.shape == joined.shape
+    rows = np.array([7, 2, 31, 2, 0])
+    np.testing.assert_array_equal(x[rows].toarray(), joined[rows].toarray())
+    np.testing.assert_array_equal(x[3:11].toarray(), joined[3:11].toarray())
+    view = columns.take_rows(x, np.arange(5, 35))
+    assert isinstance(view, columns.Columns) and view.shape == (30, joined.shape[1])
+    np.testing.assert_array_equal(view[[0, 29, 4]].toarray(), joined[[5, 34, 9]].toarray())
+    np.testing.assert_array_equal(view[:3].toarray(), joined[5:8].toarray())
+    np.testing.assert_array_equal(view.toarray(), joined[5:35].toarray())
+    # a pass in blocks gives what one pass over the joined rows gives
+    weights = np.random.default_rng(0).normal(size=(joined.shape[1], 3))
+    np.testing.assert_allclose(columns.by_blocks(lambda r: r @ weights, view, size=7), joined[5:35] @ weights)
+    # pages handed back are read again from the file, unchanged
+    columns.release(parts)
+    np.testing.assert_array_equal(x[rows].toarray(), joined[rows].toarray())
+    # an all-dense pool stays dense, one part stays as it is
+    assert isinstance(columns.columns([parts[1], parts[1]]), np.ndarray)
+    assert columns.columns([parts[0], None]) is parts[0]
+
+
+@pytest.mark.parametrize("strategy", ["diverse_uncertainty", "diversity", "badge", "hybrid", "uncertainty"])
+def test_strategies_pick_the_same_from_parts_held_apart(tmp_path, strategy):
+    """A strategy handed the parts apart picks what it picks from the joined matrix."""
+    from workers.strategies import select
+
+    parts, joined = parts_apart(tmp_path, 120)
+    proba = np.random.default_rng(1).dirichlet(np.ones(3), size=120)
+    picks = [
+        select(strategy, batch_size=12, probabilities=proba, features=x, random_state=5)
+        for x in (columns.Columns(parts), joined)
+    ]
+    np.testing.assert_array_equal(picks[0].indices, picks[1].indices)
+    np.testing.assert_allclose(picks[0].scores, picks[1].scores)
+
+
+def test_the_cold_start_picks_the_same_from_parts_held_apart(tmp_path):
+    from workers.strategies.typical import typical_clusters
+
+    parts, joined = parts_apart(tmp_path, 120)
+    picks = [typical_clusters(x, 10, joined[:5], 7) for x in (columns.Columns(parts), joined)]
+    np.testing.assert_array_equal(picks[0].indices, picks[1].indices)

@@ -117,7 +117,9 @@ def test_sharded_and_unsharded_rankings_agree(
     """Two projects made alike (so their refreshes draw the same seed): one ranked in one
     pass, the other with a worker process scoring a shard from the feature directory. The
     published rankings and models are the same; a forest's space comes back from the
-    worker with its probabilities."""
+    worker with its probabilities. The texts' TF-IDF and the client vectors are held apart
+    and joined a block of rows at a time, blocks that do not divide the shards."""
+    monkeypatch.setattr(workers.shards, "PASS_BLOCK_ROWS", 37)
     make_project(client, "whole", classifier, strategy)
     make_project(client, "split", classifier, strategy)
     queue = make_queue(redis_conn)

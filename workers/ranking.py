@@ -14,9 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
 
 from workers import defaults
+from workers.features.columns import is_sparse
 from workers.strategies import REGISTRY, select
 from workers.strategies._validation import others
 from workers.strategies.typical import typical_clusters
@@ -37,7 +37,7 @@ def strategy_params(al: dict, features) -> dict:
     params: dict = {
         "measure": al["uncertainty_measure"],
         # TF-IDF rows differ in length for reasons unrelated to content: compare angles
-        "metric": "cosine" if sp.issparse(features) else "euclidean",
+        "metric": "cosine" if is_sparse(features) else "euclidean",
         "block": defaults.DIVERSE_BLOCK,
     }
     if al.get("hybrid_shares"):

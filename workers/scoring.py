@@ -15,6 +15,7 @@ from rq import Queue
 from workers import defaults
 from workers.ensembles import train_ensemble
 from workers.features import Featurizer
+from workers.features.columns import by_blocks, take_rows
 from workers.features.files import feature_root, project_dir
 from workers.models import (
     Model,
@@ -87,7 +88,7 @@ def score(
 ) -> Scores:
     """Rank the candidates. ``shards`` splits the model's pass over them among free
     workers (``workers.shards``); without it the pass runs here."""
-    xc = x[labelled.candidates]
+    xc = take_rows(x, labelled.candidates)
     strategy = snap.al["query_strategy"] if snap.active else "random"
     model = trained.model if trained is not None else None
     proba = space = None
@@ -120,7 +121,7 @@ def committee(snap: Snapshot, labelled: TrainingSet, x, xc, model: Model) -> np.
     items stay out)."""
     members = snap.al["bald_params"]["n_estimators"]
     if model.has_committee:
-        return model.committee_proba(xc, members)
+        return by_blocks(lambda rows: model.committee_proba(rows, members), xc, axis=1)
     replicas = train_ensemble(
         x[np.array(labelled.train_rows)],
         labelled.train_targets,
@@ -130,7 +131,9 @@ def committee(snap: Snapshot, labelled: TrainingSet, x, xc, model: Model) -> np.
         model.kind,
         snap.al["classifier_params"] if model.kind == snap.al["classifier_name"] else None,
     )
-    return np.stack([aligned_proba(m, xc, model.classes) for m in replicas])
+    return np.stack(
+        [by_blocks(lambda rows, member=m: aligned_proba(member, rows, model.classes), xc) for m in replicas]
+    )
 
 
 def explore_order(rng: np.random.Generator, candidates: int) -> np.ndarray:

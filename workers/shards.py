@@ -42,7 +42,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 from redis import Redis
@@ -50,6 +50,7 @@ from rq import Queue, Worker, get_current_job
 
 from workers import defaults
 from workers.features.cache import FeatureCache, Unchanged
+from workers.features.columns import Columns
 from workers.features.files import feature_cache
 from workers.models import Model, load_model
 from workers.store import Store, keys
@@ -63,6 +64,9 @@ PARENT = "retraining job"
 
 REDONE = PARENT + " (redone)"
 """Who scored a shard whose first holder stopped."""
+
+PASS_BLOCK_ROWS = 16_384
+"""Rows joined and scored at a time in a pass over parts held apart (:class:`Columns`)."""
 
 SHARD_FOLDER = ".shards"
 """The folder, in a project's feature directory, of the passes' results."""
@@ -204,9 +208,7 @@ def model_pass(
             *[plan.key(k) for k in ("spec", "model", "rows")], *[plan.key(f"claim:{i}") for i in range(count)]
         )
         shutil.rmtree(plan.folder, ignore_errors=True)
-    proba = np.concatenate([plan.results[i][0] for i in range(count)])
-    spaces = [plan.results[i][1] for i in range(count)]
-    space = xc if spaces[0] is None else np.concatenate(spaces)  # type: ignore[arg-type]
+    proba, space = merged([plan.results[i] for i in range(count)], xc)
     by = [plan.by[i] for i in range(count)]
     return (
         proba,
@@ -221,10 +223,22 @@ def model_pass(
 
 
 def whole_pass(model, xc) -> tuple[np.ndarray, object, dict]:
-    """The pass in one piece, here: what :func:`model_pass` does for a small pool."""
+    """The pass in one job, here: what :func:`model_pass` does for a small pool. Parts held
+    apart (:class:`Columns`) are joined and scored a block of rows at a time."""
     started = time.perf_counter()
-    proba, space = model.proba_and_space(xc)
+    if isinstance(xc, Columns):
+        proba, space = merged([_score(model, xc, (0, xc.shape[0]))], xc)
+    else:
+        proba, space = model.proba_and_space(xc)
     return proba, space, {"shards": 1, "seconds": round(time.perf_counter() - started, 3)}
+
+
+def merged(results: list[tuple[np.ndarray, np.ndarray | None]], xc) -> tuple[np.ndarray, Any]:
+    """The probabilities and space of the whole pass from its pieces' (in order): a space
+    no piece returned is the rows themselves, ``xc``."""
+    proba = np.concatenate([r[0] for r in results])
+    spaces = [r[1] for r in results]
+    return proba, xc if spaces[0] is None else np.concatenate(spaces)  # type: ignore[arg-type]
 
 
 def results_folder(spec: dict, token: str) -> Path:
@@ -241,12 +255,17 @@ def results_folder(spec: dict, token: str) -> Path:
 
 
 def _score(model, xc, span: tuple[int, int]) -> tuple[np.ndarray, np.ndarray | None]:
-    return shard_result(model, xc[span[0] : span[1]])
+    return shard_result(model, xc.take(slice(*span)) if isinstance(xc, Columns) else xc[span[0] : span[1]])
 
 
 def shard_result(model, rows) -> tuple[np.ndarray, np.ndarray | None]:
     """One shard's probabilities, and its space where it is not the rows themselves (a
-    linear model measures distances in its features, which need not travel)."""
+    linear model measures distances in its features, which need not travel). Parts held
+    apart (:class:`Columns`) are joined ``PASS_BLOCK_ROWS`` rows at a time."""
+    if isinstance(rows, Columns):
+        n = rows.shape[0]
+        spans = bounds(n, max(1, -(-n // PASS_BLOCK_ROWS)))
+        return merged([shard_result(model, rows[a:b]) for a, b in spans], None)
     proba, space = model.proba_and_space(rows)
     return proba, None if space is rows else space
 

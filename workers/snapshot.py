@@ -104,15 +104,11 @@ def load_pool(store: Store, snap: Snapshot, known: Unchanged | None = None) -> P
     """The pool's items, labels and draws. With ``known`` (a feature cache's rows of the
     pool as it is now) the items' texts and vectors are not read."""
     vectors = None
+    texts: list[str] = []
     if known is not None:
-        ids, texts, vectors = known.ids, [], known.vectors
+        ids, vectors = known.ids, known.vectors
     else:
-        # in id order: Redis hands a hash out in an order of its own, which a restart or a
-        # rehash changes, and the ranking's random choices depend on the rows' order
-        docs = sorted(store.iter_items(snap.name), key=lambda pair: pair[0])
-        ids = [item_id for item_id, _ in docs]
-        texts = [doc.get("text") or "" for _, doc in docs]
-        del docs
+        ids, texts = id_ordered_texts(store, snap.name)
     if vectors is None:
         vectors = store.load_vectors(snap.name, ids, snap.project.get("vector_dim"))
     return Pool(
@@ -125,6 +121,20 @@ def load_pool(store: Store, snap: Snapshot, known: Unchanged | None = None) -> P
         store.random_draws(snap.name, snap.schema["name"]),
         store.load_label_times(snap.name, snap.schema["name"]),
     )
+
+
+def id_ordered_texts(store: Store, project: str) -> tuple[list[str], list[str]]:
+    """Every item's id and text, in id order: Redis hands a hash out in an order of its own,
+    which a restart or a rehash changes, and the ranking's random choices depend on the
+    rows' order. Only ids and texts are kept: a million items' documents would hold a
+    gigabyte."""
+    ids: list[str] = []
+    texts: list[str] = []
+    for item_id, doc in store.iter_items(project):
+        ids.append(item_id)
+        texts.append(doc.get("text") or "")
+    order = sorted(range(len(ids)), key=ids.__getitem__)
+    return [ids[k] for k in order], [texts[k] for k in order]
 
 
 def pool_features(

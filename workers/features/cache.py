@@ -18,13 +18,13 @@ import scipy.sparse as sp
 
 from workers import defaults
 from workers.features._arrays import json_array, json_list, npz, state_arrays
+from workers.features.columns import columns, release
 from workers.features.kinds import (
     EMBEDDINGS,
     PARTS,
     Progress,
     check_vectorizer,
     fit_tfidf,
-    side_by_side,
     transform_tfidf,
 )
 from workers.features.scaling import VectorScale, with_vectors
@@ -143,6 +143,16 @@ class FeatureCache:
         """Store one part's rows in place of what was there."""
         self.save(part, cached.to_bytes())
 
+    def new_rows(self, part: str, n: int, width: int) -> np.ndarray:
+        """Room for ``n`` rows of ``width`` float32 values of an embedding part, to be
+        filled and then kept (here: in memory)."""
+        return np.empty((n, width), dtype=np.float32)
+
+    def kept_rows(self, part: str, rows: np.ndarray) -> np.ndarray:
+        """``rows``, just kept as ``part``'s, as the cache can hand them back for less
+        memory (here: as they are)."""
+        return rows
+
     def stamp(self, part: str, generation: int) -> None:
         """Note that the part's rows are those of the pool at ``generation`` (see
         :meth:`unchanged`); a cache that cannot tell keeps nothing."""
@@ -173,8 +183,7 @@ class FeatureCache:
             report.parts.append((part, cached.state))
         if vectors is not None:
             report.vector_scale, vectors = VectorScale.standardise(vectors)
-        rows = side_by_side([cached.rows for _, cached in unchanged.parts])
-        return with_vectors(rows, vectors, len(unchanged.ids)), report
+        return _matrix([cached.rows for _, cached in unchanged.parts], vectors, len(unchanged.ids)), report
 
     def rows_of(
         self, unchanged: Unchanged, rows: np.ndarray, vectors: np.ndarray | None, scale: dict | None
@@ -183,10 +192,9 @@ class FeatureCache:
         vectors of those rows) scaled as the whole pool's were (``scale``, a
         :class:`VectorScale` as :meth:`VectorScale.to_dict` gives it): a scoring shard's
         share of the pool (``workers.shards``)."""
-        text = side_by_side([cached.rows[rows] for _, cached in unchanged.parts])
         if vectors is not None and scale is not None:
             vectors = VectorScale.from_dict(scale).apply(vectors)
-        return with_vectors(text, vectors, len(rows))
+        return _matrix([cached.rows for _, cached in unchanged.parts], vectors, len(rows), rows)
 
     def _cached(self, part: str) -> CachedPart | None:
         """One part's cached rows; None when there are none, or when what is stored cannot be
@@ -230,7 +238,7 @@ class FeatureCache:
                 self.stamp_empty(part, generation)
         if vectors is not None:
             report.vector_scale, vectors = VectorScale.standardise(vectors)
-        return with_vectors(side_by_side(parts), vectors, len(texts)), report
+        return _matrix(parts, vectors, len(texts)), report
 
     def _part(
         self,
@@ -315,23 +323,46 @@ class FeatureCache:
         New rows are embedded ``EMBED_STEP_ROWS`` at a time, and what is done is saved every
         ``FEATURE_CHECKPOINT_SECONDS``: a job stopped on the way (its timeout, a lost worker)
         leaves those rows cached, and the next job embeds only the rest."""
-        blocks = [np.asarray(cached.rows, dtype=np.float32)[old[keep]]] if cached is not None else []
-        last_save = time.monotonic()
+        # every row goes straight to its place in the pool's order, a step at a time: no
+        # stacking, no reordering, and (in a feature directory) no gigabyte held in memory
+        rows = None
         step = defaults.EMBED_STEP_ROWS
+        if cached is not None:
+            rows = self.new_rows(part, len(ids), cached.rows.shape[1])
+            for start in range(0, len(keep), step):
+                rows[keep[start : start + step]] = cached.rows[old[keep[start : start + step]]]
+                release([rows, cached.rows])
+        last_save = time.monotonic()
         for start in range(0, len(new), step):
             chunk = new[start : start + step]
-            blocks.append(
-                EMBEDDINGS[part]([texts[i] for i in chunk], _share(progress, start, len(chunk), len(new)))
-            )
+            told = _share(progress, start, len(chunk), len(new))
+            embedded = EMBEDDINGS[part]([texts[i] for i in chunk], told)
+            if rows is None:
+                rows = self.new_rows(part, len(ids), embedded.shape[1])
+            rows[chunk] = embedded
+            release([rows])
             more_to_do = start + step < len(new)
             if more_to_do and time.monotonic() - last_save >= defaults.FEATURE_CHECKPOINT_SECONDS:
-                done = np.concatenate([keep, new[: start + len(chunk)]])  # the rows of blocks, in order
-                self.keep(part, CachedPart([ids[i] for i in done], sums[done], np.vstack(blocks)))
+                done = np.concatenate([keep, new[: start + len(chunk)]])
+                self.keep(part, CachedPart([ids[i] for i in done], sums[done], rows[done]))
                 self.checkpoints += 1
                 last_save = time.monotonic()
-        rows = np.vstack(blocks)[_pool_order(keep, new)]
+        if rows is None:
+            rows = EMBEDDINGS[part]([])
         self.keep(part, CachedPart(list(ids), sums, rows))
-        return rows
+        return self.kept_rows(part, rows)
+
+
+def _matrix(parts: list, vectors: np.ndarray | None, n: int, rows: np.ndarray | None = None):
+    """The pool's matrix from its parts' rows and its scaled client vectors: one part as it
+    is, several side by side as :class:`Columns` (joined only for the rows a stage asks
+    for), and an all-zero column when the pool has neither text nor vectors. With ``rows``,
+    only those rows of the parts (``vectors`` holds only theirs already)."""
+    if not parts and vectors is None:
+        return with_vectors(None, None, n)
+    if rows is not None:
+        parts = [p[rows] for p in parts]
+    return columns([*parts, vectors])
 
 
 def _share(progress: Progress | None, start: int, size: int, total: int) -> Progress | None:

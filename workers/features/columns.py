@@ -9,11 +9,15 @@ plus one block.
 
 from __future__ import annotations
 
+import contextlib
+import mmap
+
 import numpy as np
 import scipy.sparse as sp
 
-BLOCK_ROWS = 16_384
-"""Rows of a part copied at a time: of a 256-wide dense part, 16 MB of values."""
+BLOCK_ROWS = 4096
+"""Rows of a part copied at a time: of a 256-wide dense part, 4 MB of values, and the
+index arrays that place them (8 bytes a value) stay near 10 MB each."""
 
 
 def join_columns(parts: list) -> sp.csr_matrix:
@@ -40,12 +44,122 @@ def join_columns(parts: list) -> sp.csr_matrix:
         csr = sp.csr_matrix(p) if sp.issparse(p) else None
         for start in range(0, n, BLOCK_ROWS):
             stop = min(start + BLOCK_ROWS, n)
-            block = csr[start:stop] if csr is not None else sp.csr_matrix(np.asarray(p[start:stop]))
-            per_row = np.diff(block.indptr)
+            if csr is not None:
+                block = csr[start:stop]
+                cols, values, per_row = block.indices, block.data, np.diff(block.indptr)
+            else:
+                cols, values, per_row = _nonzero(np.asarray(p[start:stop]))
+            first = np.zeros(len(per_row), dtype=np.int64)
+            np.cumsum(per_row[:-1], out=first[1:])
             # a value's place: its row's next free slot, plus its rank within the row
-            at = np.repeat(filled[start:stop] - block.indptr[:-1], per_row) + np.arange(block.nnz)
-            indices[at] = block.indices + offset
-            data[at] = block.data
+            at = np.repeat(filled[start:stop] - first, per_row) + np.arange(len(values))
+            indices[at] = cols + offset
+            data[at] = values
             filled[start:stop] += per_row
         offset += int(p.shape[1])
     return sp.csr_matrix((data, indices, indptr.astype(index, copy=False)), shape=(n, width), copy=False)
+
+
+def _nonzero(block: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A dense block's nonzero values row by row, their columns, and how many each row has:
+    its CSR form, by masks (``sp.csr_matrix`` of a dense block goes through COO, ten times
+    slower)."""
+    nonzero = block != 0
+    columns = np.broadcast_to(np.arange(block.shape[1], dtype=np.int64), block.shape)[nonzero]
+    return columns, block[nonzero], np.count_nonzero(nonzero, axis=1)
+
+
+class Columns:
+    """A pool's feature parts side by side, joined only for the rows asked for.
+
+    On a million items the default features (TF-IDF and a 256-wide embedding) joined as one
+    CSR matrix take about 2 GB, and the candidates' rows copied out of it as much again.
+    Held as their parts instead (the embedding memory-mapped from the feature directory),
+    the rows a stage needs (the labelled ones, a block of the model's pass, the strategy's
+    most uncertain candidates) are joined when asked for, and only they.
+
+    ``x[rows]`` and ``x[a:b]`` give those rows joined, as :func:`join_columns` does;
+    ``x.take(rows)`` gives a view of some rows that is still not joined.
+    """
+
+    def __init__(self, parts: list, rows: np.ndarray | None = None) -> None:
+        self.parts = parts
+        self.rows = rows
+        """The parts' rows this view holds, in its order (None: all of them)."""
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        n = self.parts[0].shape[0] if self.rows is None else len(self.rows)
+        return n, sum(int(p.shape[1]) for p in self.parts)
+
+    def _rows(self, key) -> np.ndarray | slice:
+        if isinstance(key, slice):
+            return key if self.rows is None else self.rows[key]
+        picked = np.asarray(key, dtype=np.int64)
+        if picked.ndim != 1:
+            raise TypeError("rows of a Columns matrix are picked by a slice or a list of rows")
+        return picked if self.rows is None else self.rows[picked]
+
+    def __getitem__(self, key) -> sp.csr_matrix:
+        rows = self._rows(key)
+        try:
+            return join_columns([p[rows] for p in self.parts])
+        finally:
+            release(self.parts)
+
+    def take(self, rows) -> Columns:
+        picked = self._rows(rows)
+        if isinstance(picked, slice):
+            picked = np.arange(self.shape[0])[picked] if self.rows is None else picked
+        return Columns(self.parts, np.asarray(picked, dtype=np.int64))
+
+    def joined(self) -> sp.csr_matrix:
+        """Every row of the view, joined: what a strategy that measures the whole pool needs."""
+        return self[slice(None)]
+
+    def toarray(self) -> np.ndarray:
+        return self.joined().toarray()
+
+
+def take_rows(x, rows: np.ndarray):
+    """Rows ``rows`` of a feature matrix: a view for :class:`Columns`, a copy otherwise."""
+    return x.take(rows) if isinstance(x, Columns) else x[rows]
+
+
+def by_blocks(fn, x, size: int = 65_536, axis: int = 0) -> np.ndarray:
+    """``fn(x)``, computed on blocks of rows when ``x`` is :class:`Columns` (so only a block
+    is ever joined) and joined again along ``axis``, where ``fn`` puts the rows."""
+    if not isinstance(x, Columns):
+        return fn(x)
+    n = x.shape[0]
+    if n == 0:
+        return fn(x[:0])
+    return np.concatenate([fn(x[start : start + size]) for start in range(0, n, size)], axis=axis)
+
+
+def release(parts: list) -> None:
+    """Hand back the pages of memory-mapped parts that reading rows brought in: they stay
+    in the page cache, not in this process, so a pass over a million rows of an embedding
+    does not keep its gigabyte resident here."""
+    for p in parts:
+        mapped = getattr(p, "_mmap", None) if isinstance(p, np.memmap) else None
+        if isinstance(mapped, mmap.mmap):
+            with contextlib.suppress(OSError, ValueError):
+                mapped.madvise(mmap.MADV_DONTNEED)
+
+
+def columns(parts: list):
+    """Parts (CSR or dense, None for one a pool lacks) as one matrix: the part itself when
+    there is one, :class:`Columns` over them when there are several."""
+    present = [p for p in parts if p is not None]
+    if len(present) == 1:
+        return present[0]
+    if not any(sp.issparse(p) for p in present):
+        return np.hstack(present).astype(np.float32, copy=False)
+    return Columns(present)
+
+
+def is_sparse(x) -> bool:
+    """Whether rows of ``x`` are CSR (TF-IDF is among its parts): such rows are compared by
+    angle, not distance."""
+    return sp.issparse(x) or isinstance(x, Columns)

@@ -22,9 +22,11 @@ better. ``bench/feature_store.py`` measures the save and the read against the Re
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
+import time
 import uuid
 import zlib
 from collections.abc import Callable
@@ -45,6 +47,9 @@ log = logging.getLogger(__name__)
 
 VECTORS = "vectors"
 """The part that keeps a pool's client vectors, as uploaded."""
+
+SCRATCH = ".rows."
+"""How the name of a file of rows still being computed begins."""
 
 EMPTY = "none"
 """A stamp's version for a part of a pool with no text: no rows, and none needed."""
@@ -85,6 +90,8 @@ class FeatureFiles(FeatureCache):
         super().__init__(legacy[0] if legacy else (lambda part: None), lambda part, blob: None)
         self.directory = directory
         self.legacy = legacy
+        self._scratch: dict[str, tuple[int, int]] = {}
+        """Files of rows :meth:`new_rows` made and no save has moved yet, with their shape."""
 
     def _pointer(self, part: str) -> Path:
         return self.directory / f"{part}.current"
@@ -113,14 +120,56 @@ class FeatureFiles(FeatureCache):
         except OSError as exc:
             log.warning("could not save the %s features in %s: %s", part, self.directory, exc)
 
+    def new_rows(self, part: str, n: int, width: int) -> np.ndarray:
+        """Room for an embedding's rows in a file of this directory, memory-mapped: filled a
+        step at a time, its pages go back to the page cache as they are written, and
+        keeping the rows moves the file into place rather than copying it."""
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            _sweep_scratch(self.directory)
+            path = self.directory / f"{SCRATCH}{part}.{uuid.uuid4().hex[:16]}.npy"
+            rows = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n, width))
+        except OSError as exc:
+            log.warning(
+                "no room for the %s features in %s (%s); computing them in memory", part, self.directory, exc
+            )
+            return super().new_rows(part, n, width)
+        self._scratch[str(rows.filename)] = (n, width)
+        return rows
+
+    def kept_rows(self, part: str, rows: np.ndarray) -> np.ndarray:
+        """The rows just written, memory-mapped from their file: a million rows of an
+        embedding then cost this process the pages it reads, not a gigabyte held."""
+        try:
+            mapped = self.read(part)
+        except (OSError, ValueError, KeyError):
+            return rows
+        if mapped is None or mapped.rows.shape != rows.shape:
+            return rows  # not written (the directory refused it): keep what was computed
+        return mapped.rows
+
+    def _scratch_of(self, rows) -> str | None:
+        """The file of rows :meth:`new_rows` made, when ``rows`` is the whole of them."""
+        name = getattr(rows, "filename", None) if isinstance(rows, np.memmap) else None
+        path = str(name) if name is not None else None
+        if path is None or self._scratch.get(path) != rows.shape:
+            return None
+        return path
+
     def _write(self, part: str, cached: CachedPart) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         version = uuid.uuid4().hex[:16]
         folder = self.directory / f"{part}.{version}"
         folder.mkdir()
         try:
+            scratch = self._scratch_of(cached.rows)
             for name, array in cached.to_arrays().items():
-                np.save(folder / f"{name}.npy", array, allow_pickle=False)
+                if name == "dense" and scratch is not None:
+                    cached.rows.flush()  # type: ignore[union-attr]
+                    os.replace(scratch, folder / "dense.npy")  # already an .npy file: moved
+                    del self._scratch[scratch]
+                else:
+                    np.save(folder / f"{name}.npy", array, allow_pickle=False)
         except OSError:
             shutil.rmtree(folder, ignore_errors=True)
             raise
@@ -202,6 +251,15 @@ class FeatureFiles(FeatureCache):
         drop(part)
         log.info("moved the cached %s features of %s out of Redis", part, self.directory.name)
         return cached
+
+
+def _sweep_scratch(directory: Path) -> None:
+    """Remove the rows a dead job was filling (older than any job may run)."""
+    stale = time.time() - defaults.JOB_TIMEOUT
+    for old in directory.glob(f"{SCRATCH}*.npy"):
+        with contextlib.suppress(OSError):
+            if old.stat().st_mtime < stale:
+                old.unlink()
 
 
 def _map(path: Path) -> np.ndarray:

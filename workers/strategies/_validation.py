@@ -8,6 +8,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from workers.exceptions import InvalidInput
+from workers.features.columns import Columns
 
 RandomState = int | np.random.Generator | None
 
@@ -48,10 +49,16 @@ def check_probabilities(probabilities: np.ndarray | None) -> np.ndarray:
     return p
 
 
-def check_features(features: np.ndarray | sp.spmatrix | None, name: str = "features"):
-    """Features as a 2-d dense float array or a CSR matrix; never densified."""
+def check_features(
+    features: np.ndarray | sp.spmatrix | Columns | None, name: str = "features", rows_only: bool = False
+):
+    """Features as a 2-d dense float array or a CSR matrix; never densified. A pool's parts
+    held apart (:class:`Columns`) are joined, unless the strategy reads only some of their
+    rows (``rows_only``): then they are left as they are, to be joined row by row."""
     if features is None:
         raise InvalidInput(f"this strategy needs {name}")
+    if isinstance(features, Columns):
+        return features if rows_only else features.joined()
     if sp.issparse(features):
         return sp.csr_matrix(features)
     x = np.asarray(features)

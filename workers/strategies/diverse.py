@@ -48,7 +48,7 @@ def diverse_uncertainty(
     rows never to pick (already taken by another share of a blend). ``prefilter`` defaults to
     ``DIVERSE_PREFILTER``."""
     check_batch_size(batch_size)
-    x = check_features(features)
+    x = check_features(features, rows_only=True)
     scores = np.asarray(scores, dtype=np.float64)
     if scores.shape[0] != x.shape[0]:
         raise InvalidInput("scores and features must have one row per pool item")

@@ -19,7 +19,14 @@ import numpy as np
 
 from workers.exceptions import InvalidInput
 from workers.strategies._geometry import FeatureSpace, LazyNearest
-from workers.strategies._validation import RandomState, Selection, check_batch_size, rng_from, top_k
+from workers.strategies._validation import (
+    RandomState,
+    Selection,
+    check_batch_size,
+    check_features,
+    rng_from,
+    top_k,
+)
 from workers.strategies.bald import bald_scores
 from workers.strategies.uncertainty import uncertainty_scores
 
@@ -92,7 +99,7 @@ def hybrid_weighted(
         return Selection(idx, static[idx])
     if features is None:
         raise InvalidInput("the diversity term needs features")
-    space = FeatureSpace(features, metric)
+    space = FeatureSpace(check_features(features), metric)
     external = None
     if labelled_features is not None and labelled_features.shape[0] > 0:
         external = space.external(labelled_features)

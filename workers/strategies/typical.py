@@ -49,7 +49,7 @@ def typical_clusters(
     stages of doubling size; each score is the share of the clustered pool its cluster
     holds."""
     check_batch_size(batch_size)
-    x = check_features(features)
+    x = check_features(features, rows_only=True)
     n = x.shape[0]
     k = min(batch_size, n)
     if k == 0:
