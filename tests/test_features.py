@@ -330,3 +330,20 @@ def test_the_cold_start_picks_the_same_from_parts_held_apart(tmp_path):
     parts, joined = parts_apart(tmp_path, 120)
     picks = [typical_clusters(x, 10, joined[:5], 7) for x in (columns.Columns(parts), joined)]
     np.testing.assert_array_equal(picks[0].indices, picks[1].indices)
+
+
+def test_rows_of_a_mapped_part_are_read_from_its_file(tmp_path):
+    """Rows of a memory-mapped embedding read from its file (runs of neighbours in one read)
+    equal the mapped rows, in the order asked, repeats and negative rows included; other
+    parts are indexed as they are."""
+    np.save(tmp_path / "dense.npy", np.arange(300, dtype=np.float32).reshape(50, 6))
+    mapped = np.load(tmp_path / "dense.npy", mmap_mode="c")
+    asked = (np.array([3, 4, 5, 9, 0, 0, 49, -1]), np.arange(0), slice(10, 20), slice(None), slice(5, 40, 7))
+    for rows in asked:
+        got = columns.rows_of(mapped, rows)
+        assert type(got) is np.ndarray
+        np.testing.assert_array_equal(got, np.asarray(mapped)[rows])
+    with pytest.raises(IndexError):
+        columns.rows_of(mapped, np.array([50]))
+    view = mapped[10:20]  # not the whole file: indexed through the map
+    np.testing.assert_array_equal(columns.rows_of(view, np.array([1, 2])), np.asarray(mapped)[[11, 12]])

@@ -18,7 +18,7 @@ import scipy.sparse as sp
 
 from workers import defaults
 from workers.features._arrays import json_array, json_list, npz, state_arrays
-from workers.features.columns import columns, release
+from workers.features.columns import columns, release, rows_of
 from workers.features.kinds import (
     EMBEDDINGS,
     PARTS,
@@ -330,7 +330,7 @@ class FeatureCache:
         if cached is not None:
             rows = self.new_rows(part, len(ids), cached.rows.shape[1])
             for start in range(0, len(keep), step):
-                rows[keep[start : start + step]] = cached.rows[old[keep[start : start + step]]]
+                rows[keep[start : start + step]] = rows_of(cached.rows, old[keep[start : start + step]])
                 release([rows, cached.rows])
         last_save = time.monotonic()
         for start in range(0, len(new), step):
@@ -361,7 +361,7 @@ def _matrix(parts: list, vectors: np.ndarray | None, n: int, rows: np.ndarray | 
     if not parts and vectors is None:
         return with_vectors(None, None, n)
     if rows is not None:
-        parts = [p[rows] for p in parts]
+        parts = [rows_of(p, rows) for p in parts]
     return columns([*parts, vectors])
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import mmap
+import os
 
 import numpy as np
 import scipy.sparse as sp
@@ -103,7 +104,7 @@ class Columns:
     def __getitem__(self, key) -> sp.csr_matrix:
         rows = self._rows(key)
         try:
-            return join_columns([p[rows] for p in self.parts])
+            return join_columns([rows_of(p, rows) for p in self.parts])
         finally:
             release(self.parts)
 
@@ -135,6 +136,55 @@ def by_blocks(fn, x, size: int = 65_536, axis: int = 0) -> np.ndarray:
     if n == 0:
         return fn(x[:0])
     return np.concatenate([fn(x[start : start + size]) for start in range(0, n, size)], axis=axis)
+
+
+def rows_of(part, rows: np.ndarray | slice):
+    """Rows of one part. A memory-mapped dense part's rows are read from its file, one
+    read a run of neighbouring rows: touching a few thousand rows scattered over a mapped
+    file can map most of it into the process (the page cache hands out large folios), a
+    gigabyte for a million rows of an embedding."""
+    if not _whole_file(part):
+        return part[rows]
+    n, width = part.shape
+    wanted = np.arange(n)[rows] if isinstance(rows, slice) else np.asarray(rows, dtype=np.int64)
+    wanted = np.where(wanted < 0, wanted + n, wanted)
+    if len(wanted) and (wanted.min() < 0 or wanted.max() >= n):
+        raise IndexError(f"rows out of range for a part of {n} rows")
+    out = np.empty((len(wanted), width), dtype=part.dtype)
+    if len(wanted) == 0:
+        return out
+    row_bytes = width * part.dtype.itemsize
+    # runs of consecutive rows: where the next row is not the one after
+    breaks = np.flatnonzero(np.diff(wanted) != 1) + 1
+    starts = np.concatenate([[0], breaks])
+    stops = np.concatenate([breaks, [len(wanted)]])
+    flat = out.reshape(-1).view(np.uint8).data  # the rows' bytes, to read into
+    with open(str(part.filename), "rb", buffering=0) as f:
+        for a, b in zip(starts.tolist(), stops.tolist(), strict=True):
+            at = part.offset + int(wanted[a]) * row_bytes
+            _read_into(f.fileno(), flat[a * row_bytes : b * row_bytes], at)
+    return out
+
+
+def _read_into(fd: int, buffer: memoryview, offset: int) -> None:
+    """Fill ``buffer`` from the file at ``offset`` (a read may return less than asked)."""
+    done = 0
+    while done < len(buffer):
+        got = os.preadv(fd, [buffer[done:]], offset + done)
+        if got <= 0:
+            raise OSError(f"the feature file ended {len(buffer) - done} bytes early")
+        done += got
+
+
+def _whole_file(part) -> bool:
+    """Whether ``part`` is a C-ordered array mapped from the whole of its file (an ``.npy``
+    file's rows, as the feature directory holds them), so its rows can be read from it."""
+    if not isinstance(part, np.memmap) or part.ndim != 2 or not part.flags.c_contiguous:
+        return False
+    try:
+        return os.path.getsize(str(part.filename)) == part.offset + part.nbytes
+    except (OSError, TypeError):
+        return False
 
 
 def release(parts: list) -> None:
