@@ -19,6 +19,7 @@ from test_features import corpus
 
 import workers.shards
 from workers import defaults
+from workers.features import columns
 from workers.refresh import refresh
 from workers.shards import bounds, shard_count
 from workers.store import Store, keys
@@ -119,7 +120,7 @@ def test_sharded_and_unsharded_rankings_agree(
     published rankings and models are the same; a forest's space comes back from the
     worker with its probabilities. The texts' TF-IDF and the client vectors are held apart
     and joined a block of rows at a time, blocks that do not divide the shards."""
-    monkeypatch.setattr(workers.shards, "PASS_BLOCK_ROWS", 37)
+    monkeypatch.setattr(columns, "PASS_ROWS", 37)
     make_project(client, "whole", classifier, strategy)
     make_project(client, "split", classifier, strategy)
     queue = make_queue(redis_conn)

@@ -65,9 +65,6 @@ PARENT = "retraining job"
 REDONE = PARENT + " (redone)"
 """Who scored a shard whose first holder stopped."""
 
-PASS_BLOCK_ROWS = 16_384
-"""Rows joined and scored at a time in a pass over parts held apart (:class:`Columns`)."""
-
 SHARD_FOLDER = ".shards"
 """The folder, in a project's feature directory, of the passes' results."""
 
@@ -226,10 +223,7 @@ def whole_pass(model, xc) -> tuple[np.ndarray, object, dict]:
     """The pass in one job, here: what :func:`model_pass` does for a small pool. Parts held
     apart (:class:`Columns`) are joined and scored a block of rows at a time."""
     started = time.perf_counter()
-    if isinstance(xc, Columns):
-        proba, space = merged([_score(model, xc, (0, xc.shape[0]))], xc)
-    else:
-        proba, space = model.proba_and_space(xc)
+    proba, space = merged([shard_result(model, xc)], xc)
     return proba, space, {"shards": 1, "seconds": round(time.perf_counter() - started, 3)}
 
 
@@ -261,11 +255,9 @@ def _score(model, xc, span: tuple[int, int]) -> tuple[np.ndarray, np.ndarray | N
 def shard_result(model, rows) -> tuple[np.ndarray, np.ndarray | None]:
     """One shard's probabilities, and its space where it is not the rows themselves (a
     linear model measures distances in its features, which need not travel). Parts held
-    apart (:class:`Columns`) are joined ``PASS_BLOCK_ROWS`` rows at a time."""
+    apart (:class:`Columns`) are joined ``PASS_ROWS`` rows at a time."""
     if isinstance(rows, Columns):
-        n = rows.shape[0]
-        spans = bounds(n, max(1, -(-n // PASS_BLOCK_ROWS)))
-        return merged([shard_result(model, rows[a:b]) for a, b in spans], None)
+        return merged([shard_result(model, block) for block in rows.blocks()], None)
     proba, space = model.proba_and_space(rows)
     return proba, None if space is rows else space
 

@@ -331,7 +331,7 @@ class FeatureCache:
             rows = self.new_rows(part, len(ids), cached.rows.shape[1])
             for start in range(0, len(keep), step):
                 rows[keep[start : start + step]] = rows_of(cached.rows, old[keep[start : start + step]])
-                release([rows, cached.rows])
+                release([rows])
         last_save = time.monotonic()
         for start in range(0, len(new), step):
             chunk = new[start : start + step]
