@@ -182,9 +182,9 @@ def passive(name: str, kind: str, labels: int, repeat: int) -> dict:
     }
 
 
-def served(name: str, labels: int, repeat: int, params: dict | None = None) -> dict:
-    """The served loop with every default but ``params`` (project settings), up to ``labels``
-    labels."""
+def served(name: str, labels: int, repeat: int, params: dict | None = None, strategy: str = "") -> dict:
+    """The served loop with every default but ``params`` (project settings) and ``strategy``
+    (the default strategy when empty), up to ``labels`` labels."""
     from threadpoolctl import threadpool_limits
 
     from workers import defaults
@@ -192,7 +192,7 @@ def served(name: str, labels: int, repeat: int, params: dict | None = None) -> d
     from workers.simulation.spec import Settings
 
     train, test = splits(name)
-    strategy = defaults.QUERY_STRATEGY
+    strategy = strategy or defaults.QUERY_STRATEGY
     settings = Settings([strategy], budget=labels, gain_every=0, params=dict(params or {}))
     started = time.perf_counter()
     with threadpool_limits(1):
@@ -205,14 +205,16 @@ def spread(values: list[float]) -> str:
     return f"{statistics.median(values):.3f} [{min(values):.3f}-{max(values):.3f}]"
 
 
-def compare(pools: list[str], labels: int, repeats: int, jobs: int, params: dict | None = None) -> list[dict]:
+def compare(
+    pools: list[str], labels: int, repeats: int, jobs: int, params: dict | None = None, strategy: str = ""
+) -> list[dict]:
     """Every pool's arms, run ``jobs`` at a time; a row per pool."""
     for name in pools:
         if name in POOLS:
             folder(name)  # built once, before the processes read it
     with ProcessPoolExecutor(jobs) as ex:
         runs = {
-            (name, "default", r): ex.submit(served, name, labels, r, params)
+            (name, "default", r): ex.submit(served, name, labels, r, params, strategy)
             for name in pools
             for r in range(repeats)
         }
@@ -271,6 +273,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--markdown", default="")
+    ap.add_argument("--strategy", default="", help="the served arm's strategy (default: the service's)")
     ap.add_argument("--write-only", action="store_true", help="build the pools and stop")
     ap.add_argument("--out", default=str(OUT))
     ap.add_argument(
@@ -288,12 +291,13 @@ def main() -> None:
     started = time.perf_counter()
     pools = [p for p in args.pools.split(",") if p]
     params = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
-    rows = compare(pools, args.labels, args.repeats, args.jobs, params)
+    rows = compare(pools, args.labels, args.repeats, args.jobs, params, args.strategy)
     text = table(rows, args.labels, args.repeats)
     text += f"\n{time.perf_counter() - started:.0f} s in all; the default's served loop took (median) "
     text += ", ".join(f"{r['pool']} {r['default_seconds']:.0f} s" for r in rows) + "."
-    if params:
-        text += f"\nServed arm's settings: {json.dumps(params)}."
+    if params or args.strategy:
+        shown = {**params, "query_strategy": args.strategy or "default"}
+        text += f"\nServed arm's settings: {json.dumps(shown)}."
     print(text)
     if args.markdown:
         Path(args.markdown).write_text(text + "\n")
