@@ -25,7 +25,7 @@ _ACTIVE_LEARNING = {
     "classifier_name": "logistic_regression",
     "eval_fraction": 0.1,
     "eval_size": 400,
-    "train_on_eval": False,
+    "train_on_eval": True,
 }
 
 PROJECT_CREATE = {
@@ -243,6 +243,7 @@ MODELS = {
             "version": 11,
             "created_at": "2026-11-23T12:40:01Z",
             "training_size": 114,
+            "served_training_size": 120,
             "train_seconds": 0.21,
             "classifier": "logistic_regression",
             "classes": ["negative", "neutral", "positive"],

@@ -53,7 +53,15 @@ class JobSchema(ma.Schema):
 class ModelSchema(ma.Schema):
     version = ma.fields.Integer(metadata={"description": "The version number, counting from 1 per schema"})
     created_at = ma.fields.String(metadata={"description": "When it was trained (UTC)"})
-    training_size = ma.fields.Integer(metadata={"description": "Labels it was trained on"})
+    training_size = ma.fields.Integer(
+        metadata={"description": "Labels the fit measured on the evaluation sample was trained on"}
+    )
+    served_training_size = ma.fields.Integer(
+        metadata={
+            "description": "Labels the served model was trained on: the training labels and, with "
+            "train_on_eval, the labelled evaluation items"
+        }
+    )
     train_seconds = ma.fields.Float(
         metadata={"description": "Seconds training took (with calibration and, under auto, the comparison)"}
     )
@@ -64,7 +72,7 @@ class ModelSchema(ma.Schema):
     class_counts = ma.fields.Dict(
         keys=ma.fields.String(),
         values=ma.fields.Integer(),
-        metadata={"description": "Training labels per class"},
+        metadata={"description": "Labels per class the served model learned from"},
     )
     temperature = ma.fields.Float(
         metadata={"description": "The calibration temperature applied to its logits"}

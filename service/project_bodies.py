@@ -140,7 +140,12 @@ class ActiveLearningSchema(ma.Schema):
             f"annotator for a second opinion (default {defaults.REVIEW_SHARE})"
         },
     )
-    train_on_eval = ma.fields.Boolean(metadata={"description": "Train on labelled evaluation items too"})
+    train_on_eval = ma.fields.Boolean(
+        metadata={
+            "description": "Serve a model that also learned from the labelled evaluation items; "
+            "each version is still measured by its fit without them"
+        }
+    )
     vectorizer_name = ma.fields.String(
         metadata={
             "description": f"Text features: {', '.join(VECTORIZERS)} (the minilm kinds need "

@@ -532,8 +532,8 @@ def test_a_potato_multinomial_nb_trains_as_multinomial_naive_bayes(client, redis
     label_a_sentiment_batch(client, run_jobs, "nb")
     latest = client.get("/v1/projects/nb/models?schema=sentiment").json["models"][-1]
     model = load_model(Store(redis_conn).model_state("nb", "sentiment", latest["version"]))
-    counts = latest["class_counts"]  # the labels it trained on (evaluation items are not)
-    priors = np.log([counts[c] / latest["training_size"] for c in model.classes])
+    counts = latest["class_counts"]  # the labels the served model learned from
+    priors = np.log([counts[c] / latest["served_training_size"] for c in model.classes])
     np.testing.assert_allclose(model.intercept, priors, rtol=1e-6)
     r = client.post(
         "/v1/projects/nb/predict?schema=sentiment", json={"items": [{"id": "n", "text": "awful"}]}

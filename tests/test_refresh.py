@@ -72,8 +72,47 @@ def test_the_bald_ensemble_learns_from_what_the_model_learns_from(project, monke
     monkeypatch.setattr(workers.scoring, "train_ensemble", spy)
     result = workers.refresh.refresh(project, "p", "s")
     assert result["status"] == "published" and result["strategy"] == "bald"
-    assert seen == [6]  # the model's six training labels, not the ten labelled items
-    assert project.list_models("p", "s")[-1]["training_size"] == 6
+    # the served model learns from the ten labelled items (train_on_eval, the default), so
+    # its replicas do; the measured fit from the six outside the evaluation sample
+    assert seen == [10]
+    latest = project.list_models("p", "s")[-1]
+    assert latest["training_size"] == 6 and latest["served_training_size"] == 10
+    assert latest["evaluation"]["size"] == 4
+
+
+def test_each_version_is_measured_by_its_fit_without_the_evaluation_sample(project, monkeypatch):
+    """The evaluation figures come from a fit that never saw the evaluation items; the model
+    served learns from them too, unless ``train_on_eval`` is off."""
+    import workers.training
+
+    fits = []
+    real = workers.training.fit_rows
+
+    def spy(snap, xl, targets, *args, **kwargs):
+        fits.append(len(targets))
+        return real(snap, xl, targets, *args, **kwargs)
+
+    monkeypatch.setattr(workers.training, "fit_rows", spy)
+    from dataclasses import replace
+
+    from workers.features.files import feature_cache
+    from workers.snapshot import read_pool
+
+    snap = snapshot(project, "p", "s")
+    pool, x, _, _ = read_pool(project, snap, feature_cache(project, "p"), lambda stage, fraction: None)
+    labelled = training_set(snap, pool)
+    served, measured = workers.training.fit_version(snap, labelled, x)
+    assert fits == [6, 10] and served is not measured
+    assert served.temperature == measured.temperature and served.metrics is measured.metrics
+    held = x[[labelled.rows[k] for k in labelled.held_out]]
+    trained = workers.training.ModelVersion.stored(served, {}, {}, measured)
+    assert (trained.measured_model.predict_proba(held) == measured.predict_proba(held)).all()
+
+    fits.clear()
+    off = replace(snap, al={**snap.al, "train_on_eval": False})
+    served, measured = workers.training.fit_version(off, labelled, x)
+    assert fits == [6] and served is measured
+    assert workers.training.ModelVersion.stored(served, {}, {}, measured).measured is None
 
 
 def test_aggregation_is_a_majority_vote():

@@ -132,6 +132,85 @@ def test_auto_trains_the_linear_model_on_sparse_text_features_without_comparing(
     }
 
 
+def test_auto_does_not_choose_a_kind_whose_retrains_would_be_too_slow():
+    """On XOR every tree kind beats logistic regression by far; with each tree kind's retrain
+    estimated past ``AUTO_RETRAIN_SECONDS`` the linear model is kept, and the record says
+    which kinds were too slow. An incumbent grown too slow loses its place to the fallback."""
+    from workers import defaults
+
+    x, y = xor_pool(300)
+    yi = np.array([v == "same" for v in y], dtype=int)
+    timed = []
+
+    def cost(kind, est, fold_seconds):
+        timed.append(kind)
+        assert fold_seconds > 0 and est is not None
+        return 1.0 if kind in ("logistic_regression", "extra_trees") else defaults.AUTO_RETRAIN_SECONDS + 1
+
+    kind, report, _ = choose(x, yi, 0, _fit, _calibration_logits, cost=cost)
+    assert kind == "extra_trees" and report["too_slow"] == ["random_forest", "hist_gradient_boosting"]
+    assert set(report["retrain_seconds"]) == set(timed) == set(report["cv_accuracy"])
+
+    def slow(kind, est, fold_seconds):
+        return 0.5 if kind == "logistic_regression" else defaults.AUTO_RETRAIN_SECONDS + 1
+
+    kind, report, _ = choose(x, yi, 0, _fit, _calibration_logits, incumbent="random_forest", cost=slow)
+    assert kind == "logistic_regression"
+    assert report["cv_accuracy"]["random_forest"] > report["cv_accuracy"]["logistic_regression"] + 0.2
+
+
+def test_auto_compares_after_the_ranking_is_out_and_the_next_retrain_trains_the_choice(
+    client, redis_conn, run_jobs
+):
+    """Through the service: the first version under ``auto`` on an XOR pool of vectors is
+    logistic regression, with nothing compared; the comparison runs once its ranking is
+    published and is kept for the schema; the next version trains the kind it chose and
+    the model history says what the choice rests on. No comparison runs again until the
+    training labels have grown by ``AUTO_GROWTH``."""
+    from workers.store import Store
+
+    x, y = xor_pool(400, seed=3)
+    body = {
+        "name": "auto",
+        "schemas": [{"name": "s", "labels": ["same", "diff"]}],
+        "active_learning": {"min_instances_for_training": 40, "update_frequency": 40, "eval_fraction": 0.0},
+    }
+    assert client.post("/v1/projects", json=body).status_code == 201
+    items = [{"id": f"p{k}", "vector": [float(a), float(b)]} for k, (a, b) in enumerate(x)]
+    assert client.post("/v1/projects/auto/items", json={"items": items}).status_code == 200
+    run_jobs()
+    store = Store(redis_conn)
+
+    def label_a_batch():
+        batch = client.get("/v1/projects/auto/next?schema=s&annotator=a&size=40").json["items"]
+        labels = [
+            {"item": it["id"], "schema": "s", "annotator": "a", "value": y[int(it["id"][1:])]} for it in batch
+        ]
+        assert client.post("/v1/projects/auto/labels", json={"labels": labels}).status_code == 200
+        run_jobs()
+
+    label_a_batch()
+    first = client.get("/v1/projects/auto/models?schema=s").json["models"][-1]
+    assert first["classifier"] == "logistic_regression"
+    assert first["metrics"]["model_choice"]["reason"] == "no comparison yet"
+    choice = store.model_choice("auto", "s")
+    assert choice["labels"] == first["training_size"] and choice["chosen"] != "logistic_regression"
+    assert set(choice["retrain_seconds"]) == set(choice["cv_accuracy"]) and choice["too_slow"] == []
+
+    label_a_batch()
+    second = client.get("/v1/projects/auto/models?schema=s").json["models"][-1]
+    assert second["classifier"] == choice["chosen"]
+    assert second["metrics"]["model_choice"] == choice
+    # calibrated by the comparison's out-of-fold logits, with no folds of its own
+    assert second["temperature"] == choice["temperature"]
+    assert second["metrics"]["cv_accuracy"] == choice["cv_accuracy"][choice["chosen"]]
+    # 80 labels are 2x the 40 compared on: a new comparison, the tree kind as its incumbent
+    again = store.model_choice("auto", "s")
+    assert again["labels"] == second["training_size"] and again["chosen"] != "logistic_regression"
+    store.save_model_choice("auto", "s", {**choice, "chosen": "logistic_regression"})
+    assert store.model_choice("auto", "s") == again  # a comparison on fewer labels does not replace it
+
+
 def test_auto_compares_only_the_candidates_given():
     x, y = xor_pool(300)
     model = train_single_label(x, y, 0, "auto", {"candidates": ["logistic_regression", "extra_trees"]})

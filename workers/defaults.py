@@ -201,6 +201,12 @@ AUTO_MIN_LABELS = 30
 """Training labels below which ``auto`` trains logistic regression without comparing: three
 folds of fewer rows measure noise."""
 
+AUTO_RETRAIN_SECONDS = 6.0
+"""Seconds a retrain of the kind ``auto`` serves may take (training with its calibration, and
+a pass over the pool), as estimated from the comparison's own timings: a kind over it is not
+chosen, logistic regression always may be. Label to new ranking should stay within 10 s at
+100,000 items, of which reading the pool and publishing take about 4 s."""
+
 AUTO_BOOSTING_MAX_CLASSES = 10
 """Classes above which ``auto`` leaves gradient boosting out: it grows one tree per class per
 round, so its cost grows with the classes (26 classes: 5 s to fit 1,000 labels)."""
@@ -225,6 +231,13 @@ EVAL_FRACTION = 0.1
 """Share of every batch that goes to the evaluation sample until all of it is labelled
 (0: no evaluation). At 0.1 the first 100 labels give 10 evaluation labels and the sample
 of 400 is complete at about 4,000 labels."""
+
+TRAIN_ON_EVAL = True
+"""Whether the model served learns from the labelled evaluation items too. Each version is
+first fitted without them and measured on them, then fitted again with them (same kind,
+same calibration) for the ranking and ``/predict``: the figures describe a model trained on
+fewer labels than the one served, so they err on the low side, and no label paid for is
+left out of what annotators get. Costs one more fit per retrain."""
 
 OVERLAP_SHARE = 0.0
 """Share of every batch that goes to labelled items (drawn uniformly) for a second

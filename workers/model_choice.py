@@ -24,6 +24,7 @@ import scipy.sparse as sp
 from sklearn.model_selection import StratifiedKFold
 
 from workers import defaults
+from workers.calibration import fit_temperature
 
 AUTO_CANDIDATES = ("logistic_regression", "extra_trees", "random_forest", "hist_gradient_boosting")
 """What ``auto`` compares on dense features, the fallback first."""
@@ -58,6 +59,11 @@ Logits = Callable[[object, str, object], np.ndarray]
 """logits(estimator, kind, x): what the model's calibration temperature divides."""
 
 
+RetrainCost = Callable[[str, object, float], float]
+"""cost(kind, estimator fitted on a fold, seconds a fold's fit took): the seconds a retrain
+with that kind would take (training with calibration, and a pass over the pool)."""
+
+
 def choose(
     x,
     y: np.ndarray,
@@ -66,13 +72,16 @@ def choose(
     logits: Logits,
     given: list[str] | None = None,
     incumbent: str | None = None,
+    cost: RetrainCost | None = None,
 ) -> tuple[str, dict, np.ndarray | None]:
     """The kind to train on rows ``x`` with class indices ``y``, what the choice rests on
     (kept in the model history: each candidate's accuracy, the folds, the seconds, and the
     labels it was made on), and the chosen kind's out-of-fold logits, which calibrate its
     probabilities without refitting the folds (None when nothing was compared). Another
     kind must beat the ``incumbent`` (the kind chosen last; else the first candidate) by
-    ``AUTO_MARGIN``: a model does not change kind on a difference the folds cannot tell."""
+    ``AUTO_MARGIN``: a model does not change kind on a difference the folds cannot tell.
+    With ``cost``, a kind whose retrains would take longer than ``AUTO_RETRAIN_SECONDS`` is
+    not chosen (the first candidate always may be): ``auto`` keeps the loop fresh."""
     started = time.perf_counter()
     kinds = candidates(x, int(y.max()) + 1, given)
     counts = np.bincount(y)
@@ -87,32 +96,79 @@ def choose(
     folds = list(splitter.split(np.zeros(len(y)), y))
     accuracy: dict[str, float] = {}
     seconds: dict[str, float] = {}
+    retrain: dict[str, float] = {}
     held_out: dict[str, np.ndarray] = {}
     for kind in kinds:
         t = time.perf_counter()
         z = np.zeros((len(y), 0))
         for train, held in folds:
-            zf = logits(fit(kind, random_state, None, x[train], y[train]), kind, x[held])
+            fold_started = time.perf_counter()
+            est = fit(kind, random_state, None, x[train], y[train])
+            fold_seconds = time.perf_counter() - fold_started
+            zf = logits(est, kind, x[held])
             if z.shape[1] == 0:
                 z = np.zeros((len(y), zf.shape[1]))
             z[held] = zf
         held_out[kind] = z
         accuracy[kind] = round(float((z.argmax(axis=1) == y).mean()), 4)
         seconds[kind] = round(time.perf_counter() - t, 3)
+        if cost is not None:
+            retrain[kind] = round(cost(kind, est, fold_seconds), 3)
     keep = incumbent if incumbent in kinds else kinds[0]
-    best = max(kinds, key=lambda k: accuracy[k])
+    slow = [k for k in kinds[1:] if retrain.get(k, 0.0) > defaults.AUTO_RETRAIN_SECONDS]
+    eligible = [k for k in kinds if k not in slow]
+    if keep in slow:  # the kind serving has grown too slow for its pool
+        keep = kinds[0]
+    best = max(eligible, key=lambda k: accuracy[k])
     chosen = best if accuracy[best] >= accuracy[keep] + AUTO_MARGIN else keep
-    runner_up = max((accuracy[k] for k in kinds if k != chosen), default=accuracy[chosen])
-    return (
-        chosen,
-        {
-            "chosen": chosen,
-            "cv_accuracy": accuracy,
-            "lead": round(accuracy[chosen] - runner_up, 4),
-            "folds": defaults.AUTO_FOLDS,
-            "labels": len(y),
-            "seconds": seconds,
-            "total_seconds": round(time.perf_counter() - started, 3),
-        },
-        held_out[chosen],
-    )
+    runner_up = max((accuracy[k] for k in eligible if k != chosen), default=accuracy[chosen])
+    record = {
+        "chosen": chosen,
+        "cv_accuracy": accuracy,
+        "lead": round(accuracy[chosen] - runner_up, 4),
+        "folds": defaults.AUTO_FOLDS,
+        "labels": len(y),
+        "seconds": seconds,
+        "total_seconds": round(time.perf_counter() - started, 3),
+    }
+    if cost is not None:
+        record |= {"retrain_seconds": retrain, "too_slow": slow}
+    return chosen, record, held_out[chosen]
+
+
+def compare(
+    x,
+    y: list[str],
+    random_state: int,
+    fit: Fit,
+    logits: Logits,
+    given: list[str] | None,
+    incumbent: str | None,
+    pool,
+    pool_size: int,
+) -> dict:
+    """``choose`` on rows ``x`` labelled ``y`` (class names), with each kind's retrain timed
+    from the comparison: its fold fits scaled to a retrain's (the model and the served refit,
+    each on half as many rows again as a fold) and its logits on ``pool``, a sample of the
+    pool's rows, scaled to ``pool_size`` rows and doubled for the model's space. The record
+    of the choice, which the model history keeps, with the chosen kind's ``temperature``
+    fitted on its out-of-fold logits: the retrains that train the choice reuse it, and fit
+    no calibration folds of their own."""
+    classes = sorted(set(y))
+    if len(classes) < 2:
+        first = (given or AUTO_CANDIDATES)[0]
+        return {"chosen": first, "reason": "one class among the labels", "labels": 0}
+    index = {c: i for i, c in enumerate(classes)}
+    fits = 2
+
+    def cost(kind: str, est, fold_seconds: float) -> float:
+        started = time.perf_counter()
+        logits(est, kind, pool)
+        per_row = (time.perf_counter() - started) / max(1, pool.shape[0])
+        return fold_seconds * 1.5 * fits + per_row * pool_size * 2
+
+    yi = np.array([index[v] for v in y])
+    _, record, z = choose(x, yi, random_state, fit, logits, given, incumbent, cost)
+    if z is not None:
+        record["temperature"] = round(fit_temperature(z, yi), 4)
+    return record

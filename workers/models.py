@@ -16,13 +16,13 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.optimize import minimize_scalar
-from scipy.special import expit, log_softmax
+from scipy.special import expit
 from sklearn.model_selection import StratifiedKFold
 
 from workers import defaults
+from workers.calibration import as_two_columns, fit_temperature
 from workers.exceptions import InvalidInput, NotTrainable
-from workers.model_choice import choose
+from workers.model_choice import choose, compare
 from workers.model_kinds import (
     CLASSIFIER_PARAMS,
     NAIVE_BAYES,
@@ -218,22 +218,7 @@ def _logits(est, classifier: str, x) -> np.ndarray:
 
 def _calibration_logits(est, classifier: str, x) -> np.ndarray:
     """Logits with a column per class, as the temperature is fitted on."""
-    return _as_two_columns(_logits(est, classifier, x))
-
-
-def _fit_temperature(z: np.ndarray, y: np.ndarray) -> float:
-    """The T minimising the negative log-likelihood of softmax(z / T) (Guo et al. 2017)."""
-
-    def nll(log_t: float) -> float:
-        return float(-log_softmax(z / np.exp(log_t), axis=1)[np.arange(len(y)), y].mean())
-
-    res = minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
-    return float(np.exp(res.x))
-
-
-def _as_two_columns(z: np.ndarray) -> np.ndarray:
-    """Binary logistic regression gives one logit; softmax over [-z/2, z/2] equals sigmoid(z)."""
-    return np.hstack([-z / 2.0, z / 2.0]) if z.shape[1] == 1 else z
+    return as_two_columns(_logits(est, classifier, x))
 
 
 def train_single_label(
@@ -275,7 +260,7 @@ def train_single_label(
     counts = np.bincount(yi, minlength=len(classes))
     if calibrate and held_out is not None:
         # the comparison's out-of-fold logits: no need to fit the folds again
-        model.temperature = _fit_temperature(held_out, yi)
+        model.temperature = fit_temperature(held_out, yi)
         model.metrics["cv_accuracy"] = float((held_out.argmax(axis=1) == yi).mean())
     elif calibrate and counts.min() >= defaults.CALIBRATION_MIN_PER_CLASS:
         folds = StratifiedKFold(
@@ -290,9 +275,14 @@ def train_single_label(
             if z.shape[1] == 0:
                 z = np.zeros((len(yi), zf.shape[1]))
             z[held] = zf
-        model.temperature = _fit_temperature(z, yi)
+        model.temperature = fit_temperature(z, yi)
         model.metrics["cv_accuracy"] = float((z.argmax(axis=1) == yi).mean())
     return model
+
+
+def compare_kinds(x, y: list[str], random_state: int, given, incumbent, pool, pool_size: int) -> dict:
+    """``auto``'s comparison of kinds (``workers.model_choice.compare``): its record."""
+    return compare(x, y, random_state, _fit, _calibration_logits, given, incumbent, pool, pool_size)
 
 
 def _model(est, classifier: str, classes: list[str], columns: np.ndarray | None, n_features: int) -> Model:

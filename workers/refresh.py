@@ -39,7 +39,7 @@ from workers.features.files import feature_cache
 from workers.scoring import publish, score, sharded_pass
 from workers.snapshot import Report, eval_sample_draw, read_pool, snapshot, training_set
 from workers.store import Store
-from workers.training import assess_labels, estimate_gain, gain_due, train
+from workers.training import assess_labels, compare_if_due, estimate_gain, gain_due, train
 
 
 class StageClock:
@@ -109,7 +109,10 @@ def refresh(
         # within the lock: a refresh's queues never overwrite a newer refresh's
         tell("quality", 0.85)
         assess_labels(store, snap, pool, labelled, x, trained)
-        held.close()  # the gain needs no lock: the next refresh may start
+        held.close()  # what follows needs no lock: the next refresh may start
+    if trained is not None:
+        tell("model choice", 0.87)
+        compare_if_due(store, snap, labelled, x, trained)
     if trained is not None and gain_due(store, snap, len(labelled.train)):
         tell("gain", 0.9)
         estimate_gain(store, snap, pool, labelled, x, trained)

@@ -117,14 +117,14 @@ def score(
 
 def committee(snap: Snapshot, labelled: TrainingSet, x, xc, model: Model) -> np.ndarray:
     """(members, candidates, classes): the committee BALD scores. A forest's own sub-forests;
-    for other models, bootstrap replicas trained on what the model learns from (evaluation
-    items stay out)."""
+    for other models, bootstrap replicas trained on what the served model learns from."""
     members = snap.al["bald_params"]["n_estimators"]
     if model.has_committee:
         return by_blocks(lambda rows: model.committee_proba(rows, members), xc, axis=1)
+    rows, targets = labelled.served(snap.al["train_on_eval"])
     replicas = train_ensemble(
-        x[np.array(labelled.train_rows)],
-        labelled.train_targets,
+        x[np.array(rows)],
+        targets,
         members,
         snap.al["bald_params"]["bootstrap_fraction"],
         snap.seed,

@@ -34,7 +34,7 @@ AL_DEFAULTS: dict = {
     "overlap_share": defaults.OVERLAP_SHARE,
     "review_share": defaults.REVIEW_SHARE,
     "eval_size": defaults.EVAL_SIZE,
-    "train_on_eval": False,
+    "train_on_eval": defaults.TRAIN_ON_EVAL,
     "classifier_params": None,
     "vectorizer_params": None,
     "calibrate_probabilities": True,

@@ -83,6 +83,12 @@ class TrainingSet:
     def train_targets(self) -> list:
         return [self.targets[k] for k in self.train]
 
+    def served(self, with_eval: bool) -> tuple[list[int], list]:
+        """Rows and labels the served model learns from: the training labels and, with
+        ``with_eval`` (``train_on_eval``), the labelled evaluation items."""
+        keep = self.train + (self.held_out if with_eval else [])
+        return [self.rows[k] for k in keep], [self.targets[k] for k in keep]
+
 
 def snapshot(store: Store, project_name: str, schema_name: str) -> Snapshot:
     project = store.get_project(project_name)
@@ -172,11 +178,10 @@ def training_set(snap: Snapshot, pool: Pool) -> TrainingSet:
             continue
         rows.append(row)
         targets.append(resolved[item_id])
-    # the random evaluation sample: measured on, and trained on only if the project says so
+    # the random evaluation sample: measured on, never trained on by the measured fit
+    # (``workers.training.fit_version`` serves a fit with it when the project says so)
     held_out = [k for k, r in enumerate(rows) if pool.ids[r] in pool.eval_ids]
-    train = [
-        k for k in range(len(rows)) if snap.al["train_on_eval"] or pool.ids[rows[k]] not in pool.eval_ids
-    ]
+    train = [k for k in range(len(rows)) if pool.ids[rows[k]] not in pool.eval_ids]
     # the evaluation sample is never ranked: active learning must not choose its items
     sampled = np.array([i in pool.eval_ids for i in pool.ids], dtype=bool)
     return TrainingSet(rows, targets, train, held_out, np.flatnonzero(~done & ~sampled))

@@ -1,6 +1,8 @@
-"""A refresh's model (``workers.refresh``): trained on the training labels, stored as
-it is served, measured on the evaluation sample and the stop set; then, once its ranking is
-out, the labels assessed with the same kind of model and the gain over random estimated."""
+"""A refresh's model (``workers.refresh``): trained on the training labels and measured on
+the evaluation sample, then (with ``train_on_eval``) fitted again with the labelled
+evaluation items too, stored as it is served and compared with the last on the stop set;
+once its ranking is out, the labels are assessed with the same kind of model and the gain
+over random estimated."""
 
 from __future__ import annotations
 
@@ -14,11 +16,13 @@ import numpy as np
 from workers import defaults
 from workers.evaluation import evaluation, predict_labels
 from workers.exceptions import NotTrainable
+from workers.features.columns import is_sparse
 from workers.gain import gain_over_random
 from workers.model_choice import AUTO_CANDIDATES
 from workers.models import (
     Model,
     aligned_proba,
+    compare_kinds,
     load_model,
     train_multi_label,
     train_single_label,
@@ -39,37 +43,130 @@ class ModelVersion:
     stop_predictions: dict[str, Any]
     state: bytes
     """The model as stored: what ``/predict``, the ranking and scoring shards all use."""
+    measured: Model | None = None
+    """The fit without the evaluation sample, which every figure measured on it comes from
+    (``model`` itself when the served model did not learn from the sample)."""
 
     @property
     def version(self) -> int:
         return int(self.meta["version"])
 
+    @property
+    def measured_model(self) -> Model:
+        return self.measured if self.measured is not None else self.model
+
     @classmethod
-    def stored(cls, fitted: Model, meta: dict, stop_predictions: dict[str, Any]) -> ModelVersion:
+    def stored(
+        cls, fitted: Model, meta: dict, stop_predictions: dict[str, Any], measured: Model | None = None
+    ) -> ModelVersion:
         """A version of ``fitted`` as it is stored (a linear model's weights in float32), so
         the ranking, the evaluation and ``/predict`` use one model, and scoring shards on
-        other workers load the same one."""
+        other workers load the same one; ``measured``, the fit without the evaluation sample
+        when ``fitted`` learnt from it, as it would be stored."""
         state = fitted.to_bytes()
         model = load_model(state)
         model.metrics = fitted.metrics
+        if measured is not None and measured is not fitted:
+            measured_model = load_model(measured.to_bytes())
+            measured_model.metrics = measured.metrics
+            return cls(model, meta, stop_predictions, state, measured_model)
         return cls(model, meta, stop_predictions, state)
 
 
-def fit(snap: Snapshot, labelled: TrainingSet, x, previous: dict | None = None) -> Model | None:
+def fit_version(
+    snap: Snapshot, labelled: TrainingSet, x, choice: dict | None = None
+) -> tuple[Model, Model] | None:
+    """(served, measured): the schema's model on its training labels, measured on the
+    evaluation sample, and the model served, which with ``train_on_eval`` is the same kind
+    fitted again on the labelled evaluation items too, so that no label paid for is left out
+    of what annotators and ``/predict`` get. It keeps the measured fit's calibration and
+    metrics (no second comparison of kinds, no second cross-validation). None while the
+    schema has too few labels (or one class)."""
+    measured = fit(snap, labelled, x, choice)
+    if measured is None or not snap.al["train_on_eval"] or not labelled.held_out:
+        return None if measured is None else (measured, measured)
+    rows, targets = labelled.served(True)
+    served = fit_rows(snap, x[np.array(rows, dtype=np.int64)], targets, calibrate=False, kind=measured.kind)
+    if served is None:
+        return measured, measured
+    if not snap.schema["multi_label"]:
+        served.temperature = measured.temperature
+    served.metrics = measured.metrics
+    return served, measured
+
+
+def fit(snap: Snapshot, labelled: TrainingSet, x, choice: dict | None = None) -> Model | None:
     """The schema's model on its training labels; None while it has too few (or one class).
-    ``previous`` is the last version's metrics: under ``auto``, its choice of model kind
-    stands until the training labels have grown by ``AUTO_GROWTH``."""
+    Under ``auto`` on dense features the kind is the one ``choice`` names: the last
+    comparison (``compare``), which runs once a ranking is out, so that comparing never
+    holds one up; until one has run, the first candidate (logistic regression)."""
     if not snap.active or len(labelled.train) < snap.al["min_instances_for_training"]:
         return None
     xl, targets = x[np.array(labelled.train_rows)], labelled.train_targets
-    kept = (previous or {}).get("model_choice") if snap.al["classifier_name"] == "auto" else None
-    if kept and len(labelled.train) < kept["labels"] * (1 + defaults.AUTO_GROWTH):
-        model = fit_rows(snap, xl, targets, kind=kept["chosen"])
-        if model is not None:
-            model.metrics["model_choice"] = {**kept, "compared": False}
-        return model
-    incumbent = kept["chosen"] if kept and kept.get("labels") else None
-    return fit_rows(snap, xl, targets, incumbent=incumbent)
+    if not compares(snap, x):
+        return fit_rows(snap, xl, targets)
+    kinds = auto_kinds(snap)
+    if not choice or choice.get("chosen") not in kinds:
+        choice = {"chosen": kinds[0], "reason": "no comparison yet", "labels": 0}
+    # the comparison's out-of-fold logits calibrated the kind it chose: no folds to fit again
+    temperature = choice.get("temperature") if snap.al["calibrate_probabilities"] else None
+    calibrate = None if temperature is None else False
+    model = fit_rows(snap, xl, targets, calibrate=calibrate, kind=choice["chosen"])
+    if model is not None and temperature is not None:
+        model.temperature = float(temperature)
+        model.metrics["cv_accuracy"] = choice["cv_accuracy"][choice["chosen"]]
+    if model is not None:
+        model.metrics["model_choice"] = choice
+    return model
+
+
+def compares(snap: Snapshot, x) -> bool:
+    """Whether the schema's kind is ``auto``'s to choose by comparison: single-label, on
+    dense features (on TF-IDF it is logistic regression, with nothing compared)."""
+    return snap.al["classifier_name"] == "auto" and not snap.schema["multi_label"] and not is_sparse(x)
+
+
+def auto_kinds(snap: Snapshot) -> list[str]:
+    """The kinds ``auto`` compares for the schema, the fallback first: the project's
+    ``candidates`` or ``AUTO_CANDIDATES``, less gradient boosting where BALD needs a
+    committee (boosting has none)."""
+    given = (snap.al["classifier_params"] or {}).get("candidates") or AUTO_CANDIDATES
+    if needs_ensemble(snap.al["query_strategy"], snap.al):
+        return [k for k in given if k != "hist_gradient_boosting"]
+    return list(given)
+
+
+def compare_due(snap: Snapshot, labelled: TrainingSet, x, choice: dict | None) -> bool:
+    """Whether ``auto`` compares the kinds again after this refresh: when none has been
+    compared on these settings, or the training labels have grown by ``AUTO_GROWTH`` since."""
+    if not compares(snap, x) or len(labelled.train) < defaults.AUTO_MIN_LABELS:
+        return False
+    made_on = (choice or {}).get("labels", 0)
+    stale = (choice or {}).get("chosen") not in auto_kinds(snap)
+    return stale or not made_on or len(labelled.train) >= made_on * (1 + defaults.AUTO_GROWTH)
+
+
+def compare(snap: Snapshot, labelled: TrainingSet, x, choice: dict | None) -> dict:
+    """``auto``'s comparison of the kinds on the training labels (``workers.models``), the
+    kind serving (``choice``) as the incumbent, each kind's retrain timed on a sample of
+    the pool still to rank: the choice the next retrains train."""
+    kinds = auto_kinds(snap)
+    incumbent = (choice or {}).get("chosen") if (choice or {}).get("labels") else None
+    rows = labelled.candidates if len(labelled.candidates) else np.array(labelled.train_rows)
+    sample = rows[np.linspace(0, len(rows) - 1, min(len(rows), AUTO_POOL_SAMPLE)).astype(np.int64)]
+    return compare_kinds(
+        x[np.array(labelled.train_rows)],
+        labelled.train_targets,
+        snap.seed,
+        kinds,
+        incumbent if incumbent in kinds else None,
+        x[sample],
+        len(labelled.candidates),
+    )
+
+
+AUTO_POOL_SAMPLE = 2048
+"""Pool rows each kind's pass is timed on, when ``auto`` estimates its retrain."""
 
 
 def fit_rows(
@@ -109,8 +206,9 @@ def fit_rows(
 
 
 def gain(snap: Snapshot, pool: Pool, labelled: TrainingSet, x, model: Model) -> dict:
-    """The gain over random of ``model``, the one served (``workers.gain``), from the
-    training labels the exploration share drew and the labelled evaluation sample."""
+    """The gain over random of ``model``, the served version's fit without the evaluation
+    sample (``workers.gain``), from the training labels the exploration share drew and the
+    labelled evaluation sample."""
     drawn = [k for k in labelled.train if pool.ids[labelled.rows[k]] in pool.random_ids]
     served_kind = model.kind
     held_rows = np.array([labelled.rows[k] for k in labelled.held_out], dtype=np.int64)
@@ -146,13 +244,21 @@ def gain_due(store: Store, snap: Snapshot, training_size: int) -> bool:
     return not estimated or training_size >= max(estimated) * (1 + defaults.GAIN_GROWTH)
 
 
+def compare_if_due(store: Store, snap: Snapshot, labelled: TrainingSet, x, trained: ModelVersion) -> None:
+    """``auto``'s comparison of the kinds, once a version's ranking is published, when one
+    is due: the retrains after it train the kind it chooses."""
+    choice = trained.model.metrics.get("model_choice")
+    if compare_due(snap, labelled, x, choice):
+        store.save_model_choice(snap.name, snap.schema["name"], compare(snap, labelled, x, choice))
+
+
 def estimate_gain(
     store: Store, snap: Snapshot, pool: Pool, labelled: TrainingSet, x, trained: ModelVersion
 ) -> None:
     """The gain over random of a version whose ranking is published already: the estimate
     never holds a ranking up."""
     started = time.perf_counter()
-    found = gain(snap, pool, labelled, x, trained.model)
+    found = gain(snap, pool, labelled, x, trained.measured_model)
     seconds = round(time.perf_counter() - started, 3)
     store.save_gain(snap.name, snap.schema["name"], trained.version, found, seconds)
 
@@ -162,24 +268,28 @@ def train(store: Store, snap: Snapshot, pool: Pool, labelled: TrainingSet, x) ->
     multi = snap.schema["multi_label"]
     started = time.perf_counter()
     previous = store.latest_model(snap.name, snap.schema["name"])
-    fitted = fit(snap, labelled, x, (previous or {}).get("metrics"))
+    choice = store.model_choice(snap.name, snap.schema["name"])
+    fitted = fit_version(snap, labelled, x, choice)
     if fitted is None:
         return None
-    trained = ModelVersion.stored(fitted, {}, {})
+    served, measured = fitted
+    trained = ModelVersion.stored(served, {}, {}, measured)
     model = trained.model
     held_rows = [labelled.rows[k] for k in labelled.held_out]
     truth = [labelled.targets[k] for k in labelled.held_out]
-    served_pred = predict_labels(model, x[np.array(held_rows, dtype=np.int64)])
+    measured_pred = predict_labels(trained.measured_model, x[np.array(held_rows, dtype=np.int64)])
+    served_targets = labelled.served(trained.measured is not None)[1]
     meta = {
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "training_size": len(labelled.train),
-        "class_counts": dict(Counter(v for t in labelled.train_targets for v in (t if multi else [t]))),
+        "served_training_size": len(served_targets),
+        "class_counts": dict(Counter(v for t in served_targets for v in (t if multi else [t]))),
         "train_seconds": round(time.perf_counter() - started, 3),
         "classifier": model.kind,
         "temperature": model.temperature,
         "metrics": model.metrics,
         "classes": model.classes,
-        "evaluation": evaluation(served_pred, truth, multi),
+        "evaluation": evaluation(measured_pred, truth, multi),
     }
     rows = stop_rows(pool.ids, snap.schema["name"])
     stop_ids = [pool.ids[r] for r in rows]

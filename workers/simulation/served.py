@@ -37,7 +37,7 @@ from workers.queueing import labels_call_for_retrain
 from workers.scoring import explore_order, score
 from workers.settings import active_learning, resolve_active_learning
 from workers.snapshot import Pool, Snapshot, eval_sample_draw, pool_features, seed_of, training_set
-from workers.training import ModelVersion, fit, gain
+from workers.training import ModelVersion, compare, compare_due, fit_version, gain
 
 SCHEMA = "label"
 ANNOTATOR = "replay"
@@ -99,8 +99,11 @@ class Project:
     heads: dict[str, int] = field(default_factory=lambda: {"order": 0, "explore": 0})
     model: Model | None = None
     featurizer: Featurizer | None = None
+    choice: dict | None = None
+    """``auto``'s last comparison of model kinds, which the retrains after it train."""
     trained_on: tuple | None = None
-    """The last refresh that trained a model: its snapshot, pool, training set and features."""
+    """The last refresh that trained a model: its snapshot, pool, training set, features and
+    the fit measured on the evaluation sample."""
 
     @property
     def al(self) -> dict:
@@ -133,11 +136,11 @@ def refresh(project: Project, pool: ServedPool, cache: FeatureCache) -> None:
     project.eval_ids |= set(drawn)
     labelled = training_set(snap, state)
     # the last model's metrics: under auto, its choice of kind stands as in the service
-    model = fit(snap, labelled, x, project.model.metrics if project.model is not None else None)
-    trained = None
-    if model is not None:
+    fitted = fit_version(snap, labelled, x, project.choice)
+    trained = model = None
+    if fitted is not None:
         project.models += 1
-        trained = ModelVersion.stored(model, {"version": project.models}, {})
+        trained = ModelVersion.stored(fitted[0], {"version": project.models}, {}, fitted[1])
         model = trained.model
     scores = score(snap, labelled, trained, x, rng, lambda stage, fraction: None, 0)
     candidates = labelled.candidates
@@ -148,14 +151,18 @@ def refresh(project: Project, pool: ServedPool, cache: FeatureCache) -> None:
         project.model = model
         dim = pool.vectors.shape[1] if pool.vectors is not None else None
         project.featurizer = Featurizer(report.parts, dim, report.vector_scale)
-        project.trained_on = (snap, state, labelled, x)
+        assert trained is not None
+        project.trained_on = (snap, state, labelled, x, trained.measured_model)
+        # as the service does once the ranking is out
+        if compare_due(snap, labelled, x, model.metrics.get("model_choice")):
+            project.choice = compare(snap, labelled, x, model.metrics.get("model_choice"))
 
 
 def served_gain(project: Project) -> dict:
     """The gain over random of the serving model, as the service's refresh computes it."""
     assert project.model is not None and project.trained_on is not None
-    snap, state, labelled, x = project.trained_on
-    return gain(snap, state, labelled, x, project.model)
+    snap, state, labelled, x, measured = project.trained_on
+    return gain(snap, state, labelled, x, measured)
 
 
 def next_batch(project: Project, size: int) -> list[tuple[str, str]]:

@@ -294,6 +294,10 @@ def model_latest(p: str, s: str) -> str:
     return schema(p, s) + "model:latest"
 
 
+def model_choice(p: str, s: str) -> str:
+    return schema(p, s) + "model:choice"
+
+
 def featurizer_latest(p: str, s: str) -> str:
     return schema(p, s) + "featurizer:latest"
 

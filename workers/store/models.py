@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from redis import Redis
+from redis.exceptions import WatchError
 
 from workers import defaults
 from workers.exceptions import NotFound
@@ -81,6 +82,28 @@ class Models:
             found = json.loads(record)
             out[int(version)] = (found["gain"], found["seconds"])
         return out
+
+    def save_model_choice(self, project: str, schema: str, choice: dict) -> None:
+        """The kind ``auto`` chose by its last comparison, which the retrains after it train;
+        a comparison made on fewer labels (one that ran late) does not replace it."""
+        key = keys.model_choice(project, schema)
+        with self.redis.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(key)
+                    held = pipe.get(key)
+                    if held is not None and json.loads(held).get("labels", 0) > choice.get("labels", 0):
+                        return
+                    pipe.multi()
+                    pipe.set(key, json.dumps(choice))
+                    pipe.execute()
+                    return
+                except WatchError:  # another comparison landed meanwhile: look again
+                    continue
+
+    def model_choice(self, project: str, schema: str) -> dict | None:
+        held = self.redis.get(keys.model_choice(project, schema))
+        return json.loads(held) if held is not None else None
 
     def latest_model(self, project: str, schema: str) -> dict | None:
         meta = self.redis.lindex(keys.models(project, schema), -1)
