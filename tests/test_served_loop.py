@@ -100,3 +100,19 @@ def test_a_replay_is_the_same_every_time():
         replay(pool, test_texts, None, test_labels, {"vectorizer_name": "tfidf"}, 10, 60) for _ in range(2)
     ]
     assert [p.labelled_ids for p in runs[0]] == [p.labelled_ids for p in runs[1]]
+
+
+def test_a_replay_measures_the_fit_a_gain_is_for_apart_from_the_served_model():
+    """The served model learns from the evaluation labels too; the gain is estimated for the
+    fit without them, so a replay that estimates gains measures that fit apart. With
+    ``train_on_eval`` off the two are one model."""
+    pool_texts, pool_labels = texts(300, 6)
+    ids = [f"i{k}" for k in range(300)]
+    pool = ServedPool(ids, pool_texts, None, dict(zip(ids, pool_labels, strict=True)))
+    test_texts, test_labels = texts(200, 7)
+    al = {"vectorizer_name": "tfidf", "eval_fraction": 0.3}
+    points = replay(pool, test_texts, None, test_labels, al, 10, 100, gain_every=50)
+    assert all(p.measured_accuracy is not None for p in points)
+    assert any(p.measured_accuracy != p.accuracy for p in points if p.eval_ids)
+    off = replay(pool, test_texts, None, test_labels, {**al, "train_on_eval": False}, 10, 100, gain_every=50)
+    assert all(p.measured_accuracy == p.accuracy for p in off)

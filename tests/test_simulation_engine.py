@@ -489,6 +489,24 @@ def test_the_gain_is_checked_against_the_random_curve_in_training_labels():
     assert "random" not in summary  # no estimates were made for it
 
 
+def test_the_gain_is_checked_with_the_fits_it_was_estimated_for():
+    """The served model also learns from the evaluation labels, so it scores higher on the
+    test split than the fit the gain was estimated for: the truth reads the measured fits'
+    accuracies, on both sides, not the served models'."""
+    from workers.simulation.report import gain_validation, true_random_labels
+    from workers.simulation.spec import Point
+
+    # served models 0.05 above their measured fits
+    random = [
+        Point("random", 0, labels, acc + 0.05, acc + 0.05, None, trained, acc)
+        for labels, acc, trained in ((100, 0.5, 90), (200, 0.7, 180), (300, 0.8, 270))
+    ]
+    assert true_random_labels(random, 0.6) == pytest.approx(135.0)
+    ours = [Point("ours", 0, 100, 0.65, 0.65, _gain(80, 130, 100, 170, "saving"), 80, 0.6)]
+    _, rows = gain_validation(random + ours)
+    assert rows[0]["truth"] == pytest.approx(135.0) and rows[0]["test_accuracy"] == 0.6
+
+
 def test_svc_learns_a_boundary_no_hyperplane_draws():
     """On two interleaved half-moons the RBF kernel machine beats logistic regression, and
     stored and loaded (arrays only) it answers the same probabilities, in chunks or not."""

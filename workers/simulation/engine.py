@@ -168,7 +168,16 @@ def run_served(
         gain_every=settings.gain_every,
     )
     return [
-        Point(strategy, repeat, p.labels, p.accuracy, p.macro_f1, p.gain, p.labels - len(p.eval_ids))
+        Point(
+            strategy,
+            repeat,
+            p.labels,
+            p.accuracy,
+            p.macro_f1,
+            p.gain,
+            p.labels - len(p.eval_ids),
+            p.measured_accuracy,
+        )
         for p in served
     ]
 

@@ -78,6 +78,9 @@ class ServedPoint:
     """Labelled items handed out as uniform draws (the exploration share)."""
     gain: dict | None = None
     """The gain over random the service would report for this model (when asked for)."""
+    measured_accuracy: float | None = None
+    """Test accuracy of the version's fit without the evaluation sample, which the gain is
+    estimated for (when gains are asked for)."""
 
 
 @dataclass
@@ -216,12 +219,13 @@ def label(project: Project, pool: ServedPool, items: list[str]) -> bool:
     return retrain
 
 
-def measure(project: Project, test_texts: list[str], test_vectors, test_labels: list[str]):
-    """Accuracy and macro-F1 of the serving model on the test split, as ``POST .../predict``
-    computes its predictions."""
-    assert project.model is not None and project.featurizer is not None
+def measure(project: Project, test_texts: list[str], test_vectors, test_labels: list[str], model=None):
+    """Accuracy and macro-F1 of the serving model (or ``model``) on the test split, as
+    ``POST .../predict`` computes its predictions."""
+    model = model or project.model
+    assert model is not None and project.featurizer is not None
     x = project.featurizer.transform(test_texts, test_vectors)
-    labels, _ = predictions(project.model, project.model.predict_proba(x))
+    labels, _ = predictions(model, model.predict_proba(x))
     return accuracy_score(test_labels, labels), f1_score(test_labels, labels, average="macro")
 
 
@@ -274,6 +278,13 @@ def replay(
                         [i for i in labelled if i in project.random_ids],
                     )
                 )
+                if gain_every:
+                    measured = project.trained_on[4] if project.trained_on else None
+                    points[-1].measured_accuracy = (
+                        acc
+                        if measured is None or measured is project.model
+                        else measure(project, test_texts, test_vectors, test_labels, measured)[0]
+                    )
                 if gain_every and len(labelled) >= next_gain:
                     points[-1].gain = served_gain(project)
                     next_gain = (len(labelled) // gain_every + 1) * gain_every

@@ -59,4 +59,7 @@ class Point:
     gain: dict | None = None
     """The served loop's gain-over-random estimate at this point, where one was made."""
     trained_on: int | None = None
-    """Labels the model trained on (the served loop keeps the evaluation sample's out)."""
+    """Labels the measured fit trained on (the served loop leaves the evaluation sample's out
+    of it; the model served learns from them too)."""
+    measured_accuracy: float | None = None
+    """Test accuracy of that fit, where the served loop estimated gains: what a gain is for."""
