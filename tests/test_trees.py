@@ -211,6 +211,26 @@ def test_auto_compares_after_the_ranking_is_out_and_the_next_retrain_trains_the_
     assert store.model_choice("auto", "s") == again  # a comparison on fewer labels does not replace it
 
 
+def test_auto_scores_its_comparison_on_the_labels_drawn_at_random():
+    """The folds train on every label, but once enough labels were drawn uniformly each kind
+    is scored on its out-of-fold predictions of those alone; with too few, on all."""
+    from workers import defaults
+
+    x, y = xor_pool(300)
+    yi = np.array([v == "same" for v in y], dtype=int)
+    drawn = np.zeros(300, dtype=bool)
+    drawn[::3] = True
+    kind, report, z = choose(x, yi, 0, _fit, _calibration_logits, drawn=drawn)
+    assert report["scored_on"] == 100
+    assert report["cv_accuracy"][kind] == round(float((z.argmax(axis=1) == yi)[drawn].mean()), 4)
+    assert report["cv_accuracy"][kind] != round(float((z.argmax(axis=1) == yi).mean()), 4)
+    few = np.zeros(300, dtype=bool)
+    few[: defaults.AUTO_MIN_DRAWN - 1] = True
+    kind, report, z = choose(x, yi, 0, _fit, _calibration_logits, drawn=few)
+    assert report["scored_on"] == 300
+    assert report["cv_accuracy"][kind] == round(float((z.argmax(axis=1) == yi).mean()), 4)
+
+
 def test_auto_compares_only_the_candidates_given():
     x, y = xor_pool(300)
     model = train_single_label(x, y, 0, "auto", {"candidates": ["logistic_regression", "extra_trees"]})

@@ -73,6 +73,7 @@ def choose(
     given: list[str] | None = None,
     incumbent: str | None = None,
     cost: RetrainCost | None = None,
+    drawn: np.ndarray | None = None,
 ) -> tuple[str, dict, np.ndarray | None]:
     """The kind to train on rows ``x`` with class indices ``y``, what the choice rests on
     (kept in the model history: each candidate's accuracy, the folds, the seconds, and the
@@ -81,7 +82,13 @@ def choose(
     kind must beat the ``incumbent`` (the kind chosen last; else the first candidate) by
     ``AUTO_MARGIN``: a model does not change kind on a difference the folds cannot tell.
     With ``cost``, a kind whose retrains would take longer than ``AUTO_RETRAIN_SECONDS`` is
-    not chosen (the first candidate always may be): ``auto`` keeps the loop fresh."""
+    not chosen (the first candidate always may be): ``auto`` keeps the loop fresh.
+
+    ``drawn`` marks the rows drawn uniformly from the pool (the exploration share). Active
+    learning's own picks crowd the class boundaries, where every kind errs and the kind
+    that errs least there need not be the best on the pool; once ``AUTO_MIN_DRAWN`` rows are
+    drawn, each kind is scored on its out-of-fold predictions of those alone (the folds
+    still train on every label), which estimates its accuracy on the pool itself."""
     started = time.perf_counter()
     kinds = candidates(x, int(y.max()) + 1, given)
     counts = np.bincount(y)
@@ -94,6 +101,7 @@ def choose(
         return kinds[0], {"chosen": kinds[0], "reason": reason, "labels": 0}, None
     splitter = StratifiedKFold(defaults.AUTO_FOLDS, shuffle=True, random_state=random_state)
     folds = list(splitter.split(np.zeros(len(y)), y))
+    scored = drawn if drawn is not None and drawn.sum() >= defaults.AUTO_MIN_DRAWN else np.ones(len(y), bool)
     accuracy: dict[str, float] = {}
     seconds: dict[str, float] = {}
     retrain: dict[str, float] = {}
@@ -110,7 +118,7 @@ def choose(
                 z = np.zeros((len(y), zf.shape[1]))
             z[held] = zf
         held_out[kind] = z
-        accuracy[kind] = round(float((z.argmax(axis=1) == y).mean()), 4)
+        accuracy[kind] = round(float((z.argmax(axis=1) == y)[scored].mean()), 4)
         seconds[kind] = round(time.perf_counter() - t, 3)
         if cost is not None:
             retrain[kind] = round(cost(kind, est, fold_seconds), 3)
@@ -128,6 +136,7 @@ def choose(
         "lead": round(accuracy[chosen] - runner_up, 4),
         "folds": defaults.AUTO_FOLDS,
         "labels": len(y),
+        "scored_on": int(scored.sum()),
         "seconds": seconds,
         "total_seconds": round(time.perf_counter() - started, 3),
     }
@@ -146,6 +155,7 @@ def compare(
     incumbent: str | None,
     pool,
     pool_size: int,
+    drawn: np.ndarray | None = None,
 ) -> dict:
     """``choose`` on rows ``x`` labelled ``y`` (class names), with each kind's retrain timed
     from the comparison: its fold fits scaled to a retrain's (the model and the served refit,
@@ -168,7 +178,7 @@ def compare(
         return fold_seconds * 1.5 * fits + per_row * pool_size * 2
 
     yi = np.array([index[v] for v in y])
-    _, record, z = choose(x, yi, random_state, fit, logits, given, incumbent, cost)
+    _, record, z = choose(x, yi, random_state, fit, logits, given, incumbent, cost, drawn)
     if z is not None:
         record["temperature"] = round(fit_temperature(z, yi), 4)
     return record

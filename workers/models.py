@@ -280,9 +280,11 @@ def train_single_label(
     return model
 
 
-def compare_kinds(x, y: list[str], random_state: int, given, incumbent, pool, pool_size: int) -> dict:
+def compare_kinds(
+    x, y: list[str], random_state: int, given, incumbent, pool, pool_size: int, drawn=None
+) -> dict:
     """``auto``'s comparison of kinds (``workers.model_choice.compare``): its record."""
-    return compare(x, y, random_state, _fit, _calibration_logits, given, incumbent, pool, pool_size)
+    return compare(x, y, random_state, _fit, _calibration_logits, given, incumbent, pool, pool_size, drawn)
 
 
 def _model(est, classifier: str, classes: list[str], columns: np.ndarray | None, n_features: int) -> Model:

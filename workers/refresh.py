@@ -112,7 +112,7 @@ def refresh(
         held.close()  # what follows needs no lock: the next refresh may start
     if trained is not None:
         tell("model choice", 0.87)
-        compare_if_due(store, snap, labelled, x, trained)
+        compare_if_due(store, snap, pool, labelled, x, trained)
     if trained is not None and gain_due(store, snap, len(labelled.train)):
         tell("gain", 0.9)
         estimate_gain(store, snap, pool, labelled, x, trained)

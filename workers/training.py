@@ -146,15 +146,18 @@ def compare_due(snap: Snapshot, labelled: TrainingSet, x, choice: dict | None) -
     return stale or not made_on or len(labelled.train) >= made_on * (1 + defaults.AUTO_GROWTH)
 
 
-def compare(snap: Snapshot, labelled: TrainingSet, x, choice: dict | None) -> dict:
+def compare(snap: Snapshot, pool: Pool, labelled: TrainingSet, x, choice: dict | None) -> dict:
     """``auto``'s comparison of the kinds on the training labels (``workers.models``), the
-    kind serving (``choice``) as the incumbent, each kind's retrain timed on a sample of
-    the pool still to rank: the choice the next retrains train."""
+    kind serving (``choice``) as the incumbent, scored on the labels the exploration share
+    drew, each kind's retrain timed on a sample of the pool still to rank: the choice the
+    next retrains train. Where no comparison can be made (a class with too few labels),
+    the kind serving stays."""
     kinds = auto_kinds(snap)
     incumbent = (choice or {}).get("chosen") if (choice or {}).get("labels") else None
     rows = labelled.candidates if len(labelled.candidates) else np.array(labelled.train_rows)
     sample = rows[np.linspace(0, len(rows) - 1, min(len(rows), AUTO_POOL_SAMPLE)).astype(np.int64)]
-    return compare_kinds(
+    drawn = np.array([pool.ids[r] in pool.random_ids for r in labelled.train_rows], dtype=bool)
+    record = compare_kinds(
         x[np.array(labelled.train_rows)],
         labelled.train_targets,
         snap.seed,
@@ -162,7 +165,11 @@ def compare(snap: Snapshot, labelled: TrainingSet, x, choice: dict | None) -> di
         incumbent if incumbent in kinds else None,
         x[sample],
         len(labelled.candidates),
+        drawn,
     )
+    if choice is not None and incumbent and not record.get("labels"):
+        return choice
+    return record
 
 
 AUTO_POOL_SAMPLE = 2048
@@ -244,12 +251,16 @@ def gain_due(store: Store, snap: Snapshot, training_size: int) -> bool:
     return not estimated or training_size >= max(estimated) * (1 + defaults.GAIN_GROWTH)
 
 
-def compare_if_due(store: Store, snap: Snapshot, labelled: TrainingSet, x, trained: ModelVersion) -> None:
+def compare_if_due(
+    store: Store, snap: Snapshot, pool: Pool, labelled: TrainingSet, x, trained: ModelVersion
+) -> None:
     """``auto``'s comparison of the kinds, once a version's ranking is published, when one
     is due: the retrains after it train the kind it chooses."""
     choice = trained.model.metrics.get("model_choice")
     if compare_due(snap, labelled, x, choice):
-        store.save_model_choice(snap.name, snap.schema["name"], compare(snap, labelled, x, choice))
+        found = compare(snap, pool, labelled, x, choice)
+        if found is not choice:
+            store.save_model_choice(snap.name, snap.schema["name"], found)
 
 
 def estimate_gain(

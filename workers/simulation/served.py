@@ -158,7 +158,7 @@ def refresh(project: Project, pool: ServedPool, cache: FeatureCache) -> None:
         project.trained_on = (snap, state, labelled, x, trained.measured_model)
         # as the service does once the ranking is out
         if compare_due(snap, labelled, x, model.metrics.get("model_choice")):
-            project.choice = compare(snap, labelled, x, model.metrics.get("model_choice"))
+            project.choice = compare(snap, state, labelled, x, model.metrics.get("model_choice"))
 
 
 def served_gain(project: Project) -> dict:
