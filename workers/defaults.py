@@ -245,8 +245,8 @@ first fitted without them and measured on them, then fitted again with them (sam
 same calibration) for the ranking and ``/predict``: the figures describe a model trained on
 fewer labels than the one served, so they err on the low side, and no label paid for is
 left out of what annotators get. Costs one more fit per retrain. At 1,000 labels it is a tie
-with serving the measured fit on TREC and SST-2 (paired median difference 0.000;
-``bench/eval_refit.py``)."""
+with serving the measured fit on the four shared text sets (paired median differences 0.000
+to -0.001; ``bench/eval_refit.py``)."""
 
 OVERLAP_SHARE = 0.0
 """Share of every batch that goes to labelled items (drawn uniformly) for a second
