@@ -91,9 +91,26 @@ def wait_for_horse(s: Serve, timeout: float = 30.0) -> int:
     )
 
 
+def settled(s: Serve, quiet: float = 1.0, timeout: float = RECOVERY_BOUND) -> None:
+    """Wait until no retrain has run for ``quiet`` seconds: the labels' retrains are done."""
+    since: list[float] = []
+
+    def quiet_for() -> bool:
+        if s.horses():
+            since.clear()
+            return False
+        since[:1] = since[:1] or [time.monotonic()]
+        return time.monotonic() - since[0] >= quiet
+
+    wait_until(quiet_for, timeout, "the retrains in flight to end")
+
+
 def test_restart_on_the_same_data_dir(serve, tmp_path, record):
+    """A stop with nothing in flight (a stop during a retrain is
+    ``test_sigterm_during_a_retrain_leaves_no_orphan_and_the_job_runs_after_restart``)."""
     s = serve()
     ann, version = learning(s)
+    settled(s)
     s.stop()
     assert not s.leftovers()
     s2 = serve()  # same data dir, another port
