@@ -182,19 +182,15 @@ def fit_rows(
     targets: list,
     calibrate: bool | None = None,
     kind: str | None = None,
-    incumbent: str | None = None,
 ) -> Model | None:
     """The schema's kind of model (or ``kind``) on rows ``xl`` with labels ``targets``; None
-    when they cannot train one (one class). Under ``auto``, ``incumbent`` is the kind chosen
-    last, which another must beat to replace."""
+    when they cannot train one (one class). ``auto`` here is text features' logistic
+    regression (``fit`` trains the kind a comparison chose on dense ones), among the kinds
+    ``auto_kinds`` allows."""
     kind = kind or snap.al["classifier_name"]
     params = snap.al["classifier_params"] if kind == snap.al["classifier_name"] else None
-    if kind == "auto" and incumbent:
-        params = {**(params or {}), "incumbent": incumbent}
-    if kind == "auto" and needs_ensemble(snap.al["query_strategy"], snap.al):
-        # BALD needs a committee: gradient boosting has none
-        given = (params or {}).get("candidates") or AUTO_CANDIDATES
-        params = {**(params or {}), "candidates": [k for k in given if k != "hist_gradient_boosting"]}
+    if kind == "auto":
+        params = {**(params or {}), "candidates": auto_kinds(snap)}
     try:
         if snap.schema["multi_label"]:
             return train_multi_label(
