@@ -128,6 +128,34 @@ def test_one_refresh_of_a_schema_at_a_time(redis_conn, monkeypatch):
             pass
 
 
+def test_a_run_again_takes_over_the_lock_its_dead_run_left(redis_conn):
+    """A job RQ runs again (its earlier run found dead) takes over the lock that run left at
+    once; any other job waits for it as for a live holder."""
+    from workers.store import Store, keys
+
+    store = Store(redis_conn)
+    name = keys.refresh_lock("p", "s")
+    # the earlier run of job j1, killed while it held the lock for a long while yet
+    assert redis_conn.set(name, "j1/0123abcd", px=60_000, nx=True)
+    with pytest.raises(TimeoutError):
+        with store.refresh_lock("p", "s", wait=0.3, owner="j2"):
+            pass
+    with pytest.raises(TimeoutError):
+        with store.refresh_lock("p", "s", wait=0.3):
+            pass
+    assert redis_conn.get(name) == b"j1/0123abcd"  # waiting never freed it
+    started = time.monotonic()
+    with store.refresh_lock("p", "s", wait=5, owner="j1"):
+        assert time.monotonic() - started < 0.3
+        assert redis_conn.get(name).startswith(b"j1/") and redis_conn.get(name) != b"j1/0123abcd"
+    assert redis_conn.get(name) is None  # released at the end of the block
+    # a job id that only begins like the holder's is another job
+    assert redis_conn.set(name, "j10/ffff", px=60_000, nx=True)
+    with pytest.raises(TimeoutError):
+        with store.refresh_lock("p", "s", wait=0.3, owner="j1"):
+            pass
+
+
 def test_twenty_annotators_at_once_never_get_a_model_on_fewer_labels(tmp_path):
     """20 annotators label through a running ``alrank serve`` (two workers) at once, a
     retrain every 5 labels: every model version is trained on at least as many labels as
@@ -197,7 +225,7 @@ def test_head_swaps_under_concurrent_batches_hand_out_no_item_twice(
         "active_learning": {"update_frequency": 8, "min_instances_for_training": 4, "eval_fraction": 0.0},
     }
     assert client.post("/v1/projects", json=body).status_code == 201
-    items = [{"id": f"i{i}", "vector": [float(i % 97), float(i % 13)]} for i in range(600)]
+    items = [{"id": f"i{i}", "vector": [float(i % 97), float(i % 13)]} for i in range(1200)]
     assert client.post("/v1/projects/swap/items", json={"items": items}).status_code == 200
     run_jobs()
     first = Store(redis_conn).ranking_meta("swap", "s")
@@ -205,11 +233,14 @@ def test_head_swaps_under_concurrent_batches_hand_out_no_item_twice(
 
     held = Holdings()
     start = threading.Barrier(8)
+    swapped = threading.Event()  # two rankings published since the start: enough rounds
 
     def annotate(t: int) -> None:
         c = acting_as(app, client)
         start.wait()
-        for k in range(15):
+        for k in range(35):
+            if k >= 15 and swapped.is_set():
+                return
             ids = held.take(c, "swap", f"ann{t}", 4)
             if ids is None:
                 return
@@ -230,6 +261,9 @@ def test_head_swaps_under_concurrent_batches_hand_out_no_item_twice(
         th.start()
     while any(th.is_alive() for th in threads):  # the worker, in this thread (RQ sets signals)
         run_jobs()
+        now = Store(redis_conn).ranking_meta("swap", "s")
+        if now is not None and int(now["ranking_id"]) >= int(first["ranking_id"]) + 2:
+            swapped.set()
         time.sleep(0.02)
     for th in threads:
         th.join()

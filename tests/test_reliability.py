@@ -52,6 +52,9 @@ def serve(tmp_path):
     yield start
     for s in started:
         s.close()
+        # shown only when the test fails: what the service logged, less its access log
+        lines = (tmp_path / f"serve-{s.port}.log").read_text(errors="replace").splitlines()
+        print("\n".join([x for x in lines if "alrank.access" not in x][-80:]))
 
 
 def trained(ann: Annotator, rounds: int = 2) -> int:

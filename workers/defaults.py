@@ -48,9 +48,9 @@ JOB_MONITORING_SECONDS = 5
 HEARTBEAT_GRACE = 15
 """Seconds past a missed heartbeat after which a running job counts as abandoned (RQ: 60)."""
 
-MAINTENANCE_SECONDS = 10
+MAINTENANCE_SECONDS = 5
 """Seconds between an idle worker's passes over RQ's registries, which retry abandoned jobs
-(RQ: 600). With the heartbeat above, a job whose worker died runs again within about 40 s."""
+(RQ: 600). With the heartbeat above, a job whose worker died runs again within about 25 s."""
 
 WORKER_TTL = 30
 """Seconds a worker's registration lives without a heartbeat; an idle worker wakes every

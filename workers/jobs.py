@@ -67,8 +67,9 @@ def refresh_schema(project_name: str, schema_name: str) -> dict:
             return {"status": "skipped", "reason": str(exc)}
         cache = feature_cache(store, project_name)
         queue = Queue(job.origin, connection=conn, serializer=JSONSerializer) if job is not None else None
+        owner = job.id if job is not None else None
         try:
-            result = refresh(store, project_name, schema_name, _report, cache, queue)
+            result = refresh(store, project_name, schema_name, _report, cache, queue, owner)
         except JobTimeoutException:
             # a job out of time that saved some features queues one that carries on
             if cache.checkpoints:

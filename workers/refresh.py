@@ -67,15 +67,17 @@ def refresh(
     report: Report | None = None,
     cache: FeatureCache | None = None,
     queue: Queue | None = None,
+    job_id: str | None = None,
 ) -> dict:
     """Train (when the schema has enough labels) and publish a ranking of its unlabelled pool.
-    With ``queue`` (the job's), a large pool's scoring is shared with the free workers on it."""
+    With ``queue`` (the job's), a large pool's scoring is shared with the free workers on it;
+    ``job_id`` names the job that holds the schema's refresh lock."""
     started = time.perf_counter()
     tell = StageClock(report)
 
     with ExitStack() as held:
         # one refresh of a schema at a time, from its snapshot to its publication
-        held.enter_context(store.refresh_lock(project_name, schema_name))
+        held.enter_context(store.refresh_lock(project_name, schema_name, owner=job_id))
         snap = snapshot(store, project_name, schema_name)
         current = store.ranking_meta(project_name, schema_name)
         if current is not None and current.get("fingerprint") == snap.fingerprint:

@@ -71,6 +71,11 @@ class AlrankWorker(Worker):
         super().__init__(*args, **kwargs)
         self._worker_pid = os.getpid()
 
+    @property
+    def dequeue_timeout(self) -> int:
+        # an idle worker waits this long for a job before its next maintenance pass
+        return min(super().dequeue_timeout, defaults.MAINTENANCE_SECONDS)
+
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         # RQ allows 60 s beyond the monitoring interval, which is most of a lost job's delay
         interval: float = self.job_monitoring_interval

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from redis import Redis
-from redis.exceptions import LockError, RedisError
+from redis.exceptions import LockError, RedisError, WatchError
 
 from workers import defaults
 from workers.store import keys
@@ -56,7 +57,9 @@ class JobState:
         self.scripts.forget_job(keys=[keys.jobstate(project, schema)], args=[marker, job_id])
 
     @contextmanager
-    def refresh_lock(self, project: str, schema: str, wait: float = defaults.JOB_TIMEOUT) -> Iterator[None]:
+    def refresh_lock(
+        self, project: str, schema: str, wait: float = defaults.JOB_TIMEOUT, owner: str | None = None
+    ) -> Iterator[None]:
         """Hold the schema's refresh lock for the block, waiting up to ``wait`` seconds for it.
 
         Coalescing keeps one job queued and one running per schema, but a job RQ runs
@@ -64,15 +67,25 @@ class JobState:
         a refresh in progress. Two at once would race to publish, and the later version
         could be trained on an older snapshot of the labels. So a refresh waits for the one
         in progress and then reads the labels anew. The lock lives ``REFRESH_LOCK_SECONDS``
-        and a thread renews it while the block runs: a killed holder frees it soon."""
+        and a thread renews it while the block runs: a killed holder frees it soon.
+
+        ``owner`` (the job's id) names the holder. RQ runs a job again only once it has
+        found the run before dead (its work horse killed, or its heartbeat lapsed), so a
+        lock that a run of the same job left behind is taken over at once instead of
+        waited out."""
+        name = keys.refresh_lock(project, schema)
+        token = None
+        if owner is not None:
+            token = f"{owner}/{uuid.uuid4().hex}"
+            self._free_if_held_by(name, owner)
         lock = self.redis.lock(
-            keys.refresh_lock(project, schema),
+            name,
             timeout=defaults.REFRESH_LOCK_SECONDS,
             sleep=0.1,
             blocking_timeout=wait,
             thread_local=False,
         )
-        if not lock.acquire():
+        if not lock.acquire(token=token):
             raise TimeoutError(f"{project}/{schema}: another refresh held the lock for {wait:.0f} s")
         done = threading.Event()
 
@@ -94,3 +107,16 @@ class JobState:
                 lock.release()
             except (LockError, RedisError):
                 pass  # it expired meanwhile: whoever holds it now keeps it
+
+    def _free_if_held_by(self, name: str, owner: str) -> None:
+        """Delete the lock ``name`` if an earlier run of job ``owner`` holds it."""
+        with self.redis.pipeline() as pipe:
+            try:
+                pipe.watch(name)
+                held = pipe.get(name)
+                if held is not None and text(held).startswith(owner + "/"):
+                    pipe.multi()
+                    pipe.delete(name)
+                    pipe.execute()
+            except WatchError:
+                pass  # it changed hands meanwhile: wait for it as for any other holder
