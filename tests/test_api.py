@@ -465,12 +465,12 @@ def test_the_retrain_rule():
     from workers.queueing import labels_call_for_retrain
 
     al = {"update_frequency": 10, "min_instances_for_training": 4}
-    assert labels_call_for_retrain(al, since=10, labelled=30, new=1, has_model=True)
-    assert not labels_call_for_retrain(al, since=9, labelled=30, new=1, has_model=True)
+    assert labels_call_for_retrain(al, since=10, labelled=30, new=1, has_model=lambda: True)
+    assert not labels_call_for_retrain(al, since=9, labelled=30, new=1, has_model=lambda: True)
     # the labels that first reach min_instances_for_training train the first model
-    assert labels_call_for_retrain(al, since=4, labelled=4, new=2, has_model=False)
-    assert not labels_call_for_retrain(al, since=5, labelled=5, new=1, has_model=False)
-    assert not labels_call_for_retrain(al, since=4, labelled=4, new=2, has_model=True)
+    assert labels_call_for_retrain(al, since=4, labelled=4, new=2, has_model=lambda: False)
+    assert not labels_call_for_retrain(al, since=5, labelled=5, new=1, has_model=lambda: False)
+    assert not labels_call_for_retrain(al, since=4, labelled=4, new=2, has_model=lambda: True)
 
 
 def test_a_trigger_spends_only_the_labels_it_saw(redis_conn):

@@ -12,6 +12,7 @@ triggers joining something that will not run.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 from rq import Queue, Retry
 from rq.exceptions import NoSuchJobError
@@ -26,14 +27,20 @@ JOB_FUNCTION = "workers.jobs.refresh_schema"
 _PENDING = {JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED, JobStatus.STARTED}
 
 
-def labels_call_for_retrain(al: dict, since: int, labelled: int, new: int, has_model: bool) -> bool:
+def labels_call_for_retrain(
+    al: dict, since: int, labelled: int, new: int, has_model: Callable[[], bool]
+) -> bool:
     """The retrain rule: ``update_frequency`` labels since the last trigger, or the labels
     that first reach ``min_instances_for_training`` while the schema has no model yet.
 
     ``since`` counts labels since the last trigger (the store keeps the counter and a trigger
-    resets it), ``labelled`` the items with a label, ``new`` the labels just stored."""
+    resets it), ``labelled`` the items with a label, ``new`` the labels just stored.
+    ``has_model`` is asked only where the answer depends on it: most label uploads are
+    spared the read."""
+    if since >= al["update_frequency"]:
+        return True
     first_enough = labelled >= al["min_instances_for_training"] > labelled - new
-    return since >= al["update_frequency"] or (first_enough and not has_model)
+    return first_enough and not has_model()
 
 
 def job_status(queue: Queue, job_id: str) -> JobStatus | None:
@@ -106,8 +113,10 @@ def store_labels(
         new, since, labelled = store.upsert_labels(name, schema, group, al["min_annotations_per_instance"])
         new_total += new
         record_labels(store.redis, source, len(group))
-        if schema in active and labels_call_for_retrain(
-            al, since, labelled, new, has_model=store.latest_model(name, schema) is not None
-        ):
+
+        def has_model(schema: str = schema) -> bool:
+            return store.latest_model(name, schema) is not None
+
+        if schema in active and labels_call_for_retrain(al, since, labelled, new, has_model):
             jobs[schema] = request_refresh(store, queue, name, schema, f"{since} new labels", since)
     return new_total, jobs

@@ -212,7 +212,7 @@ def label(project: Project, pool: ServedPool, items: list[str]) -> bool:
     project.revision += 1
     project.since += new
     retrain = labels_call_for_retrain(
-        project.al, project.since, len(project.labels), new, has_model=project.models > 0
+        project.al, project.since, len(project.labels), new, has_model=lambda: project.models > 0
     )
     if retrain:
         project.since = 0
