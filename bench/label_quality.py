@@ -25,7 +25,8 @@ top 5% and 10% of the labels (of the noise-only arms, against the labels the ben
 flipped); and each annotator's estimated reliability in the random-annotator arm.
 
 Usage: ``python bench/label_quality.py [--datasets trec,sst2] [--repeats 5] [--budget 1000]
-[--review-share 0.2] [--markdown FILE] [--json FILE]``; ``--table FILE`` prints the tables of
+[--review-share 0.2] [--arms "clean,noise 20%,noise 20% + review"] [--markdown FILE]
+[--json FILE]``; ``--table FILE`` prints the tables of
 a saved ``--json``.
 """
 
@@ -148,7 +149,10 @@ def run_dataset(name: str, args, client: Client) -> dict:
     tests = [{"text": r["text"]} for r in test]
     test_labels = [r["label"] for r in test]
     out: dict[str, list[dict]] = {}
-    for arm_name, arm in arms(args.review_share).items():
+    chosen = arms(args.review_share)
+    if args.arms:
+        chosen = {k: chosen[k] for k in args.arms.split(",")}
+    for arm_name, arm in chosen.items():
         for repeat in range(args.repeats):
             pool = make_pool(train, repeat, args.seed)
             started = time.perf_counter()
@@ -170,6 +174,8 @@ def table(name: str, runs: dict[str, list[dict]]) -> str:
     lines += [f"| {arm} | {spread(v)} |" for arm, v in acc.items()]
     lines.append("")
     for p in ("10%", "20%"):
+        if not {"clean", f"noise {p}", f"noise {p} + review"} <= acc.keys():
+            continue
         clean, noisy, reviewed = (
             statistics.median(acc[k]) for k in ("clean", f"noise {p}", f"noise {p} + review")
         )
@@ -187,12 +193,16 @@ def table(name: str, runs: dict[str, list[dict]]) -> str:
     lines += ["", "| arm | top | precision | recall | flagged |", "|---|---|---|---|---|"]
     for p in ("10%", "20%"):
         for share in (0.05, 0.10):
+            if f"noise {p}" not in runs:
+                continue
             found = [precision_recall(r, share) for r in runs[f"noise {p}"]]
             lines.append(
                 f"| noise {p} | {share:.0%} | {spread([f[0] for f in found])} | "
                 f"{spread([f[1] for f in found])} | {statistics.median(f[2] for f in found):.0f} |"
             )
     lines.append("")
+    if "random annotator" not in runs:
+        return "\n".join(lines)
     least = [
         min((v, a) for a, v in r["reliability"].items() if v is not None)[1] for r in runs["random annotator"]
     ]
@@ -216,6 +226,7 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=1000)
     parser.add_argument("--review-share", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--arms", default="", help="the arms to run, comma-separated (default: all)")
     parser.add_argument("--markdown", default="")
     parser.add_argument("--json", default="")
     parser.add_argument("--table", default="", help="print the tables of a --json file and stop")
