@@ -50,6 +50,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from served_loop import SCHEMA, make_pool, read, scores, wait_for  # noqa: E402
 
 from alrank.client import Client  # noqa: E402
+from workers.aggregation import resolve  # noqa: E402
 
 TEAM = ("ann1", "ann2", "ann3")
 RANDOM = "random"
@@ -91,6 +92,7 @@ def run_arm(client: Client, name: str, arm: dict, pool, tests, test_labels, budg
     wait_for(client, name, lambda r: r["ranking_id"] and r["pool_size"] == len(pool.ids))
     given: dict[tuple[str, str], str] = {}
     sources: dict[str, int] = {}
+    reviewed: list[str] = []
     turn = 0
     while len(given) < budget:
         who = arm["team"][turn % len(arm["team"])]
@@ -107,6 +109,8 @@ def run_arm(client: Client, name: str, arm: dict, pool, tests, test_labels, budg
             )
             given[(it["id"], who)] = value
             sources[it["source"]] = sources.get(it["source"], 0) + 1
+            if it["source"] == "review":
+                reviewed.append(it["id"])
         jobs = client.push_labels(name, sent)["training_jobs"]
         if SCHEMA in jobs:
             client.wait(jobs[SCHEMA], every=0.05)
@@ -127,6 +131,27 @@ def run_arm(client: Client, name: str, arm: dict, pool, tests, test_labels, budg
         },
         # in the arms with one annotator per item: the labels the noise made wrong
         "wrong": sorted({i for (i, _), v in given.items() if v != pool.truth[i]}),
+        "accounting": accounting(given, reviewed, pool.truth, labels, arm["al"]),
+    }
+
+
+def accounting(given: dict[tuple[str, str], str], reviewed: list[str], truth, labels, al: dict) -> dict:
+    """Where the budget went and what the model learnt at the end: items labelled, answers
+    given in review (and how many of them were to a first label that was wrong), and the
+    training labels (under the project's aggregation rule) that are wrong."""
+    votes: dict[str, dict[str, str]] = {}
+    order: dict[str, dict[str, float]] = {}
+    for k, ((item, who), value) in enumerate(given.items()):
+        votes.setdefault(item, {})[who] = value
+        order.setdefault(item, {})[who] = float(k)
+    trained = resolve(votes, labels, False, al.get("resolution_strategy", "majority_vote"), times=order)
+    first = {item: next(iter(by.values())) for item, by in votes.items()}
+    return {
+        "items": len(votes),
+        "reviews": len(reviewed),
+        "reviews_of_wrong": sum(1 for i in reviewed if first[i] != truth[i]),
+        "first_wrong": sum(1 for i, v in first.items() if v != truth[i]),
+        "trained_wrong": sum(1 for i, v in trained.items() if v is not None and v != truth[i]),
     }
 
 
@@ -190,6 +215,21 @@ def table(name: str, runs: dict[str, list[dict]]) -> str:
             f"review ahead in {sum(d > 0 for d in paired)} of {len(paired)} "
             f"(median {statistics.median(paired):+.3f})"
         )
+    lines += [
+        "",
+        "| arm | items labelled | answers in review (to a wrong label) | first labels wrong "
+        "| training labels wrong at the budget |",
+        "|---|---|---|---|---|",
+    ]
+    for arm, rs in runs.items():
+        if all("accounting" in r for r in rs):
+            a = [r["accounting"] for r in rs]
+            cells = [
+                statistics.median(x[k] for x in a)
+                for k in ("items", "reviews", "reviews_of_wrong", "first_wrong", "trained_wrong")
+            ]
+            items, reviews, of_wrong, first_wrong, trained_wrong = (f"{c:.0f}" for c in cells)
+            lines.append(f"| {arm} | {items} | {reviews} ({of_wrong}) | {first_wrong} | {trained_wrong} |")
     lines += ["", "| arm | top | precision | recall | flagged |", "|---|---|---|---|---|"]
     for p in ("10%", "20%"):
         for share in (0.05, 0.10):
