@@ -156,6 +156,31 @@ def test_a_run_again_takes_over_the_lock_its_dead_run_left(redis_conn):
             pass
 
 
+def test_a_cleaning_lock_a_killed_worker_left_lapses_soon(redis_conn, monkeypatch):
+    """The lock on a queue's registries' cleaning, held by a worker killed while it
+    cleaned, lapses after CLEANING_LOCK_SECONDS (RQ's own lives 899 s), and the next
+    worker's maintenance pass cleans again, which is what retries abandoned jobs."""
+    import rq.worker.base
+
+    from workers import defaults
+    from workers.worker import AlrankWorker, make_queue
+
+    cleaned: list[str] = []
+    monkeypatch.setattr(rq.worker.base, "clean_registries", lambda queue, *_: cleaned.append(queue.name))
+    monkeypatch.setattr(defaults, "CLEANING_LOCK_SECONDS", 1)
+    queue = make_queue(redis_conn)
+    assert queue.acquire_maintenance_lock()  # taken, never released: its worker was killed
+    assert 0 < redis_conn.pttl(queue.registry_cleaning_key) <= 1000
+    assert not make_queue(redis_conn).acquire_maintenance_lock()
+    worker = AlrankWorker([make_queue(redis_conn)], connection=redis_conn)
+    worker.clean_registries()
+    assert cleaned == []  # the lock still held
+    time.sleep(1.1)
+    worker.clean_registries()
+    assert cleaned == [queue.name]
+    assert redis_conn.exists(queue.registry_cleaning_key) == 0  # released after the pass
+
+
 def test_twenty_annotators_at_once_never_get_a_model_on_fewer_labels(tmp_path):
     """20 annotators label through a running ``alrank serve`` (two workers) at once, a
     retrain every 5 labels: every model version is trained on at least as many labels as

@@ -52,6 +52,10 @@ MAINTENANCE_SECONDS = 5
 """Seconds between an idle worker's passes over RQ's registries, which retry abandoned jobs
 (RQ: 600). With the heartbeat above, a job whose worker died runs again within about 25 s."""
 
+CLEANING_LOCK_SECONDS = 30
+"""Most seconds the lock on a queue's registries' cleaning lives (RQ: 899), so a worker
+killed while cleaning holds up the retry of abandoned jobs this long at most."""
+
 WORKER_TTL = 30
 """Seconds a worker's registration lives without a heartbeat; an idle worker wakes every
 ``WORKER_TTL - 15`` seconds to send one, re-register and run maintenance (RQ: 420)."""

@@ -45,8 +45,22 @@ log = logging.getLogger(__name__)
 _PR_SET_PDEATHSIG = 1
 
 
+class AlrankQueue(Queue):
+    """RQ's queue with a short-lived lock on its registries' cleaning.
+
+    RQ takes the lock for 899 s and frees it when the cleaning is done, a matter of
+    milliseconds. A worker killed inside that window would leave it held, and no worker
+    would find and retry abandoned jobs for 15 minutes; here it lapses after
+    ``CLEANING_LOCK_SECONDS``."""
+
+    def acquire_maintenance_lock(self) -> bool:
+        return bool(
+            self.connection.set(self.registry_cleaning_key, 1, nx=True, ex=defaults.CLEANING_LOCK_SECONDS)
+        )
+
+
 def make_queue(conn: Redis, name: str = defaults.QUEUE_NAME) -> Queue:
-    return Queue(name, connection=conn, serializer=JSONSerializer)
+    return AlrankQueue(name, connection=conn, serializer=JSONSerializer)
 
 
 def _die_with(parent: int) -> None:
