@@ -8,9 +8,9 @@ import os
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from test_features import corpus, dense, memory_cache
+from test_features import _fake_embedding, corpus, dense, memory_cache
 
-from workers import defaults
+from workers import defaults, features
 from workers.features import CachedPart, FeatureCache
 from workers.features.files import FeatureFiles, feature_root, forget, project_dir
 
@@ -277,3 +277,29 @@ def test_embedding_rows_are_filled_in_a_file_and_moved_into_place(tmp_path, monk
     again, report = FeatureFiles(folder).pool_features(ids, texts, None, "wordllama")
     np.testing.assert_array_equal(np.asarray(again), expected)
     assert report.computed == {"wordllama": 0}
+
+
+def test_an_embedding_cut_short_leaves_its_checkpoint_in_the_directory(tmp_path, monkeypatch):
+    """A checkpoint copies the rows done into a file of the directory (a step at a time,
+    never the whole of them in memory); the next job reads them back and embeds only the
+    rest, and the rows match a run that was never cut short."""
+    from rq.timeouts import JobTimeoutException
+
+    monkeypatch.setattr(defaults, "EMBED_STEP_ROWS", 10)
+    monkeypatch.setattr(defaults, "FEATURE_CHECKPOINT_SECONDS", 0.0)
+    texts = corpus(45, 8)
+    ids = [f"i{k}" for k in range(45)]
+    folder = tmp_path / "p"
+    embed, calls = _fake_embedding(stop_after=3)
+    monkeypatch.setitem(features.EMBEDDINGS, "wordllama", embed)
+    with pytest.raises(JobTimeoutException):
+        FeatureFiles(folder).pool_features(ids, texts, None, "wordllama")
+    kept = FeatureFiles(folder).read("wordllama")
+    assert kept is not None and kept.ids == ids[:30] and isinstance(kept.rows, np.memmap)
+    np.testing.assert_array_equal(kept.rows, embed(texts[:30]))
+    embed, calls = _fake_embedding(stop_after=None)
+    monkeypatch.setitem(features.EMBEDDINGS, "wordllama", embed)
+    x, report = FeatureFiles(folder).pool_features(ids, texts, None, "wordllama")
+    assert calls == [10, 5] and report.reused["wordllama"] == 30
+    np.testing.assert_array_equal(np.asarray(x), embed(texts))
+    assert list(folder.glob(".rows.*")) == []

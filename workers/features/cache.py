@@ -18,7 +18,7 @@ import scipy.sparse as sp
 
 from workers import defaults
 from workers.features._arrays import json_array, json_list, npz, state_arrays
-from workers.features.columns import columns, release, rows_of
+from workers.features.columns import release, rows_of
 from workers.features.kinds import (
     EMBEDDINGS,
     PARTS,
@@ -27,7 +27,7 @@ from workers.features.kinds import (
     fit_tfidf,
     transform_tfidf,
 )
-from workers.features.scaling import VectorScale, with_vectors
+from workers.features.scaling import VectorScale, pool_matrix
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +153,9 @@ class FeatureCache:
         memory (here: as they are)."""
         return rows
 
+    def discard_rows(self, rows: np.ndarray) -> None:
+        """Let go of rows :meth:`new_rows` made that will not be kept (here: nothing to do)."""
+
     def stamp(self, part: str, generation: int) -> None:
         """Note that the part's rows are those of the pool at ``generation`` (see
         :meth:`unchanged`); a cache that cannot tell keeps nothing."""
@@ -183,7 +186,9 @@ class FeatureCache:
             report.parts.append((part, cached.state))
         if vectors is not None:
             report.vector_scale, vectors = VectorScale.standardise(vectors)
-        return _matrix([cached.rows for _, cached in unchanged.parts], vectors, len(unchanged.ids)), report
+        return pool_matrix(
+            [cached.rows for _, cached in unchanged.parts], vectors, len(unchanged.ids)
+        ), report
 
     def rows_of(
         self, unchanged: Unchanged, rows: np.ndarray, vectors: np.ndarray | None, scale: dict | None
@@ -194,7 +199,7 @@ class FeatureCache:
         share of the pool (``workers.shards``)."""
         if vectors is not None and scale is not None:
             vectors = VectorScale.from_dict(scale).apply(vectors)
-        return _matrix([cached.rows for _, cached in unchanged.parts], vectors, len(rows), rows)
+        return pool_matrix([cached.rows for _, cached in unchanged.parts], vectors, len(rows), rows)
 
     def _cached(self, part: str) -> CachedPart | None:
         """One part's cached rows; None when there are none, or when what is stored cannot be
@@ -238,7 +243,7 @@ class FeatureCache:
                 self.stamp_empty(part, generation)
         if vectors is not None:
             report.vector_scale, vectors = VectorScale.standardise(vectors)
-        return _matrix(parts, vectors, len(texts)), report
+        return pool_matrix(parts, vectors, len(texts)), report
 
     def _part(
         self,
@@ -333,36 +338,41 @@ class FeatureCache:
                 rows[keep[start : start + step]] = rows_of(cached.rows, old[keep[start : start + step]])
                 release([rows])
         last_save = time.monotonic()
-        for start in range(0, len(new), step):
-            chunk = new[start : start + step]
-            told = _share(progress, start, len(chunk), len(new))
-            embedded = EMBEDDINGS[part]([texts[i] for i in chunk], told)
-            if rows is None:
-                rows = self.new_rows(part, len(ids), embedded.shape[1])
-            rows[chunk] = embedded
-            release([rows])
-            more_to_do = start + step < len(new)
-            if more_to_do and time.monotonic() - last_save >= defaults.FEATURE_CHECKPOINT_SECONDS:
-                done = np.concatenate([keep, new[: start + len(chunk)]])
-                self.keep(part, CachedPart([ids[i] for i in done], sums[done], rows[done]))
-                self.checkpoints += 1
-                last_save = time.monotonic()
+        try:
+            for start in range(0, len(new), step):
+                chunk = new[start : start + step]
+                told = _share(progress, start, len(chunk), len(new))
+                embedded = EMBEDDINGS[part]([texts[i] for i in chunk], told)
+                if rows is None:
+                    rows = self.new_rows(part, len(ids), embedded.shape[1])
+                rows[chunk] = embedded
+                release([rows])
+                more_to_do = start + step < len(new)
+                if more_to_do and time.monotonic() - last_save >= defaults.FEATURE_CHECKPOINT_SECONDS:
+                    done = np.concatenate([keep, new[: start + len(chunk)]])
+                    copied = self._copy_rows(part, rows, done)
+                    self.keep(part, CachedPart([ids[i] for i in done], sums[done], copied))
+                    self.checkpoints += 1
+                    last_save = time.monotonic()
+        except BaseException:  # the job's timeout, a lost connection: the checkpoint stays
+            if rows is not None:
+                self.discard_rows(rows)
+            raise
         if rows is None:
             rows = EMBEDDINGS[part]([])
         self.keep(part, CachedPart(list(ids), sums, rows))
         return self.kept_rows(part, rows)
 
-
-def _matrix(parts: list, vectors: np.ndarray | None, n: int, rows: np.ndarray | None = None):
-    """The pool's matrix from its parts' rows and its scaled client vectors: one part as it
-    is, several side by side as :class:`Columns` (joined only for the rows a stage asks
-    for), and an all-zero column when the pool has neither text nor vectors. With ``rows``,
-    only those rows of the parts (``vectors`` holds only theirs already)."""
-    if not parts and vectors is None:
-        return with_vectors(None, None, n)
-    if rows is not None:
-        parts = [rows_of(p, rows) for p in parts]
-    return columns([*parts, vectors])
+    def _copy_rows(self, part: str, rows: np.ndarray, which: np.ndarray) -> np.ndarray:
+        """Rows ``which`` of ``rows``, copied a step at a time into rows of the cache's own
+        (a file, in a feature directory): a checkpoint of a million embedded rows never
+        holds their 1.5 GB in memory at once."""
+        out = self.new_rows(part, len(which), rows.shape[1])
+        step = defaults.EMBED_STEP_ROWS
+        for start in range(0, len(which), step):
+            out[start : start + step] = rows[which[start : start + step]]
+            release([out, rows])
+        return out
 
 
 def _share(progress: Progress | None, start: int, size: int, total: int) -> Progress | None:

@@ -148,6 +148,15 @@ class FeatureFiles(FeatureCache):
             return rows  # not written (the directory refused it): keep what was computed
         return mapped.rows
 
+    def discard_rows(self, rows: np.ndarray) -> None:
+        """Remove the file of rows :meth:`new_rows` made for a job that stopped before
+        keeping them (a million embedded rows are 1.5 GB of disk)."""
+        scratch = self._scratch_of(rows)
+        if scratch is not None:
+            del self._scratch[scratch]
+            with contextlib.suppress(OSError):
+                os.unlink(scratch)
+
     def _scratch_of(self, rows) -> str | None:
         """The file of rows :meth:`new_rows` made, when ``rows`` is the whole of them."""
         name = getattr(rows, "filename", None) if isinstance(rows, np.memmap) else None

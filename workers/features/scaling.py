@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from workers.features.columns import join_columns
+from workers.features.columns import columns, join_columns, rows_of
 
 
 @dataclass
@@ -73,3 +73,15 @@ def with_vectors(text, vectors: np.ndarray | None, n: int):
     if vectors is not None:
         return np.ascontiguousarray(vectors, dtype=np.float32)
     return np.zeros((n, 1), dtype=np.float32)
+
+
+def pool_matrix(parts: list, vectors: np.ndarray | None, n: int, rows: np.ndarray | None = None):
+    """The pool's matrix from its parts' rows and its scaled client vectors: one part as it
+    is, several side by side as :class:`Columns` (joined only for the rows a stage asks
+    for), and an all-zero column when the pool has neither text nor vectors. With ``rows``,
+    only those rows of the parts (``vectors`` holds only theirs already)."""
+    if not parts and vectors is None:
+        return with_vectors(None, None, n)
+    if rows is not None:
+        parts = [rows_of(p, rows) for p in parts]
+    return columns([*parts, vectors])
