@@ -323,13 +323,9 @@ class FeatureCache:
         new: np.ndarray,
         progress: Progress | None,
     ) -> np.ndarray:
-        """An embedding part's rows: cached where kept, embedded where new.
-
-        New rows are embedded ``EMBED_STEP_ROWS`` at a time, and what is done is saved every
-        ``FEATURE_CHECKPOINT_SECONDS``: a job stopped on the way (its timeout, a lost worker)
-        leaves those rows cached, and the next job embeds only the rest."""
-        # every row goes straight to its place in the pool's order, a step at a time: no
-        # stacking, no reordering, and (in a feature directory) no gigabyte held in memory
+        """An embedding part's rows, each straight to its place in the pool's order: cached where
+        kept, embedded ``EMBED_STEP_ROWS`` at a time where new, and saved every ``FEATURE_CHECKPOINT_SECONDS``
+        so a job stopped on the way (its timeout, a lost worker) leaves them to the next."""
         rows = None
         step = defaults.EMBED_STEP_ROWS
         if cached is not None:
@@ -349,10 +345,7 @@ class FeatureCache:
                 release([rows])
                 more_to_do = start + step < len(new)
                 if more_to_do and time.monotonic() - last_save >= defaults.FEATURE_CHECKPOINT_SECONDS:
-                    done = np.concatenate([keep, new[: start + len(chunk)]])
-                    copied = self._copy_rows(part, rows, done)
-                    self.keep(part, CachedPart([ids[i] for i in done], sums[done], copied))
-                    self.checkpoints += 1
+                    self._checkpoint(part, ids, sums, rows, np.concatenate([keep, new[: start + len(chunk)]]))
                     last_save = time.monotonic()
         except BaseException:  # the job's timeout, a lost connection: the checkpoint stays
             if rows is not None:
@@ -363,14 +356,20 @@ class FeatureCache:
         self.keep(part, CachedPart(list(ids), sums, rows))
         return self.kept_rows(part, rows)
 
+    def _checkpoint(self, part: str, ids: list[str], sums: np.ndarray, rows: np.ndarray, done: np.ndarray):
+        """Keep the rows ``done`` so far, so a job stopped on the way leaves them."""
+        copied = self._copy_rows(part, rows, done)
+        self.keep(part, CachedPart([ids[i] for i in done], sums[done], copied))
+        self.discard_rows(copied)  # its file moved into place, or the save failed
+        self.checkpoints += 1
+
     def _copy_rows(self, part: str, rows: np.ndarray, which: np.ndarray) -> np.ndarray:
-        """Rows ``which`` of ``rows``, copied a step at a time into rows of the cache's own
-        (a file, in a feature directory): a checkpoint of a million embedded rows never
-        holds their 1.5 GB in memory at once."""
+        """Rows ``which`` of ``rows``, copied a step at a time into rows of the cache's own (a
+        file, in a feature directory): never a million embedded rows in memory at once."""
         out = self.new_rows(part, len(which), rows.shape[1])
         step = defaults.EMBED_STEP_ROWS
         for start in range(0, len(which), step):
-            out[start : start + step] = rows[which[start : start + step]]
+            out[start : start + step] = rows_of(rows, which[start : start + step])
             release([out, rows])
         return out
 
