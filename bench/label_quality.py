@@ -127,6 +127,7 @@ def run_arm(client: Client, name: str, arm: dict, pool, tests, test_labels, budg
     accuracy, _ = scores(test_labels, [p["label"] for p in predicted])
     issues = client.label_issues(name, SCHEMA, 1000)
     metrics = client.metrics(name, SCHEMA)
+    held_by_model = client.models(name, SCHEMA)[-1]["under_review"]
     client.delete_project(name)
     return {
         "accuracy": accuracy,
@@ -140,7 +141,7 @@ def run_arm(client: Client, name: str, arm: dict, pool, tests, test_labels, budg
         "wrong": sorted({i for (i, _), v in given.items() if v != pool.truth[i]}),
         "accounting": {
             **accounting(given, reviewed, pool.truth, labels, arm["al"], held),
-            "held_by_model": client.models(name, SCHEMA)[-1]["under_review"],
+            "held_by_model": held_by_model,
         },
     }
 
@@ -204,7 +205,8 @@ def run_dataset(name: str, args, client: Client) -> dict:
             out.setdefault(arm_name, []).append(result)
             print(
                 f"{name} {arm_name} #{repeat}: accuracy {result['accuracy']:.3f}, "
-                f"{result['seconds']:.0f} s, sources {result['sources']}",
+                f"{result['seconds']:.0f} s, sources {result['sources']}, "
+                f"held for review {result['accounting']['held']} (model: {result['accounting']['held_by_model']})",
                 flush=True,
             )
     return out
