@@ -203,10 +203,11 @@ def run_dataset(name: str, args, client: Client) -> dict:
             result = run_arm(client, project, arm, pool, tests, test_labels, args.budget, args.seed + repeat)
             result["seconds"] = time.perf_counter() - started
             out.setdefault(arm_name, []).append(result)
+            accounted = result["accounting"]
             print(
                 f"{name} {arm_name} #{repeat}: accuracy {result['accuracy']:.3f}, "
                 f"{result['seconds']:.0f} s, sources {result['sources']}, "
-                f"held for review {result['accounting']['held']} (model: {result['accounting']['held_by_model']})",
+                f"held for review {accounted['held']} (model: {accounted['held_by_model']})",
                 flush=True,
             )
     return out
