@@ -10,7 +10,7 @@ from sklearn.datasets import load_digits
 from alrank.cli import main as cli_main
 from workers.aggregation import dawid_skene, resolve
 from workers.agreement import agreement, fleiss_kappa, krippendorff_alpha
-from workers.snapshot import load_pool, snapshot, training_set
+from workers.snapshot import TrainingSet, load_pool, snapshot, training_set
 from workers.store import Store
 
 SCHEMA = "digit"
@@ -270,6 +270,17 @@ def test_labels_waiting_for_review_are_not_trained_on_until_answered(client, run
     second = client.get(f"/v1/projects/digits/models?schema={SCHEMA}").json["models"][-1]
     assert second["under_review"] == len(waiting) - 1
     assert second["training_size"] == 300 - second["under_review"]
+
+
+def test_an_evaluation_label_waiting_for_review_is_measured_on_but_not_served():
+    # rows 0-3 train, 4-5 are evaluation items; 1 and 5 wait for a second opinion
+    labelled = TrainingSet(
+        [10, 11, 12, 13, 14, 15], list("abcdef"), [0, 2, 3], [4, 5], np.array([]), frozenset({1, 5})
+    )
+    assert labelled.under_review == 2
+    assert labelled.served(True) == ([10, 12, 13, 14], list("acde"))
+    assert labelled.served(False) == ([10, 12, 13], list("acd"))
+    assert labelled.held_out == [4, 5]
 
 
 def test_without_review_share_every_label_trains(client, run_jobs, digits, redis_conn):

@@ -77,8 +77,14 @@ class TrainingSet:
     """Positions in ``rows`` of labelled evaluation items, measured on."""
     candidates: np.ndarray
     """Pool rows still to be ranked (not labelled by enough annotators)."""
-    under_review: int = 0
-    """Labels left out of ``train`` while they wait for a second opinion."""
+    waiting: frozenset[int] = frozenset()
+    """Positions in ``rows`` of labels waiting for a second opinion: neither the measured
+    fit nor the served one trains on them (an evaluation item among them is still measured
+    on)."""
+
+    @property
+    def under_review(self) -> int:
+        return len(self.waiting)
 
     @property
     def train_rows(self) -> list[int]:
@@ -91,7 +97,7 @@ class TrainingSet:
     def served(self, with_eval: bool) -> tuple[list[int], list]:
         """Rows and labels the served model learns from: the training labels and, with
         ``with_eval`` (``train_on_eval``), the labelled evaluation items."""
-        keep = self.train + (self.held_out if with_eval else [])
+        keep = self.train + ([k for k in self.held_out if k not in self.waiting] if with_eval else [])
         return [self.rows[k] for k in keep], [self.targets[k] for k in keep]
 
 
@@ -199,12 +205,11 @@ def training_set(snap: Snapshot, pool: Pool) -> TrainingSet:
     # the random evaluation sample: measured on, never trained on by the measured fit
     # (``workers.training.fit_version`` serves a fit with it when the project says so)
     held_out = [k for k, r in enumerate(rows) if pool.ids[r] in pool.eval_ids]
-    trainable = [k for k in range(len(rows)) if pool.ids[rows[k]] not in pool.eval_ids]
-    train = [k for k in trainable if pool.ids[rows[k]] not in pool.under_review]
+    waiting = frozenset(k for k, r in enumerate(rows) if pool.ids[r] in pool.under_review)
+    train = [k for k in range(len(rows)) if pool.ids[rows[k]] not in pool.eval_ids and k not in waiting]
     # the evaluation sample is never ranked: active learning must not choose its items
     sampled = np.array([i in pool.eval_ids for i in pool.ids], dtype=bool)
-    candidates = np.flatnonzero(~done & ~sampled)
-    return TrainingSet(rows, targets, train, held_out, candidates, len(trainable) - len(train))
+    return TrainingSet(rows, targets, train, held_out, np.flatnonzero(~done & ~sampled), waiting)
 
 
 def eval_sample_draw(snap: Snapshot, pool: Pool, rng: np.random.Generator) -> list[str]:
