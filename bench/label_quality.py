@@ -38,7 +38,6 @@ import statistics
 import sys
 import tempfile
 import time
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -115,19 +114,12 @@ def run_arm(client: Client, name: str, arm: dict, pool, tests, test_labels, budg
         jobs = client.push_labels(name, sent)["training_jobs"]
         if SCHEMA in jobs:
             client.wait(jobs[SCHEMA], every=0.05)
-    # the labels the last retrain holds out: still waiting for review since they were listed
-    listed = client.label_issues(name, SCHEMA, 1000)["issues"]
-    answers = Counter(item for item, _ in given)
-    held = {
-        i["item"] for i in listed if i["queued_for_review"] and answers[i["item"]] <= len(i["annotators"])
-    }
     job = client.train(name, SCHEMA)  # the last labels, assessed too
     client.wait(job["job"], every=0.05)
     predicted = client.predict(name, SCHEMA, tests)
     accuracy, _ = scores(test_labels, [p["label"] for p in predicted])
     issues = client.label_issues(name, SCHEMA, 1000)
     metrics = client.metrics(name, SCHEMA)
-    held_by_model = client.models(name, SCHEMA)[-1]["under_review"]
     client.delete_project(name)
     return {
         "accuracy": accuracy,
@@ -139,20 +131,14 @@ def run_arm(client: Client, name: str, arm: dict, pool, tests, test_labels, budg
         },
         # in the arms with one annotator per item: the labels the noise made wrong
         "wrong": sorted({i for (i, _), v in given.items() if v != pool.truth[i]}),
-        "accounting": {
-            **accounting(given, reviewed, pool.truth, labels, arm["al"], held),
-            "held_by_model": held_by_model,
-        },
+        "accounting": accounting(given, reviewed, pool.truth, labels, arm["al"]),
     }
 
 
-def accounting(
-    given: dict[tuple[str, str], str], reviewed: list[str], truth, labels, al: dict, held: set[str]
-) -> dict:
+def accounting(given: dict[tuple[str, str], str], reviewed: list[str], truth, labels, al: dict) -> dict:
     """Where the budget went and what the model learnt at the end: items labelled, answers
-    given in review (and how many of them were to a first label that was wrong), the labels
-    held out while they wait for review (and how many of them are wrong), and the training
-    labels (under the project's aggregation rule, without those held out) that are wrong."""
+    given in review (and how many of them were to a first label that was wrong), and the
+    training labels (under the project's aggregation rule) that are wrong."""
     votes: dict[str, dict[str, str]] = {}
     order: dict[str, dict[str, float]] = {}
     for k, ((item, who), value) in enumerate(given.items()):
@@ -165,11 +151,7 @@ def accounting(
         "reviews": len(reviewed),
         "reviews_of_wrong": sum(1 for i in reviewed if first[i] != truth[i]),
         "first_wrong": sum(1 for i, v in first.items() if v != truth[i]),
-        "held": len(held),
-        "held_wrong": sum(1 for i in held if trained[i] != truth[i]),
-        "trained_wrong": sum(
-            1 for i, v in trained.items() if v is not None and v != truth[i] and i not in held
-        ),
+        "trained_wrong": sum(1 for i, v in trained.items() if v is not None and v != truth[i]),
     }
 
 
@@ -203,11 +185,9 @@ def run_dataset(name: str, args, client: Client) -> dict:
             result = run_arm(client, project, arm, pool, tests, test_labels, args.budget, args.seed + repeat)
             result["seconds"] = time.perf_counter() - started
             out.setdefault(arm_name, []).append(result)
-            accounted = result["accounting"]
             print(
                 f"{name} {arm_name} #{repeat}: accuracy {result['accuracy']:.3f}, "
-                f"{result['seconds']:.0f} s, sources {result['sources']}, "
-                f"held for review {accounted['held']} (model: {accounted['held_by_model']})",
+                f"{result['seconds']:.0f} s, sources {result['sources']}",
                 flush=True,
             )
     return out
@@ -238,21 +218,18 @@ def table(name: str, runs: dict[str, list[dict]]) -> str:
     lines += [
         "",
         "| arm | items labelled | answers in review (to a wrong label) | first labels wrong "
-        "| held out for review (wrong) | training labels wrong at the budget |",
-        "|---|---|---|---|---|---|",
+        "| training labels wrong at the budget |",
+        "|---|---|---|---|---|",
     ]
     for arm, rs in runs.items():
         if all("accounting" in r for r in rs):
             a = [r["accounting"] for r in rs]
-            columns = ("items", "reviews", "reviews_of_wrong", "first_wrong")
-            columns += ("held", "held_wrong", "trained_wrong")
-            items, reviews, of_wrong, first_wrong, held, held_wrong, trained_wrong = (
-                f"{statistics.median(x[k] for x in a):.0f}" for k in columns
-            )
-            lines.append(
-                f"| {arm} | {items} | {reviews} ({of_wrong}) | {first_wrong} | {held} ({held_wrong}) "
-                f"| {trained_wrong} |"
-            )
+            cells = [
+                statistics.median(x[k] for x in a)
+                for k in ("items", "reviews", "reviews_of_wrong", "first_wrong", "trained_wrong")
+            ]
+            items, reviews, of_wrong, first_wrong, trained_wrong = (f"{c:.0f}" for c in cells)
+            lines.append(f"| {arm} | {items} | {reviews} ({of_wrong}) | {first_wrong} | {trained_wrong} |")
     lines += ["", "| arm | top | precision | recall | flagged |", "|---|---|---|---|---|"]
     for p in ("10%", "20%"):
         for share in (0.05, 0.10):

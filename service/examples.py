@@ -244,7 +244,6 @@ MODELS = {
             "created_at": "2026-11-23T12:40:01Z",
             "training_size": 114,
             "served_training_size": 120,
-            "under_review": 0,
             "train_seconds": 0.21,
             "classifier": "logistic_regression",
             "classes": ["negative", "neutral", "positive"],

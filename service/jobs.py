@@ -62,12 +62,6 @@ class ModelSchema(ma.Schema):
             "train_on_eval, the labelled evaluation items"
         }
     )
-    under_review = ma.fields.Integer(
-        metadata={
-            "description": "Labels left out of training while they wait in the review queue for a "
-            "second opinion (review_share on; 0 otherwise)"
-        }
-    )
     train_seconds = ma.fields.Float(
         metadata={"description": "Seconds training took (with calibration and, under auto, the comparison)"}
     )

@@ -83,10 +83,7 @@ class IssueSchema(ma.Schema):
     )
     annotators = ma.fields.Dict(metadata={"description": "Each annotator's label for the item"})
     queued_for_review = ma.fields.Boolean(
-        metadata={
-            "description": "Whether review_share sends it to another annotator; until one answers, "
-            "the next models do not train on its label"
-        }
+        metadata={"description": "Whether review_share sends it to another annotator"}
     )
 
 

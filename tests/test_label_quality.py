@@ -10,8 +10,6 @@ from sklearn.datasets import load_digits
 from alrank.cli import main as cli_main
 from workers.aggregation import dawid_skene, resolve
 from workers.agreement import agreement, fleiss_kappa, krippendorff_alpha
-from workers.snapshot import TrainingSet, load_pool, snapshot, training_set
-from workers.store import Store
 
 SCHEMA = "digit"
 DIGITS = [str(i) for i in range(10)]
@@ -161,28 +159,6 @@ def batch(client, annotator, size=10):
 FLIPPED = {f"d{i}" for i in range(0, 300, 15)}
 
 
-def train_now(client, run_jobs):
-    client.post(f"/v1/projects/digits/train?schema={SCHEMA}")
-    run_jobs()
-
-
-def flipped_and_trained(client, run_jobs, digits, **al):
-    """The project, its pool and the first 300 labels (some flipped) by ana, trained once."""
-    x, y = digits
-    make_project(client, update_frequency=1000, **al)
-    upload(client, x)
-    send(client, flipped_labels(y), "ana")
-    train_now(client, run_jobs)
-
-
-def labelled_now(redis_conn):
-    """The pool and training set the next refresh would work from."""
-    store = Store(redis_conn)
-    snap = snapshot(store, "digits", SCHEMA)
-    pool = load_pool(store, snap)
-    return pool, training_set(snap, pool)
-
-
 def flipped_labels(y):
     """The first 300 items' labels, every 15th changed to the next digit."""
     return [(f"d{i}", str((int(y[i]) + 1) % 10) if f"d{i}" in FLIPPED else y[i]) for i in range(300)]
@@ -219,8 +195,12 @@ def test_planted_flipped_labels_are_flagged_and_sent_for_review(client, run_jobs
 def test_a_review_answer_replaces_the_label_and_bad_answers_change_nothing(
     client, run_jobs, digits, redis_conn
 ):
-    y = digits[1]
-    flipped_and_trained(client, run_jobs, digits, review_share=1.0)
+    x, y = digits
+    make_project(client, review_share=1.0, update_frequency=1000)
+    upload(client, x)
+    send(client, flipped_labels(y), "ana")
+    client.post(f"/v1/projects/digits/train?schema={SCHEMA}")
+    run_jobs()
     item = next(it for it in batch(client, "ben", 5) if it["id"] in FLIPPED)
     wrong, right = str((int(y[int(item["id"][1:])]) + 1) % 10), y[int(item["id"][1:])]
     # the original annotator cannot answer their own item's review; nothing is stored
@@ -235,62 +215,22 @@ def test_a_review_answer_replaces_the_label_and_bad_answers_change_nothing(
     assert not any(r["item"] == "d301" for r in listed)
     # ben's answer wins the one-to-one tie: the newest label decides
     assert send(client, [(item["id"], right)], "ben", source="review").status_code == 200
-    train_now(client, run_jobs)
-    pool, labelled = labelled_now(redis_conn)
+    client.post(f"/v1/projects/digits/train?schema={SCHEMA}")
+    run_jobs()
+    from workers.snapshot import load_pool, snapshot, training_set
+    from workers.store import Store
+
+    store = Store(redis_conn)
+    snap = snapshot(store, "digits", SCHEMA)
+    pool = load_pool(store, snap)
+    labelled = training_set(snap, pool)
     row = pool.ids.index(item["id"])
     assert labelled.targets[labelled.rows.index(row)] == right
     # answered: it leaves the review queue and the list of issues waiting for review
-    assert item["id"] not in Store(redis_conn).queue_items("digits", SCHEMA, "review")
+    assert item["id"] not in store.queue_items("digits", SCHEMA, "review")
     quality = client.get(f"/v1/projects/digits/metrics?schema={SCHEMA}").json["agreement"]
     assert quality["overlapped_items"] == 1
     assert quality["per_annotator"]["ben"]["overlapped_items"] == 1
-
-
-def test_labels_waiting_for_review_are_not_trained_on_until_answered(client, run_jobs, digits, redis_conn):
-    y = digits[1]
-    flipped_and_trained(client, run_jobs, digits, review_share=0.3)
-    first = client.get(f"/v1/projects/digits/models?schema={SCHEMA}").json["models"][-1]
-    # nothing was listed before the first model: every label trained
-    assert first["under_review"] == 0 and first["training_size"] == 300
-    queued = client.get(f"/v1/projects/digits/label-issues?schema={SCHEMA}&limit=1000").json
-    waiting = {i["item"] for i in queued["issues"]}
-    assert len(waiting & FLIPPED) >= 0.8 * len(FLIPPED)
-    answered = next(it["id"] for it in batch(client, "ben", 10) if it["source"] == "review")
-    right = y[int(answered[1:])]
-    assert send(client, [(answered, right)], "ben", source="review").status_code == 200
-    pool, labelled = labelled_now(redis_conn)
-    trained = {pool.ids[r] for r in labelled.train_rows}
-    # every listed label still on its first answer waits; the answered one trains again
-    assert pool.under_review == waiting - {answered}
-    assert not trained & pool.under_review and answered in trained
-    assert labelled.under_review == len(waiting) - 1 and len(trained) == 300 - labelled.under_review
-    # the label issue check still sees them, so one the next model accepts comes back
-    assert len(labelled.rows) == 300
-    train_now(client, run_jobs)
-    second = client.get(f"/v1/projects/digits/models?schema={SCHEMA}").json["models"][-1]
-    assert second["under_review"] == len(waiting) - 1
-    assert second["training_size"] == 300 - second["under_review"]
-
-
-def test_an_evaluation_label_waiting_for_review_is_measured_on_but_not_served():
-    # rows 0-3 train, 4-5 are evaluation items; 1 and 5 wait for a second opinion
-    labelled = TrainingSet(
-        [10, 11, 12, 13, 14, 15], list("abcdef"), [0, 2, 3], [4, 5], np.array([]), frozenset({1, 5})
-    )
-    assert labelled.under_review == 2
-    assert labelled.served(True) == ([10, 12, 13, 14], list("acde"))
-    assert labelled.served(False) == ([10, 12, 13], list("acd"))
-    assert labelled.held_out == [4, 5]
-
-
-def test_without_review_share_every_label_trains(client, run_jobs, digits, redis_conn):
-    flipped_and_trained(client, run_jobs, digits)
-    assert client.get(f"/v1/projects/digits/label-issues?schema={SCHEMA}").json["issues"]
-    send(client, [("d301", digits[1][301])], "ana")
-    train_now(client, run_jobs)
-    models = client.get(f"/v1/projects/digits/models?schema={SCHEMA}").json["models"]
-    assert [(m["under_review"], m["training_size"]) for m in models] == [(0, 300), (0, 301)]
-    assert labelled_now(redis_conn)[1].under_review == 0
 
 
 def test_overlap_goes_to_another_annotator_and_feeds_agreement(client, run_jobs, digits, capsys):
@@ -433,6 +373,8 @@ def test_an_item_short_of_its_annotators_comes_to_the_next_one_as_overlap(client
 def test_a_batch_looks_at_a_bounded_stretch_of_a_queue(client, run_jobs, digits, redis_conn):
     """The overlap queue of a project where ana labelled everything: ana's batches pass over
     it without walking all of it, and ben still gets its items first."""
+    from workers.store import Store
+
     x, y = digits
     make_project(client, overlap_share=0.5, update_frequency=1000)
     upload(client, x)

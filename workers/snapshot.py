@@ -60,9 +60,6 @@ class Pool:
     """Items last handed out as a uniform draw (the exploration share)."""
     label_times: dict[str, dict[str, float]] = field(default_factory=dict)
     """Per labelled item, when each annotator's label was set: ties go to the latest."""
-    under_review: set[str] = field(default_factory=set)
-    """Labelled items waiting in the review queue, which no one has answered since they
-    were listed (only with ``review_share`` on): their labels are not trained on."""
 
 
 @dataclass
@@ -77,14 +74,6 @@ class TrainingSet:
     """Positions in ``rows`` of labelled evaluation items, measured on."""
     candidates: np.ndarray
     """Pool rows still to be ranked (not labelled by enough annotators)."""
-    waiting: frozenset[int] = frozenset()
-    """Positions in ``rows`` of labels waiting for a second opinion: neither the measured
-    fit nor the served one trains on them (an evaluation item among them is still measured
-    on)."""
-
-    @property
-    def under_review(self) -> int:
-        return len(self.waiting)
 
     @property
     def train_rows(self) -> list[int]:
@@ -97,7 +86,7 @@ class TrainingSet:
     def served(self, with_eval: bool) -> tuple[list[int], list]:
         """Rows and labels the served model learns from: the training labels and, with
         ``with_eval`` (``train_on_eval``), the labelled evaluation items."""
-        keep = self.train + ([k for k in self.held_out if k not in self.waiting] if with_eval else [])
+        keep = self.train + (self.held_out if with_eval else [])
         return [self.rows[k] for k in keep], [self.targets[k] for k in keep]
 
 
@@ -128,29 +117,16 @@ def load_pool(store: Store, snap: Snapshot, known: Unchanged | None = None) -> P
         ids, texts = id_ordered_texts(store, snap.name)
     if vectors is None:
         vectors = store.load_vectors(snap.name, ids, snap.project.get("vector_dim"))
-    labels = store.load_labels(snap.name, snap.schema["name"])
     return Pool(
         ids,
         texts,
         vectors,
-        labels,
+        store.load_labels(snap.name, snap.schema["name"]),
         store.eval_items(snap.name, snap.schema["name"])
         | set(store.eval_sample(snap.name, snap.schema["name"])),
         store.random_draws(snap.name, snap.schema["name"]),
         store.load_label_times(snap.name, snap.schema["name"]),
-        waiting_for_review(store, snap, labels),
     )
-
-
-def waiting_for_review(store: Store, snap: Snapshot, labels: dict[str, dict[str, Any]]) -> set[str]:
-    """The review queue's items that have had no new answer since they were listed. With
-    ``review_share`` on, a label the data contradicts is held out of training until a second
-    annotator answers, as confident learning prunes the labels it finds before it trains
-    (Northcutt et al. 2021); with it off nothing would ever answer, so every label trains."""
-    if snap.al["review_share"] <= 0:
-        return set()
-    due = store.queue_due(snap.name, snap.schema["name"], "review")
-    return {item for item, count in due.items() if 0 < len(labels.get(item, {})) <= count}
 
 
 def id_ordered_texts(store: Store, project: str) -> tuple[list[str], list[str]]:
@@ -205,11 +181,10 @@ def training_set(snap: Snapshot, pool: Pool) -> TrainingSet:
     # the random evaluation sample: measured on, never trained on by the measured fit
     # (``workers.training.fit_version`` serves a fit with it when the project says so)
     held_out = [k for k, r in enumerate(rows) if pool.ids[r] in pool.eval_ids]
-    waiting = frozenset(k for k, r in enumerate(rows) if pool.ids[r] in pool.under_review)
-    train = [k for k in range(len(rows)) if pool.ids[rows[k]] not in pool.eval_ids and k not in waiting]
+    train = [k for k in range(len(rows)) if pool.ids[rows[k]] not in pool.eval_ids]
     # the evaluation sample is never ranked: active learning must not choose its items
     sampled = np.array([i in pool.eval_ids for i in pool.ids], dtype=bool)
-    return TrainingSet(rows, targets, train, held_out, np.flatnonzero(~done & ~sampled), waiting)
+    return TrainingSet(rows, targets, train, held_out, np.flatnonzero(~done & ~sampled))
 
 
 def eval_sample_draw(snap: Snapshot, pool: Pool, rng: np.random.Generator) -> list[str]:

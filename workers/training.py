@@ -290,7 +290,6 @@ def train(store: Store, snap: Snapshot, pool: Pool, labelled: TrainingSet, x) ->
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "training_size": len(labelled.train),
         "served_training_size": len(served_targets),
-        "under_review": labelled.under_review,
         "class_counts": dict(Counter(v for t in served_targets for v in (t if multi else [t]))),
         "train_seconds": round(time.perf_counter() - started, 3),
         "classifier": model.kind,

@@ -33,12 +33,6 @@ class Quality:
         head = int(self.redis.get(keys.queue_head(project, schema, queue)) or 0)
         return [text(i) for i in self.redis.lrange(keys.queue(project, schema, queue), head, -1)]
 
-    def queue_due(self, project: str, schema: str, queue: str) -> dict[str, int]:
-        """Every item of queue ``queue`` (passed over or not) -> its number of annotators
-        when it was listed."""
-        raw = self.redis.hgetall(keys.queue_due(project, schema, queue))
-        return {text(k): int(v) for k, v in raw.items()}
-
     def save_quality(self, project: str, schema: str, doc: dict) -> None:
         self.redis.set(keys.quality(project, schema), json.dumps({**doc, "computed_at": now_iso()}))
 
