@@ -25,7 +25,7 @@ top 5% and 10% of the labels (of the noise-only arms, against the labels the ben
 flipped); and each annotator's estimated reliability in the random-annotator arm.
 
 Usage: ``python bench/label_quality.py [--datasets trec,sst2] [--repeats 5] [--budget 1000]
-[--review-share 0.2] [--arms "clean,noise 20%,noise 20% + review"] [--markdown FILE]
+[--review-share 0.2] [--review-min-score 0] [--arms "clean,noise 20%,noise 20% + review"] [--markdown FILE]
 [--json FILE]``; ``--table FILE`` prints the tables of
 a saved ``--json``.
 """
@@ -57,14 +57,15 @@ RANDOM = "random"
 BATCH = 10
 
 
-def arms(review_share: float) -> dict[str, dict]:
+def arms(review_share: float, review_min_score: float) -> dict[str, dict]:
     """Each arm: the team's noise, its annotators and the project's settings."""
+    review = {"review_share": review_share, "review_min_score": review_min_score}
     return {
         "clean": {"noise": 0.0, "team": TEAM, "al": {}},
         "noise 10%": {"noise": 0.1, "team": TEAM, "al": {}},
-        "noise 10% + review": {"noise": 0.1, "team": TEAM, "al": {"review_share": review_share}},
+        "noise 10% + review": {"noise": 0.1, "team": TEAM, "al": review},
         "noise 20%": {"noise": 0.2, "team": TEAM, "al": {}},
-        "noise 20% + review": {"noise": 0.2, "team": TEAM, "al": {"review_share": review_share}},
+        "noise 20% + review": {"noise": 0.2, "team": TEAM, "al": review},
         "random annotator": {
             "noise": 0.1,
             "team": (*TEAM, RANDOM),
@@ -174,7 +175,7 @@ def run_dataset(name: str, args, client: Client) -> dict:
     tests = [{"text": r["text"]} for r in test]
     test_labels = [r["label"] for r in test]
     out: dict[str, list[dict]] = {}
-    chosen = arms(args.review_share)
+    chosen = arms(args.review_share, args.review_min_score)
     if args.arms:
         chosen = {k: chosen[k] for k in args.arms.split(",")}
     for arm_name, arm in chosen.items():
@@ -265,6 +266,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--budget", type=int, default=1000)
     parser.add_argument("--review-share", type=float, default=0.2)
+    parser.add_argument("--review-min-score", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--arms", default="", help="the arms to run, comma-separated (default: all)")
     parser.add_argument("--markdown", default="")
@@ -288,7 +290,8 @@ def main() -> None:
             # each set's table as soon as it is done: a long run shows what it has
             text = "\n\n".join(table(n, runs) for n, runs in results.items())
             text += f"\n\n{time.perf_counter() - started:.0f} s in all; budget {args.budget} labels, "
-            text += f"review_share {args.review_share}, {args.repeats} repeats."
+            text += f"review_share {args.review_share}, review_min_score {args.review_min_score}, "
+            text += f"{args.repeats} repeats."
             print(text, flush=True)
             if args.markdown:
                 Path(args.markdown).write_text(text + "\n")

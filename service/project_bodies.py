@@ -140,6 +140,14 @@ class ActiveLearningSchema(ma.Schema):
             f"annotator for a second opinion (default {defaults.REVIEW_SHARE})"
         },
     )
+    review_min_score = ma.fields.Float(
+        validate=ma.validate.Range(0.0, 1.0, error="a score between 0 and 1"),
+        metadata={
+            "description": "The least label-issue score that review_share sends for a second "
+            "opinion; issues the model doubts less stay listed and their share goes to the "
+            f"ranking (default {defaults.REVIEW_MIN_SCORE})"
+        },
+    )
     train_on_eval = ma.fields.Boolean(
         metadata={
             "description": "Serve a model that also learned from the labelled evaluation items; "

@@ -192,6 +192,36 @@ def test_planted_flipped_labels_are_flagged_and_sent_for_review(client, run_jobs
     }
 
 
+def test_review_sends_only_the_issues_scored_at_least_review_min_score(client, run_jobs, digits):
+    x, y = digits
+    make_project(client, review_share=0.5, review_min_score=0.9)
+    upload(client, x)
+    assert send(client, flipped_labels(y), "ana").status_code == 200
+    run_jobs()
+    found = client.get(f"/v1/projects/digits/label-issues?schema={SCHEMA}&limit=1000").json
+    sure = {i["item"] for i in found["issues"] if i["score"] >= 0.9}
+    assert 0 < len(sure) < len(found["issues"]), [i["score"] for i in found["issues"]]
+    assert found["queued_for_review"] == len(sure)
+    assert all(i["queued_for_review"] == (i["item"] in sure) for i in found["issues"])
+    # the share the doubted issues leave goes to the ranking: the batch is still full
+    items = batch(client, "ben", 2 * len(found["issues"]))
+    assert len(items) == 2 * len(found["issues"])
+    assert {it["id"] for it in items if it["source"] == "review"} == sure
+
+
+@pytest.mark.parametrize("score", [-0.1, 1.5])
+def test_a_review_min_score_outside_0_to_1_is_refused(client, score):
+    r = client.post(
+        "/v1/projects",
+        json={
+            "name": "p",
+            "schemas": [{"name": SCHEMA, "labels": DIGITS}],
+            "active_learning": {"review_min_score": score},
+        },
+    )
+    assert r.status_code == 422 and "review_min_score" in r.json["detail"]
+
+
 def test_a_review_answer_replaces_the_label_and_bad_answers_change_nothing(
     client, run_jobs, digits, redis_conn
 ):

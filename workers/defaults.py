@@ -261,6 +261,11 @@ REVIEW_SHARE = 0.0
 """Share of every batch that sends the labels the data most contradicts (the label issues)
 to another annotator for a second opinion (0: the issues are listed, not sent)."""
 
+REVIEW_MIN_SCORE = 0.0
+"""The least label-issue score (one minus the out-of-fold probability of the label given)
+that ``review_share`` sends for a second opinion; an issue the model doubts less stays
+listed, and its share of the batch goes to the ranking instead."""
+
 LABEL_ISSUES_FOLDS = 5
 """Folds of the cross-validation whose out-of-fold probabilities find label issues."""
 

@@ -60,7 +60,11 @@ def assess(
         issues = find_issues(fit_predict, x, ids, targets, schema["labels"], schema["multi_label"], seed)
     listed = [{**asdict(issue), "annotators": votes.get(issue.item, {})} for issue in (issues or [])]
     cap = max(al["min_annotations_per_instance"], 1)
-    review = {i["item"]: len(i["annotators"]) for i in listed if 0 < len(i["annotators"]) <= cap}
+    review = {
+        i["item"]: len(i["annotators"])
+        for i in listed
+        if 0 < len(i["annotators"]) <= cap and i["score"] >= al["review_min_score"]
+    }
     store.publish_queue(project, name, "review", review)
     # every labelled item, rewritten at each refresh: only when a share walks it
     single = sorted(item for item, by in votes.items() if len(by) == cap) if al["overlap_share"] > 0 else []

@@ -33,6 +33,7 @@ AL_DEFAULTS: dict = {
     "eval_fraction": defaults.EVAL_FRACTION,
     "overlap_share": defaults.OVERLAP_SHARE,
     "review_share": defaults.REVIEW_SHARE,
+    "review_min_score": defaults.REVIEW_MIN_SCORE,
     "eval_size": defaults.EVAL_SIZE,
     "train_on_eval": defaults.TRAIN_ON_EVAL,
     "classifier_params": None,
