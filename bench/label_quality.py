@@ -25,7 +25,7 @@ top 5% and 10% of the labels (of the noise-only arms, against the labels the ben
 flipped); and each annotator's estimated reliability in the random-annotator arm.
 
 Usage: ``python bench/label_quality.py [--datasets trec,sst2] [--repeats 5] [--budget 1000]
-[--review-share 0.2] [--review-min-score 0] [--arms "clean,noise 20%,noise 20% + review"] [--markdown FILE]
+[--review-share 0.2] [--review-min-score 0.9] [--arms "clean,noise 20%,noise 20% + review"] [--markdown FILE]
 [--json FILE]``; ``--table FILE`` prints the tables of
 a saved ``--json``.
 """
@@ -57,9 +57,12 @@ RANDOM = "random"
 BATCH = 10
 
 
-def arms(review_share: float, review_min_score: float) -> dict[str, dict]:
-    """Each arm: the team's noise, its annotators and the project's settings."""
-    review = {"review_share": review_share, "review_min_score": review_min_score}
+def arms(review_share: float, review_min_score: float | None) -> dict[str, dict]:
+    """Each arm: the team's noise, its annotators and the project's settings (the service's
+    ``review_min_score`` unless one is given)."""
+    review: dict = {"review_share": review_share}
+    if review_min_score is not None:
+        review["review_min_score"] = review_min_score
     return {
         "clean": {"noise": 0.0, "team": TEAM, "al": {}},
         "noise 10%": {"noise": 0.1, "team": TEAM, "al": {}},
@@ -266,7 +269,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--budget", type=int, default=1000)
     parser.add_argument("--review-share", type=float, default=0.2)
-    parser.add_argument("--review-min-score", type=float, default=0.0)
+    parser.add_argument("--review-min-score", type=float, default=None, help="default: the service's")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--arms", default="", help="the arms to run, comma-separated (default: all)")
     parser.add_argument("--markdown", default="")
@@ -290,7 +293,8 @@ def main() -> None:
             # each set's table as soon as it is done: a long run shows what it has
             text = "\n\n".join(table(n, runs) for n, runs in results.items())
             text += f"\n\n{time.perf_counter() - started:.0f} s in all; budget {args.budget} labels, "
-            text += f"review_share {args.review_share}, review_min_score {args.review_min_score}, "
+            minimum = "the default" if args.review_min_score is None else args.review_min_score
+            text += f"review_share {args.review_share}, review_min_score {minimum}, "
             text += f"{args.repeats} repeats."
             print(text, flush=True)
             if args.markdown:

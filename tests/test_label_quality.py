@@ -166,7 +166,7 @@ def flipped_labels(y):
 
 def test_planted_flipped_labels_are_flagged_and_sent_for_review(client, run_jobs, digits):
     x, y = digits
-    make_project(client, review_share=0.3)
+    make_project(client, review_share=0.3, review_min_score=0.0)
     upload(client, x)
     assert send(client, flipped_labels(y), "ana").status_code == 200
     run_jobs()
