@@ -16,6 +16,15 @@ from workers.features import VECTORIZERS
 from workers.strategies import STRATEGIES
 from workers.strategies.uncertainty import MEASURES
 
+
+def fraction(description: str) -> ma.fields.Float:
+    """A setting between 0 and 1: a share of each batch, or a score."""
+    return ma.fields.Float(
+        validate=ma.validate.Range(0.0, 1.0, error="a fraction between 0 and 1 (20% is 0.2)"),
+        metadata={"description": description},
+    )
+
+
 blp = Blueprint("projects", __name__, url_prefix="/v1/projects", description="Projects and their settings")
 
 
@@ -70,10 +79,7 @@ class ActiveLearningSchema(ma.Schema):
         validate=ma.validate.Range(1, 1_000_000),
         metadata={"description": "New labels that trigger a retrain"},
     )
-    random_sample_percent = ma.fields.Float(
-        validate=ma.validate.Range(0.0, 1.0, error="a fraction between 0 and 1 (20% is 0.2)"),
-        metadata={"description": "Fraction of each batch drawn at random, for exploration"},
-    )
+    random_sample_percent = fraction("Fraction of each batch drawn at random, for exploration")
     min_annotations_per_instance = ma.fields.Integer(
         validate=ma.validate.Range(1, 100),
         metadata={"description": "Labels from distinct annotators an item needs before it leaves the pool"},
@@ -110,13 +116,9 @@ class ActiveLearningSchema(ma.Schema):
         allow_none=True,
         metadata={"description": "The BALD ensemble's size and bootstrap share"},
     )
-    eval_fraction = ma.fields.Float(
-        validate=ma.validate.Range(0.0, 1.0, error="a fraction between 0 and 1"),
-        metadata={
-            "description": "Share of each batch (and of a tool's order) that goes to the "
-            f"evaluation sample until it is all labelled (default {defaults.EVAL_FRACTION}; "
-            "0 turns evaluation off)"
-        },
+    eval_fraction = fraction(
+        "Share of each batch (and of a tool's order) that goes to the evaluation sample until "
+        f"it is all labelled (default {defaults.EVAL_FRACTION}; 0 turns evaluation off)"
     )
     eval_size = ma.fields.Integer(
         validate=ma.validate.Range(0, limits.MAX_EVAL_SIZE),
@@ -126,27 +128,16 @@ class ActiveLearningSchema(ma.Schema):
             f"+-0.05; at most {defaults.EVAL_MAX_POOL_SHARE:.0%} of the pool; 0: no evaluation)"
         },
     )
-    overlap_share = ma.fields.Float(
-        validate=ma.validate.Range(0.0, 1.0, error="a fraction between 0 and 1"),
-        metadata={
-            "description": "Share of each batch that goes to labelled items, drawn at random, for a "
-            f"second annotator (agreement; default {defaults.OVERLAP_SHARE})"
-        },
+    overlap_share = fraction(
+        "Share of each batch that goes to labelled items, drawn at random, for a second "
+        f"annotator (agreement; default {defaults.OVERLAP_SHARE})"
     )
-    review_share = ma.fields.Float(
-        validate=ma.validate.Range(0.0, 1.0, error="a fraction between 0 and 1"),
-        metadata={
-            "description": "Share of each batch that sends the worst label issues to another "
-            f"annotator for a second opinion (default {defaults.REVIEW_SHARE})"
-        },
+    review_share = fraction(
+        "Share of each batch that sends the worst label issues to another annotator for a "
+        f"second opinion (default {defaults.REVIEW_SHARE})"
     )
-    review_min_score = ma.fields.Float(
-        validate=ma.validate.Range(0.0, 1.0, error="a score between 0 and 1"),
-        metadata={
-            "description": "The least label-issue score that review_share sends for a second "
-            "opinion; issues the model doubts less stay listed and their share goes to the "
-            f"ranking (default {defaults.REVIEW_MIN_SCORE})"
-        },
+    review_min_score = fraction(
+        f"The least label-issue score review_share sends (default {defaults.REVIEW_MIN_SCORE})"
     )
     train_on_eval = ma.fields.Boolean(
         metadata={

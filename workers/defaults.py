@@ -263,12 +263,9 @@ to another annotator for a second opinion (0: the issues are listed, not sent)."
 
 REVIEW_MIN_SCORE = 0.9
 """The least label-issue score (one minus the out-of-fold probability of the label given)
-that ``review_share`` sends for a second opinion; an issue the model doubts less stays
-listed, and its share of the batch goes to the ranking instead. Confident learning flags
-about twice as many labels as are wrong at 10% noise; of those scored 0.9 or more, 70% are
-wrong. On TREC at 600 labels review at 0.9 spent 79 second opinions where review of every
-issue spent 116, for as many wrong labels left, and was ahead at 10% and 20% noise
-(``bench/label_quality.py``; bench/results/2026-12-07-label-quality-min-score.md)."""
+that ``review_share`` sends; an issue doubted less stays listed and its share of the batch
+goes to the ranking. At 10% noise about half the labels confident learning flags are right,
+of those scored 0.9 or more 30% (bench/results/2026-12-07-label-quality-min-score.md)."""
 
 LABEL_ISSUES_FOLDS = 5
 """Folds of the cross-validation whose out-of-fold probabilities find label issues."""
