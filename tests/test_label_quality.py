@@ -164,13 +164,19 @@ def flipped_labels(y):
     return [(f"d{i}", str((int(y[i]) + 1) % 10) if f"d{i}" in FLIPPED else y[i]) for i in range(300)]
 
 
-def test_planted_flipped_labels_are_flagged_and_sent_for_review(client, run_jobs, digits):
+def issues_of_planted_flips(client, run_jobs, digits, **al) -> dict:
+    """The label issues a retrain lists after ana labels the first 300 items, some flipped."""
     x, y = digits
-    make_project(client, review_share=0.3, review_min_score=0.0)
+    make_project(client, **al)
     upload(client, x)
     assert send(client, flipped_labels(y), "ana").status_code == 200
     run_jobs()
-    found = client.get(f"/v1/projects/digits/label-issues?schema={SCHEMA}&limit=1000").json
+    return client.get(f"/v1/projects/digits/label-issues?schema={SCHEMA}&limit=1000").json
+
+
+def test_planted_flipped_labels_are_flagged_and_sent_for_review(client, run_jobs, digits):
+    y = digits[1]
+    found = issues_of_planted_flips(client, run_jobs, digits, review_share=0.3, review_min_score=0.0)
     assert found["status"] == "found" and found["checked"] == 300
     flagged = {i["item"] for i in found["issues"]}
     assert len(flagged & FLIPPED) >= 0.8 * len(FLIPPED), found["issues"][:5]
@@ -193,12 +199,7 @@ def test_planted_flipped_labels_are_flagged_and_sent_for_review(client, run_jobs
 
 
 def test_review_sends_only_the_issues_scored_at_least_review_min_score(client, run_jobs, digits):
-    x, y = digits
-    make_project(client, review_share=0.5, review_min_score=0.9)
-    upload(client, x)
-    assert send(client, flipped_labels(y), "ana").status_code == 200
-    run_jobs()
-    found = client.get(f"/v1/projects/digits/label-issues?schema={SCHEMA}&limit=1000").json
+    found = issues_of_planted_flips(client, run_jobs, digits, review_share=0.5, review_min_score=0.9)
     sure = {i["item"] for i in found["issues"] if i["score"] >= 0.9}
     assert 0 < len(sure) < len(found["issues"]), [i["score"] for i in found["issues"]]
     assert found["queued_for_review"] == len(sure)
