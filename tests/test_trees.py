@@ -6,6 +6,7 @@ import io
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from workers.exceptions import InvalidInput
 from workers.model_choice import choose
@@ -45,6 +46,10 @@ def test_a_tree_model_is_stored_and_loaded_with_the_same_probabilities(kind):
     proba, space = model.proba_and_space(x[300:])
     np.testing.assert_allclose(proba, model.predict_proba(x[300:]))
     np.testing.assert_allclose(space, model.space(x[300:]))
+    if kind != "hist_gradient_boosting":  # forests also take sparse rows (TF-IDF)
+        rows = sp.csr_matrix(np.where(x[300:] > 0, x[300:], 0))
+        proba, _ = model.proba_and_space(rows)
+        np.testing.assert_allclose(proba, model.predict_proba(rows.toarray()))
 
 
 def test_a_stored_tree_model_with_a_type_outside_the_allowlist_is_refused():

@@ -27,6 +27,7 @@ import numpy as np
 import scipy.sparse as sp
 import skops.io as sio
 from sklearn.ensemble import ExtraTreesClassifier, HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.utils import check_array
 
 from workers.exceptions import InvalidInput
 
@@ -102,6 +103,28 @@ def tree_logits(est, x) -> np.ndarray:
     return np.log(np.maximum(est.predict_proba(x), PROBA_FLOOR))
 
 
+def forest_walk(forest, x, space_trees: int, proba: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
+    """The forest's class probabilities (with ``proba``) and its leaf space
+    (:meth:`TreeModel.space`) from one walk of each tree: a tree's leaves give both its
+    class fractions and its leaf vectors, so the first ``space_trees`` trees are not walked
+    twice. The probabilities are the forest's ``predict_proba``: the mean of its trees'
+    leaf fractions."""
+    x = check_array(x, dtype=np.float32, accept_sparse="csr")
+    trees = forest.estimators_ if proba else forest.estimators_[:space_trees]
+    rng = np.random.default_rng(0)
+    space = np.zeros((x.shape[0], SPACE_DIM), dtype=np.float32)
+    total = np.zeros((x.shape[0], forest.n_classes_)) if proba else None
+    for t, tree in enumerate(trees):
+        leaves = tree.apply(x, check_input=False)
+        if total is not None:
+            total += tree.tree_.value[leaves, 0, :]
+        if t < space_trees:
+            codes = rng.standard_normal((tree.tree_.node_count, SPACE_DIM), dtype=np.float32)
+            space += codes[leaves]
+    space /= np.sqrt(min(space_trees, len(forest.estimators_)))
+    return (None if total is None else total / len(trees)), space
+
+
 @dataclass
 class TreeModel:
     """A fitted tree ensemble over ``classes``; probabilities via softmax(log p / T)."""
@@ -127,7 +150,9 @@ class TreeModel:
         """``predict_proba(x)`` and ``space(x)``; boosting's space is its log-probabilities,
         so its trees are walked once for both."""
         if self.has_committee:
-            return self.predict_proba(x), self.space(x)
+            proba, space = forest_walk(self.estimator, x, SPACE_TREES)
+            assert proba is not None
+            return self._softmax(np.log(np.maximum(proba, PROBA_FLOOR))), space
         z = tree_logits(self.estimator, x)
         return self._softmax(z), z.astype(np.float32)
 
@@ -163,14 +188,7 @@ class TreeModel:
         category, which no tree needs to split on."""
         if not self.has_committee:
             return tree_logits(self.estimator, x).astype(np.float32)
-        trees = self.estimator.estimators_[:SPACE_TREES]
-        rng = np.random.default_rng(0)
-        out = np.zeros((x.shape[0], SPACE_DIM), dtype=np.float32)
-        for tree in trees:
-            codes = rng.standard_normal((tree.tree_.node_count, SPACE_DIM), dtype=np.float32)
-            out += codes[tree.apply(x)]
-        out /= np.sqrt(len(trees))
-        return out
+        return forest_walk(self.estimator, x, SPACE_TREES, proba=False)[1]
 
     def to_bytes(self) -> bytes:
         blob = sio.dumps(self.estimator, compression=zipfile.ZIP_DEFLATED, compresslevel=1)
