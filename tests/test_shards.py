@@ -21,7 +21,7 @@ import workers.shards
 from workers import defaults
 from workers.features import columns
 from workers.refresh import refresh
-from workers.shards import bounds, shard_count
+from workers.shards import shard_count, spans
 from workers.store import Store, keys
 from workers.worker import make_queue
 
@@ -98,14 +98,22 @@ def feature_dir(tmp_path, monkeypatch):
     return tmp_path / "features"
 
 
-def test_a_pass_is_cut_into_shards_of_shard_rows(monkeypatch):
+def test_a_pass_is_cut_into_shards_that_shrink_towards_its_end(monkeypatch):
+    """Whole shards of ``SHARD_ROWS`` first, then the rows left over twice the workers,
+    down to an eighth of a shard: the last shards are small, so workers finish together."""
     monkeypatch.setattr(defaults, "SHARD_ROWS", 100)
     assert shard_count(1000) == 10
     assert shard_count(1001) == 11
     assert shard_count(60) == 1
-    spans = bounds(1001, 4)
-    assert spans[0][0] == 0 and spans[-1][1] == 1001
-    assert all(a[1] == b[0] for a, b in itertools.pairwise(spans))
+    cut = spans(1001, 2)
+    assert cut[0][0] == 0 and cut[-1][1] == 1001
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(cut))
+    sizes = [b - a for a, b in cut]
+    assert sizes[:6] == [100] * 6  # 1001 - 500 rows left is still over 4 shards' worth
+    assert all(a >= b for a, b in itertools.pairwise(sizes[:-1]))
+    assert min(sizes) == 12 and sizes[-1] < 24  # a remainder under 12 joins the last
+    assert max(b - a for a, b in spans(1001, 1)) == 100
+    assert len(spans(1001, 8)) > len(cut)  # more workers, smaller shards sooner
 
 
 @pytest.mark.parametrize(
@@ -145,7 +153,7 @@ def test_sharded_and_unsharded_rankings_agree(
     finally:
         helper.terminate()
         helper.wait(timeout=30)
-    assert result["scoring"]["shards"] == shard_count(result["ranked"]) > 2
+    assert result["scoring"]["shards"] == len(spans(result["ranked"], 2)) > 2
     assert result["scoring"]["redone"] == 0
     assert result["scoring"]["by_workers"] >= 1
     whole, split = published(store, "whole"), published(store, "split")
@@ -160,16 +168,16 @@ DOOMED = textwrap.dedent(
     """
     import sys, time
     from redis import Redis
-    from workers import defaults, shards
+    from workers import defaults, shard_helper
     from workers.store import keys
 
     defaults.SHARD_LEASE_SECONDS = 1.0
-    shards.Helper.score = lambda *args: time.sleep(3600)  # killed while it scores
+    shard_helper.Helper.score = lambda *args: time.sleep(3600)  # killed while it scores
     conn = Redis.from_url(sys.argv[1])
     while not (found := conn.keys(keys.project("split") + "shard:*:spec")):
         time.sleep(0.01)
     token = found[0].decode().split("shard:")[1].split(":")[0]
-    shards.run_shard(conn, "worker doomed", "split", token)
+    shard_helper.run_shard(conn, "worker doomed", "split", token)
     """
 )
 
@@ -207,7 +215,7 @@ def test_a_shard_whose_worker_is_killed_is_scored_again(
         doomed.wait()
     assert doomed.returncode == -9
     assert result["scoring"] | {"seconds": 0} == {
-        "shards": shard_count(result["ranked"]),
+        "shards": len(spans(result["ranked"], 2)),
         "by_workers": 0,
         "redone": 1,
         "seconds": 0,

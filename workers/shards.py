@@ -10,13 +10,16 @@ it:
   a pass that would take under ``SHARD_MIN_SECONDS`` in one piece (a linear model on TF-IDF
   rows, at a million items), the pass runs in the job as before, with nothing written;
 - otherwise it writes a plan beside the project in Redis (the model as stored, the pool's
-  generation, the candidates' rows), queues one helper job per free worker at the front of
-  its queue, and starts scoring shards itself;
+  generation, the candidates' rows, the shards' spans), queues one helper job per free
+  worker at the front of its queue, and starts scoring shards itself. Shards shrink
+  towards the end of the pass (:func:`spans`), so whoever started late still finishes
+  with the rest;
 - each shard is scored by whoever claims it first: the retraining job, or a helper on any
   worker of this machine or another on the same Redis, which builds its rows from the
   shared feature directory as the retraining job built them. Helpers leave each shard's
   probabilities as ``.npy`` files in the project's feature directory (``.shards/``), which
-  the retraining job reads and deletes;
+  the retraining job copies into the pass's arrays as they come, between its own shards,
+  and deletes;
 - a claim is a lease its holder renews every few seconds while it scores. A worker that
   dies stops renewing; once its lease has lapsed with no result, the retraining job scores
   that shard itself (``redone`` in the job's result).
@@ -33,31 +36,25 @@ import contextlib
 import io
 import json
 import logging
-import os
 import shutil
-import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from itertools import pairwise
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 import numpy as np
 from redis import Redis
 from rq import Queue, Worker, get_current_job
 
 from workers import defaults
-from workers.features.cache import FeatureCache, Unchanged
 from workers.features.columns import Columns
-from workers.features.files import feature_cache
-from workers.models import Model, load_model
-from workers.store import Store, keys
+from workers.store import keys
 
 log = logging.getLogger(__name__)
 
-SHARD_FUNCTION = "workers.shards.score_shard"
+SHARD_FUNCTION = "workers.shard_helper.score_shard"
 
 PARENT = "retraining job"
 """The claim the retraining job writes on a shard it scores itself."""
@@ -70,9 +67,27 @@ SHARD_FOLDER = ".shards"
 
 
 def shard_count(candidates: int) -> int:
-    """How many shards a pass over ``candidates`` rows is cut into: ``SHARD_ROWS`` each, so
-    whoever is free takes the next and the pass ends when the last one does."""
+    """Shards of ``SHARD_ROWS`` in a pass over ``candidates`` rows: under two, the pass is
+    not split."""
     return max(1, -(-candidates // defaults.SHARD_ROWS))
+
+
+def spans(candidates: int, workers: int) -> list[tuple[int, int]]:
+    """Each shard's [start, stop) in candidate order, for ``workers`` scoring them
+    (guided self-scheduling): a shard is the rows not yet handed out over twice the
+    workers, at most ``SHARD_ROWS`` and at least an eighth of it (the last takes in a
+    remainder smaller than that). The first shards are
+    whole, the last small: a helper that started late, or a slower worker, costs the
+    pass a small shard's time at the end, not a whole one's."""
+    least = max(1, defaults.SHARD_ROWS // 8)
+    out: list[tuple[int, int]] = []
+    start = 0
+    while start < candidates:
+        size = min(defaults.SHARD_ROWS, max(least, -(-(candidates - start) // (2 * workers))))
+        stop = start + size if candidates - start - size >= least else candidates
+        out.append((start, stop))
+        start = stop
+    return out
 
 
 def worth_sharding(model, xc) -> bool:
@@ -85,12 +100,6 @@ def worth_sharding(model, xc) -> bool:
     return (time.perf_counter() - started) * xc.shape[0] / probe >= defaults.SHARD_MIN_SECONDS
 
 
-def bounds(candidates: int, count: int) -> list[tuple[int, int]]:
-    """Each shard's [start, stop) in candidate order, of near-equal sizes."""
-    edges = np.linspace(0, candidates, count + 1).round().astype(np.int64)
-    return [(int(a), int(b)) for a, b in pairwise(edges)]
-
-
 def free_workers(queue: Queue) -> int:
     """Workers listening on ``queue`` with no job, besides this one."""
     me = get_current_job()
@@ -98,60 +107,56 @@ def free_workers(queue: Queue) -> int:
     return sum(1 for w in Worker.all(queue=queue) if w.get_state() == "idle" and w.name != mine)
 
 
-def _encode(array: np.ndarray) -> bytes:
+def encode_array(array: np.ndarray) -> bytes:
     buf = io.BytesIO()
     np.save(buf, np.asarray(array), allow_pickle=False)
     return buf.getvalue()
 
 
-def _decode(blob: bytes) -> np.ndarray:
+def decode_array(blob: bytes) -> np.ndarray:
     return np.load(io.BytesIO(blob), allow_pickle=False)
 
 
-def _get(conn: Redis, key: str) -> bytes | None:
+def get_bytes(conn: Redis, key: str) -> bytes | None:
     return cast(bytes | None, conn.get(key))
 
 
 @dataclass
 class Plan:
-    """A sharded pass: where its keys and result files are, what each shard covers, what
-    came back and who scored it."""
+    """A sharded pass: where its keys and result files are, what each shard covers, the
+    pass's probabilities and space as the shards fill them in, and who scored each."""
 
     project: str
     token: str
     spans: list[tuple[int, int]]
     folder: Path
-    results: dict[int, tuple[np.ndarray, np.ndarray | None]] = field(default_factory=dict)
+    proba: np.ndarray | None = None
+    space: np.ndarray | None = None
     by: dict[int, str] = field(default_factory=dict)
 
     def key(self, what: str) -> str:
         return keys.shard(self.project, self.token, what)
+
+    def put(self, index: int, holder: str, result: tuple[np.ndarray, np.ndarray | None]) -> None:
+        """Copy shard ``index``'s result into the pass's arrays (made at the first result:
+        the whole pass's rows, the shards' columns)."""
+        a, b = self.spans[index]
+        rows = self.spans[-1][1]
+        proba, space = result
+        if self.proba is None:
+            self.proba = np.empty((rows, *proba.shape[1:]), dtype=proba.dtype)
+            if space is not None:
+                self.space = np.empty((rows, *space.shape[1:]), dtype=space.dtype)
+        self.proba[a:b] = proba
+        if self.space is not None:
+            self.space[a:b] = space
+        self.by[index] = holder
 
 
 def claim(conn: Redis, project: str, token: str, index: int, holder: str, lease: float | None = None) -> bool:
     """Take shard ``index`` for ``holder`` if nobody holds it, for ``lease`` seconds."""
     ms = int(1000 * (lease or defaults.SHARD_LEASE_SECONDS))
     return bool(conn.set(keys.shard(project, token, f"claim:{index}"), holder, nx=True, px=ms))
-
-
-class Lease(threading.Thread):
-    """Renews a claim while its holder scores; a holder that dies lets it lapse."""
-
-    def __init__(self, conn: Redis, key: str) -> None:
-        super().__init__(daemon=True)
-        self.conn, self.key, self.done = conn, key, threading.Event()
-
-    def run(self) -> None:
-        ms = int(1000 * defaults.SHARD_LEASE_SECONDS)
-        while not self.done.wait(defaults.SHARD_LEASE_SECONDS / 4):
-            self.conn.pexpire(self.key, ms)
-
-    def __enter__(self) -> Lease:
-        self.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.done.set()
 
 
 def model_pass(
@@ -181,12 +186,13 @@ def model_pass(
         return whole_pass(model, xc)
     started = time.perf_counter()
     token = uuid.uuid4().hex
-    plan = Plan(spec["project"], token, bounds(len(candidates), count), results_folder(spec, token))
+    plan = Plan(spec["project"], token, spans(len(candidates), helpers + 1), results_folder(spec, token))
+    count = len(plan.spans)
     ttl = defaults.JOB_TIMEOUT
     with conn.pipeline(transaction=False) as pipe:
-        pipe.set(plan.key("spec"), json.dumps({**spec, "shards": count}), ex=ttl)
+        pipe.set(plan.key("spec"), json.dumps({**spec, "spans": plan.spans}), ex=ttl)
         pipe.set(plan.key("model"), model_state, ex=ttl)
-        pipe.set(plan.key("rows"), _encode(candidates.astype(np.int64)), ex=ttl)
+        pipe.set(plan.key("rows"), encode_array(candidates.astype(np.int64)), ex=ttl)
         pipe.execute()
     try:
         plan.folder.mkdir(parents=True)
@@ -205,11 +211,10 @@ def model_pass(
             *[plan.key(k) for k in ("spec", "model", "rows")], *[plan.key(f"claim:{i}") for i in range(count)]
         )
         shutil.rmtree(plan.folder, ignore_errors=True)
-    proba, space = merged([plan.results[i] for i in range(count)], xc)
     by = [plan.by[i] for i in range(count)]
     return (
-        proba,
-        space,
+        cast(np.ndarray, plan.proba),
+        xc if plan.space is None else plan.space,
         {
             "shards": count,
             "by_workers": sum(not h.startswith(PARENT) for h in by),
@@ -223,16 +228,12 @@ def whole_pass(model, xc) -> tuple[np.ndarray, object, dict]:
     """The pass in one job, here: what :func:`model_pass` does for a small pool. Parts held
     apart (:class:`Columns`) are joined and scored a block of rows at a time."""
     started = time.perf_counter()
-    proba, space = merged([shard_result(model, xc)], xc)
-    return proba, space, {"shards": 1, "seconds": round(time.perf_counter() - started, 3)}
-
-
-def merged(results: list[tuple[np.ndarray, np.ndarray | None]], xc) -> tuple[np.ndarray, Any]:
-    """The probabilities and space of the whole pass from its pieces' (in order): a space
-    no piece returned is the rows themselves, ``xc``."""
-    proba = np.concatenate([r[0] for r in results])
-    spaces = [r[1] for r in results]
-    return proba, xc if spaces[0] is None else np.concatenate(spaces)  # type: ignore[arg-type]
+    proba, space = shard_result(model, xc)
+    return (
+        proba,
+        xc if space is None else space,
+        {"shards": 1, "seconds": round(time.perf_counter() - started, 3)},
+    )
 
 
 def results_folder(spec: dict, token: str) -> Path:
@@ -257,7 +258,9 @@ def shard_result(model, rows) -> tuple[np.ndarray, np.ndarray | None]:
     linear model measures distances in its features, which need not travel). Parts held
     apart (:class:`Columns`) are joined ``PASS_ROWS`` rows at a time."""
     if isinstance(rows, Columns):
-        return merged([shard_result(model, block) for block in rows.blocks()], None)
+        blocks = [shard_result(model, block) for block in rows.blocks()]
+        spaces = [b[1] for b in blocks if b[1] is not None]
+        return np.concatenate([b[0] for b in blocks]), np.concatenate(spaces) if spaces else None
     proba, space = model.proba_and_space(rows)
     return proba, None if space is rows else space
 
@@ -268,43 +271,37 @@ def _gather(
     local: Callable[[int], tuple[np.ndarray, np.ndarray | None]],
     report: Callable[[int, int], None] | None,
 ) -> None:
-    """Score every shard nobody has claimed, in order, as the helper jobs do, then collect
-    the helpers' results; a shard whose holder's lease lapsed with no result is scored here."""
+    """Score every shard nobody has claimed, in order, as the helper jobs do, taking in
+    the helpers' results that have come between shards; then wait for the rest. A shard
+    whose holder's lease lapsed with no result is scored here."""
     count = len(plan.spans)
 
     def scored(i: int, holder: str, result: tuple[np.ndarray, np.ndarray | None]) -> None:
-        plan.results[i], plan.by[i] = result, holder
+        plan.put(i, holder, result)
         if report:
-            report(len(plan.results), count)
+            report(len(plan.by), count)
+
+    def take_in(rescore: bool) -> None:
+        for i in range(count):
+            if i in plan.by:
+                continue
+            found = _read_result(plan.folder, i)
+            if found is not None:
+                holder = get_bytes(conn, plan.key(f"claim:{i}"))
+                scored(i, holder.decode() if holder else "worker", found)
+            elif rescore and claim(conn, plan.project, plan.token, i, PARENT):
+                # the holder's lease lapsed with no result: its worker died (or failed)
+                log.warning("scoring shard %d of %d again: its worker stopped", i + 1, count)
+                scored(i, REDONE, local(i))
 
     for i in range(count):
         if claim(conn, plan.project, plan.token, i, PARENT):
             scored(i, PARENT, local(i))
-    while len(plan.results) < count:
-        for i in range(count):
-            if i in plan.results:
-                continue
-            found = _read_result(plan.folder, i)
-            if found is not None:
-                holder = _get(conn, plan.key(f"claim:{i}"))
-                scored(i, holder.decode() if holder else "worker", found)
-            elif claim(conn, plan.project, plan.token, i, PARENT):
-                # the holder's lease lapsed with no result: its worker died (or failed)
-                log.warning("scoring shard %d of %d again: its worker stopped", i + 1, count)
-                scored(i, REDONE, local(i))
-        if len(plan.results) < count:
+            take_in(rescore=False)
+    while len(plan.by) < count:
+        take_in(rescore=True)
+        if len(plan.by) < count:
             time.sleep(defaults.SHARD_POLL_SECONDS)
-
-
-def _write_result(folder: Path, index: int, proba: np.ndarray, space: np.ndarray | None) -> None:
-    """The shard's probabilities (and space), each written under a temporary name and
-    renamed: the probabilities' file appears last, and whole."""
-    for name, array in (("space", space), ("proba", proba)):
-        if array is None:
-            continue
-        staged = folder / f".{index}.{name}.{uuid.uuid4().hex[:8]}.npy"
-        np.save(staged, array, allow_pickle=False)
-        os.replace(staged, folder / f"{index}.{name}.npy")
 
 
 def _read_result(folder: Path, index: int) -> tuple[np.ndarray, np.ndarray | None] | None:
@@ -313,78 +310,3 @@ def _read_result(folder: Path, index: int) -> tuple[np.ndarray, np.ndarray | Non
         return None
     space = folder / f"{index}.space.npy"
     return np.load(proba), np.load(space) if space.exists() else None
-
-
-def score_shard(project: str, token: str) -> dict:
-    """The RQ entry point: score shards of a retrain's pass until none is left."""
-    job = get_current_job()
-    if job is None:
-        raise RuntimeError("score_shard runs as an RQ job")
-    return run_shard(job.connection, f"worker {job.worker_name}", project, token)
-
-
-def run_shard(conn: Redis, holder: str, project: str, token: str) -> dict:
-    """Claim the pass's shards one after another for ``holder``, each under a renewed
-    lease, and leave their results for the retraining job, until every shard is taken."""
-    started = time.perf_counter()
-    helper: Helper | None = None
-    done = []
-    spec_blob = _get(conn, keys.shard(project, token, "spec"))
-    if spec_blob is None:
-        return {"status": "gone"}
-    spec = json.loads(spec_blob)
-    for index in range(spec["shards"]):
-        if not claim(conn, project, token, index, holder):
-            continue
-        claim_key = keys.shard(project, token, f"claim:{index}")
-        try:
-            with Lease(conn, claim_key):
-                helper = helper or Helper.load(conn, project, token, spec)
-                proba, space = helper.score(index)
-                _write_result(Path(spec["directory"]) / SHARD_FOLDER / token, index, proba, space)
-        except Exception:
-            conn.delete(claim_key)  # the retraining job scores it at once
-            raise
-        done.append(index)
-    return {"status": "scored", "shards": done, "seconds": round(time.perf_counter() - started, 3)}
-
-
-class PlanGone(Exception):
-    """The plan or the rows it names are gone: the retraining job scores the shard."""
-
-
-@dataclass
-class Helper:
-    """What a helper job loads once for all the shards it scores: the model, and the
-    pool's rows as the retraining job built them, from the feature directory."""
-
-    model: Model
-    rows: np.ndarray
-    spans: list[tuple[int, int]]
-    scale: dict | None
-    cache: FeatureCache
-    known: Unchanged
-
-    @classmethod
-    def load(cls, conn: Redis, project: str, token: str, spec: dict) -> Helper:
-        state, rows_blob = cast(
-            list[bytes | None], conn.mget([keys.shard(project, token, k) for k in ("model", "rows")])
-        )
-        if state is None or rows_blob is None:
-            raise PlanGone(f"a scoring pass of {project}: the plan is gone")
-        store = Store(conn)
-        cache = feature_cache(store, project)
-        dim = spec.get("vector_dim")
-        vectorizer, params = spec["vectorizer"], spec["vectorizer_params"]
-        known = cache.unchanged(spec["generation"], vectorizer, params, bool(dim))
-        if known is None:
-            raise PlanGone(f"a scoring pass of {project}: the feature rows changed")
-        rows = _decode(rows_blob)
-        spans = bounds(len(rows), spec["shards"])
-        return cls(load_model(state), rows, spans, spec.get("vector_scale"), cache, known)
-
-    def score(self, index: int) -> tuple[np.ndarray, np.ndarray | None]:
-        a, b = self.spans[index]
-        rows = self.rows[a:b]
-        vectors = self.known.vectors[rows] if self.known.vectors is not None else None
-        return shard_result(self.model, self.cache.rows_of(self.known, rows, vectors, self.scale))

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 import skops.io as sio
+from skops.io.exceptions import UntrustedTypesFoundException
 from sklearn.ensemble import ExtraTreesClassifier, HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.utils import check_array
 
@@ -204,13 +205,15 @@ class TreeModel:
 
     @classmethod
     def from_arrays(cls, z) -> TreeModel:
-        blob = z["estimator"].tobytes()
-        unknown = sorted(set(sio.get_untrusted_types(data=blob)) - set(TRUSTED))
-        if unknown:
-            raise InvalidInput(f"a stored tree model holds types alrank does not load: {unknown}")
+        try:
+            # skops audits every type before it builds anything: one parse, not two
+            estimator = sio.loads(z["estimator"].tobytes(), trusted=TRUSTED)
+        except UntrustedTypesFoundException as e:
+            found = str(e).splitlines()[0]
+            raise InvalidInput(f"a stored tree model holds types alrank does not load: {found}") from e
         return cls(
             classes=[str(c) for c in z["classes"]],
-            estimator=sio.loads(blob, trusted=TRUSTED),
+            estimator=estimator,
             kind=str(z["kind"]),
             temperature=float(z["temperature"]),
         )
