@@ -77,10 +77,10 @@ def slow_first_shard(monkeypatch, until) -> None:
     to claim the next."""
     score = workers.shards._score
 
-    def slow(model, xc, span):
+    def slow(model, xc, span, space):
         if span[0] == 0:
             wait_for(until)
-        return score(model, xc, span)
+        return score(model, xc, span, space)
 
     monkeypatch.setattr(workers.shards, "_score", slow)
 
@@ -250,3 +250,19 @@ def test_alrank_serve_runs_as_many_workers_as_asked(tmp_path):
         cwd=ROOT,
     )
     assert refused.returncode == 2 and "at least 1" in refused.stderr
+
+
+def test_a_shard_result_is_read_into_place_and_a_mismatched_one_is_refused(tmp_path):
+    """A helper's ``.npy`` goes straight into the pass's rows; a file of another shape or
+    type is an error, never a silent misfit."""
+    from workers.shards import _read_into
+
+    rows = np.arange(12, dtype=np.float32).reshape(4, 3)
+    np.save(tmp_path / "r.npy", rows)
+    room = np.zeros((6, 3), dtype=np.float32)
+    _read_into(tmp_path / "r.npy", room[1:5])
+    np.testing.assert_array_equal(room[1:5], rows)
+    assert not room[0].any() and not room[5].any()
+    for wrong in (np.zeros((5, 3), dtype=np.float32), np.zeros((4, 3), dtype=np.float64)):
+        with pytest.raises(ValueError, match="holds"):
+            _read_into(tmp_path / "r.npy", wrong)

@@ -59,7 +59,9 @@ class LinearModel:
         features (its weights are a direction in them)."""
         return x
 
-    def proba_and_space(self, x) -> tuple[np.ndarray, Any]:
+    def proba_and_space(self, x, space: np.ndarray | None = None) -> tuple[np.ndarray, Any]:
+        """The probabilities, and the space distances are measured in: the rows themselves
+        (``space``, where a model with a space of its own would write it, is not used)."""
         return self.predict_proba(x), x
 
     def decision(self, x) -> np.ndarray:

@@ -18,8 +18,8 @@ it:
   worker of this machine or another on the same Redis, which builds its rows from the
   shared feature directory as the retraining job built them. Helpers leave each shard's
   probabilities as ``.npy`` files in the project's feature directory (``.shards/``), which
-  the retraining job copies into the pass's arrays as they come, between its own shards,
-  and deletes;
+  the retraining job reads straight into the pass's arrays as they come, between its own
+  shards (whose space it scores in place), and deletes;
 - a claim is a lease its holder renews every few seconds while it scores. A worker that
   dies stops renewing; once its lease has lapsed with no result, the retraining job scores
   that shard itself (``redone`` in the job's result).
@@ -90,14 +90,15 @@ def spans(candidates: int, workers: int) -> list[tuple[int, int]]:
     return out
 
 
-def worth_sharding(model, xc) -> bool:
-    """Whether the whole pass would take ``SHARD_MIN_SECONDS`` or more, timed on its first
-    ``SHARD_PROBE_ROWS`` rows: a linear model's pass over a million TF-IDF rows takes about
-    a fifth of a second, less than handing out a shard costs; a forest's takes seconds."""
-    probe = min(xc.shape[0], defaults.SHARD_PROBE_ROWS)
+def probe(model, xc) -> tuple[float, tuple[np.ndarray, np.ndarray | None]]:
+    """The seconds the whole pass would take, timed on its first ``SHARD_PROBE_ROWS`` rows
+    (a linear model's pass over a million TF-IDF rows takes about a fifth of a second, less
+    than handing out a shard costs; a forest's takes seconds), and what those rows gave: the
+    shapes of the pass's arrays."""
+    rows = min(xc.shape[0], defaults.SHARD_PROBE_ROWS)
     started = time.perf_counter()
-    model.proba_and_space(xc[:probe])
-    return (time.perf_counter() - started) * xc.shape[0] / probe >= defaults.SHARD_MIN_SECONDS
+    result = shard_result(model, xc[:rows])
+    return (time.perf_counter() - started) * xc.shape[0] / rows, result
 
 
 def free_workers(queue: Queue) -> int:
@@ -124,33 +125,72 @@ def get_bytes(conn: Redis, key: str) -> bytes | None:
 @dataclass
 class Plan:
     """A sharded pass: where its keys and result files are, what each shard covers, the
-    pass's probabilities and space as the shards fill them in, and who scored each."""
+    pass's probabilities and space (shaped as the probe's, every row) that the shards fill
+    in, and who scored each. The retraining job scores its shards' space in place, and
+    reads the helpers' files straight into place: nothing is copied twice."""
 
     project: str
     token: str
     spans: list[tuple[int, int]]
     folder: Path
-    proba: np.ndarray | None = None
-    space: np.ndarray | None = None
+    proba: np.ndarray
+    space: np.ndarray | None
     by: dict[int, str] = field(default_factory=dict)
+
+    @classmethod
+    def make(cls, spec: dict, token: str, shards: list[tuple[int, int]], shaped) -> Plan:
+        proba, space = shaped
+        rows = shards[-1][1]
+
+        def like(a: np.ndarray) -> np.ndarray:
+            return np.empty((rows, *a.shape[1:]), dtype=a.dtype)
+
+        room = None if space is None else like(space)
+        return cls(spec["project"], token, shards, results_folder(spec, token), like(proba), room)
 
     def key(self, what: str) -> str:
         return keys.shard(self.project, self.token, what)
 
-    def put(self, index: int, holder: str, result: tuple[np.ndarray, np.ndarray | None]) -> None:
-        """Copy shard ``index``'s result into the pass's arrays (made at the first result:
-        the whole pass's rows, the shards' columns)."""
+    def view(self, index: int) -> np.ndarray | None:
+        """Where shard ``index``'s space goes."""
         a, b = self.spans[index]
-        rows = self.spans[-1][1]
+        return None if self.space is None else self.space[a:b]
+
+    def put(self, index: int, holder: str, result: tuple[np.ndarray, np.ndarray | None]) -> None:
+        """Shard ``index``'s result into the pass's arrays (its space may be there already)."""
+        a, b = self.spans[index]
         proba, space = result
-        if self.proba is None:
-            self.proba = np.empty((rows, *proba.shape[1:]), dtype=proba.dtype)
-            if space is not None:
-                self.space = np.empty((rows, *space.shape[1:]), dtype=space.dtype)
         self.proba[a:b] = proba
-        if self.space is not None:
+        if self.space is not None and space is not None and not np.shares_memory(space, self.space):
             self.space[a:b] = space
         self.by[index] = holder
+
+    def arrived(self, index: int) -> bool:
+        """Whether a helper's result for shard ``index`` is there (its probabilities' file
+        appears last, and whole)."""
+        return (self.folder / f"{index}.proba.npy").exists()
+
+    def take(self, index: int, holder: str) -> None:
+        """Read a helper's result for shard ``index`` into place."""
+        a, b = self.spans[index]
+        if self.space is not None:
+            _read_into(self.folder / f"{index}.space.npy", self.space[a:b])
+        _read_into(self.folder / f"{index}.proba.npy", self.proba[a:b])
+        self.by[index] = holder
+
+
+def _read_into(path: Path, out: np.ndarray) -> None:
+    """An ``.npy`` file's array read straight into ``out``, which has its shape and type."""
+    with path.open("rb") as f:
+        fmt = np.lib.format
+        version = fmt.read_magic(f)
+        shape, fortran, dtype = (
+            fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+        )(f)
+        if shape != out.shape or dtype != out.dtype or fortran:
+            raise ValueError(f"{path} holds {dtype} {shape}, not {out.dtype} {out.shape}")
+        if f.readinto(memoryview(out).cast("B")) != out.nbytes:  # type: ignore[arg-type]
+            raise ValueError(f"{path} ends early")
 
 
 def claim(conn: Redis, project: str, token: str, index: int, holder: str, lease: float | None = None) -> bool:
@@ -182,11 +222,14 @@ def model_pass(
     if count < 2 or queue is None or not spec.get("directory"):
         return whole_pass(model, xc)
     helpers = free_workers(queue)
-    if helpers < 1 or not worth_sharding(model, xc):
+    if helpers < 1:
+        return whole_pass(model, xc)
+    seconds, shaped = probe(model, xc)
+    if seconds < defaults.SHARD_MIN_SECONDS:
         return whole_pass(model, xc)
     started = time.perf_counter()
     token = uuid.uuid4().hex
-    plan = Plan(spec["project"], token, spans(len(candidates), helpers + 1), results_folder(spec, token))
+    plan = Plan.make(spec, token, spans(len(candidates), helpers + 1), shaped)
     count = len(plan.spans)
     ttl = defaults.JOB_TIMEOUT
     with conn.pipeline(transaction=False) as pipe:
@@ -205,7 +248,7 @@ def model_pass(
                 failure_ttl=defaults.SHARD_RESULT_TTL,
                 at_front=True,
             )
-        _gather(conn, plan, lambda i: _score(model, xc, plan.spans[i]), report)
+        _gather(conn, plan, lambda i: _score(model, xc, plan.spans[i], plan.view(i)), report)
     finally:
         conn.delete(
             *[plan.key(k) for k in ("spec", "model", "rows")], *[plan.key(f"claim:{i}") for i in range(count)]
@@ -213,7 +256,7 @@ def model_pass(
         shutil.rmtree(plan.folder, ignore_errors=True)
     by = [plan.by[i] for i in range(count)]
     return (
-        cast(np.ndarray, plan.proba),
+        plan.proba,
         xc if plan.space is None else plan.space,
         {
             "shards": count,
@@ -249,20 +292,24 @@ def results_folder(spec: dict, token: str) -> Path:
     return root / token
 
 
-def _score(model, xc, span: tuple[int, int]) -> tuple[np.ndarray, np.ndarray | None]:
-    return shard_result(model, xc.take(slice(*span)) if isinstance(xc, Columns) else xc[span[0] : span[1]])
+def _score(
+    model, xc, span: tuple[int, int], space: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    rows = xc.take(slice(*span)) if isinstance(xc, Columns) else xc[span[0] : span[1]]
+    return shard_result(model, rows, space)
 
 
-def shard_result(model, rows) -> tuple[np.ndarray, np.ndarray | None]:
+def shard_result(model, rows, space: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """One shard's probabilities, and its space where it is not the rows themselves (a
-    linear model measures distances in its features, which need not travel). Parts held
-    apart (:class:`Columns`) are joined ``PASS_ROWS`` rows at a time."""
+    linear model measures distances in its features, which need not travel); a forest
+    writes its space into ``space`` when given. Parts held apart (:class:`Columns`) are
+    joined ``PASS_ROWS`` rows at a time."""
     if isinstance(rows, Columns):
         blocks = [shard_result(model, block) for block in rows.blocks()]
         spaces = [b[1] for b in blocks if b[1] is not None]
         return np.concatenate([b[0] for b in blocks]), np.concatenate(spaces) if spaces else None
-    proba, space = model.proba_and_space(rows)
-    return proba, None if space is rows else space
+    proba, out = model.proba_and_space(rows, space)
+    return proba, None if out is rows else out
 
 
 def _gather(
@@ -285,10 +332,11 @@ def _gather(
         for i in range(count):
             if i in plan.by:
                 continue
-            found = _read_result(plan.folder, i)
-            if found is not None:
+            if plan.arrived(i):
                 holder = get_bytes(conn, plan.key(f"claim:{i}"))
-                scored(i, holder.decode() if holder else "worker", found)
+                plan.take(i, holder.decode() if holder else "worker")
+                if report:
+                    report(len(plan.by), count)
             elif rescore and claim(conn, plan.project, plan.token, i, PARENT):
                 # the holder's lease lapsed with no result: its worker died (or failed)
                 log.warning("scoring shard %d of %d again: its worker stopped", i + 1, count)
@@ -302,11 +350,3 @@ def _gather(
         take_in(rescore=True)
         if len(plan.by) < count:
             time.sleep(defaults.SHARD_POLL_SECONDS)
-
-
-def _read_result(folder: Path, index: int) -> tuple[np.ndarray, np.ndarray | None] | None:
-    proba = folder / f"{index}.proba.npy"
-    if not proba.exists():
-        return None
-    space = folder / f"{index}.space.npy"
-    return np.load(proba), np.load(space) if space.exists() else None

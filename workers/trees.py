@@ -107,20 +107,26 @@ def tree_logits(est, x) -> np.ndarray:
     return np.log(np.maximum(est.predict_proba(x), PROBA_FLOOR))
 
 
-def forest_walk(forest, x, space_trees: int, proba: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
+def forest_walk(
+    forest, x, space_trees: int, proba: bool = True, space: np.ndarray | None = None
+) -> tuple[np.ndarray | None, np.ndarray]:
     """The forest's class probabilities (with ``proba``) and its leaf space
-    (:meth:`TreeModel.space`) from one walk of each tree: a tree's leaves give both its
-    class fractions and its leaf vectors, so the first ``space_trees`` trees are not walked
-    twice. The probabilities are the forest's ``predict_proba``: the mean of its trees'
-    leaf fractions. Rows are walked ``WALK_ROWS`` at a time, so what each tree adds stays
-    in the processor's cache (a fifth faster at a million rows than all rows at once)."""
+    (:meth:`TreeModel.space`, summed into ``space`` when given) from one walk of each tree:
+    a tree's leaves give both its class fractions and its leaf vectors, so the first
+    ``space_trees`` trees are not walked twice. The probabilities are the forest's
+    ``predict_proba``: the mean of its trees' leaf fractions. Rows are walked ``WALK_ROWS``
+    at a time, so what each tree adds stays in the processor's cache (a fifth faster at a
+    million rows than all rows at once)."""
     x = check_array(x, dtype=np.float32, accept_sparse="csr")
     trees = forest.estimators_ if proba else forest.estimators_[:space_trees]
     rng = np.random.default_rng(0)
     codes = [
         rng.standard_normal((t.tree_.node_count, SPACE_DIM), dtype=np.float32) for t in trees[:space_trees]
     ]
-    space = np.zeros((x.shape[0], SPACE_DIM), dtype=np.float32)
+    if space is None:
+        space = np.zeros((x.shape[0], SPACE_DIM), dtype=np.float32)
+    else:
+        space[:] = 0
     total = np.zeros((x.shape[0], forest.n_classes_)) if proba else None
     for start in range(0, x.shape[0], WALK_ROWS):
         rows = slice(start, start + WALK_ROWS)
@@ -155,11 +161,11 @@ class TreeModel:
         z /= z.sum(axis=1, keepdims=True)
         return z
 
-    def proba_and_space(self, x) -> tuple[np.ndarray, np.ndarray]:
+    def proba_and_space(self, x, space: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``predict_proba(x)`` and ``space(x)``; boosting's space is its log-probabilities,
         so its trees are walked once for both."""
         if self.has_committee:
-            proba, space = forest_walk(self.estimator, x, SPACE_TREES)
+            proba, space = forest_walk(self.estimator, x, SPACE_TREES, space=space)
             assert proba is not None
             return self._softmax(np.log(np.maximum(proba, PROBA_FLOOR))), space
         z = tree_logits(self.estimator, x)
