@@ -35,6 +35,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Mapping
+from itertools import pairwise
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
@@ -170,24 +171,62 @@ class Truth(Mapping):
         return len(self.codes)
 
 
-def vector_bodies(n: int, dim: int, seed: int) -> tuple[list[str], np.ndarray]:
-    """Request bodies of ``n`` items of ``dim`` numbers each and no text, 10,000 a body, and
-    each item's label code: each label's items lie around four centres of their own (a
-    boundary no line draws). The JSON is put together from a table of the values' texts."""
+def vector_chunks(n: int, dim: int, seed: int):
+    """``n`` items of ``dim`` numbers each, 10,000 at a time, as (first index, the values
+    rounded to two decimals as the JSON has them, the label codes): each label's items lie
+    around four centres of their own (a boundary no line draws)."""
     rng = np.random.default_rng(seed)
     centres = rng.normal(scale=2.0, size=(4 * len(LABELS), dim))
-    table = np.array([f"{v:.2f}" for v in np.arange(-2000, 2001) / 100])
-    codes = np.empty(n, dtype=np.int8)
-    bodies = []
     for start in range(0, n, 10_000):
         k = min(10_000, n - start)
         centre = rng.integers(len(centres), size=k)
-        codes[start : start + k] = centre % len(LABELS)
-        vectors = centres[centre] + rng.normal(size=(k, dim))
-        cells = table[np.clip(np.round(vectors * 100).astype(np.int64) + 2000, 0, len(table) - 1)]
-        rows = ",".join(f'{{"id":"i{start + j}","vector":[{",".join(cells[j])}]}}' for j in range(k))
+        vectors = np.clip(np.round((centres[centre] + rng.normal(size=(k, dim))) * 100), -2000, 2000)
+        yield start, vectors.astype(np.int64), (centre % len(LABELS)).astype(np.int8)
+
+
+def vector_bodies(n: int, dim: int, seed: int) -> tuple[list[str], np.ndarray]:
+    """Request bodies of :func:`vector_chunks`' items and no text, 10,000 a body, and each
+    item's label code. The JSON is put together from a table of the values' texts."""
+    table = np.array([f"{v:.2f}" for v in np.arange(-2000, 2001) / 100])
+    codes = np.empty(n, dtype=np.int8)
+    bodies = []
+    for start, hundredths, chunk_codes in vector_chunks(n, dim, seed):
+        codes[start : start + len(chunk_codes)] = chunk_codes
+        cells = table[hundredths + 2000]
+        rows = ",".join(f'{{"id":"i{start + j}","vector":[{",".join(cells[j])}]}}' for j in range(len(cells)))
         bodies.append(f'{{"items":[{rows}]}}')
     return bodies, codes
+
+
+def bare_pass(args: argparse.Namespace, processes: list[int], repeats: int = 3) -> dict[int, list[float]]:
+    """What more cores give the model's pass on this machine with nothing of alrank around
+    it: the same arithmetic as a retrain's pass (the classifier trained on 120 random labels
+    of the benchmark's vectors, then its probabilities and space for every item), split
+    into equal parts over ``processes`` forked processes; the seconds from fork to the last
+    join, per process count, ``repeats`` times in turn."""
+    import multiprocessing
+
+    from workers.models import train_single_label
+    from workers.shards import shard_result
+
+    parts = [(v / 100).astype(np.float32) for _, v, _ in vector_chunks(args.items, args.vectors, seed=1)]
+    x = np.concatenate(parts)
+    codes = np.concatenate([c for _, _, c in vector_chunks(args.items, args.vectors, seed=1)])
+    picked = np.random.default_rng(0).choice(args.items, 120, replace=False)
+    model = train_single_label(x[picked], [LABELS[c] for c in codes[picked]], 0, args.classifier)
+    context = multiprocessing.get_context("fork")
+    times: dict[int, list[float]] = {p: [] for p in processes}
+    for _ in range(repeats):
+        for p in processes:
+            edges = np.linspace(0, args.items, p + 1).astype(int)
+            started = time.perf_counter()
+            procs = [context.Process(target=shard_result, args=(model, x[a:b])) for a, b in pairwise(edges)]
+            for proc in procs:
+                proc.start()
+            for proc in procs:
+                proc.join()
+            times[p].append(time.perf_counter() - started)
+    return times
 
 
 def text_items(n: int, seed: int) -> tuple[list[list[dict]], np.ndarray]:
@@ -334,6 +373,17 @@ def main() -> None:
                 ratio = statistics.median(base[name]) / statistics.median(most[name])
                 what = "model pass" if name == "passes" else "label to served"
                 print(f"  speed-up of {counts[-1]} workers over {counts[0]}, {what}: {ratio:.2f}x")
+        if args.vectors:
+            bare = bare_pass(args, [counts[0], counts[-1]])
+            print(
+                f"the same pass's arithmetic alone, forked into equal parts ({args.classifier}, 120 labels):"
+            )
+            for p, seconds in bare.items():
+                print(f"  {p} process(es): median {spread(seconds)}")
+            ratio = statistics.median(bare[counts[0]]) / statistics.median(bare[counts[-1]])
+            print(
+                f"  speed-up of {counts[-1]} processes over {counts[0]}: {ratio:.2f}x (what the cores give)"
+            )
 
 
 if __name__ == "__main__":
