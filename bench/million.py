@@ -59,6 +59,9 @@ KINDS = (
 
 JOB_KINDS = ("work horse", "worker")
 
+POLL_SECONDS = 0.2
+"""How often :func:`follow` asks whether a retrain's model is served."""
+
 
 def kind(pid: int) -> str | None:
     line = cmdline(pid)
@@ -112,11 +115,12 @@ def directory_size(path: Path) -> int:
 
 
 def follow(ann: Annotator, job: str | None, started: float) -> tuple[int | None, float | None, str, dict]:
-    """Poll ``GET /next`` and the job every 50 ms until the job has ended and its model is
+    """Poll ``GET /next`` and the job every 200 ms until the job has ended and its model is
     served: (its model version, seconds from ``started`` to that version first being
     served, the job's seconds per stage, how its model's pass was split). The job's label
     assessment and gain run after its ranking is out, so the job ends a little after its
-    model is served."""
+    model is served. Polling more often would measure the benchmark itself: on two cores,
+    its requests take the time a second worker's shards need."""
     if job is None:
         return None, None, "no job", {}
     first_seen: dict[int, float] = {}
@@ -134,7 +138,7 @@ def follow(ann: Annotator, job: str | None, started: float) -> tuple[int | None,
             break
         if version is not None and served is not None and served >= version:
             break
-        time.sleep(0.05)
+        time.sleep(POLL_SECONDS)
     if not result.get("stage_seconds"):
         if answer.get("status") == "failed" and first_seen:
             # a first embedding longer than JOB_TIMEOUT: the job saved its rows and a
