@@ -161,7 +161,7 @@ class Plan:
         a, b = self.spans[index]
         proba, space = result
         self.proba[a:b] = proba
-        if self.space is not None and space is not None and not np.shares_memory(space, self.space):
+        if self.space is not None and space is not None and not np.may_share_memory(space, self.space):
             self.space[a:b] = space
         self.by[index] = holder
 
