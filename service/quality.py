@@ -83,7 +83,9 @@ class IssueSchema(ma.Schema):
     )
     annotators = ma.fields.Dict(metadata={"description": "Each annotator's label for the item"})
     queued_for_review = ma.fields.Boolean(
-        metadata={"description": "Whether review_share sends it to another annotator"}
+        metadata={
+            "description": "Whether it waits for a second opinion: in the review queue, not answered since"
+        }
     )
 
 
@@ -123,7 +125,7 @@ def label_issues_of(project: str, schema_name: str, limit: int) -> dict:
     if doc is None:
         return {"schema": schema, "status": "not_computed", "checked": 0, "flagged": 0, "issues": []}
     found = doc["label_issues"]
-    waiting = set(store.queue_items(project, schema, "review"))
+    waiting = store.queue_waiting(project, schema, "review")
     shown = found["issues"][:limit]
     docs = store.get_items(project, [i["item"] for i in shown]) if shown else []
     issues = [

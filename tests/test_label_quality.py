@@ -196,6 +196,18 @@ def test_planted_flipped_labels_are_flagged_and_sent_for_review(client, run_jobs
     assert not {it["id"] for it in batch(client, "cy", 10) if it["source"] == "review"} & {
         it["id"] for it in review
     }
+    # handed out, an issue is still waiting for its second opinion; answered, it is not
+    held = {it["id"] for it in review}
+
+    def listed() -> dict:
+        return client.get(f"/v1/projects/digits/label-issues?schema={SCHEMA}&limit=1000").json
+
+    assert {i["item"] for i in listed()["issues"] if i["queued_for_review"]} == flagged
+    answered = sorted(held)[0]
+    assert send(client, [(answered, y[int(answered[1:])])], "ben").status_code == 200
+    after = listed()
+    assert after["queued_for_review"] == len(flagged) - 1
+    assert {i["item"] for i in after["issues"] if i["queued_for_review"]} == flagged - {answered}
 
 
 def test_review_sends_only_the_issues_scored_at_least_review_min_score(client, run_jobs, digits):

@@ -33,6 +33,26 @@ class Quality:
         head = int(self.redis.get(keys.queue_head(project, schema, queue)) or 0)
         return [text(i) for i in self.redis.lrange(keys.queue(project, schema, queue), head, -1)]
 
+    def queue_waiting(self, project: str, schema: str, queue: str) -> set[str]:
+        """The queue's items still wanting another annotator, as ``GET /next`` judges them:
+        listed, still in the pool, and with as many annotators as when listed (an item
+        handed out but not answered still waits; the head passes answered items only
+        when a request walks over them)."""
+        ids = self.queue_items(project, schema, queue)
+        if not ids:
+            return set()
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hmget(keys.queue_due(project, schema, queue), ids)
+            pipe.hmget(keys.annotator_counts(project, schema), ids)
+            for i in ids:
+                pipe.hexists(keys.items(project), i)
+            due, counts, *present = pipe.execute()
+        return {
+            i
+            for i, listed, n, there in zip(ids, due, counts, present, strict=True)
+            if there and listed is not None and listed == (n or b"0")
+        }
+
     def save_quality(self, project: str, schema: str, doc: dict) -> None:
         self.redis.set(keys.quality(project, schema), json.dumps({**doc, "computed_at": now_iso()}))
 
