@@ -76,9 +76,9 @@ def spans(candidates: int, workers: int) -> list[tuple[int, int]]:
     """Each shard's [start, stop) in candidate order, for ``workers`` scoring them
     (guided self-scheduling): a shard is the rows not yet handed out over twice the
     workers, at most ``SHARD_ROWS`` and at least an eighth of it (the last takes in a
-    remainder smaller than that). The first shards are
-    whole, the last small: a helper that started late, or a slower worker, costs the
-    pass a small shard's time at the end, not a whole one's."""
+    remainder smaller than that). The first shards are whole, the last small: a helper
+    that started late, or a slower worker, costs the pass a small shard's time at the
+    end, not a whole one's."""
     least = max(1, defaults.SHARD_ROWS // 8)
     out: list[tuple[int, int]] = []
     start = 0
