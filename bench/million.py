@@ -17,7 +17,9 @@ model version to be served by ``GET /next``. Prints:
 
 - with ``--workers 1,2``, one run per worker count and the speed-up of the model's pass
   over the pool, which a large pool splits into shards for the free workers
-  (``workers.shards``), and of label to served model.
+  (``workers.shards``), and of label to served model; with ``--vectors`` too, the same
+  pass's arithmetic bare, in one process and forked into two (:func:`bare_pass`): what the
+  cores give it, in the same run.
 
 With ``--vectors D`` the items are ``D`` numbers each and no text (``--classifier
 random_forest`` suits them), uploaded from a client that spends little on the JSON.
