@@ -215,9 +215,9 @@ def bare_pass(args: argparse.Namespace, processes: list[int], repeats: int = 3) 
     from workers.models import train_single_label
     from workers.shards import shard_result
 
-    parts = [(v / 100).astype(np.float32) for _, v, _ in vector_chunks(args.items, args.vectors, seed=1)]
-    x = np.concatenate(parts)
-    codes = np.concatenate([c for _, _, c in vector_chunks(args.items, args.vectors, seed=1)])
+    chunks = list(vector_chunks(args.items, args.vectors, seed=1))
+    x = np.concatenate([(v / 100).astype(np.float32) for _, v, _ in chunks])
+    codes = np.concatenate([c for _, _, c in chunks])
     picked = np.random.default_rng(0).choice(args.items, 120, replace=False)
     model = train_single_label(x[picked], [LABELS[c] for c in codes[picked]], 0, args.classifier)
     context = multiprocessing.get_context("fork")

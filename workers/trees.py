@@ -104,7 +104,11 @@ def fit_tree(kind: str, random_state: int, params: dict | None, x, y):
 
 def tree_logits(est, x) -> np.ndarray:
     """Log-probabilities, floored: what the temperature divides."""
-    return np.log(np.maximum(est.predict_proba(x), PROBA_FLOOR))
+    return floored_log(est.predict_proba(x))
+
+
+def floored_log(proba: np.ndarray) -> np.ndarray:
+    return np.log(np.maximum(proba, PROBA_FLOOR))
 
 
 def forest_walk(
@@ -167,7 +171,7 @@ class TreeModel:
         if self.has_committee:
             proba, space = forest_walk(self.estimator, x, SPACE_TREES, space=space)
             assert proba is not None
-            return self._softmax(np.log(np.maximum(proba, PROBA_FLOOR))), space
+            return self._softmax(floored_log(proba)), space
         z = tree_logits(self.estimator, x)
         return self._softmax(z), z.astype(np.float32)
 
